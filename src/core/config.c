@@ -1,0 +1,309 @@
+/* config: the settings table and comet.ini loading; see config.h. */
+#include "core/config.h"
+#include "core/alloc.h"
+#include "core/ini.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum opt_type { OPT_STR, OPT_INT, OPT_PORT, OPT_BOOL, OPT_SIZE, OPT_LEVEL, OPT_LIST, OPT_ENUM, OPT_LEGACY };
+
+struct opt {
+    const char *section, *key;
+    enum opt_type type;
+    size_t offset;
+    const char *def;
+    int64_t min, max;
+    bool reloadable;
+    const char *choices; /* OPT_ENUM: "a|b|c" */
+};
+
+#define F(field) offsetof(struct config, field)
+#define KiB      1024LL
+#define MiB      (1024LL * 1024)
+static const struct opt opts[] = {
+    {"main", "password", OPT_STR, F(password), "password", 0, 0, true, NULL},
+    {"main", "node_name", OPT_STR, F(node_name), "ccomet", 0, 0, false, NULL},
+    {"main", "base_dir", OPT_STR, F(base_dir), "web", 0, 0, false, NULL},
+    {"main", "send_user_online_events", OPT_BOOL, F(send_user_online_events), "true", 0, 0, true, NULL},
+    {"main", "send_user_offline_events", OPT_BOOL, F(send_user_offline_events), "true", 0, 0, true, NULL},
+    {"main", "save_users_last_online_time", OPT_BOOL, F(save_users_last_online_time), "true", 0, 0, true, NULL},
+    {"main", "dev_index_size", OPT_INT, F(dev_index_size), "1000000000", 1, 2147483647LL, false, NULL},
+
+    {"cometql", "ip", OPT_STR, F(cometql_ip), "0.0.0.0", 0, 0, false, NULL},
+    {"cometql", "port", OPT_PORT, F(cometql_port), "3307", 1, 65535, false, NULL},
+    {"cometql", "max_connections", OPT_INT, F(cometql_max_connections), "4096", 1, 1000000, true, NULL},
+    {"cometql", "max_packet", OPT_SIZE, F(cometql_max_packet), "64M", 4 * KiB, 1024 * MiB, true, NULL},
+    {"cometql", "max_query_length", OPT_SIZE, F(cometql_max_query_length), "64M", 64, 1024 * MiB, true, NULL},
+    {"cometql", "max_message_size", OPT_SIZE, F(cometql_max_message_size), "1M", 16, 1024 * MiB, true, NULL},
+    {"cometql", "max_in_values", OPT_INT, F(cometql_max_in_values), "4000", 1, 1000000, true, NULL},
+    {"cometql", "max_conditions", OPT_INT, F(cometql_max_conditions), "16", 1, 1000, true, NULL},
+    {"cometql", "max_result_rows", OPT_INT, F(cometql_max_result_rows), "100000", 1, 100000000, true, NULL},
+    {"cometql", "max_prepared_statements", OPT_INT, F(cometql_max_prepared), "1024", 1, 1000000, true, NULL},
+    {"cometql", "connect_timeout", OPT_INT, F(cometql_connect_timeout), "10", 1, 3600, true, NULL},
+    {"cometql", "idle_timeout", OPT_INT, F(cometql_idle_timeout), "28800", 1, 31536000, true, NULL},
+    {"cometql", "max_output", OPT_SIZE, F(cometql_max_output), "4M", 64 * KiB, 1024 * MiB, true, NULL},
+    {"cometql", "ssl_cert", OPT_STR, F(cometql_ssl_cert), "", 0, 0, false, NULL},
+    {"cometql", "ssl_key", OPT_STR, F(cometql_ssl_key), "", 0, 0, false, NULL},
+
+    {"ws", "ip", OPT_STR, F(ws_ip), "0.0.0.0", 0, 0, false, NULL},
+    {"ws", "port", OPT_PORT, F(ws_port), "8087", 1, 65535, false, NULL},
+
+    {"freeswitch", "ip", OPT_STR, F(freeswitch_ip), "127.0.0.1", 0, 0, false, NULL},
+    {"freeswitch", "port", OPT_PORT, F(freeswitch_port), "8082", 1, 65535, false, NULL},
+
+    {"sip", "pipesalt", OPT_STR, F(sip_pipesalt), "pipesalt", 0, 0, false, NULL},
+    {"sip", "freeswitch", OPT_LIST, F(sip_freeswitch), "", 0, 0, false, NULL},
+
+    {"store", "type", OPT_ENUM, F(store_type), "sqlite", 0, 0, false, "sqlite"},
+    {"store", "path", OPT_STR, F(store_path), "var/ccomet.db", 0, 0, false, NULL},
+    {"store", "synchronous", OPT_ENUM, F(store_synchronous), "normal", 0, 0, false, "normal|full"},
+    {"store", "queue_ttl", OPT_INT, F(store_queue_ttl), "86400", 1, 315360000LL, true, NULL},
+    {"store", "trust_ttl", OPT_INT, F(store_trust_ttl), "86400", 1, 315360000LL, true, NULL},
+    {"store", "history_max", OPT_INT, F(store_history_max), "1000", 0, 1000000, true, NULL},
+
+    {"log", "level", OPT_LEVEL, F(log_level), "info", 0, 0, true, NULL},
+};
+
+/* CppComet keys that ccomet accepts and ignores (its threads, buffers and SaaS features). */
+static const char *legacy[] = {
+    "main.useQueryLoger", "main.buf_size", "main.answer_buf_size", "main.fragment_buf_size",
+    "main.fragment_buf_max_size", "main.pidfile", "main.api_version", "main.isTest",
+    "*.thread_num", "*.backlog", "*.epoll_size", "*.statistics", "*.benchmark",
+    "*.uptimeTestInterval", "*.maxUptime", "*.cluster", "ws.host", "sip.port", "sip.host",
+    "statistics.*", "benchmark.*", "content-type.*", "http.*", "db.*", "cometqlproxy.*", "log.*",
+};
+
+static bool legacy_key(const char *section, const char *key)
+{
+    for (size_t i = 0; i < sizeof legacy / sizeof legacy[0]; i++) {
+        const char *dot = strchr(legacy[i], '.');
+        size_t sl = (size_t)(dot - legacy[i]);
+        bool sec_ok = (sl == 1 && legacy[i][0] == '*') ||
+                      (strlen(section) == sl && strncmp(section, legacy[i], sl) == 0);
+        bool key_ok = strcmp(dot + 1, "*") == 0 || strcmp(dot + 1, key) == 0;
+        if (sec_ok && key_ok) return true;
+    }
+    return false;
+}
+
+static bool parse_int(const char *s, int64_t *out, bool size_suffix)
+{
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || errno) return false;
+    if (size_suffix && *end) {
+        long long mult = 1;
+        switch (*end) {
+        case 'k': case 'K': mult = KiB; break;
+        case 'm': case 'M': mult = MiB; break;
+        case 'g': case 'G': mult = 1024 * MiB; break;
+        default: return false;
+        }
+        end++;
+        if (v > INT64_MAX / mult || v < INT64_MIN / mult) return false;
+        v *= mult;
+    }
+    if (*end) return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+    static const char *yes[] = {"true", "True", "TRUE", "yes", "on", "1"};
+    static const char *no[] = {"false", "False", "FALSE", "no", "off", "0"};
+    for (size_t i = 0; i < 6; i++) {
+        if (strcmp(s, yes[i]) == 0) return *out = true, true;
+        if (strcmp(s, no[i]) == 0) return *out = false, true;
+    }
+    return false;
+}
+
+static bool enum_ok(const char *choices, const char *v)
+{
+    size_t n = strlen(v);
+    for (const char *c = choices; c && *c;) {
+        const char *bar = strchr(c, '|');
+        size_t len = bar ? (size_t)(bar - c) : strlen(c);
+        if (len == n && strncmp(c, v, n) == 0) return true;
+        c = bar ? bar + 1 : NULL;
+    }
+    return false;
+}
+
+struct load_ctx {
+    struct config *c;
+    char *err;
+    size_t errlen;
+};
+
+static int set_opt(struct config *c, const struct opt *o, const char *value, char *err, size_t errlen,
+                   int line)
+{
+    char *base = (char *)c + o->offset;
+    int64_t v;
+    switch (o->type) {
+    case OPT_STR:
+    case OPT_ENUM:
+        if (o->type == OPT_ENUM && !enum_ok(o->choices, value)) {
+            snprintf(err, errlen, "line %d: [%s] %s = \"%s\" is invalid (expected %s)", line,
+                     o->section, o->key, value, o->choices);
+            return -1;
+        }
+        xfree(*(char **)base);
+        *(char **)base = xstrdup(value);
+        return 0;
+    case OPT_INT:
+    case OPT_PORT:
+    case OPT_SIZE:
+        if (!parse_int(value, &v, o->type == OPT_SIZE) || v < o->min || v > o->max) {
+            snprintf(err, errlen, "line %d: [%s] %s = \"%s\" is invalid (expected %s %lld..%lld)",
+                     line, o->section, o->key, value, o->type == OPT_SIZE ? "a size" : "an integer",
+                     (long long)o->min, (long long)o->max);
+            return -1;
+        }
+        if (o->type == OPT_PORT) *(int *)base = (int)v;
+        else *(int64_t *)base = v;
+        return 0;
+    case OPT_BOOL:
+        if (!parse_bool(value, (bool *)base)) {
+            snprintf(err, errlen, "line %d: [%s] %s = \"%s\" is invalid (expected true or false)",
+                     line, o->section, o->key, value);
+            return -1;
+        }
+        return 0;
+    case OPT_LEVEL:
+        if (!log_parse_level(value, (enum log_level *)base)) {
+            snprintf(err, errlen,
+                     "line %d: [%s] %s = \"%s\" is invalid (expected crit|error|warn|info|debug "
+                     "or 100..600)",
+                     line, o->section, o->key, value);
+            return -1;
+        }
+        return 0;
+    case OPT_LIST: {
+        struct config_list *l = (struct config_list *)base;
+        const char *item = strncmp(value, "[]", 2) == 0 ? value + 2 : value;
+        if (!*item) return 0;
+        l->items = xrealloc(l->items, (l->n + 1) * sizeof *l->items);
+        l->items[l->n++] = xstrdup(item);
+        return 0;
+    }
+    case OPT_LEGACY: return 0;
+    }
+    return 0;
+}
+
+static int on_entry(void *ctx, const char *section, const char *key, const char *value, int line)
+{
+    struct load_ctx *lc = ctx;
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        if (strcmp(opts[i].section, section) == 0 && strcmp(opts[i].key, key) == 0)
+            return set_opt(lc->c, &opts[i], value, lc->err, lc->errlen, line);
+    }
+    if (strcmp(section, "log") == 0) return 0; /* CppComet per-tag levels */
+    if (legacy_key(section, key)) {
+        LOG(LOG_DEBUG, "config", "msg=\"CppComet key ignored\" section=%s key=%s line=%d", section,
+            key, line);
+        return 0;
+    }
+    LOG(LOG_WARN, "config", "msg=\"unknown key ignored\" section=%s key=%s line=%d", section, key,
+        line);
+    return 0;
+}
+
+struct config *config_defaults(void)
+{
+    struct config *c = xcalloc(1, sizeof *c);
+    char err[256];
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        if (opts[i].type == OPT_LIST) continue;
+        if (set_opt(c, &opts[i], opts[i].def, err, sizeof err, 0) != 0) {
+            fprintf(stderr, "bad built-in default: %s\n", err);
+            abort();
+        }
+    }
+    return c;
+}
+
+struct config *config_load(const char *path, char *err, size_t errlen)
+{
+    struct config *c = config_defaults();
+    if (!path) return c;
+    c->path = xstrdup(path);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        config_free(c);
+        return NULL;
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0, n;
+    char chunk[8192];
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + n > 16 * MiB) break;
+        if (len + n > cap) {
+            cap = (len + n) * 2;
+            text = xrealloc(text, cap);
+        }
+        memcpy(text + len, chunk, n);
+        len += n;
+    }
+    fclose(f);
+    struct load_ctx lc = {c, err, errlen};
+    int rc = ini_parse(text ? text : "", len, on_entry, &lc, err, errlen);
+    xfree(text);
+    if (rc != 0) {
+        config_free(c);
+        return NULL;
+    }
+    if (!!*c->cometql_ssl_cert != !!*c->cometql_ssl_key) {
+        snprintf(err, errlen, "[cometql] ssl_cert and ssl_key must be given together");
+        config_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void config_free(struct config *c)
+{
+    if (!c) return;
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        char *base = (char *)c + opts[i].offset;
+        if (opts[i].type == OPT_STR || opts[i].type == OPT_ENUM) xfree(*(char **)base);
+        if (opts[i].type == OPT_LIST) {
+            struct config_list *l = (struct config_list *)base;
+            for (size_t j = 0; j < l->n; j++) xfree(l->items[j]);
+            xfree(l->items);
+        }
+    }
+    xfree(c->path);
+    xfree(c);
+}
+
+void config_log_restart_needed(const struct config *old, const struct config *neu)
+{
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        const struct opt *o = &opts[i];
+        if (o->reloadable) continue;
+        const char *a = (const char *)old + o->offset, *b = (const char *)neu + o->offset;
+        bool differ = false;
+        switch (o->type) {
+        case OPT_STR:
+        case OPT_ENUM: differ = strcmp(*(char *const *)a, *(char *const *)b) != 0; break;
+        case OPT_PORT: differ = *(const int *)a != *(const int *)b; break;
+        case OPT_INT:
+        case OPT_SIZE: differ = *(const int64_t *)a != *(const int64_t *)b; break;
+        case OPT_BOOL: differ = *(const bool *)a != *(const bool *)b; break;
+        default: break;
+        }
+        if (differ)
+            LOG(LOG_WARN, "config", "msg=\"changed setting needs a restart\" section=%s key=%s",
+                o->section, o->key);
+    }
+}

@@ -1,0 +1,80 @@
+/* config: ccomet's settings, one typed table (section, key, type, default, bounds, reloadable)
+ * that parses comet.ini into an immutable struct config. An unknown key is a warning; an
+ * invalid value is an error naming section and key. CppComet keys that ccomet has no use for
+ * (thread_num, epoll_size, buf_size ...) are accepted and ignored with a debug note, so that an
+ * existing comet.ini starts unchanged. Reload (SIGHUP) builds a new struct and the caller
+ * applies the fields marked reloadable. */
+#ifndef CC_CONFIG_H
+#define CC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/log.h"
+
+struct config_list {
+    char **items;
+    size_t n;
+};
+
+struct config {
+    char *path; /* the file read, or NULL when running on defaults */
+
+    /* [main] */
+    char *password;  /* CometQL password; JWT secret prefix */
+    char *node_name;
+    char *base_dir;  /* static files for the ws port */
+    bool send_user_online_events, send_user_offline_events, save_users_last_online_time;
+    int64_t dev_index_size; /* tenants: dev_id in [0, dev_index_size) */
+
+    /* [cometql] */
+    char *cometql_ip;
+    int cometql_port;
+    int64_t cometql_max_connections;
+    int64_t cometql_max_packet;        /* max_allowed_packet: largest client payload */
+    int64_t cometql_max_query_length;  /* bytes of one query text */
+    int64_t cometql_max_message_size;  /* bytes of one message/data value */
+    int64_t cometql_max_in_values;     /* values in one IN list / rows in one INSERT */
+    int64_t cometql_max_conditions;
+    int64_t cometql_max_result_rows;
+    int64_t cometql_max_prepared;      /* prepared statements per connection */
+    int64_t cometql_connect_timeout;   /* seconds to finish the handshake */
+    int64_t cometql_idle_timeout;      /* seconds without a command (MySQL wait_timeout) */
+    int64_t cometql_max_output;        /* bytes queued to one client before reading pauses */
+    char *cometql_ssl_cert, *cometql_ssl_key;
+
+    /* [ws] */
+    char *ws_ip;
+    int ws_port;
+
+    /* [freeswitch] (directory endpoint, Video API issue) */
+    char *freeswitch_ip;
+    int freeswitch_port;
+
+    /* [sip] */
+    char *sip_pipesalt;
+    struct config_list sip_freeswitch;
+
+    /* [store] */
+    char *store_type; /* "sqlite" */
+    char *store_path;
+    char *store_synchronous; /* "normal" (survives a process crash) or "full" (power loss) */
+    int64_t store_queue_ttl;    /* seconds an offline users_messages row is kept */
+    int64_t store_trust_ttl;    /* seconds trust_ pipe history is kept */
+    int64_t store_history_max;  /* max pipes_settings length */
+
+    /* [log] */
+    enum log_level log_level;
+};
+
+/* Loads path (NULL: defaults only). Returns NULL and fills err on an invalid value or an
+ * unreadable file. (transfer full) */
+struct config *config_load(const char *path, char *err, size_t errlen);
+/* Defaults, as config_load(NULL). (transfer full) */
+struct config *config_defaults(void);
+void config_free(struct config *c);
+/* Logs which non-reloadable settings differ between old and new. */
+void config_log_restart_needed(const struct config *old, const struct config *neu);
+
+#endif

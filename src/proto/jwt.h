@@ -1,0 +1,21 @@
+/* jwt: verification of HS256 JSON Web Tokens, sans I/O: base64url, HMAC-SHA256 (OpenSSL) and the
+ * claims ccomet reads (`user_id`, `exp`). CppComet signs with secret = password + dev_id. */
+#ifndef CC_JWT_H
+#define CC_JWT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum jwt_status { JWT_VALID = 0, JWT_MALFORMED, JWT_UNSUPPORTED, JWT_BAD_SIGNATURE, JWT_EXPIRED };
+
+/* Checks token's structure, algorithm (HS256 only), signature and `exp` (when present) against
+ * now. On JWT_VALID, *user_id is the payload's user_id (number or decimal string), or -1. */
+enum jwt_status jwt_verify_hs256(const char *token, size_t len, const char *secret,
+                                 size_t secret_len, int64_t now, int64_t *user_id);
+
+/* Signs a payload (JSON text) with HS256: out gets header.payload.signature, NUL-terminated.
+ * Returns the length, or 0 if out is too small. For tests and tools. */
+size_t jwt_sign_hs256(const char *payload_json, const char *secret, size_t secret_len, char *out,
+                      size_t out_size);
+
+#endif

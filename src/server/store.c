@@ -1,0 +1,421 @@
+/* store: SQLite schema, prepared statements and group commit; see store.h. It must never block
+ * on anything but the database file, and never commit behind the server's back: commits happen
+ * only in store_commit(), which the loop calls before replies are sent. */
+#include "server/store.h"
+#include "core/alloc.h"
+#include "core/log.h"
+
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+enum stmt_id {
+    S_BEGIN, S_COMMIT, S_ROLLBACK,
+    S_AUTH_PUT, S_AUTH_GET, S_AUTH_DEL, S_AUTH_LIST,
+    S_DATA_PUT, S_DATA_GET, S_DATA_DEL, S_DATA_LIST,
+    S_TOKEN_PUT, S_TOKEN_GET, S_TOKEN_DEL, S_TOKEN_LIST,
+    S_TIME_PUT, S_TIME_GET, S_TIME_LIST,
+    S_QUEUE_ADD, S_QUEUE_LIST, S_QUEUE_LIST_ALL, S_QUEUE_DEL_USER, S_QUEUE_DEL_ID,
+    S_HIST_ADD, S_HIST_TRIM, S_HIST_LIST, S_HIST_DEL_PIPE, S_HIST_DEL_ID,
+    S_PSET_PUT, S_PSET_GET, S_PSET_DEL, S_PSET_LIST,
+    S_PURGE_QUEUE, S_PURGE_TRUST,
+    S_COUNT
+};
+
+static const char *const sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_AUTH_PUT] = "INSERT INTO users_auth(dev_id,user_id,hash) VALUES(?1,?2,?3) "
+                   "ON CONFLICT(dev_id,user_id) DO UPDATE SET hash=excluded.hash",
+    [S_AUTH_GET] = "SELECT user_id,hash FROM users_auth WHERE dev_id=?1 AND user_id=?2",
+    [S_AUTH_DEL] = "DELETE FROM users_auth WHERE dev_id=?1 AND user_id=?2",
+    [S_AUTH_LIST] = "SELECT user_id,hash FROM users_auth WHERE dev_id=?1 ORDER BY user_id LIMIT ?2",
+    [S_DATA_PUT] = "INSERT INTO users_data(dev_id,user_id,data) VALUES(?1,?2,?3) "
+                   "ON CONFLICT(dev_id,user_id) DO UPDATE SET data=excluded.data",
+    [S_DATA_GET] = "SELECT user_id,data FROM users_data WHERE dev_id=?1 AND user_id=?2",
+    [S_DATA_DEL] = "DELETE FROM users_data WHERE dev_id=?1 AND user_id=?2",
+    [S_DATA_LIST] = "SELECT user_id,data FROM users_data WHERE dev_id=?1 ORDER BY user_id LIMIT ?2",
+    [S_TOKEN_PUT] = "INSERT INTO revoked_tokens(dev_id,token,time) VALUES(?1,?2,?3) "
+                    "ON CONFLICT(dev_id,token) DO NOTHING",
+    [S_TOKEN_GET] = "SELECT token FROM revoked_tokens WHERE dev_id=?1 AND token=?2",
+    [S_TOKEN_DEL] = "DELETE FROM revoked_tokens WHERE dev_id=?1 AND token=?2",
+    [S_TOKEN_LIST] = "SELECT token FROM revoked_tokens WHERE dev_id=?1 ORDER BY time, token LIMIT ?2",
+    [S_TIME_PUT] = "INSERT INTO users_time(dev_id,user_id,time) VALUES(?1,?2,?3) "
+                   "ON CONFLICT(dev_id,user_id) DO UPDATE SET time=excluded.time",
+    [S_TIME_GET] = "SELECT user_id,time FROM users_time WHERE dev_id=?1 AND user_id=?2",
+    [S_TIME_LIST] = "SELECT user_id,time FROM users_time WHERE dev_id=?1 ORDER BY user_id LIMIT ?2",
+    [S_QUEUE_ADD] = "INSERT INTO users_messages(dev_id,user_id,time,event,message) "
+                    "VALUES(?1,?2,?3,?4,?5)",
+    [S_QUEUE_LIST] = "SELECT user_id,id,time,event,message FROM users_messages "
+                     "WHERE dev_id=?1 AND user_id=?2 ORDER BY id LIMIT ?3",
+    [S_QUEUE_LIST_ALL] = "SELECT user_id,id,time,event,message FROM users_messages "
+                         "WHERE dev_id=?1 ORDER BY id LIMIT ?2",
+    [S_QUEUE_DEL_USER] = "DELETE FROM users_messages WHERE dev_id=?1 AND user_id=?2",
+    [S_QUEUE_DEL_ID] = "DELETE FROM users_messages WHERE dev_id=?1 AND id=?2",
+    [S_HIST_ADD] = "INSERT INTO pipe_messages(dev_id,pipe,time,event,message,user_id) "
+                   "VALUES(?1,?2,?3,?4,?5,?6)",
+    [S_HIST_TRIM] = "DELETE FROM pipe_messages WHERE dev_id=?1 AND pipe=?2 AND id <= "
+                    "(SELECT id FROM pipe_messages WHERE dev_id=?1 AND pipe=?2 "
+                    "ORDER BY id DESC LIMIT 1 OFFSET ?3)",
+    [S_HIST_LIST] = "SELECT id,time,pipe,event,message,user_id FROM "
+                    "(SELECT * FROM pipe_messages WHERE dev_id=?1 AND pipe=?2 "
+                    "ORDER BY id DESC LIMIT ?3) ORDER BY id",
+    [S_HIST_DEL_PIPE] = "DELETE FROM pipe_messages WHERE dev_id=?1 AND pipe=?2",
+    [S_HIST_DEL_ID] = "DELETE FROM pipe_messages WHERE dev_id=?1 AND id=?2",
+    [S_PSET_PUT] = "INSERT INTO pipes_settings(dev_id,name,length) VALUES(?1,?2,?3) "
+                   "ON CONFLICT(dev_id,name) DO UPDATE SET length=excluded.length",
+    [S_PSET_GET] = "SELECT name,length FROM pipes_settings WHERE dev_id=?1 AND name=?2",
+    [S_PSET_DEL] = "DELETE FROM pipes_settings WHERE dev_id=?1 AND name=?2",
+    [S_PSET_LIST] = "SELECT name,length FROM pipes_settings WHERE dev_id=?1 ORDER BY name LIMIT ?2",
+    [S_PURGE_QUEUE] = "DELETE FROM users_messages WHERE time < ?1",
+    [S_PURGE_TRUST] = "DELETE FROM pipe_messages WHERE time < ?1 AND pipe LIKE 'trust\\_%' ESCAPE '\\'",
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS users_auth(dev_id INTEGER NOT NULL, user_id INTEGER NOT NULL,"
+    " hash TEXT NOT NULL, PRIMARY KEY(dev_id,user_id)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS users_data(dev_id INTEGER NOT NULL, user_id INTEGER NOT NULL,"
+    " data TEXT NOT NULL, PRIMARY KEY(dev_id,user_id)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS revoked_tokens(dev_id INTEGER NOT NULL, token TEXT NOT NULL,"
+    " time INTEGER NOT NULL, PRIMARY KEY(dev_id,token)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS users_time(dev_id INTEGER NOT NULL, user_id INTEGER NOT NULL,"
+    " time INTEGER NOT NULL, PRIMARY KEY(dev_id,user_id)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS users_messages(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " dev_id INTEGER NOT NULL, user_id INTEGER NOT NULL, time INTEGER NOT NULL,"
+    " event TEXT NOT NULL, message TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS users_messages_user ON users_messages(dev_id,user_id,id);"
+    "CREATE INDEX IF NOT EXISTS users_messages_time ON users_messages(time);"
+    "CREATE TABLE IF NOT EXISTS pipe_messages(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " dev_id INTEGER NOT NULL, pipe TEXT NOT NULL, time INTEGER NOT NULL, event TEXT NOT NULL,"
+    " message TEXT NOT NULL, user_id INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS pipe_messages_pipe ON pipe_messages(dev_id,pipe,id);"
+    "CREATE INDEX IF NOT EXISTS pipe_messages_time ON pipe_messages(time);"
+    "CREATE TABLE IF NOT EXISTS pipes_settings(dev_id INTEGER NOT NULL, name TEXT NOT NULL,"
+    " length INTEGER NOT NULL, PRIMARY KEY(dev_id,name)) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO meta(key,value) VALUES('schema_version','1');";
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[S_COUNT];
+    bool in_txn;
+    char err[256];
+};
+
+static int fail(struct store *s, const char *what)
+{
+    snprintf(s->err, sizeof s->err, "%s: %s", what, sqlite3_errmsg(s->db));
+    LOG_RATELIMITED(LOG_ERROR, "store", "msg=\"storage error\" op=%s error=\"%s\"", what,
+                    sqlite3_errmsg(s->db));
+    return -1;
+}
+
+const char *store_errmsg(const struct store *s)
+{
+    return s->err;
+}
+
+struct store *store_open(const char *path, bool sync_full, char *err, size_t errlen)
+{
+    struct store *s = xcalloc(1, sizeof *s);
+    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                               SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open store %s: %s", path,
+                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        sqlite3_close(s->db);
+        xfree(s);
+        return NULL;
+    }
+    char pragmas[256];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
+             "PRAGMA busy_timeout=5000; PRAGMA wal_autocheckpoint=4000;",
+             sync_full ? "FULL" : "NORMAL");
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, pragmas, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot initialise store %s: %s", path, msg ? msg : "?");
+        sqlite3_free(msg);
+        sqlite3_close(s->db);
+        xfree(s);
+        return NULL;
+    }
+    for (int i = 0; i < S_COUNT; i++) {
+        if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i], NULL) !=
+            SQLITE_OK) {
+            snprintf(err, errlen, "cannot prepare statement %d: %s", i, sqlite3_errmsg(s->db));
+            store_close(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+void store_close(struct store *s)
+{
+    if (!s) return;
+    if (s->in_txn) store_commit(s);
+    for (int i = 0; i < S_COUNT; i++) sqlite3_finalize(s->stmt[i]);
+    sqlite3_close(s->db);
+    xfree(s);
+}
+
+bool store_dirty(const struct store *s)
+{
+    return s->in_txn;
+}
+
+static int run_simple(struct store *s, enum stmt_id id)
+{
+    sqlite3_stmt *st = s->stmt[id];
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : fail(s, sql[id]);
+}
+
+static int begin_write(struct store *s)
+{
+    if (s->in_txn) return 0;
+    if (run_simple(s, S_BEGIN) != 0) return -1;
+    s->in_txn = true;
+    return 0;
+}
+
+int store_commit(struct store *s)
+{
+    if (!s->in_txn) return 0;
+    s->in_txn = false;
+    if (run_simple(s, S_COMMIT) == 0) return 0;
+    run_simple(s, S_ROLLBACK);
+    return -1;
+}
+
+
+/* Binds ?1.. from a compact spec: 'i' int64, 's' (ptr, len) string. */
+static sqlite3_stmt *bind(struct store *s, enum stmt_id id, const char *spec, ...)
+{
+    sqlite3_stmt *st = s->stmt[id];
+    va_list ap;
+    va_start(ap, spec);
+    for (int i = 1; *spec; spec++, i++) {
+        if (*spec == 'i') {
+            sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+        } else {
+            const char *p = va_arg(ap, const char *);
+            size_t n = va_arg(ap, size_t);
+            sqlite3_bind_text64(st, i, p ? p : "", n, SQLITE_STATIC, SQLITE_UTF8);
+        }
+    }
+    va_end(ap);
+    return st;
+}
+
+/* Runs a write statement; returns rows changed or -1. */
+static int exec_write(struct store *s, enum stmt_id id, sqlite3_stmt *st)
+{
+    if (begin_write(s) != 0) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return -1;
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE) return fail(s, sql[id]);
+    return sqlite3_changes(s->db);
+}
+
+/* Runs a query, calling fn per row; returns rows seen or -1. */
+static int exec_rows(struct store *s, enum stmt_id id, sqlite3_stmt *st, store_row_fn fn, void *ctx)
+{
+    struct value cols[8];
+    int rows = 0, rc;
+    int ncol = sqlite3_column_count(st);
+    if (ncol > 8) ncol = 8;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int c = 0; c < ncol; c++) {
+            switch (sqlite3_column_type(st, c)) {
+            case SQLITE_INTEGER: cols[c] = value_int(sqlite3_column_int64(st, c)); break;
+            case SQLITE_NULL: cols[c] = value_null(); break;
+            default: {
+                const char *t = (const char *)sqlite3_column_text(st, c);
+                cols[c] = value_str(t ? t : "", (size_t)sqlite3_column_bytes(st, c));
+            }
+            }
+        }
+        rows++;
+        if (fn && fn(ctx, cols, (size_t)ncol) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE) return fail(s, sql[id]);
+    return rows;
+}
+
+#define STR(p, n) (p), (size_t)(n)
+
+int store_auth_put(struct store *s, int64_t dev, int64_t user, const char *hash, size_t len)
+{
+    return exec_write(s, S_AUTH_PUT, bind(s, S_AUTH_PUT, "iis", dev, user, STR(hash, len)));
+}
+int store_auth_get(struct store *s, int64_t dev, int64_t user, store_row_fn fn, void *ctx)
+{
+    return exec_rows(s, S_AUTH_GET, bind(s, S_AUTH_GET, "ii", dev, user), fn, ctx);
+}
+int store_auth_delete(struct store *s, int64_t dev, int64_t user)
+{
+    return exec_write(s, S_AUTH_DEL, bind(s, S_AUTH_DEL, "ii", dev, user));
+}
+int store_auth_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx)
+{
+    return exec_rows(s, S_AUTH_LIST, bind(s, S_AUTH_LIST, "ii", dev, limit), fn, ctx);
+}
+
+int store_data_put(struct store *s, int64_t dev, int64_t user, const char *data, size_t len)
+{
+    return exec_write(s, S_DATA_PUT, bind(s, S_DATA_PUT, "iis", dev, user, STR(data, len)));
+}
+int store_data_get(struct store *s, int64_t dev, int64_t user, store_row_fn fn, void *ctx)
+{
+    return exec_rows(s, S_DATA_GET, bind(s, S_DATA_GET, "ii", dev, user), fn, ctx);
+}
+int store_data_delete(struct store *s, int64_t dev, int64_t user)
+{
+    return exec_write(s, S_DATA_DEL, bind(s, S_DATA_DEL, "ii", dev, user));
+}
+int store_data_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx)
+{
+    return exec_rows(s, S_DATA_LIST, bind(s, S_DATA_LIST, "ii", dev, limit), fn, ctx);
+}
+
+int store_token_put(struct store *s, int64_t dev, const char *token, size_t len, int64_t now)
+{
+    return exec_write(s, S_TOKEN_PUT, bind(s, S_TOKEN_PUT, "isi", dev, STR(token, len), now));
+}
+int store_token_get(struct store *s, int64_t dev, const char *token, size_t len, store_row_fn fn,
+                    void *ctx)
+{
+    return exec_rows(s, S_TOKEN_GET, bind(s, S_TOKEN_GET, "is", dev, STR(token, len)), fn, ctx);
+}
+int store_token_delete(struct store *s, int64_t dev, const char *token, size_t len)
+{
+    return exec_write(s, S_TOKEN_DEL, bind(s, S_TOKEN_DEL, "is", dev, STR(token, len)));
+}
+int store_token_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx)
+{
+    return exec_rows(s, S_TOKEN_LIST, bind(s, S_TOKEN_LIST, "ii", dev, limit), fn, ctx);
+}
+
+int store_time_put(struct store *s, int64_t dev, int64_t user, int64_t time)
+{
+    return exec_write(s, S_TIME_PUT, bind(s, S_TIME_PUT, "iii", dev, user, time));
+}
+int store_time_get(struct store *s, int64_t dev, int64_t user, store_row_fn fn, void *ctx)
+{
+    return exec_rows(s, S_TIME_GET, bind(s, S_TIME_GET, "ii", dev, user), fn, ctx);
+}
+int store_time_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx)
+{
+    return exec_rows(s, S_TIME_LIST, bind(s, S_TIME_LIST, "ii", dev, limit), fn, ctx);
+}
+
+int64_t store_queue_add(struct store *s, int64_t dev, int64_t user, int64_t time, const char *event,
+                        size_t event_len, const char *msg, size_t msg_len)
+{
+    int rc = exec_write(s, S_QUEUE_ADD,
+                        bind(s, S_QUEUE_ADD, "iiiss", dev, user, time, STR(event, event_len),
+                             STR(msg, msg_len)));
+    return rc < 0 ? -1 : sqlite3_last_insert_rowid(s->db);
+}
+int store_queue_list(struct store *s, int64_t dev, int64_t user, int64_t limit, store_row_fn fn,
+                     void *ctx)
+{
+    return exec_rows(s, S_QUEUE_LIST, bind(s, S_QUEUE_LIST, "iii", dev, user, limit), fn, ctx);
+}
+int store_queue_list_all(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx)
+{
+    return exec_rows(s, S_QUEUE_LIST_ALL, bind(s, S_QUEUE_LIST_ALL, "ii", dev, limit), fn, ctx);
+}
+int store_queue_delete_user(struct store *s, int64_t dev, int64_t user)
+{
+    return exec_write(s, S_QUEUE_DEL_USER, bind(s, S_QUEUE_DEL_USER, "ii", dev, user));
+}
+int store_queue_delete_id(struct store *s, int64_t dev, int64_t id)
+{
+    return exec_write(s, S_QUEUE_DEL_ID, bind(s, S_QUEUE_DEL_ID, "ii", dev, id));
+}
+
+int64_t store_history_add(struct store *s, int64_t dev, const char *pipe, size_t pipe_len,
+                          int64_t time, const char *event, size_t event_len, const char *msg,
+                          size_t msg_len, int64_t user_id, int64_t keep)
+{
+    int rc = exec_write(s, S_HIST_ADD,
+                        bind(s, S_HIST_ADD, "isissi", dev, STR(pipe, pipe_len), time,
+                             STR(event, event_len), STR(msg, msg_len), user_id));
+    if (rc < 0) return -1;
+    int64_t id = sqlite3_last_insert_rowid(s->db);
+    if (keep > 0 &&
+        exec_write(s, S_HIST_TRIM, bind(s, S_HIST_TRIM, "isi", dev, STR(pipe, pipe_len), keep)) < 0)
+        return -1;
+    return id;
+}
+int store_history_list(struct store *s, int64_t dev, const char *pipe, size_t pipe_len,
+                       int64_t limit, store_row_fn fn, void *ctx)
+{
+    return exec_rows(s, S_HIST_LIST, bind(s, S_HIST_LIST, "isi", dev, STR(pipe, pipe_len), limit),
+                     fn, ctx);
+}
+int store_history_delete_pipe(struct store *s, int64_t dev, const char *pipe, size_t pipe_len)
+{
+    return exec_write(s, S_HIST_DEL_PIPE, bind(s, S_HIST_DEL_PIPE, "is", dev, STR(pipe, pipe_len)));
+}
+int store_history_delete_id(struct store *s, int64_t dev, int64_t id)
+{
+    return exec_write(s, S_HIST_DEL_ID, bind(s, S_HIST_DEL_ID, "ii", dev, id));
+}
+
+int store_pipe_setting_put(struct store *s, int64_t dev, const char *pipe, size_t pipe_len,
+                           int64_t length)
+{
+    return exec_write(s, S_PSET_PUT, bind(s, S_PSET_PUT, "isi", dev, STR(pipe, pipe_len), length));
+}
+int store_pipe_setting_get(struct store *s, int64_t dev, const char *pipe, size_t pipe_len,
+                           store_row_fn fn, void *ctx)
+{
+    return exec_rows(s, S_PSET_GET, bind(s, S_PSET_GET, "is", dev, STR(pipe, pipe_len)), fn, ctx);
+}
+
+static int take_length(void *ctx, const struct value *cols, size_t n)
+{
+    *(int64_t *)ctx = n > 1 && cols[1].kind == VALUE_INT ? cols[1].i : 0;
+    return 1;
+}
+
+int64_t store_pipe_history_length(struct store *s, int64_t dev, const char *pipe, size_t pipe_len)
+{
+    int64_t length = 0;
+    if (store_pipe_setting_get(s, dev, pipe, pipe_len, take_length, &length) < 0) return -1;
+    return length;
+}
+int store_pipe_setting_delete(struct store *s, int64_t dev, const char *pipe, size_t pipe_len)
+{
+    return exec_write(s, S_PSET_DEL, bind(s, S_PSET_DEL, "is", dev, STR(pipe, pipe_len)));
+}
+int store_pipe_setting_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx)
+{
+    return exec_rows(s, S_PSET_LIST, bind(s, S_PSET_LIST, "ii", dev, limit), fn, ctx);
+}
+
+int store_purge(struct store *s, int64_t now, int64_t queue_ttl, int64_t trust_ttl)
+{
+    int a = exec_write(s, S_PURGE_QUEUE, bind(s, S_PURGE_QUEUE, "i", now - queue_ttl));
+    int b = exec_write(s, S_PURGE_TRUST, bind(s, S_PURGE_TRUST, "i", now - trust_ttl));
+    if (a < 0 || b < 0) return -1;
+    return a + b;
+}

@@ -1,0 +1,96 @@
+/* store: ccomet's persistent state in an embedded SQLite database (WAL), in the domain's words:
+ * auth hashes, user data, revoked tokens, last-online times, the offline queue of private
+ * messages, pipe history and pipe settings, each keyed by tenant (dev_id).
+ *
+ * Durability contract (what a CometQL OK means): writes run inside one transaction per loop
+ * iteration that the server commits, with store_commit(), before it sends any reply of that
+ * iteration (group commit, as Redis flushes its AOF before replying). With
+ * synchronous=normal a committed write survives a crash or kill -9 of ccomet; with
+ * synchronous=full it is fsync'ed and survives power loss too.
+ *
+ * Single-threaded: used from the loop thread only. Row callbacks get (transfer none) values that
+ * live until the callback returns. */
+#ifndef CC_STORE_H
+#define CC_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/value.h"
+
+struct store;
+
+/* A row of a listing; return non-zero to stop the listing early. */
+typedef int (*store_row_fn)(void *ctx, const struct value *cols, size_t n);
+
+struct store *store_open(const char *path, bool sync_full, char *err, size_t errlen);
+void store_close(struct store *s); /* commits what is pending */
+
+/* Commits the open write transaction, if any. 0 or -1 (then everything since the last commit is
+ * rolled back and must not be acknowledged). */
+int store_commit(struct store *s);
+bool store_dirty(const struct store *s);
+const char *store_errmsg(const struct store *s);
+
+/* Every function below returns >= 0 on success (a count, or 1/0 for found/not found) and -1 on
+ * a storage error. Writes open the iteration's transaction. */
+
+/* users_auth */
+int store_auth_put(struct store *s, int64_t dev, int64_t user, const char *hash, size_t len);
+int store_auth_get(struct store *s, int64_t dev, int64_t user, store_row_fn fn, void *ctx);
+int store_auth_delete(struct store *s, int64_t dev, int64_t user);
+int store_auth_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx);
+
+/* users_data */
+int store_data_put(struct store *s, int64_t dev, int64_t user, const char *data, size_t len);
+int store_data_get(struct store *s, int64_t dev, int64_t user, store_row_fn fn, void *ctx);
+int store_data_delete(struct store *s, int64_t dev, int64_t user);
+int store_data_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx);
+
+/* revoked_tokens: rows (token) */
+int store_token_put(struct store *s, int64_t dev, const char *token, size_t len, int64_t now);
+int store_token_get(struct store *s, int64_t dev, const char *token, size_t len, store_row_fn fn,
+                    void *ctx);
+int store_token_delete(struct store *s, int64_t dev, const char *token, size_t len);
+int store_token_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx);
+
+/* users_time: rows (user_id, time) */
+int store_time_put(struct store *s, int64_t dev, int64_t user, int64_t time);
+int store_time_get(struct store *s, int64_t dev, int64_t user, store_row_fn fn, void *ctx);
+int store_time_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx);
+
+/* users_messages (the offline queue): rows (user_id, id, time, event, message), oldest first */
+int64_t store_queue_add(struct store *s, int64_t dev, int64_t user, int64_t time, const char *event,
+                        size_t event_len, const char *msg, size_t msg_len);
+int store_queue_list(struct store *s, int64_t dev, int64_t user, int64_t limit, store_row_fn fn,
+                     void *ctx);
+int store_queue_list_all(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx);
+int store_queue_delete_user(struct store *s, int64_t dev, int64_t user);
+int store_queue_delete_id(struct store *s, int64_t dev, int64_t id);
+
+/* pipe history: rows (id, time, pipe, event, message, user_id), oldest first. keep > 0 trims
+ * the pipe to its newest `keep` rows after the insert; keep == 0 keeps everything (trust_). */
+int64_t store_history_add(struct store *s, int64_t dev, const char *pipe, size_t pipe_len,
+                          int64_t time, const char *event, size_t event_len, const char *msg,
+                          size_t msg_len, int64_t user_id, int64_t keep);
+int store_history_list(struct store *s, int64_t dev, const char *pipe, size_t pipe_len,
+                       int64_t limit, store_row_fn fn, void *ctx);
+int store_history_delete_pipe(struct store *s, int64_t dev, const char *pipe, size_t pipe_len);
+int store_history_delete_id(struct store *s, int64_t dev, int64_t id);
+
+/* pipes_settings: rows (name, length) */
+int store_pipe_setting_put(struct store *s, int64_t dev, const char *pipe, size_t pipe_len,
+                           int64_t length);
+int store_pipe_setting_get(struct store *s, int64_t dev, const char *pipe, size_t pipe_len,
+                           store_row_fn fn, void *ctx);
+/* The history length of a pipe (0 when unset; -1 on a storage error). */
+int64_t store_pipe_history_length(struct store *s, int64_t dev, const char *pipe, size_t pipe_len);
+int store_pipe_setting_delete(struct store *s, int64_t dev, const char *pipe, size_t pipe_len);
+int store_pipe_setting_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx);
+
+/* Expiry: drops queued messages older than now - queue_ttl and trust_ history older than
+ * now - trust_ttl. Returns rows removed. */
+int store_purge(struct store *s, int64_t now, int64_t queue_ttl, int64_t trust_ttl);
+
+#endif

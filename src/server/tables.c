@@ -1,0 +1,1066 @@
+/* tables: the virtual tables; see tables.h. Rows are produced per table (from the store or the
+ * hub), then filtered by every WHERE condition, limited and projected generically, so =, IN and
+ * AND mean the same thing on every table. Writes validate every row before touching the store. */
+#include "server/tables.h"
+#include "core/alloc.h"
+#include "core/log.h"
+#include "proto/jwt.h"
+#include "server/store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define INT(n)    {n, CQ_COL_INT, false}
+#define STR(n)    {n, CQ_COL_STR, false}
+#define KINT(n)   {n, CQ_COL_INT, true}
+#define KSTR(n)   {n, CQ_COL_STR, true}
+#define N(a)      (sizeof(a) / sizeof((a)[0]))
+
+static const struct cq_column c_auth[] = {KINT("id"), STR("hash")};
+static const char *const t_auth[] = {"int(11)", "varchar(32)"};
+static const struct cq_column c_data[] = {KINT("id"), STR("data")};
+static const char *const t_data[] = {"int(11)", "text"};
+static const struct cq_column c_tokens[] = {KSTR("token")};
+static const char *const t_tokens[] = {"varchar(600)"};
+static const struct cq_column c_time[] = {KINT("id"), INT("time")};
+static const char *const t_time[] = {"int(11)", "int(11)"};
+static const struct cq_column c_umsg[] = {KINT("id"), INT("index"), STR("event"), STR("message")};
+static const char *const t_umsg[] = {"int(11)", "bigint(20)", "varchar(64)", "text"};
+static const struct cq_column c_pmsg[] = {INT("id"),    INT("time"),    KSTR("name"),
+                                          INT("index"), STR("event"),   STR("message"),
+                                          INT("user_id")};
+static const char *const t_pmsg[] = {"bigint(20)",  "int(11)", "varchar(64)", "int(11)",
+                                     "varchar(64)", "text",    "int(11)"};
+static const struct cq_column c_uip[] = {KSTR("name"),      INT("user_id"), STR("user_uuid"),
+                                         STR("user_agent"), STR("ip"),      STR("origin"),
+                                         STR("language")};
+static const char *const t_uip[] = {"varchar(64)",  "int(11)",     "varchar(64)", "varchar(255)",
+                                    "varchar(64)", "varchar(255)", "varchar(64)"};
+static const struct cq_column c_pipes[] = {KSTR("name"), INT("users")};
+static const char *const t_pipes[] = {"varchar(64)", "int(11)"};
+static const struct cq_column c_pset[] = {KSTR("name"), INT("length")};
+static const char *const t_pset[] = {"varchar(64)", "int(11)"};
+static const struct cq_column c_conf[] = {KSTR("name"), INT("user_id"), INT("caller_id"),
+                                          STR("message"), STR("profile"), STR("stream"),
+                                          STR("node")};
+static const char *const t_conf[] = {"varchar(32)", "int(11)",     "int(11)",    "text",
+                                     "varchar(32)", "varchar(255)", "varchar(64)"};
+static const struct cq_column c_confm[] = {KSTR("name"), INT("user_id"), INT("join_time"),
+                                           INT("last_talking")};
+static const char *const t_confm[] = {"varchar(32)", "int(11)", "int(11)", "int(11)"};
+
+#define VIDEO_LATER "Table `%s` belongs to the Video API, which this server does not run yet"
+
+enum table_id { T_AUTH, T_DATA, T_TOKENS, T_TIME, T_UMSG, T_PMSG, T_UIP, T_PIPES, T_PSET,
+                T_CONF, T_CONFM };
+
+static const struct table_def defs[] = {
+    [T_AUTH] = {"users_auth", c_auth, t_auth, N(c_auth), "auth hash per user", true, true, true,
+                true, NULL},
+    [T_DATA] = {"users_data", c_data, t_data, N(c_data), "data per user, readable from JS", true,
+                true, true, true, NULL},
+    [T_TOKENS] = {"revoked_tokens", c_tokens, t_tokens, N(c_tokens), "revoked JWTs", true, true,
+                  true, false, NULL},
+    [T_TIME] = {"users_time", c_time, t_time, N(c_time), "0 online, else last seen", true, false,
+                false, false, NULL},
+    [T_UMSG] = {"users_messages", c_umsg, t_umsg, N(c_umsg), "private messages, offline queue",
+                true, true, true, false, NULL},
+    [T_PMSG] = {"pipes_messages", c_pmsg, t_pmsg, N(c_pmsg), "pipe messages and history", true,
+                true, true, false, NULL},
+    [T_UIP] = {"users_in_pipes", c_uip, t_uip, N(c_uip), "live subscribers", true, false, false,
+               false, NULL},
+    [T_PIPES] = {"pipes", c_pipes, t_pipes, N(c_pipes), "live pipes", true, false, false, false,
+                 NULL},
+    [T_PSET] = {"pipes_settings", c_pset, t_pset, N(c_pset), "history length per pipe", true, true,
+                true, true, NULL},
+    [T_CONF] = {"conference", c_conf, t_conf, N(c_conf), "Video API invitations", false, false,
+                false, false, VIDEO_LATER},
+    [T_CONFM] = {"conference_members", c_confm, t_confm, N(c_confm), "Video API members", false,
+                 false, false, false, VIDEO_LATER},
+};
+
+const struct table_def *tables_find(const char *name)
+{
+    for (size_t i = 0; i < N(defs); i++)
+        if (strcmp(defs[i].name, name) == 0) return &defs[i];
+    return NULL;
+}
+
+size_t tables_count(void)
+{
+    return N(defs);
+}
+
+const struct table_def *tables_at(size_t i)
+{
+    return i < N(defs) ? &defs[i] : NULL;
+}
+
+int tables_column(const struct table_def *t, const char *name)
+{
+    for (size_t i = 0; i < t->n_cols; i++)
+        if (strcmp(t->cols[i].name, name) == 0) return (int)i;
+    return -1;
+}
+
+static int key_column(const struct table_def *t)
+{
+    for (size_t i = 0; i < t->n_cols; i++)
+        if (t->cols[i].primary) return (int)i;
+    return -1;
+}
+
+bool tables_name_ok(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static bool hash_ok(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '=' || c == '+' || c == '/'))
+            return false;
+    }
+    return true;
+}
+
+static bool token_ok(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!(hash_ok(s + i, 1) || s[i] == '.')) return false;
+    return true;
+}
+
+static struct value operand(const struct cq_operand *o, const struct value *params)
+{
+    return o->param >= 0 ? params[o->param] : o->v;
+}
+
+/* Integer meaning of a value: INT as is, a decimal string as its number. */
+static bool as_int(struct value v, int64_t *out)
+{
+    if (v.kind == VALUE_INT) {
+        *out = v.i;
+        return true;
+    }
+    if (v.kind != VALUE_STR || v.len == 0 || v.len > 20) return false;
+    char buf[24];
+    memcpy(buf, v.s, v.len);
+    buf[v.len] = '\0';
+    char *end;
+    errno = 0;
+    long long n = strtoll(buf, &end, 10);
+    if (*end || errno) return false;
+    *out = n;
+    return true;
+}
+
+/* String meaning of a value: STR as is, INT printed into the arena. */
+static bool as_str(struct arena *a, struct value v, const char **s, size_t *len)
+{
+    if (v.kind == VALUE_STR) {
+        *s = v.s;
+        *len = v.len;
+        return true;
+    }
+    if (v.kind == VALUE_INT) {
+        char *p = arena_alloc(a, 24);
+        *len = (size_t)snprintf(p, 24, "%" PRId64, v.i);
+        *s = p;
+        return true;
+    }
+    return false;
+}
+
+static bool value_equal(enum cq_coltype type, struct value row, struct value cond)
+{
+    if (row.kind == VALUE_NULL || cond.kind == VALUE_NULL) return false;
+    if (type == CQ_COL_INT) {
+        int64_t a, b;
+        return as_int(row, &a) && as_int(cond, &b) && a == b;
+    }
+    char ra[24], ca[24];
+    const char *rs = row.s, *cs = cond.s;
+    size_t rl = row.len, cl = cond.len;
+    if (row.kind == VALUE_INT) rl = (size_t)snprintf(ra, sizeof ra, "%" PRId64, row.i), rs = ra;
+    if (cond.kind == VALUE_INT) cl = (size_t)snprintf(ca, sizeof ca, "%" PRId64, cond.i), cs = ca;
+    return rl == cl && memcmp(rs, cs, rl) == 0;
+}
+
+/* ---- WHERE ------------------------------------------------------------------------------- */
+
+struct where {
+    const struct cq_cond *conds;
+    int col[64]; /* column index per condition */
+    size_t n;
+    int key; /* index into conds of the key column's condition, or -1 */
+};
+
+static bool check_where(const struct table_def *t, const struct cq_stmt *st, struct where *w,
+                        struct cq_result *r)
+{
+    w->conds = st->where;
+    w->n = st->n_where;
+    w->key = -1;
+    if (w->n > N(w->col)) {
+        cq_result_error(r, CQ_ERR_TOO_MANY, "HY000", "Too many conditions in WHERE (limit %zu)",
+                        N(w->col));
+        return false;
+    }
+    int keycol = key_column(t);
+    for (size_t i = 0; i < w->n; i++) {
+        const struct cq_cond *c = &st->where[i];
+        int col = tables_column(t, c->column);
+        if (col < 0) {
+            cq_result_error(r, CQ_ERR_COLUMNS, "42S22", "Unknown column '%s' in 'where clause'",
+                            c->column);
+            return false;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (w->col[j] == col) {
+                cq_result_error(r, CQ_ERR_WHERE, "HY000",
+                                "Each column in the conditions used only once (`%s`)", c->column);
+                return false;
+            }
+        }
+        if (c->op != CQ_OP_EQ && c->op != CQ_OP_IN) {
+            cq_result_error(r, CQ_ERR_NOT_IMPLEMENTED, "42000",
+                            "Operator %s is not supported on table `%s`: CometQL supports =, IN "
+                            "and AND",
+                            cq_op_name(c->op), t->name);
+            return false;
+        }
+        w->col[i] = col;
+        if (col == keycol) w->key = (int)i;
+    }
+    return true;
+}
+
+static bool row_matches(const struct table_def *t, const struct where *w,
+                        const struct value *row, const struct value *params)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        const struct cq_cond *c = &w->conds[i];
+        bool any = false;
+        for (size_t k = 0; k < c->n_values && !any; k++)
+            any = value_equal(t->cols[w->col[i]].type, row[w->col[i]],
+                              operand(&c->values[k], params));
+        if (!any) return false;
+    }
+    return true;
+}
+
+/* ---- row production ---------------------------------------------------------------------- */
+
+/* Receives each candidate row of the table (all columns); returns non-zero to stop. */
+typedef int (*row_sink)(void *ctx, const struct value *row);
+
+struct produce {
+    const struct cq_env *env;
+    const struct cq_session *s;
+    const struct table_def *t;
+    struct arena *a;
+    row_sink sink;
+    void *sink_ctx;
+    int64_t limit; /* rows to ask the store for */
+    int64_t running; /* pipes_messages index */
+    int64_t key_int;
+    bool stopped;
+};
+
+static int from_store(void *ctx, const struct value *cols, size_t n)
+{
+    struct produce *p = ctx;
+    struct value row[8];
+    enum table_id id = (enum table_id)(p->t - defs);
+    switch (id) {
+    case T_AUTH:
+    case T_DATA:
+    case T_PSET:
+        row[0] = cols[0];
+        row[1] = cols[1];
+        break;
+    case T_TOKENS: row[0] = cols[0]; break;
+    case T_TIME:
+        row[0] = cols[0];
+        row[1] = hub_user_online(p->env->hub, p->s->dev_id, cols[0].i) ? value_int(0) : cols[1];
+        break;
+    case T_UMSG: /* (user_id, id, time, event, message) */
+        row[0] = cols[0];
+        row[1] = cols[1];
+        row[2] = cols[3];
+        row[3] = cols[4];
+        break;
+    case T_PMSG: /* (id, time, pipe, event, message, user_id) */
+        row[0] = cols[0];
+        row[1] = cols[1];
+        row[2] = cols[2];
+        row[3] = value_int(p->running++);
+        row[4] = cols[3];
+        row[5] = cols[4];
+        row[6] = cols[5];
+        break;
+    default: return 1;
+    }
+    (void)n;
+    if (p->sink(p->sink_ctx, row)) {
+        p->stopped = true;
+        return 1;
+    }
+    return 0;
+}
+
+static int from_member(void *ctx, const struct hub_pipe_member *m)
+{
+    struct produce *p = ctx;
+    struct value row[7];
+#define S_(x) ((x) ? value_str((x), strlen(x)) : value_null())
+    row[0] = S_(m->pipe);
+    row[1] = value_int(m->user_id);
+    row[2] = S_(m->uuid);
+    row[3] = S_(m->user_agent);
+    row[4] = S_(m->ip);
+    row[5] = S_(m->origin);
+    row[6] = S_(m->language);
+#undef S_
+    if (p->sink(p->sink_ctx, row)) {
+        p->stopped = true;
+        return 1;
+    }
+    return 0;
+}
+
+static int from_pipe(void *ctx, const char *pipe, size_t subs)
+{
+    struct produce *p = ctx;
+    struct value row[2] = {value_str(pipe, strlen(pipe)), value_int((int64_t)subs)};
+    if (p->sink(p->sink_ctx, row)) {
+        p->stopped = true;
+        return 1;
+    }
+    return 0;
+}
+
+/* Produces the rows for one key value. Returns -1 on a storage error. */
+static int produce_key(struct produce *p, struct value key)
+{
+    const struct cq_env *env = p->env;
+    int64_t dev = p->s->dev_id, id;
+    const char *str;
+    size_t len;
+    enum table_id tid = (enum table_id)(p->t - defs);
+    if (p->t->cols[key_column(p->t)].type == CQ_COL_INT) {
+        if (!as_int(key, &id)) return 0; /* a non-number never matches an integer key */
+    } else if (!as_str(p->a, key, &str, &len)) {
+        return 0;
+    }
+    switch (tid) {
+    case T_AUTH: return store_auth_get(env->store, dev, id, from_store, p);
+    case T_DATA: return store_data_get(env->store, dev, id, from_store, p);
+    case T_TOKENS: return store_token_get(env->store, dev, str, len, from_store, p);
+    case T_TIME: {
+        if (hub_user_online(env->hub, dev, id)) {
+            struct value row[2] = {value_int(id), value_int(0)};
+            if (p->sink(p->sink_ctx, row)) p->stopped = true;
+            return 0;
+        }
+        int n = store_time_get(env->store, dev, id, from_store, p);
+        if (n == 0) {
+            struct value row[2] = {value_int(id), value_int(-1)};
+            if (p->sink(p->sink_ctx, row)) p->stopped = true;
+        }
+        return n < 0 ? -1 : 0;
+    }
+    case T_UMSG: return store_queue_list(env->store, dev, id, p->limit, from_store, p);
+    case T_PMSG: return store_history_list(env->store, dev, str, len, p->limit, from_store, p);
+    case T_PSET: return store_pipe_setting_get(env->store, dev, str, len, from_store, p);
+    case T_PIPES: {
+        struct value row[2] = {value_str(str, len),
+                               value_int((int64_t)hub_pipe_subscribers(env->hub, dev, str, len))};
+        if (p->sink(p->sink_ctx, row)) p->stopped = true;
+        return 0;
+    }
+    case T_UIP: return hub_pipe_members(env->hub, dev, str, len, from_member, p);
+    default: return 0;
+    }
+}
+
+/* Produces every row of the tenant's table (no key condition). */
+static int produce_all(struct produce *p, struct cq_result *r)
+{
+    const struct cq_env *env = p->env;
+    int64_t dev = p->s->dev_id;
+    switch ((enum table_id)(p->t - defs)) {
+    case T_AUTH: return store_auth_list(env->store, dev, p->limit, from_store, p);
+    case T_DATA: return store_data_list(env->store, dev, p->limit, from_store, p);
+    case T_TOKENS: return store_token_list(env->store, dev, p->limit, from_store, p);
+    case T_TIME: return store_time_list(env->store, dev, p->limit, from_store, p);
+    case T_UMSG: return store_queue_list_all(env->store, dev, p->limit, from_store, p);
+    case T_PSET: return store_pipe_setting_list(env->store, dev, p->limit, from_store, p);
+    case T_PIPES: return hub_pipes(env->hub, dev, from_pipe, p);
+    case T_UIP: return hub_pipe_members(env->hub, dev, NULL, 0, from_member, p);
+    case T_PMSG:
+        cq_result_error(r, CQ_ERR_WHERE, "HY000",
+                        "Selection without transferring the requested values of the primary key "
+                        "is not supported (add WHERE name = '...')");
+        return -2;
+    default: return 0;
+    }
+}
+
+/* Runs the production for the WHERE: per key value, or the whole table. */
+static bool produce_rows(struct produce *p, const struct where *w, const struct value *params,
+                         struct cq_result *r)
+{
+    int rc = 0;
+    if (w->key >= 0) {
+        const struct cq_cond *c = &w->conds[w->key];
+        for (size_t k = 0; k < c->n_values && !p->stopped && rc >= 0; k++) {
+            /* skip duplicates in the IN list so that a row is produced once */
+            bool dup = false;
+            struct value v = operand(&c->values[k], params);
+            for (size_t j = 0; j < k && !dup; j++)
+                dup = value_equal(p->t->cols[key_column(p->t)].type, v,
+                                  operand(&c->values[j], params));
+            if (!dup) rc = produce_key(p, v);
+        }
+    } else {
+        rc = produce_all(p, r);
+        if (rc == -2) return false;
+    }
+    if (rc < 0) {
+        cq_result_error(r, CQ_ERR_INTERNAL, "HY000", "Storage error: %s",
+                        store_errmsg(p->env->store));
+        return false;
+    }
+    return true;
+}
+
+/* ---- SELECT ------------------------------------------------------------------------------- */
+
+struct select_ctx {
+    const struct table_def *t;
+    const struct where *w;
+    const struct value *params;
+    struct cq_result *r;
+    struct arena *a;
+    const int *proj;
+    size_t n_proj;
+    uint64_t skip, take; /* LIMIT */
+    bool limited;
+    int64_t max_rows;
+    bool overflow;
+};
+
+static int select_sink(void *ctx, const struct value *row)
+{
+    struct select_ctx *c = ctx;
+    if (!row_matches(c->t, c->w, row, c->params)) return 0;
+    if (c->skip) {
+        c->skip--;
+        return 0;
+    }
+    if (c->limited && c->take == 0) return 1;
+    if ((int64_t)c->r->n_rows >= c->max_rows) {
+        c->overflow = true;
+        return 1;
+    }
+    struct value out[16];
+    for (size_t i = 0; i < c->n_proj; i++) out[i] = row[c->proj[i]];
+    cq_result_add_row(c->r, c->a, out);
+    if (c->limited) c->take--;
+    return c->limited && c->take == 0;
+}
+
+static bool check_table(const struct table_def *t, const char *op, bool allowed,
+                        struct cq_result *r)
+{
+    if (t->unavailable) {
+        cq_result_error(r, CQ_ERR_NOT_IMPLEMENTED, "42000", VIDEO_LATER, t->name);
+        return false;
+    }
+    if (!allowed) {
+        if (strcmp(op, "UPDATE") == 0)
+            cq_result_error(r, CQ_ERR_READ_ONLY, "HY000", "Table `%s` cannot be updated", t->name);
+        else
+            cq_result_error(r, CQ_ERR_READ_ONLY, "HY000", "Table `%s` is read only", t->name);
+        return false;
+    }
+    return true;
+}
+
+void tables_select(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
+                   const struct cq_stmt *st, const struct value *params, struct arena *a,
+                   struct cq_result *r)
+{
+    if (!check_table(t, "SELECT", t->readable, r)) return;
+    if (st->n_order) {
+        cq_result_error(r, CQ_ERR_NOT_IMPLEMENTED, "42000",
+                        "ORDER BY is not supported in CometQL (rows come in the table's order)");
+        return;
+    }
+    struct where w;
+    if (!check_where(t, st, &w, r)) return;
+    int *proj;
+    size_t n_proj;
+    struct cq_column *cols;
+    if (st->star || st->n_columns == 0) {
+        n_proj = t->n_cols;
+        proj = arena_alloc(a, n_proj * sizeof *proj);
+        for (size_t i = 0; i < n_proj; i++) proj[i] = (int)i;
+        cols = (struct cq_column *)t->cols;
+    } else {
+        n_proj = st->n_columns;
+        if (n_proj > 16) {
+            cq_result_error(r, CQ_ERR_COLUMNS, "HY000", "Too many columns in the select list");
+            return;
+        }
+        proj = arena_alloc(a, n_proj * sizeof *proj);
+        cols = arena_alloc(a, n_proj * sizeof *cols);
+        for (size_t i = 0; i < n_proj; i++) {
+            proj[i] = tables_column(t, st->columns[i]);
+            if (proj[i] < 0) {
+                cq_result_error(r, CQ_ERR_COLUMNS, "42S22", "Unknown column '%s' in 'field list'",
+                                st->columns[i]);
+                return;
+            }
+            for (size_t j = 0; j < i; j++) {
+                if (proj[j] == proj[i]) {
+                    cq_result_error(r, CQ_ERR_WHERE, "HY000",
+                                    "Each column in the select used only once (`%s`)",
+                                    st->columns[i]);
+                    return;
+                }
+            }
+            cols[i] = t->cols[proj[i]];
+        }
+    }
+    cq_result_rows(r, t->name, cols, n_proj);
+    struct select_ctx sc = {t, &w, params, r, a, proj, n_proj, 0, 0, false,
+                            env->cfg->cometql_max_result_rows, false};
+    if (st->has_limit) {
+        sc.limited = true;
+        sc.skip = st->limit_offset;
+        sc.take = st->limit_count;
+        if (sc.take == 0) return;
+    }
+    struct produce p = {env, s, t, a, select_sink, &sc, env->cfg->cometql_max_result_rows + 1,
+                        0, 0, false};
+    if (!produce_rows(&p, &w, params, r)) return;
+    if (sc.overflow) {
+        cq_result_error(r, CQ_ERR_OVERFLOW, "HY000",
+                        "The result has more than %" PRId64
+                        " rows ([cometql] max_result_rows); narrow the WHERE or add a LIMIT",
+                        sc.max_rows);
+    }
+}
+
+/* ---- INSERT ------------------------------------------------------------------------------- */
+
+struct row_in {
+    struct value v[8];
+    bool has[8];
+};
+
+/* Per-table validation of one row; on success fills the typed fields. */
+struct checked {
+    int64_t id;       /* user id */
+    const char *s1;   /* hash, data, token, or pipe name */
+    size_t l1;
+    const char *ev;   /* event name */
+    size_t ev_len;
+    const char *msg;  /* message text */
+    size_t msg_len;
+    int64_t length;   /* pipes_settings length */
+};
+
+static bool require(const struct table_def *t, const struct row_in *row, int col,
+                    struct cq_result *r)
+{
+    if (!row->has[col] || row->v[col].kind == VALUE_NULL) {
+        cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000", "field `%s` is required",
+                        t->cols[col].name);
+        return false;
+    }
+    return true;
+}
+
+static bool get_id(const struct table_def *t, const struct row_in *row, int col, int64_t *id,
+                   struct cq_result *r)
+{
+    if (!require(t, row, col, r)) return false;
+    if (!as_int(row->v[col], id)) {
+        cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000", "The %s field must be an integer",
+                        t->cols[col].name);
+        return false;
+    }
+    if (*id <= 0 || *id > INT32_MAX) {
+        cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000",
+                        "The %s field must be a positive integer (1..2147483647)",
+                        t->cols[col].name);
+        return false;
+    }
+    return true;
+}
+
+static bool get_text(const struct cq_env *env, const struct table_def *t, const struct row_in *row,
+                     int col, struct arena *a, const char **s, size_t *len, struct cq_result *r)
+{
+    if (!require(t, row, col, r)) return false;
+    as_str(a, row->v[col], s, len);
+    if ((int64_t)*len > env->cfg->cometql_max_message_size) {
+        cq_result_error(r, CQ_ERR_OVERFLOW, "22001",
+                        "Data is too long: `%s` has %zu bytes, the limit is %" PRId64
+                        " ([cometql] max_message_size)",
+                        t->cols[col].name, *len, env->cfg->cometql_max_message_size);
+        return false;
+    }
+    return true;
+}
+
+static bool get_pipe(const struct table_def *t, const struct row_in *row, int col, struct arena *a,
+                     const char **s, size_t *len, struct cq_result *r)
+{
+    if (!require(t, row, col, r)) return false;
+    as_str(a, row->v[col], s, len);
+    if (*len < 3) {
+        cq_result_error(r, CQ_ERR_EMPTY, "HY000", "Channel name is too short (3..64 characters)");
+        return false;
+    }
+    if (*len > 64) {
+        cq_result_error(r, CQ_ERR_OVERFLOW, "22001", "Channel name is too long (3..64 characters)");
+        return false;
+    }
+    if (!tables_name_ok(*s, *len)) {
+        cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000",
+                        "The channel name can contain only the characters A-Za-z0-9_-");
+        return false;
+    }
+    return true;
+}
+
+static bool get_event(const struct table_def *t, const struct row_in *row, int col,
+                      struct arena *a, const char **s, size_t *len, struct cq_result *r)
+{
+    *s = "";
+    *len = 0;
+    if (!row->has[col] || row->v[col].kind == VALUE_NULL) return true;
+    as_str(a, row->v[col], s, len);
+    if (*len > 64) {
+        cq_result_error(r, CQ_ERR_OVERFLOW, "22001", "Channel event_name is too long (64 max)");
+        return false;
+    }
+    if (!tables_name_ok(*s, *len)) {
+        cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000",
+                        "The event name can contain only the characters A-Za-z0-9_-");
+        return false;
+    }
+    return true;
+}
+
+static bool check_row(const struct cq_env *env, const struct table_def *t, const struct row_in *row,
+                      struct arena *a, struct checked *c, struct cq_result *r)
+{
+    memset(c, 0, sizeof *c);
+    switch ((enum table_id)(t - defs)) {
+    case T_AUTH:
+        if (!get_id(t, row, 0, &c->id, r) || !require(t, row, 1, r)) return false;
+        as_str(a, row->v[1], &c->s1, &c->l1);
+        if (c->l1 > 32) {
+            cq_result_error(r, CQ_ERR_OVERFLOW, "22001", "Hash string is too long (32 max)");
+            return false;
+        }
+        if (c->l1 == 0 || !hash_ok(c->s1, c->l1)) {
+            cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000",
+                            "Contains an invalid characters in the string hash "
+                            "(allowed: A-Za-z0-9=+/_-)");
+            return false;
+        }
+        return true;
+    case T_DATA:
+        return get_id(t, row, 0, &c->id, r) && get_text(env, t, row, 1, a, &c->s1, &c->l1, r);
+    case T_TOKENS:
+        if (!require(t, row, 0, r)) return false;
+        as_str(a, row->v[0], &c->s1, &c->l1);
+        if (c->l1 > 600) {
+            cq_result_error(r, CQ_ERR_OVERFLOW, "22001", "Token is too long (600 max)");
+            return false;
+        }
+        if (c->l1 == 0 || !token_ok(c->s1, c->l1)) {
+            cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000", "Error in token");
+            return false;
+        }
+        return true;
+    case T_UMSG:
+        return get_id(t, row, 0, &c->id, r) && get_event(t, row, 2, a, &c->ev, &c->ev_len, r) &&
+               get_text(env, t, row, 3, a, &c->msg, &c->msg_len, r);
+    case T_PMSG:
+        /* id, time, index and user_id are accepted and ignored, as in CppComet */
+        return get_pipe(t, row, 2, a, &c->s1, &c->l1, r) &&
+               get_event(t, row, 4, a, &c->ev, &c->ev_len, r) &&
+               get_text(env, t, row, 5, a, &c->msg, &c->msg_len, r);
+    case T_PSET:
+        if (!get_pipe(t, row, 0, a, &c->s1, &c->l1, r)) return false;
+        c->length = 0;
+        if (row->has[1] && row->v[1].kind != VALUE_NULL) {
+            if (!as_int(row->v[1], &c->length) || c->length < 0 ||
+                c->length > env->cfg->store_history_max) {
+                cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000",
+                                "The length field must be an integer 0..%" PRId64
+                                " ([store] history_max)",
+                                env->cfg->store_history_max);
+                return false;
+            }
+        }
+        return true;
+    default: return false;
+    }
+}
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* Writes one validated row. Returns false with r filled on a storage error. */
+static bool write_row(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
+                      const struct checked *c, struct cq_result *r)
+{
+    struct store *db = env->store;
+    int64_t dev = s->dev_id, id = 0;
+    int rc = 0;
+    switch ((enum table_id)(t - defs)) {
+    case T_AUTH:
+        rc = store_auth_put(db, dev, c->id, c->s1, c->l1);
+        id = c->id;
+        break;
+    case T_DATA:
+        rc = store_data_put(db, dev, c->id, c->s1, c->l1);
+        id = c->id;
+        break;
+    case T_TOKENS: {
+        rc = store_token_put(db, dev, c->s1, c->l1, now_s());
+        if (rc < 0) break;
+        /* A valid token of this tenant: its user loses the stored hash and is disconnected. */
+        char secret[512];
+        int sl = snprintf(secret, sizeof secret, "%s%" PRId64, env->cfg->password, dev);
+        int64_t user = -1;
+        if (sl > 0 && (size_t)sl < sizeof secret &&
+            jwt_verify_hs256(c->s1, c->l1, secret, (size_t)sl, now_s(), &user) == JWT_VALID &&
+            user > 0) {
+            rc = store_auth_delete(db, dev, user);
+            if (env->kick_user) env->kick_user(env->kick_ctx, dev, user);
+            LOG(LOG_INFO, "cometql", "msg=\"token revoked\" dev_id=%" PRId64 " user_id=%" PRId64,
+                dev, user);
+        }
+        break;
+    }
+    case T_UMSG: {
+        int64_t t0 = now_s();
+        struct hub_message m = {dev, "msg", 3, c->ev, c->ev_len, c->msg, c->msg_len, 0, t0, 0};
+        if (hub_send_user(env->hub, c->id, &m) == 0) {
+            id = store_queue_add(db, dev, c->id, t0, c->ev, c->ev_len, c->msg, c->msg_len);
+            rc = id < 0 ? -1 : 1;
+        }
+        break;
+    }
+    case T_PMSG: {
+        int64_t t0 = now_s();
+        bool trust = c->l1 >= 6 && memcmp(c->s1, "trust_", 6) == 0;
+        int64_t keep = trust ? 0 : store_pipe_history_length(db, dev, c->s1, c->l1);
+        if (keep < 0) {
+            rc = -1;
+            break;
+        }
+        if (trust || keep > 0) {
+            id = store_history_add(db, dev, c->s1, c->l1, t0, c->ev, c->ev_len, c->msg,
+                                   c->msg_len, 0, keep);
+            if (id < 0) {
+                rc = -1;
+                break;
+            }
+        }
+        struct hub_message m = {dev, c->s1, c->l1, c->ev, c->ev_len, c->msg, c->msg_len, id, t0, 0};
+        hub_publish_pipe(env->hub, &m);
+        break;
+    }
+    case T_PSET: rc = store_pipe_setting_put(db, dev, c->s1, c->l1, c->length); break;
+    default: break;
+    }
+    if (rc < 0) {
+        cq_result_error(r, CQ_ERR_INTERNAL, "HY000", "Storage error: %s", store_errmsg(db));
+        return false;
+    }
+    r->wrote = r->wrote || store_dirty(db);
+    r->affected++;
+    if (id > 0) {
+        r->insert_id = (uint64_t)id;
+        s->last_insert_id = (uint64_t)id;
+    }
+    return true;
+}
+
+void tables_insert(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
+                   const struct cq_stmt *st, const struct value *params, struct arena *a,
+                   struct cq_result *r)
+{
+    if (!check_table(t, "INSERT", t->insertable, r)) return;
+    int map[16];
+    size_t n_map;
+    if (st->n_columns) {
+        if (st->n_columns > N(map)) {
+            cq_result_error(r, CQ_ERR_COLUMNS, "HY000", "Error in columns list (too many)");
+            return;
+        }
+        n_map = st->n_columns;
+        for (size_t i = 0; i < n_map; i++) {
+            map[i] = tables_column(t, st->columns[i]);
+            if (map[i] < 0) {
+                cq_result_error(r, CQ_ERR_COLUMNS, "42S22", "Unknown column '%s' in 'field list'",
+                                st->columns[i]);
+                return;
+            }
+            for (size_t j = 0; j < i; j++) {
+                if (map[j] == map[i]) {
+                    cq_result_error(r, CQ_ERR_WHERE, "HY000",
+                                    "Each column in the insert used only once (`%s`)",
+                                    st->columns[i]);
+                    return;
+                }
+            }
+        }
+    } else {
+        n_map = t->n_cols;
+        for (size_t i = 0; i < n_map; i++) map[i] = (int)i;
+    }
+    if (st->n_row_values != n_map) {
+        cq_result_error(r, CQ_ERR_COLUMNS, "21S01",
+                        "Column count doesn't match value count: `%s` has %zu columns, %zu "
+                        "values given",
+                        t->name, n_map, st->n_row_values);
+        return;
+    }
+    struct checked *rows = arena_alloc(a, st->n_rows * sizeof *rows);
+    for (size_t i = 0; i < st->n_rows; i++) {
+        struct row_in in;
+        memset(&in, 0, sizeof in);
+        for (size_t k = 0; k < n_map; k++) {
+            in.v[map[k]] = operand(&st->rows[i][k], params);
+            in.has[map[k]] = true;
+        }
+        if (!check_row(env, t, &in, a, &rows[i], r)) {
+            if (st->n_rows > 1) {
+                size_t l = strlen(r->err_msg);
+                snprintf(r->err_msg + l, sizeof r->err_msg - l, " at row %zu", i + 1);
+            }
+            return;
+        }
+    }
+    r->kind = CQ_RES_OK;
+    for (size_t i = 0; i < st->n_rows; i++)
+        if (!write_row(env, s, t, &rows[i], r)) return;
+}
+
+/* ---- UPDATE and DELETE --------------------------------------------------------------------- */
+
+struct collect_ctx {
+    const struct table_def *t;
+    const struct where *w;
+    const struct value *params;
+    struct cq_result *rows; /* the matching rows, all columns */
+    struct arena *a;
+    uint64_t take;
+    bool limited;
+};
+
+static int collect_sink(void *ctx, const struct value *row)
+{
+    struct collect_ctx *c = ctx;
+    if (!row_matches(c->t, c->w, row, c->params)) return 0;
+    cq_result_add_row(c->rows, c->a, row);
+    if (c->limited && --c->take == 0) return 1;
+    return 0;
+}
+
+/* Collects the rows a WHERE selects (key condition required). */
+static bool collect(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
+                    const struct cq_stmt *st, const struct where *w, const struct value *params,
+                    struct arena *a, struct cq_result *rows, const char *verb, struct cq_result *r)
+{
+    if (w->key < 0) {
+        cq_result_error(r, CQ_ERR_WHERE, "HY000",
+                        "%s without transferring the values of the key column `%s` is not "
+                        "supported (add WHERE %s = ...)",
+                        verb, t->cols[key_column(t)].name, t->cols[key_column(t)].name);
+        return false;
+    }
+    cq_result_rows(rows, t->name, t->cols, t->n_cols);
+    struct collect_ctx cc = {t, w, params, rows, a, st->limit_count, st->has_limit};
+    if (st->has_limit && st->limit_count == 0) return true;
+    struct produce p = {env, s, t, a, collect_sink, &cc, env->cfg->cometql_max_result_rows,
+                        0, 0, false};
+    if (!produce_rows(&p, w, params, r)) return false;
+    return true;
+}
+
+void tables_update(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
+                   const struct cq_stmt *st, const struct value *params, struct arena *a,
+                   struct cq_result *r)
+{
+    if (!check_table(t, "UPDATE", t->updatable, r)) return;
+    int cols[16];
+    if (st->n_assigns > N(cols)) {
+        cq_result_error(r, CQ_ERR_COLUMNS, "HY000", "Too many assignments");
+        return;
+    }
+    for (size_t i = 0; i < st->n_assigns; i++) {
+        cols[i] = tables_column(t, st->assigns[i].column);
+        if (cols[i] < 0) {
+            cq_result_error(r, CQ_ERR_COLUMNS, "42S22", "Unknown column '%s' in 'field list'",
+                            st->assigns[i].column);
+            return;
+        }
+        if (t->cols[cols[i]].primary) {
+            cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000",
+                            "The key column `%s` cannot be updated; DELETE and INSERT instead",
+                            st->assigns[i].column);
+            return;
+        }
+    }
+    struct where w;
+    if (!check_where(t, st, &w, r)) return;
+    struct cq_result rows;
+    cq_result_init(&rows);
+    if (!collect(env, s, t, st, &w, params, a, &rows, "Updating", r)) {
+        cq_result_free(&rows);
+        return;
+    }
+    struct checked *checked = arena_alloc(a, (rows.n_rows + 1) * sizeof *checked);
+    for (size_t i = 0; i < rows.n_rows; i++) {
+        struct row_in in;
+        memset(&in, 0, sizeof in);
+        for (size_t k = 0; k < t->n_cols; k++) {
+            in.v[k] = rows.cells[i * t->n_cols + k];
+            in.has[k] = true;
+        }
+        for (size_t k = 0; k < st->n_assigns; k++) in.v[cols[k]] = operand(&st->assigns[k].value, params);
+        if (!check_row(env, t, &in, a, &checked[i], r)) {
+            cq_result_free(&rows);
+            return;
+        }
+    }
+    r->kind = CQ_RES_OK;
+    for (size_t i = 0; i < rows.n_rows; i++)
+        if (!write_row(env, s, t, &checked[i], r)) break;
+    r->insert_id = 0;
+    cq_result_free(&rows);
+}
+
+/* Deletes everything stored under one key value; returns rows removed or -1. */
+static int delete_key(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
+                      struct value key, struct arena *a)
+{
+    struct store *db = env->store;
+    int64_t dev = s->dev_id, id;
+    const char *str;
+    size_t len;
+    switch ((enum table_id)(t - defs)) {
+    case T_AUTH: {
+        if (!as_int(key, &id)) return 0;
+        int n = store_auth_delete(db, dev, id);
+        if (n >= 0 && env->kick_user) env->kick_user(env->kick_ctx, dev, id);
+        return n;
+    }
+    case T_DATA: return as_int(key, &id) ? store_data_delete(db, dev, id) : 0;
+    case T_UMSG: return as_int(key, &id) ? store_queue_delete_user(db, dev, id) : 0;
+    case T_TOKENS:
+        as_str(a, key, &str, &len);
+        return key.kind == VALUE_NULL ? 0 : store_token_delete(db, dev, str, len);
+    case T_PMSG:
+        if (key.kind == VALUE_NULL) return 0;
+        as_str(a, key, &str, &len);
+        return store_history_delete_pipe(db, dev, str, len);
+    case T_PSET: {
+        if (key.kind == VALUE_NULL) return 0;
+        as_str(a, key, &str, &len);
+        int n = store_pipe_setting_delete(db, dev, str, len);
+        if (n >= 0 && store_history_delete_pipe(db, dev, str, len) < 0) return -1;
+        return n;
+    }
+    default: return 0;
+    }
+}
+
+/* Deletes one collected row by its identity; returns rows removed or -1. */
+static int delete_row(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
+                      const struct value *row, struct arena *a)
+{
+    switch ((enum table_id)(t - defs)) {
+    case T_UMSG: return store_queue_delete_id(env->store, s->dev_id, row[1].i);
+    case T_PMSG: return store_history_delete_id(env->store, s->dev_id, row[0].i);
+    default: return delete_key(env, s, t, row[key_column(t)], a);
+    }
+}
+
+void tables_delete(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
+                   const struct cq_stmt *st, const struct value *params, struct arena *a,
+                   struct cq_result *r)
+{
+    if (!check_table(t, "DELETE", t->deletable, r)) return;
+    if (st->n_order) {
+        cq_result_error(r, CQ_ERR_NOT_IMPLEMENTED, "42000", "ORDER BY is not supported in CometQL");
+        return;
+    }
+    struct where w;
+    if (!check_where(t, st, &w, r)) return;
+    int rc = 0;
+    uint64_t removed = 0;
+    enum table_id tid = (enum table_id)(t - defs);
+    /* pipes_messages by message id alone: CppComet's DELETE ... WHERE id IN (...) */
+    if (tid == T_PMSG && w.key < 0 && w.n == 1 && strcmp(w.conds[0].column, "id") == 0 &&
+        !st->has_limit) {
+        for (size_t k = 0; k < w.conds[0].n_values && rc >= 0; k++) {
+            int64_t id;
+            if (!as_int(operand(&w.conds[0].values[k], params), &id)) continue;
+            rc = store_history_delete_id(env->store, s->dev_id, id);
+            if (rc > 0) removed += (uint64_t)rc;
+        }
+    } else if (w.key >= 0 && w.n == 1 && !st->has_limit) {
+        const struct cq_cond *c = &w.conds[w.key];
+        for (size_t k = 0; k < c->n_values && rc >= 0; k++) {
+            rc = delete_key(env, s, t, operand(&c->values[k], params), a);
+            if (rc > 0) removed += (uint64_t)rc;
+        }
+    } else {
+        struct cq_result rows;
+        cq_result_init(&rows);
+        if (!collect(env, s, t, st, &w, params, a, &rows, "Deleting", r)) {
+            cq_result_free(&rows);
+            return;
+        }
+        for (size_t i = 0; i < rows.n_rows && rc >= 0; i++) {
+            rc = delete_row(env, s, t, &rows.cells[i * t->n_cols], a);
+            if (rc > 0) removed += (uint64_t)rc;
+        }
+        cq_result_free(&rows);
+    }
+    if (rc < 0) {
+        cq_result_error(r, CQ_ERR_INTERNAL, "HY000", "Storage error: %s", store_errmsg(env->store));
+        return;
+    }
+    r->kind = CQ_RES_OK;
+    r->affected = removed;
+    r->wrote = store_dirty(env->store);
+}
