@@ -1213,8 +1213,11 @@ static bool parse_select(struct parser *p)
     }
 
     st->kind = CQ_STMT_SELECT_EXPR;
-    if (st->star) return fail(p, CQ_ERR_SYNTAX, "No tables used near '*' at line %lu",
-                              line_of(p, list_at));
+    if (st->star) {
+        if (p->cur.type != TK_EOF && p->cur.type != TK_SEMI) return unexpected(p);
+        return fail(p, CQ_ERR_SYNTAX, "No tables used (SELECT * needs FROM) at line %lu",
+                    line_of(p, list_at));
+    }
     st->exprs = arena_alloc(p->arena, n * sizeof *st->exprs);
     for (size_t i = 0; i < n; i++) {
         if (!items[i].is_expr)

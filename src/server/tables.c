@@ -357,9 +357,9 @@ static int from_pipe(void *ctx, const char *pipe, size_t subs)
 static int produce_key(struct produce *p, struct value key)
 {
     const struct cq_env *env = p->env;
-    int64_t dev = p->s->dev_id, id;
-    const char *str;
-    size_t len;
+    int64_t dev = p->s->dev_id, id = 0;
+    const char *str = "";
+    size_t len = 0;
     enum table_id tid = (enum table_id)(p->t - defs);
     if (p->t->cols[key_column(p->t)].type == CQ_COL_INT) {
         if (!as_int(key, &id)) return 0; /* a non-number never matches an integer key */
@@ -973,9 +973,9 @@ static int delete_key(const struct cq_env *env, struct cq_session *s, const stru
                       struct value key, struct arena *a)
 {
     struct store *db = env->store;
-    int64_t dev = s->dev_id, id;
-    const char *str;
-    size_t len;
+    int64_t dev = s->dev_id, id = 0;
+    const char *str = "";
+    size_t len = 0;
     switch ((enum table_id)(t - defs)) {
     case T_AUTH: {
         if (!as_int(key, &id)) return 0;

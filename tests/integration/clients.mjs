@@ -95,18 +95,32 @@ export function mariadbArgs(srv, o = {}) {
         '--connect-timeout=5', ...(c.db ? [`-D${c.db}`] : []), ...(o.cliArgs ?? [])];
 }
 
-/** One statement through `mariadb -e`, normalized (affected/insertId unknown). */
+/**
+ * One statement through `mariadb -e`, normalized. -vv makes batch mode say what the server
+ * answered: "Query OK, N rows affected", "Empty set", or a tab-separated table followed by
+ * "N rows in set" (all after an echo of the statement between dashes, and before "Bye").
+ */
 export async function mariadbStep(srv, sql, o = {}) {
-    const r = await run('mariadb', [...mariadbArgs(srv, o), '-e', sql]);
+    const r = await run('mariadb', [...mariadbArgs(srv, o), '-vv', '-e', sql]);
     if (r.code !== 0) {
         const m = CLI_ERR_RE.exec(r.stderr);
         if (!m) throw new Error(`mariadb exited ${r.code} without an ERROR line\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
         return { ok: false, code: Number(m[1]), sqlstate: m[2], message: m[3], stderr: r.stderr };
     }
-    if (r.stdout === '') return { ok: true, columns: null, rows: null, affected: null, insertId: null };
-    const lines = r.stdout.replace(/\n$/, '').split('\n');
+    const DASHES = '--------------\n';
+    let body = r.stdout;
+    const end = body.indexOf(`\n${DASHES}\n`, DASHES.length);
+    if (!body.startsWith(DASHES) || end < 0) throw new Error(`mariadb -vv: unexpected output\n${r.stdout}`);
+    body = body.slice(end + DASHES.length + 2).replace(/\n*(Bye\n)?$/, '');
+    let m = /^Query OK, (\d+) rows? affected/.exec(body);
+    if (m) return { ok: true, columns: null, rows: null, affected: Number(m[1]), insertId: null };
+    if (/^Empty set/.test(body)) return { ok: true, columns: [], rows: [], affected: null, insertId: null };
+    const lines = body.split('\n');
+    m = /^(\d+) rows? in set/.exec(lines.at(-1));
+    if (!m) throw new Error(`mariadb -vv: no "rows in set" line\n${r.stdout}`);
     const columns = lines[0].split('\t');
-    const rows = lines.slice(1).map((l) => l.split('\t').map((v) => (v === 'NULL' ? null : v)));
+    const rows = lines.slice(1, -1).map((l) => l.split('\t').map((v) => (v === 'NULL' ? null : v)));
+    if (rows.length !== Number(m[1])) throw new Error(`mariadb -vv: ${rows.length} rows parsed, ${m[1]} announced\n${r.stdout}`);
     return { ok: true, columns, rows, affected: null, insertId: null };
 }
 

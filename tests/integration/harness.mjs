@@ -27,11 +27,18 @@ const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/;
 
 // Every server this process started, so a crashing test file never leaves one behind.
 const live = new Set();
-process.on('exit', () => {
+function killLive() {
     for (const s of live) {
         try { s.proc.kill('SIGKILL'); } catch { /* already gone */ }
     }
-});
+}
+process.on('exit', killLive);
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+    process.once(sig, () => {
+        killLive();
+        process.kill(process.pid, sig); // the handler is gone now: die of the same signal
+    });
+}
 
 /** A free TCP port on 127.0.0.1: bind port 0, read it, close. */
 export function freePort() {

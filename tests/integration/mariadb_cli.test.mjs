@@ -1,4 +1,5 @@
-// The mariadb command-line client (libmariadb), text protocol, no --skip-ssl.
+// The mariadb command-line client (libmariadb), text protocol, no --skip-ssl; -vv batch output
+// carries affected rows.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './harness.mjs';
@@ -11,7 +12,7 @@ after(() => srv.stop());
 test('mariadb CLI: CometQL scenario', srv.wrap(async (t) => {
     const steps = scenario(1);
     const results = await runMariadb(srv, steps);
-    await checkSteps(t, srv, steps, results, { ints: 'string', affected: false, sqlstate: true });
+    await checkSteps(t, srv, steps, results, { ints: 'string', affected: true, sqlstate: true });
 }));
 
 test('mariadb CLI: wrong password is refused with ERR 16', srv.wrap(async () => {

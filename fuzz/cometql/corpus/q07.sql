@@ -1,0 +1,1 @@
+SET NAMES 'utf8' COLLATE 'utf8_general_ci'

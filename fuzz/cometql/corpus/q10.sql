@@ -1,0 +1,1 @@
+SET @@session.sql_mode = CONCAT(@@sql_mode, ',X'), @a := ?, GLOBAL x = ON

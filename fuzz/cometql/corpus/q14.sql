@@ -1,0 +1,1 @@
+SHOW FULL COLUMNS FROM users_auth FROM CometQL_v1 LIKE 'h%'

@@ -1,0 +1,1 @@
+INSERT INTO pipes_messages (name, event, message) VALUES("web_MainPageChat","",'{"text":"hi"}');

@@ -1,0 +1,1 @@
+INSERT INTO pipes_settings ("name", "length") VALUES ('p1', 10), (?, -5)

@@ -1,0 +1,1 @@
+REPLACE INTO users_auth SET id = 1, hash = _utf8mb4'a\'b''c' X'41' 0x42

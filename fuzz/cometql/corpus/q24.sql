@@ -1,0 +1,1 @@
+SELECT id, `hash` FROM CometQL_v1.users_auth WHERE (id IN (1, -2, ?) AND hash <> 'x') ORDER BY id DESC LIMIT 10 OFFSET 2

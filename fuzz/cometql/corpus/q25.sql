@@ -1,0 +1,1 @@
+DELETE FROM pipes_messages WHERE name LIKE 'a\_%' AND id IS NOT NULL AND t NOT IN (1.5, 1e3) LIMIT 1

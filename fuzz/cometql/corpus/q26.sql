@@ -1,0 +1,1 @@
+UPDATE pipes_settings SET length = 20 WHERE name = 'p1' AND x >= 9223372036854775807

@@ -1,0 +1,1 @@
+/*!40101 USE `my``db` */; -- trailing

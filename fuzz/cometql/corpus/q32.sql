@@ -1,0 +1,1 @@
+SELECT * FROM t WHERE a = 99999999999999999999 /* unterminated

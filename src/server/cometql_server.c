@@ -1,0 +1,1086 @@
+/* cometql_server: MySQL-protocol connections for CometQL; see cometql_server.h.
+ *
+ * Data path: bytes arrive in one loop-wide read buffer; a connection keeps a private input
+ * buffer only for an incomplete packet (idle connections hold none). Each complete payload is
+ * handled at once; replies are appended to the connection's `pending` plaintext. Once per loop
+ * iteration, after the store commits, pending is encrypted (TLS) or moved to `out` and written
+ * with one uv_write. A connection whose queued output exceeds [cometql] max_output stops being
+ * read until its client catches up. */
+#include "server/cometql_server.h"
+#include "core/alloc.h"
+#include "core/log.h"
+#include "proto/mysql_packet.h"
+#include "server/tls.h"
+
+#include <inttypes.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define READ_CHUNK (64 * 1024)
+#define NATIVE     "mysql_native_password"
+
+enum conn_state {
+    ST_HANDSHAKE,   /* HandshakeV10 sent, waiting for the response or an SSLRequest */
+    ST_TLS,         /* TLS after SSLRequest, waiting for the handshake response inside it */
+    ST_AUTH_SWITCH, /* AuthSwitchRequest sent, waiting for the native token */
+    ST_READY,       /* authenticated: commands */
+    ST_CLOSING,
+};
+
+struct prepared {
+    struct prepared *next;
+    uint32_t id;
+    struct arena arena;
+    struct cq_stmt *st;
+    uint16_t n_params;
+    uint8_t *types;
+    bool types_known;
+    struct buf **long_data; /* n_params entries, NULL when unused */
+    const struct cq_column *cols;
+    size_t n_cols;
+};
+
+struct conn {
+    uv_tcp_t tcp; /* first: the handle's data points back at us */
+    uv_timer_t timer;
+    struct cometql_server *srv;
+    struct conn *prev, *next;       /* all connections */
+    struct conn *dirty_next;        /* connections with pending output */
+    bool dirty;
+    enum conn_state state;
+    uint32_t id;
+    uint8_t scramble[20];
+    uint8_t seq; /* sequence id for the next packet we send */
+    struct cq_session sess;
+    struct tls_session *tls;
+    struct buf in;      /* unprocessed plaintext input */
+    struct buf pending; /* plaintext replies not yet flushed */
+    struct buf out;     /* bytes ready for the socket */
+    struct buf inflight; /* bytes handed to uv_write */
+    uv_write_t wreq;
+    bool writing, reading_paused, close_after_flush;
+    bool awaiting_commit;
+    size_t commit_mark; /* pending length before the first reply that awaits the commit */
+    int handles_open;
+    struct arena arena; /* per-command memory */
+    struct prepared *stmts;
+    uint32_t next_stmt_id;
+    size_t n_stmts;
+    /* during a change-user / handshake, the response fields we keep */
+    uint32_t client_caps;
+    char want_db[65];
+    bool has_db;
+};
+
+struct cometql_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    const struct config *cfg;
+    struct cq_env *env;
+    struct tls_server *tls;
+    struct conn *conns;
+    struct conn *dirty;
+    uint64_t n_conns;
+    uint64_t queries;
+    uint32_t next_id;
+    bool stopping;
+    void (*stopped)(void *ctx);
+    void *stopped_ctx;
+    bool listener_closed;
+    struct buf scratch; /* joined multi-packet payloads */
+};
+
+static uint8_t read_buffer[READ_CHUNK];
+static bool read_buffer_busy;
+
+static void conn_close(struct conn *c, const char *why);
+static void conn_process(struct conn *c);
+static void conn_flush(struct conn *c);
+static void restart_idle_timer(struct conn *c);
+
+static uint32_t capabilities(const struct cometql_server *s)
+{
+    uint32_t caps = CLIENT_LONG_PASSWORD | CLIENT_FOUND_ROWS | CLIENT_LONG_FLAG |
+                    CLIENT_CONNECT_WITH_DB | CLIENT_NO_SCHEMA | CLIENT_ODBC | CLIENT_IGNORE_SPACE |
+                    CLIENT_PROTOCOL_41 | CLIENT_INTERACTIVE | CLIENT_IGNORE_SIGPIPE |
+                    CLIENT_TRANSACTIONS | CLIENT_SECURE_CONNECTION | CLIENT_MULTI_RESULTS |
+                    CLIENT_PS_MULTI_RESULTS | CLIENT_PLUGIN_AUTH | CLIENT_CONNECT_ATTRS |
+                    CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA;
+    if (s->tls) caps |= CLIENT_SSL; /* advertised only when we can honour it */
+    return caps;
+}
+
+static void mark_dirty(struct conn *c)
+{
+    if (c->dirty) return;
+    c->dirty = true;
+    c->dirty_next = c->srv->dirty;
+    c->srv->dirty = c;
+}
+
+/* ---- replies ---------------------------------------------------------------------------------- */
+
+static void reply_err(struct conn *c, int code, const char *sqlstate, const char *msg)
+{
+    mysql_write_err(&c->pending, &c->seq, (uint16_t)code, sqlstate ? sqlstate : "HY000", msg);
+    mark_dirty(c);
+}
+
+static void reply_ok(struct conn *c, uint64_t affected, uint64_t insert_id)
+{
+    mysql_write_ok(&c->pending, &c->seq, affected, insert_id, SERVER_STATUS_AUTOCOMMIT, 0, NULL);
+    mark_dirty(c);
+}
+
+static void column_def(const char *table, const struct cq_column *col, struct mysql_column *out)
+{
+    memset(out, 0, sizeof *out);
+    out->schema = *table ? COMETQL_DATABASE : "";
+    out->table = table;
+    out->name = col->name;
+    if (col->type == CQ_COL_INT) {
+        out->type = MYSQL_TYPE_LONGLONG;
+        out->charset = MYSQL_CHARSET_BINARY;
+        out->length = 20;
+        out->flags = (uint16_t)(MYSQL_FLAG_BINARY | (col->primary ? MYSQL_FLAG_NOT_NULL | MYSQL_FLAG_PRI_KEY : 0));
+    } else {
+        out->type = MYSQL_TYPE_VAR_STRING;
+        out->charset = MYSQL_CHARSET_UTF8MB4_GENERAL_CI;
+        out->length = 65535 * 4;
+        out->flags = (uint16_t)(col->primary ? MYSQL_FLAG_NOT_NULL | MYSQL_FLAG_PRI_KEY : 0);
+    }
+    out->decimals = col->type == CQ_COL_INT ? 0 : 0x1f;
+}
+
+static void write_columns(struct conn *c, const char *table, const struct cq_column *cols,
+                          size_t n, struct mysql_column *defs)
+{
+    for (size_t i = 0; i < n; i++) {
+        column_def(table ? table : "", &cols[i], &defs[i]);
+        mysql_write_column_def(&c->pending, &c->seq, &defs[i]);
+    }
+    mysql_write_eof(&c->pending, &c->seq, SERVER_STATUS_AUTOCOMMIT, 0);
+}
+
+static void reply_result(struct conn *c, struct cq_result *r, bool binary)
+{
+    switch (r->kind) {
+    case CQ_RES_ERR: reply_err(c, r->err_code, r->sqlstate, r->err_msg); break;
+    case CQ_RES_OK: reply_ok(c, r->affected, r->insert_id); break;
+    case CQ_RES_ROWS: {
+        struct mysql_column *defs = arena_alloc(&c->arena, (r->n_cols + 1) * sizeof *defs);
+        mysql_write_column_count(&c->pending, &c->seq, r->n_cols);
+        write_columns(c, r->table, r->cols, r->n_cols, defs);
+        for (size_t i = 0; i < r->n_rows; i++) {
+            const struct value *row = &r->cells[i * r->n_cols];
+            if (binary)
+                mysql_write_binary_row(&c->pending, &c->seq, defs, row, r->n_cols);
+            else
+                mysql_write_text_row(&c->pending, &c->seq, row, r->n_cols);
+        }
+        mysql_write_eof(&c->pending, &c->seq, SERVER_STATUS_AUTOCOMMIT, 0);
+        mark_dirty(c);
+        break;
+    }
+    }
+}
+
+/* Runs a statement and queues its reply; a write's reply waits for the commit. */
+static void run_statement(struct conn *c, const struct cq_stmt *st, const struct value *params,
+                          bool binary)
+{
+    struct cq_result r;
+    size_t mark = c->pending.len - c->pending.off;
+    cq_exec(c->srv->env, &c->sess, st, params, &c->arena, &r);
+    c->sess.queries++;
+    c->srv->queries++;
+    if (r.wrote && !c->awaiting_commit) {
+        c->awaiting_commit = true;
+        c->commit_mark = mark;
+    }
+    reply_result(c, &r, binary);
+    cq_result_free(&r);
+}
+
+/* ---- authentication ----------------------------------------------------------------------------- */
+
+static struct cq_limits limits(const struct config *cfg)
+{
+    struct cq_limits l = {(size_t)cfg->cometql_max_in_values, (size_t)cfg->cometql_max_conditions,
+                          64};
+    return l;
+}
+
+/* The user name selects the tenant: "root" is dev_id 0, digits are the dev_id. */
+static bool tenant_of(const struct config *cfg, const char *user, size_t len, int64_t *dev)
+{
+    if (len == 4 && memcmp(user, "root", 4) == 0) {
+        *dev = 0;
+        return true;
+    }
+    if (len == 0 || len > 10) return false;
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (user[i] < '0' || user[i] > '9') return false;
+        v = v * 10 + (user[i] - '0');
+    }
+    if (v >= cfg->dev_index_size) return false;
+    *dev = v;
+    return true;
+}
+
+static void auth_fail(struct conn *c, const char *why)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "Authentication failure: %s", why);
+    reply_err(c, CQ_ERR_AUTH, "28000", msg);
+    LOG(LOG_INFO, "cometql", "conn=%u msg=\"authentication failed\" peer=%s reason=\"%s\"", c->id,
+        c->sess.peer, why);
+    c->close_after_flush = true;
+    c->state = ST_CLOSING;
+}
+
+static void auth_finish(struct conn *c, const uint8_t *token, size_t token_len)
+{
+    const char *pw = c->srv->cfg->password;
+    if (!mysql_native_password_check(c->scramble, pw, strlen(pw), token, token_len)) {
+        auth_fail(c, "wrong password");
+        return;
+    }
+    if (c->has_db) {
+        struct cq_result r;
+        cq_result_init(&r);
+        if (!cq_use_database(c->srv->env, &c->sess, c->want_db, strlen(c->want_db), &r)) {
+            reply_err(c, r.err_code, r.sqlstate, r.err_msg);
+            c->close_after_flush = true;
+            c->state = ST_CLOSING;
+            return;
+        }
+    }
+    c->state = ST_READY;
+    restart_idle_timer(c); /* from the handshake deadline to the idle timeout */
+    reply_ok(c, 0, 0);
+    LOG(LOG_DEBUG, "cometql", "conn=%u msg=\"authenticated\" user=%s dev_id=%" PRId64 " tls=%s",
+        c->id, c->sess.user, c->sess.dev_id, c->tls ? "yes" : "no");
+}
+
+static void on_handshake_response(struct conn *c, const uint8_t *p, size_t len)
+{
+    struct mysql_handshake_response hr;
+    const char *err = NULL;
+    if (mysql_parse_handshake_response(p, len, &hr, &err) != MYSQL_OK) {
+        reply_err(c, 1043, "08S01", "Bad handshake");
+        LOG(LOG_INFO, "cometql", "conn=%u msg=\"bad handshake\" reason=\"%s\"", c->id,
+            err ? err : "?");
+        c->close_after_flush = true;
+        c->state = ST_CLOSING;
+        return;
+    }
+    if (hr.ssl_request) {
+        if (!c->srv->tls || c->tls) {
+            reply_err(c, 1043, "08S01", "Bad handshake: TLS is not enabled on this server");
+            c->close_after_flush = true;
+            c->state = ST_CLOSING;
+            return;
+        }
+        c->tls = tls_session_new(c->srv->tls);
+        c->state = ST_TLS;
+        return;
+    }
+    if (c->srv->tls && !c->tls) {
+        /* plaintext is allowed too; the operator decides with the client's ssl-mode */
+    }
+    c->client_caps = hr.capabilities;
+    size_t ul = hr.user_len < sizeof c->sess.user - 1 ? hr.user_len : sizeof c->sess.user - 1;
+    memcpy(c->sess.user, hr.user, ul);
+    c->sess.user[ul] = '\0';
+    if (!tenant_of(c->srv->cfg, hr.user, hr.user_len, &c->sess.dev_id)) {
+        auth_fail(c, "the user name must be root or a numeric dev_id");
+        return;
+    }
+    c->has_db = false;
+    if (hr.database && hr.database_len) {
+        size_t dl = hr.database_len < sizeof c->want_db - 1 ? hr.database_len : sizeof c->want_db - 1;
+        memcpy(c->want_db, hr.database, dl);
+        c->want_db[dl] = '\0';
+        c->has_db = true;
+    }
+    bool native = !hr.auth_plugin || (hr.auth_plugin_len == strlen(NATIVE) &&
+                                      memcmp(hr.auth_plugin, NATIVE, hr.auth_plugin_len) == 0);
+    if (!native || (hr.auth_len != 20 && hr.auth_len != 0)) {
+        /* caching_sha2_password and friends: ask for mysql_native_password */
+        if (!(hr.capabilities & CLIENT_PLUGIN_AUTH)) {
+            auth_fail(c, "the client does not support mysql_native_password");
+            return;
+        }
+        mysql_write_auth_switch(&c->pending, &c->seq, NATIVE, c->scramble);
+        mark_dirty(c);
+        c->state = ST_AUTH_SWITCH;
+        return;
+    }
+    auth_finish(c, hr.auth, hr.auth_len);
+}
+
+/* ---- commands --------------------------------------------------------------------------------- */
+
+static struct prepared *find_stmt(struct conn *c, uint32_t id, struct prepared ***link)
+{
+    struct prepared **pp = &c->stmts;
+    for (; *pp; pp = &(*pp)->next) {
+        if ((*pp)->id == id) {
+            if (link) *link = pp;
+            return *pp;
+        }
+    }
+    return NULL;
+}
+
+static void free_stmt(struct prepared *ps)
+{
+    for (uint16_t i = 0; i < ps->n_params && ps->long_data; i++) {
+        if (ps->long_data[i]) {
+            buf_free(ps->long_data[i]);
+            xfree(ps->long_data[i]);
+        }
+    }
+    xfree(ps->long_data);
+    xfree(ps->types);
+    arena_free(&ps->arena);
+    xfree(ps);
+}
+
+static void free_all_stmts(struct conn *c)
+{
+    while (c->stmts) {
+        struct prepared *n = c->stmts->next;
+        free_stmt(c->stmts);
+        c->stmts = n;
+    }
+    c->n_stmts = 0;
+}
+
+static bool query_length_ok(struct conn *c, size_t len)
+{
+    if ((int64_t)len <= c->srv->cfg->cometql_max_query_length) return true;
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "Query is too long: %zu bytes, the limit is %" PRId64 " ([cometql] max_query_length)",
+             len, c->srv->cfg->cometql_max_query_length);
+    reply_err(c, CQ_ERR_OVERFLOW, "42000", msg);
+    return false;
+}
+
+static void com_query(struct conn *c, const uint8_t *p, size_t len)
+{
+    if (!query_length_ok(c, len)) return;
+    struct cq_limits l = limits(c->srv->cfg);
+    struct cq_stmt *st;
+    struct cq_error err;
+    if (cq_parse((const char *)p, len, &l, false, &c->arena, &st, &err) != CQ_OK) {
+        c->srv->queries++;
+        reply_err(c, err.code, err.code == CQ_ERR_SYNTAX ? "42000" : "HY000", err.msg);
+        return;
+    }
+    run_statement(c, st, NULL, false);
+}
+
+static void com_prepare(struct conn *c, const uint8_t *p, size_t len)
+{
+    if (!query_length_ok(c, len)) return;
+    if ((int64_t)c->n_stmts >= c->srv->cfg->cometql_max_prepared) {
+        reply_err(c, 1461, "42000",
+                  "Too many prepared statements on this connection ([cometql] "
+                  "max_prepared_statements)");
+        return;
+    }
+    struct prepared *ps = xcalloc(1, sizeof *ps);
+    arena_init(&ps->arena);
+    struct cq_limits l = limits(c->srv->cfg);
+    struct cq_error err;
+    struct cq_result r;
+    if (cq_parse((const char *)p, len, &l, true, &ps->arena, &ps->st, &err) != CQ_OK) {
+        reply_err(c, err.code, err.code == CQ_ERR_SYNTAX ? "42000" : "HY000", err.msg);
+        free_stmt(ps);
+        return;
+    }
+    if (ps->st->n_params > 65535) {
+        reply_err(c, 1390, "HY000", "Prepared statement contains too many placeholders");
+        free_stmt(ps);
+        return;
+    }
+    if (!cq_describe(c->srv->env, &c->sess, ps->st, &ps->arena, &ps->cols, &ps->n_cols, &r)) {
+        reply_err(c, r.err_code, r.sqlstate, r.err_msg);
+        cq_result_free(&r);
+        free_stmt(ps);
+        return;
+    }
+    cq_result_free(&r);
+    ps->id = ++c->next_stmt_id;
+    ps->n_params = (uint16_t)ps->st->n_params;
+    ps->types = xcalloc(ps->n_params + 1u, 2);
+    ps->long_data = xcalloc(ps->n_params + 1u, sizeof *ps->long_data);
+    ps->next = c->stmts;
+    c->stmts = ps;
+    c->n_stmts++;
+
+    mysql_write_stmt_prepare_ok(&c->pending, &c->seq, ps->id, (uint16_t)ps->n_cols, ps->n_params, 0);
+    if (ps->n_params) {
+        static const struct cq_column param = {"?", CQ_COL_STR, false};
+        struct mysql_column def;
+        for (uint16_t i = 0; i < ps->n_params; i++) {
+            column_def("", &param, &def);
+            mysql_write_column_def(&c->pending, &c->seq, &def);
+        }
+        mysql_write_eof(&c->pending, &c->seq, SERVER_STATUS_AUTOCOMMIT, 0);
+    }
+    if (ps->n_cols) {
+        struct mysql_column *defs = arena_alloc(&c->arena, ps->n_cols * sizeof *defs);
+        write_columns(c, ps->st->table ? ps->st->table : "", ps->cols, ps->n_cols, defs);
+    }
+    mark_dirty(c);
+}
+
+static void com_execute(struct conn *c, const uint8_t *p, size_t len)
+{
+    uint32_t id;
+    if (mysql_peek_stmt_id(p, len, &id) != MYSQL_OK) {
+        reply_err(c, 1243, "HY000", "Malformed COM_STMT_EXECUTE");
+        return;
+    }
+    struct prepared *ps = find_stmt(c, id, NULL);
+    if (!ps) {
+        reply_err(c, 1243, "HY000", "Unknown prepared statement handler given to mysqld_stmt_execute");
+        return;
+    }
+    struct mysql_param *params = arena_alloc(&c->arena, (ps->n_params + 1u) * sizeof *params);
+    struct value *values = arena_alloc(&c->arena, (ps->n_params + 1u) * sizeof *values);
+    const char *err = NULL;
+    uint8_t flags;
+    if (mysql_parse_stmt_execute(p, len, ps->n_params, ps->types, &ps->types_known,
+                                 (const struct buf *const *)ps->long_data, params, &id, &flags,
+                                 &err) != MYSQL_OK) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "Malformed COM_STMT_EXECUTE: %s", err ? err : "?");
+        reply_err(c, 1210, "HY000", msg);
+        return;
+    }
+    for (uint16_t i = 0; i < ps->n_params; i++) values[i] = params[i].v;
+    run_statement(c, ps->st, values, true);
+    /* long data is per execution */
+    for (uint16_t i = 0; i < ps->n_params; i++) {
+        if (ps->long_data[i]) {
+            buf_free(ps->long_data[i]);
+            xfree(ps->long_data[i]);
+            ps->long_data[i] = NULL;
+        }
+    }
+}
+
+static void com_long_data(struct conn *c, const uint8_t *p, size_t len)
+{
+    uint32_t id;
+    if (len < 7 || mysql_peek_stmt_id(p, len, &id) != MYSQL_OK) return; /* no reply, per protocol */
+    struct prepared *ps = find_stmt(c, id, NULL);
+    uint16_t param = (uint16_t)(p[5] | p[6] << 8);
+    if (!ps || param >= ps->n_params) return;
+    if (!ps->long_data[param]) {
+        ps->long_data[param] = xcalloc(1, sizeof(struct buf));
+        buf_init(ps->long_data[param]);
+    }
+    struct buf *b = ps->long_data[param];
+    if ((int64_t)(buf_unread(b) + len - 7) > c->srv->cfg->cometql_max_packet) {
+        reply_err(c, 1153, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes");
+        c->close_after_flush = true;
+        c->state = ST_CLOSING;
+        return;
+    }
+    buf_append(b, p + 7, len - 7);
+}
+
+static void com_field_list(struct conn *c, const uint8_t *p, size_t len)
+{
+    const uint8_t *nul = memchr(p, 0, len);
+    size_t tl = nul ? (size_t)(nul - p) : len;
+    char name[65];
+    if (tl > 64) tl = 64;
+    for (size_t i = 0; i < tl; i++) name[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
+    name[tl] = '\0';
+    struct cq_stmt st;
+    memset(&st, 0, sizeof st);
+    st.kind = CQ_STMT_SELECT;
+    st.table = name;
+    st.star = true;
+    const struct cq_column *cols;
+    size_t n;
+    struct cq_result r;
+    if (!cq_describe(c->srv->env, &c->sess, &st, &c->arena, &cols, &n, &r)) {
+        reply_err(c, r.err_code, r.sqlstate, r.err_msg);
+        cq_result_free(&r);
+        return;
+    }
+    struct mysql_column def;
+    for (size_t i = 0; i < n; i++) {
+        column_def(name, &cols[i], &def);
+        mysql_write_column_def(&c->pending, &c->seq, &def);
+    }
+    mysql_write_eof(&c->pending, &c->seq, SERVER_STATUS_AUTOCOMMIT, 0);
+    mark_dirty(c);
+}
+
+static void com_statistics(struct conn *c)
+{
+    char text[256];
+    int n = snprintf(text, sizeof text,
+                     "Uptime: %ld  Threads: %" PRIu64 "  Questions: %" PRIu64
+                     "  Slow queries: 0  Opens: 0  Open tables: %zu  Queries per second avg: 0",
+                     (long)(time(NULL) - c->srv->env->started), c->srv->n_conns, c->srv->queries,
+                     (size_t)11);
+    mysql_put_payload(&c->pending, &c->seq, text, (size_t)n);
+    mark_dirty(c);
+}
+
+static void on_command(struct conn *c, const uint8_t *p, size_t len)
+{
+    if (len == 0) {
+        reply_err(c, 1047, "08S01", "Unknown command");
+        return;
+    }
+    const uint8_t *arg = p + 1;
+    size_t arg_len = len - 1;
+    switch (p[0]) {
+    case 0x01: /* COM_QUIT */
+        c->close_after_flush = true;
+        c->state = ST_CLOSING;
+        return;
+    case 0x02: { /* COM_INIT_DB */
+        struct cq_result r;
+        cq_result_init(&r);
+        if (cq_use_database(c->srv->env, &c->sess, (const char *)arg, arg_len, &r))
+            reply_ok(c, 0, 0);
+        else
+            reply_err(c, r.err_code, r.sqlstate, r.err_msg);
+        return;
+    }
+    case 0x03: com_query(c, arg, arg_len); return;
+    case 0x04: com_field_list(c, arg, arg_len); return;
+    case 0x09: com_statistics(c); return;
+    case 0x0e: reply_ok(c, 0, 0); return; /* COM_PING */
+    case 0x16: com_prepare(c, arg, arg_len); return;
+    case 0x17: com_execute(c, p, len); return;
+    case 0x18: com_long_data(c, p, len); return;
+    case 0x19: { /* COM_STMT_CLOSE: no reply */
+        uint32_t id;
+        struct prepared **link;
+        if (mysql_peek_stmt_id(p, len, &id) == MYSQL_OK && find_stmt(c, id, &link)) {
+            struct prepared *ps = *link;
+            *link = ps->next;
+            free_stmt(ps);
+            c->n_stmts--;
+        }
+        return;
+    }
+    case 0x1a: { /* COM_STMT_RESET */
+        uint32_t id;
+        struct prepared *ps = NULL;
+        if (mysql_peek_stmt_id(p, len, &id) == MYSQL_OK) ps = find_stmt(c, id, NULL);
+        if (!ps) {
+            reply_err(c, 1243, "HY000", "Unknown prepared statement handler given to mysqld_stmt_reset");
+            return;
+        }
+        for (uint16_t i = 0; i < ps->n_params; i++) {
+            if (ps->long_data[i]) {
+                buf_free(ps->long_data[i]);
+                xfree(ps->long_data[i]);
+                ps->long_data[i] = NULL;
+            }
+        }
+        reply_ok(c, 0, 0);
+        return;
+    }
+    case 0x1b: /* COM_SET_OPTION: multi-statements on/off; we answer EOF as MySQL does */
+        mysql_write_eof(&c->pending, &c->seq, SERVER_STATUS_AUTOCOMMIT, 0);
+        mark_dirty(c);
+        return;
+    case 0x1c: reply_err(c, 1421, "HY000", "Cursors are not supported by CometQL"); return;
+    case 0x1f: /* COM_RESET_CONNECTION */
+        free_all_stmts(c);
+        c->sess.last_insert_id = 0;
+        reply_ok(c, 0, 0);
+        return;
+    default: {
+        char msg[64];
+        snprintf(msg, sizeof msg, "Unknown command 0x%02x", p[0]);
+        reply_err(c, 1047, "08S01", msg);
+        return;
+    }
+    }
+}
+
+/* ---- input ------------------------------------------------------------------------------------ */
+
+static size_t queued_output(const struct conn *c)
+{
+    return buf_unread(&c->pending) + buf_unread(&c->out) + buf_unread(&c->inflight);
+}
+
+static void on_payload(struct conn *c, uint8_t seq, const uint8_t *p, size_t len)
+{
+    c->seq = (uint8_t)(seq + 1);
+    switch (c->state) {
+    case ST_HANDSHAKE:
+    case ST_TLS: on_handshake_response(c, p, len); break;
+    case ST_AUTH_SWITCH:
+        if (len == 0 || len == 20)
+            auth_finish(c, p, len);
+        else
+            auth_fail(c, "the auth switch response is not a mysql_native_password token");
+        break;
+    case ST_READY:
+        arena_reset(&c->arena);
+        on_command(c, p, len);
+        break;
+    case ST_CLOSING: break;
+    }
+}
+
+/* Handles complete payloads at the front of data; returns bytes consumed, or -1 to drop. */
+static long process_bytes(struct conn *c, const uint8_t *data, size_t len)
+{
+    size_t done = 0;
+    while (done < len && c->state != ST_CLOSING) {
+        if (queued_output(c) > (size_t)c->srv->cfg->cometql_max_output) break;
+        struct mysql_frame f;
+        const char *err = NULL;
+        int rc = mysql_frame_parse(data + done, len - done, (size_t)c->srv->cfg->cometql_max_packet,
+                                   &c->srv->scratch, &f, &err);
+        if (rc == MYSQL_AGAIN) break;
+        if (rc == MYSQL_ERROR) {
+            c->seq = 1;
+            reply_err(c, 1153, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes");
+            LOG(LOG_INFO, "cometql", "conn=%u msg=\"dropping client\" reason=\"%s\"", c->id,
+                err ? err : "bad packet");
+            c->close_after_flush = true;
+            c->state = ST_CLOSING;
+            return -1;
+        }
+        bool was_handshake = c->state == ST_HANDSHAKE;
+        on_payload(c, f.seq, f.payload, f.len);
+        done += f.consumed;
+        if (was_handshake && c->state == ST_TLS) {
+            /* whatever follows the SSLRequest is the TLS ClientHello */
+            struct buf plain;
+            buf_init(&plain);
+            struct buf cipher_out;
+            buf_init(&cipher_out);
+            int trc = tls_session_feed(c->tls, data + done, len - done, &plain, &cipher_out);
+            buf_append(&c->out, buf_head(&cipher_out), buf_unread(&cipher_out));
+            buf_free(&cipher_out);
+            done = len;
+            if (trc != 0) {
+                buf_free(&plain);
+                return -1;
+            }
+            buf_append(&c->in, buf_head(&plain), buf_unread(&plain));
+            buf_free(&plain);
+            mark_dirty(c);
+            return (long)done;
+        }
+    }
+    return (long)done;
+}
+
+/* Processes c->in (plaintext that is already ours). */
+static void conn_process_once(struct conn *c);
+static void conn_process(struct conn *c)
+{
+    size_t before;
+    do {
+        before = buf_unread(&c->in);
+        conn_process_once(c);
+    } while (buf_unread(&c->in) && buf_unread(&c->in) != before && c->state != ST_CLOSING &&
+             !c->reading_paused);
+}
+
+static void conn_process_once(struct conn *c)
+{
+    if (!buf_unread(&c->in)) return;
+    /* process_bytes may append to c->in (TLS switch); work on a detached copy of the head */
+    struct buf work = c->in;
+    buf_init(&c->in);
+    long n = process_bytes(c, buf_head(&work), buf_unread(&work));
+    if (n < 0) {
+        buf_free(&work);
+        mark_dirty(c);
+        return;
+    }
+    buf_consume(&work, (size_t)n);
+    if (buf_unread(&work)) {
+        /* keep the remainder ahead of anything appended meanwhile */
+        buf_append(&work, buf_head(&c->in), buf_unread(&c->in));
+        buf_free(&c->in);
+        c->in = work;
+        buf_compact(&c->in);
+    } else {
+        buf_free(&work);
+    }
+    if (c->in.cap > 65536 && !buf_unread(&c->in)) buf_free(&c->in);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)h;
+    (void)suggested;
+    if (read_buffer_busy) { /* never happens on one loop thread, but stay safe */
+        b->base = NULL;
+        b->len = 0;
+        return;
+    }
+    read_buffer_busy = true;
+    b->base = (char *)read_buffer;
+    b->len = sizeof read_buffer;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
+{
+    struct conn *c = stream->data;
+    read_buffer_busy = false;
+    if (nread == 0) return;
+    if (nread < 0) {
+        conn_close(c, nread == UV_EOF ? "client closed" : uv_strerror((int)nread));
+        return;
+    }
+    if (c->state == ST_CLOSING) return;
+    const uint8_t *data = (const uint8_t *)b->base;
+    size_t len = (size_t)nread;
+    restart_idle_timer(c);
+    if (c->tls && c->state != ST_HANDSHAKE) {
+        if (tls_session_feed(c->tls, data, len, &c->in, &c->out) != 0) {
+            conn_close(c, "TLS error");
+            return;
+        }
+        mark_dirty(c);
+        if (c->state == ST_TLS && tls_session_ready(c->tls)) {
+            c->sess.tls_cipher = tls_session_cipher(c->tls);
+            c->sess.tls_version = tls_session_version(c->tls);
+        }
+        conn_process(c);
+    } else if (!buf_unread(&c->in)) {
+        /* the common case: no partial packet buffered, work straight from the read buffer */
+        long n = process_bytes(c, data, len);
+        if (n >= 0 && (size_t)n < len && c->state != ST_CLOSING) {
+            buf_append(&c->in, data + n, len - (size_t)n);
+        }
+        if (n < 0) mark_dirty(c);
+        if (n >= 0 && c->tls) conn_process(c); /* plaintext that came inside TLS records */
+    } else {
+        buf_append(&c->in, data, len);
+        conn_process(c);
+    }
+    if (c->state != ST_CLOSING && queued_output(c) > (size_t)c->srv->cfg->cometql_max_output &&
+        !c->reading_paused) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading_paused = true;
+    }
+}
+
+/* ---- output ----------------------------------------------------------------------------------- */
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct conn *c = req->data;
+    c->writing = false;
+    buf_free(&c->inflight);
+    if (status < 0) {
+        conn_close(c, uv_strerror(status));
+        return;
+    }
+    if (c->reading_paused && c->state != ST_CLOSING &&
+        queued_output(c) <= (size_t)c->srv->cfg->cometql_max_output / 2) {
+        c->reading_paused = false;
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        conn_process(c);
+    }
+    conn_flush(c);
+}
+
+/* Moves pending replies to the socket. */
+static void conn_flush(struct conn *c)
+{
+    if (c->handles_open < 2 || uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    if (buf_unread(&c->pending)) {
+        if (c->tls && c->state != ST_HANDSHAKE) {
+            if (tls_session_write(c->tls, buf_head(&c->pending), buf_unread(&c->pending), &c->out) != 0) {
+                buf_free(&c->pending);
+                conn_close(c, "TLS write error");
+                return;
+            }
+        } else {
+            buf_append(&c->out, buf_head(&c->pending), buf_unread(&c->pending));
+        }
+        buf_free(&c->pending);
+    }
+    if (!c->writing && buf_unread(&c->out)) {
+        uv_buf_t b = uv_buf_init((char *)buf_head(&c->out), (unsigned)buf_unread(&c->out));
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n > 0) buf_consume(&c->out, (size_t)n);
+        else if (n < 0 && n != UV_EAGAIN) {
+            conn_close(c, uv_strerror(n));
+            return;
+        }
+        if (buf_unread(&c->out)) {
+            c->inflight = c->out;
+            buf_init(&c->out);
+            b = uv_buf_init((char *)buf_head(&c->inflight), (unsigned)buf_unread(&c->inflight));
+            c->writing = true;
+            c->wreq.data = c;
+            int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+            if (rc < 0) {
+                c->writing = false;
+                conn_close(c, uv_strerror(rc));
+                return;
+            }
+        } else if (c->out.cap > 65536) {
+            buf_free(&c->out);
+        }
+    }
+    if (c->close_after_flush && !c->writing && !buf_unread(&c->out)) conn_close(c, "closed by server");
+}
+
+void cometql_server_after_commit(struct cometql_server *s, bool ok)
+{
+    struct conn *c = s->dirty;
+    s->dirty = NULL;
+    while (c) {
+        struct conn *next = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        if (c->awaiting_commit) {
+            c->awaiting_commit = false;
+            if (!ok) {
+                /* nothing after the first unconfirmed write may reach the client */
+                size_t keep = c->commit_mark;
+                if (keep < buf_unread(&c->pending)) c->pending.len = c->pending.off + keep;
+                c->close_after_flush = true;
+                c->state = ST_CLOSING;
+                LOG(LOG_ERROR, "cometql", "conn=%u msg=\"store commit failed; dropping client\"",
+                    c->id);
+            }
+        }
+        conn_flush(c);
+        c = next;
+    }
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    if (--c->handles_open > 0) return;
+    struct cometql_server *s = c->srv;
+    if (c->prev) c->prev->next = c->next;
+    else s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    /* it may still be on the dirty list */
+    for (struct conn **pp = &s->dirty; *pp; pp = &(*pp)->dirty_next) {
+        if (*pp == c) {
+            *pp = c->dirty_next;
+            break;
+        }
+    }
+    s->n_conns--;
+    free_all_stmts(c);
+    buf_free(&c->in);
+    buf_free(&c->pending);
+    buf_free(&c->out);
+    buf_free(&c->inflight);
+    arena_free(&c->arena);
+    tls_session_free(c->tls);
+    xfree(c);
+    if (s->stopping && !s->conns && s->listener_closed && s->stopped) s->stopped(s->stopped_ctx);
+}
+
+static void conn_close(struct conn *c, const char *why)
+{
+    if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    c->state = ST_CLOSING;
+    LOG(LOG_DEBUG, "cometql", "conn=%u msg=\"connection closed\" reason=\"%s\"", c->id, why);
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    if (c->state == ST_READY) {
+        LOG(LOG_INFO, "cometql", "conn=%u msg=\"idle timeout\"", c->id);
+    } else {
+        LOG(LOG_INFO, "cometql", "conn=%u msg=\"handshake timeout\" peer=%s", c->id, c->sess.peer);
+    }
+    conn_close(c, "timeout");
+}
+
+static void restart_idle_timer(struct conn *c)
+{
+    const struct config *cfg = c->srv->cfg;
+    uint64_t secs = (uint64_t)(c->state == ST_READY ? cfg->cometql_idle_timeout
+                                                   : cfg->cometql_connect_timeout);
+    uv_timer_start(&c->timer, on_timeout, secs * 1000, 0);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct cometql_server *s = server->data;
+    if (status < 0) {
+        LOG_RATELIMITED(LOG_WARN, "cometql", "msg=\"accept failed\" error=\"%s\"",
+                        uv_strerror(status));
+        return;
+    }
+    struct conn *c = xcalloc(1, sizeof *c);
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    arena_init(&c->arena);
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        c->prev = NULL;
+        c->next = s->conns;
+        if (s->conns) s->conns->prev = c;
+        s->conns = c;
+        s->n_conns++;
+        conn_close(c, "accept failed");
+        return;
+    }
+    c->id = ++s->next_id;
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    s->n_conns++;
+    c->sess.connection_id = c->id;
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int sl = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        char ip[48] = "?";
+        if (ss.ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+        else
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+        snprintf(c->sess.peer, sizeof c->sess.peer, "%s", ip);
+    }
+    if ((int64_t)s->n_conns > s->cfg->cometql_max_connections) {
+        c->seq = 0;
+        reply_err(c, 1040, "08004", "Too many connections");
+        c->close_after_flush = true;
+        c->state = ST_CLOSING;
+        LOG_RATELIMITED(LOG_WARN, "cometql", "msg=\"connection refused: max_connections\" limit=%" PRId64,
+                        s->cfg->cometql_max_connections);
+        return;
+    }
+    if (RAND_bytes(c->scramble, sizeof c->scramble) != 1) {
+        conn_close(c, "no randomness");
+        return;
+    }
+    for (size_t i = 0; i < sizeof c->scramble; i++) c->scramble[i] = (uint8_t)(1 + c->scramble[i] % 127);
+    struct mysql_handshake h = {c->id, CCOMET_SERVER_VERSION, {0}, capabilities(s),
+                                MYSQL_CHARSET_UTF8MB4_GENERAL_CI, SERVER_STATUS_AUTOCOMMIT, NATIVE};
+    memcpy(h.scramble, c->scramble, sizeof h.scramble);
+    mysql_write_handshake_v10(&c->pending, &h);
+    c->seq = 1;
+    c->state = ST_HANDSHAKE;
+    mark_dirty(c);
+    restart_idle_timer(c);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    LOG(LOG_DEBUG, "cometql", "conn=%u msg=\"client connected\" peer=%s", c->id, c->sess.peer);
+}
+
+struct cometql_server *cometql_server_start(uv_loop_t *loop, const struct config *cfg,
+                                            struct cq_env *env, char *err, size_t errlen)
+{
+    struct cometql_server *s = xcalloc(1, sizeof *s);
+    s->loop = loop;
+    s->cfg = cfg;
+    s->env = env;
+    buf_init(&s->scratch);
+    env->connections_now = &s->n_conns;
+    env->queries_total = &s->queries;
+    if (*cfg->cometql_ssl_cert) {
+        s->tls = tls_server_new(cfg->cometql_ssl_cert, cfg->cometql_ssl_key, err, errlen);
+        if (!s->tls) {
+            xfree(s);
+            return NULL;
+        }
+    }
+    struct sockaddr_storage addr;
+    int rc = strchr(cfg->cometql_ip, ':')
+                 ? uv_ip6_addr(cfg->cometql_ip, cfg->cometql_port, (struct sockaddr_in6 *)&addr)
+                 : uv_ip4_addr(cfg->cometql_ip, cfg->cometql_port, (struct sockaddr_in *)&addr);
+    if (rc == 0) rc = uv_tcp_init(loop, &s->listener);
+    if (rc == 0) {
+        s->listener.data = s;
+        rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
+        if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+        if (rc != 0) {
+            snprintf(err, errlen, "[cometql] cannot listen on %s:%d: %s", cfg->cometql_ip,
+                     cfg->cometql_port, uv_strerror(rc));
+            uv_close((uv_handle_t *)&s->listener, NULL);
+            uv_run(loop, UV_RUN_NOWAIT);
+            tls_server_free(s->tls);
+            xfree(s);
+            return NULL;
+        }
+    } else {
+        snprintf(err, errlen, "[cometql] ip = %s is not a valid address", cfg->cometql_ip);
+        tls_server_free(s->tls);
+        xfree(s);
+        return NULL;
+    }
+    return s;
+}
+
+void cometql_server_reconfigure(struct cometql_server *s, const struct config *cfg)
+{
+    s->cfg = cfg;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    struct cometql_server *s = h->data;
+    s->listener_closed = true;
+    if (!s->conns && s->stopped) s->stopped(s->stopped_ctx);
+}
+
+void cometql_server_stop(struct cometql_server *s, void (*done)(void *ctx), void *ctx)
+{
+    s->stopping = true;
+    s->stopped = done;
+    s->stopped_ctx = ctx;
+    for (struct conn *c = s->conns; c; c = c->next) {
+        if (c->writing || buf_unread(&c->pending) || buf_unread(&c->out)) {
+            c->close_after_flush = true;
+            c->state = ST_CLOSING;
+            conn_flush(c);
+        } else {
+            conn_close(c, "server shutting down");
+        }
+    }
+    uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+}
+
+void cometql_server_free(struct cometql_server *s)
+{
+    if (!s) return;
+    buf_free(&s->scratch);
+    tls_server_free(s->tls);
+    xfree(s);
+}
+
+uint64_t cometql_server_connections(const struct cometql_server *s)
+{
+    return s->n_conns;
+}

@@ -1,0 +1,215 @@
+/* main: ccomet's process: command line, configuration, the store, the event loop and the
+ * services on it, signals (SIGTERM/SIGINT: graceful stop; SIGHUP: reload), and the once-per-
+ * iteration group commit that every reply waits for. Holds no protocol logic. */
+#include "core/alloc.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "server/cometql_exec.h"
+#include "server/cometql_server.h"
+#include "server/hub.h"
+#include "server/store.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+struct app {
+    uv_loop_t *loop;
+    struct config *cfg;
+    struct store *store;
+    struct hub hub;
+    struct cq_env env;
+    struct cometql_server *cometql;
+    uv_prepare_t before_poll;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t purge;
+    bool stopping;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ccomet [--conf FILE] [--check] [--version]\n"
+               "  --conf FILE  comet.ini to read (default: ./comet.ini, or built-in defaults)\n"
+               "  --check      validate the configuration and exit\n");
+}
+
+/* The group commit: runs right before the loop waits for I/O, after every callback of this
+ * iteration has queued its replies. */
+static void on_before_poll(uv_prepare_t *h)
+{
+    struct app *app = h->data;
+    bool ok = true;
+    if (store_dirty(app->store)) ok = store_commit(app->store) == 0;
+    if (app->cometql) cometql_server_after_commit(app->cometql, ok);
+}
+
+static void on_purge(uv_timer_t *t)
+{
+    struct app *app = t->data;
+    int n = store_purge(app->store, (int64_t)time(NULL), app->cfg->store_queue_ttl,
+                        app->cfg->store_trust_ttl);
+    if (n > 0) LOG(LOG_INFO, "store", "msg=\"expired rows purged\" rows=%d", n);
+    /* the commit happens in on_before_poll like every other write */
+}
+
+static void on_stopped(void *ctx)
+{
+    struct app *app = ctx;
+    uv_prepare_stop(&app->before_poll);
+    uv_close((uv_handle_t *)&app->before_poll, NULL);
+    uv_close((uv_handle_t *)&app->sig_term, NULL);
+    uv_close((uv_handle_t *)&app->sig_int, NULL);
+    uv_close((uv_handle_t *)&app->sig_hup, NULL);
+    uv_close((uv_handle_t *)&app->purge, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct app *app = h->data;
+    if (signum == SIGHUP) {
+        char err[512];
+        struct config *neu = config_load(app->cfg->path, err, sizeof err);
+        if (!neu) {
+            LOG(LOG_ERROR, "main", "msg=\"reload failed; keeping the running configuration\" error=\"%s\"", err);
+            return;
+        }
+        config_log_restart_needed(app->cfg, neu);
+        log_set_level(neu->log_level);
+        app->env.cfg = neu;
+        cometql_server_reconfigure(app->cometql, neu);
+        config_free(app->cfg);
+        app->cfg = neu;
+        LOG(LOG_INFO, "main", "msg=\"configuration reloaded\" file=%s", neu->path ? neu->path : "-");
+        return;
+    }
+    if (app->stopping) return;
+    app->stopping = true;
+    LOG(LOG_INFO, "main", "msg=\"shutting down\" signal=%d", signum);
+    uv_timer_stop(&app->purge);
+    cometql_server_stop(app->cometql, on_stopped, app);
+}
+
+static int make_parent_dir(const char *path)
+{
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    int rc = 0;
+    if (slash && slash != dir) {
+        *slash = '\0';
+        for (char *p = dir + 1; *p; p++) {
+            if (*p == '/') {
+                *p = '\0';
+                mkdir(dir, 0755);
+                *p = '/';
+            }
+        }
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST) rc = -1;
+    }
+    xfree(dir);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *conf = NULL;
+    bool check = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--conf") == 0 && i + 1 < argc) {
+            conf = argv[++i];
+        } else if (strcmp(argv[i], "--check") == 0) {
+            check = true;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("ccomet %s\n", CCOMET_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "ccomet: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!conf && access("comet.ini", F_OK) == 0) conf = "comet.ini";
+
+    char err[512];
+    struct app app;
+    memset(&app, 0, sizeof app);
+    app.cfg = config_load(conf, err, sizeof err);
+    if (!app.cfg) {
+        fprintf(stderr, "ccomet: configuration error: %s\n", err);
+        return 1;
+    }
+    log_set_level(app.cfg->log_level);
+    if (check) {
+        printf("ccomet: configuration %s is valid\n", conf ? conf : "(defaults)");
+        config_free(app.cfg);
+        return 0;
+    }
+    if (!conf) LOG(LOG_INFO, "main", "msg=\"no comet.ini found; running on built-in defaults\"");
+    if (strcmp(app.cfg->password, "password") == 0)
+        LOG(LOG_WARN, "main", "msg=\"[main] password is the default; set your own before exposing the ports\"");
+
+    signal(SIGPIPE, SIG_IGN);
+    if (make_parent_dir(app.cfg->store_path) != 0) {
+        fprintf(stderr, "ccomet: cannot create the directory of [store] path = %s: %s\n",
+                app.cfg->store_path, strerror(errno));
+        config_free(app.cfg);
+        return 1;
+    }
+    app.store = store_open(app.cfg->store_path, strcmp(app.cfg->store_synchronous, "full") == 0,
+                           err, sizeof err);
+    if (!app.store) {
+        fprintf(stderr, "ccomet: %s\n", err);
+        config_free(app.cfg);
+        return 1;
+    }
+    app.loop = uv_default_loop();
+    hub_init(&app.hub);
+    app.env.cfg = app.cfg;
+    app.env.store = app.store;
+    app.env.hub = &app.hub;
+    app.env.started = time(NULL);
+
+    app.cometql = cometql_server_start(app.loop, app.cfg, &app.env, err, sizeof err);
+    if (!app.cometql) {
+        fprintf(stderr, "ccomet: %s\n", err);
+        store_close(app.store);
+        config_free(app.cfg);
+        return 1;
+    }
+
+    uv_prepare_init(app.loop, &app.before_poll);
+    app.before_poll.data = &app;
+    uv_prepare_start(&app.before_poll, on_before_poll);
+    uv_signal_init(app.loop, &app.sig_term);
+    uv_signal_init(app.loop, &app.sig_int);
+    uv_signal_init(app.loop, &app.sig_hup);
+    app.sig_term.data = app.sig_int.data = app.sig_hup.data = &app;
+    uv_signal_start(&app.sig_term, on_signal, SIGTERM);
+    uv_signal_start(&app.sig_int, on_signal, SIGINT);
+    uv_signal_start(&app.sig_hup, on_signal, SIGHUP);
+    uv_timer_init(app.loop, &app.purge);
+    app.purge.data = &app;
+    uv_timer_start(&app.purge, on_purge, 1000, 60000);
+
+    LOG(LOG_INFO, "main",
+        "msg=\"ccomet ready\" version=%s cometql=%s:%d tls=%s store=%s synchronous=%s",
+        CCOMET_VERSION, app.cfg->cometql_ip, app.cfg->cometql_port,
+        *app.cfg->cometql_ssl_cert ? "on" : "off", app.cfg->store_path,
+        app.cfg->store_synchronous);
+
+    uv_run(app.loop, UV_RUN_DEFAULT);
+
+    store_close(app.store); /* commits anything still pending */
+    cometql_server_free(app.cometql);
+    uv_loop_close(app.loop);
+    LOG(LOG_INFO, "main", "msg=\"stopped\"");
+    config_free(app.cfg);
+    return 0;
+}
