@@ -28,7 +28,8 @@ static void touch_operand(const struct cq_operand *o, unsigned n_params)
     ENSURE(o->v.kind == VALUE_NULL || o->v.kind == VALUE_INT || o->v.kind == VALUE_STR);
     if (o->v.kind == VALUE_STR) {
         ENSURE(o->v.s != NULL);
-        for (size_t i = 0; i < o->v.len; i++) sink += (unsigned char)o->v.s[i];
+        for (size_t i = 0; i < o->v.len; i++)
+            sink += (unsigned char)o->v.s[i];
     }
 }
 
@@ -56,9 +57,11 @@ static void walk(const struct cq_stmt *st, const struct cq_limits *lim)
         touch_str(c->column);
         touch_str(cq_op_name(c->op));
         ENSURE(c->n_values <= lim->max_in_values);
-        for (size_t k = 0; k < c->n_values; k++) touch_operand(&c->values[k], st->n_params);
+        for (size_t k = 0; k < c->n_values; k++)
+            touch_operand(&c->values[k], st->n_params);
     }
-    for (size_t i = 0; i < st->n_order; i++) touch_str(st->order[i].column);
+    for (size_t i = 0; i < st->n_order; i++)
+        touch_str(st->order[i].column);
     ENSURE(st->n_rows <= lim->max_in_values);
     for (size_t r = 0; r < st->n_rows; r++) {
         if (st->n_columns) ENSURE(st->n_row_values == st->n_columns);

@@ -65,9 +65,9 @@ struct lexer {
 struct parser {
     const char *src;
     size_t len;
-    struct lexer lx;   /* positioned just after cur */
-    struct token cur;  /* the current (next unconsumed) token */
-    size_t prev_end;   /* end of the last consumed token */
+    struct lexer lx;  /* positioned just after cur */
+    struct token cur; /* the current (next unconsumed) token */
+    size_t prev_end;  /* end of the last consumed token */
     struct cq_limits lim;
     bool allow_params;
     int depth;
@@ -127,7 +127,8 @@ static unsigned char to_lower(unsigned char c)
 
 static void lower_inplace(char *s)
 {
-    for (; *s; s++) *s = (char)to_lower((unsigned char)*s);
+    for (; *s; s++)
+        *s = (char)to_lower((unsigned char)*s);
 }
 
 /* ---- errors ----------------------------------------------------------------------------- */
@@ -169,13 +170,16 @@ static void near_text(const struct parser *p, size_t pos, char *out, size_t outs
     size_t n = pos < p->len ? p->len - pos : 0;
     if (n > NEAR_MAX) {
         n = NEAR_MAX;
-        while (n > 0 && ((unsigned char)p->src[pos + n] & 0xC0) == 0x80) n--;
+        while (n > 0 && ((unsigned char)p->src[pos + n] & 0xC0) == 0x80)
+            n--;
     }
     size_t o = 0;
     for (size_t i = 0; i < n && o + 1 < outsz; i++) {
         unsigned char c = (unsigned char)p->src[pos + i];
-        if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-        else if (c < 0x20 || c == 0x7f) c = '?';
+        if (c == '\n' || c == '\r' || c == '\t')
+            c = ' ';
+        else if (c < 0x20 || c == 0x7f)
+            c = '?';
         out[o++] = (char)c;
     }
     out[o] = '\0';
@@ -193,8 +197,9 @@ static void lex_syntax_error(struct parser *p, size_t pos, const char *detail)
 {
     char near[NEAR_MAX + 1];
     near_text(p, pos, near, sizeof near);
-    lex_fail(p, CQ_ERR_SYNTAX, "You have an error in your CometQL syntax (%s) near '%s' at line %lu",
-             detail, near, line_of(p, pos));
+    lex_fail(p, CQ_ERR_SYNTAX,
+             "You have an error in your CometQL syntax (%s) near '%s' at line %lu", detail, near,
+             line_of(p, pos));
 }
 
 static bool syntax_error(struct parser *p, size_t pos, const char *detail)
@@ -266,12 +271,14 @@ static bool lex_numberish(struct parser *p, size_t i, size_t j, struct token *t)
 {
     const unsigned char *s = (const unsigned char *)p->src;
     size_t n = p->len, d = i;
-    while (d < j && is_digit(s[d])) d++;
+    while (d < j && is_digit(s[d]))
+        d++;
     if (d == j) { /* all digits */
         size_t k = j;
         if (k < n && s[k] == '.') {
             k++;
-            while (k < n && is_digit(s[k])) k++;
+            while (k < n && is_digit(s[k]))
+                k++;
             if (k < n && (s[k] == 'e' || s[k] == 'E')) {
                 if (k + 1 < n && is_digit(s[k + 1])) {
                     k += 2;
@@ -279,7 +286,8 @@ static bool lex_numberish(struct parser *p, size_t i, size_t j, struct token *t)
                            is_digit(s[k + 2])) {
                     k += 3;
                 }
-                while (k < n && is_digit(s[k])) k++;
+                while (k < n && is_digit(s[k]))
+                    k++;
             }
             t->type = TK_DECIMAL;
             t->end = k;
@@ -288,8 +296,10 @@ static bool lex_numberish(struct parser *p, size_t i, size_t j, struct token *t)
         uint64_t v = 0;
         for (size_t x = i; x < j; x++) {
             unsigned dg = (unsigned)(s[x] - '0');
-            if (v > (UINT64_MAX - dg) / 10) t->overflow = true;
-            else v = v * 10 + dg;
+            if (v > (UINT64_MAX - dg) / 10)
+                t->overflow = true;
+            else
+                v = v * 10 + dg;
         }
         t->type = TK_INT;
         t->num = v;
@@ -298,7 +308,8 @@ static bool lex_numberish(struct parser *p, size_t i, size_t j, struct token *t)
     }
     if (j - i > 2 && s[i] == '0' && s[i + 1] == 'x') {
         size_t x = i + 2;
-        while (x < j && hex_val(s[x]) >= 0) x++;
+        while (x < j && hex_val(s[x]) >= 0)
+            x++;
         if (x == j) {
             t->type = TK_HEX;
             t->body = i + 2;
@@ -309,7 +320,8 @@ static bool lex_numberish(struct parser *p, size_t i, size_t j, struct token *t)
     }
     if (d > i && (s[d] == 'e' || s[d] == 'E')) {
         size_t x = d + 1;
-        while (x < j && is_digit(s[x])) x++;
+        while (x < j && is_digit(s[x]))
+            x++;
         if (x == j && j > d + 1) { /* 1e3 */
             t->type = TK_DECIMAL;
             t->end = j;
@@ -317,7 +329,8 @@ static bool lex_numberish(struct parser *p, size_t i, size_t j, struct token *t)
         }
         if (d + 1 == j && j + 1 < n && (s[j] == '+' || s[j] == '-') && is_digit(s[j + 1])) {
             size_t k = j + 1; /* 1e+3 */
-            while (k < n && is_digit(s[k])) k++;
+            while (k < n && is_digit(s[k]))
+                k++;
             t->type = TK_DECIMAL;
             t->end = k;
             return true;
@@ -344,9 +357,10 @@ static bool lex(struct parser *p, struct lexer *lx, struct token *t)
         unsigned char c = s[i];
         if (is_space(c)) {
             i++;
-        } else if (c == '#' || (c == '-' && i + 1 < n && s[i + 1] == '-' &&
-                                (i + 2 >= n || s[i + 2] <= 0x20))) {
-            while (i < n && s[i] != '\n') i++;
+        } else if (c == '#' ||
+                   (c == '-' && i + 1 < n && s[i + 1] == '-' && (i + 2 >= n || s[i + 2] <= 0x20))) {
+            while (i < n && s[i] != '\n')
+                i++;
         } else if (c == '/' && i + 1 < n && s[i + 1] == '*') {
             size_t k = i + 2;
             if (k < n && (s[k] == '!' || (s[k] == 'M' && k + 1 < n && s[k + 1] == '!'))) {
@@ -354,14 +368,16 @@ static bool lex(struct parser *p, struct lexer *lx, struct token *t)
                  * MariaDB's (slash-star-M-bang): the content is code */
                 k += s[k] == '!' ? 1 : 2;
                 size_t d = k;
-                while (d < n && d - k < 6 && is_digit(s[d])) d++;
+                while (d < n && d - k < 6 && is_digit(s[d]))
+                    d++;
                 if (d - k >= 5) k = d;
                 if (!in_vcomment) vcomment_at = i;
                 in_vcomment = true;
                 i = k;
                 continue;
             }
-            while (k + 1 < n && !(s[k] == '*' && s[k + 1] == '/')) k++;
+            while (k + 1 < n && !(s[k] == '*' && s[k + 1] == '/'))
+                k++;
             if (k + 1 >= n) {
                 t->type = TK_ERROR;
                 t->start = t->end = i;
@@ -490,14 +506,16 @@ static bool lex(struct parser *p, struct lexer *lx, struct token *t)
     default:
         if (is_ident_byte(c)) {
             size_t j = i;
-            while (j < n && is_ident_byte(s[j])) j++;
+            while (j < n && is_ident_byte(s[j]))
+                j++;
             if (is_digit(c)) {
                 if (!lex_numberish(p, i, j, t)) goto error;
                 break;
             }
             if (j < n && s[j] == '\'' && j == i + 1 && (c == 'x' || c == 'X')) {
                 size_t k = j + 1; /* X'4142' */
-                while (k < n && hex_val(s[k]) >= 0) k++;
+                while (k < n && hex_val(s[k]) >= 0)
+                    k++;
                 if (k >= n || s[k] != '\'' || (k - j - 1) % 2 != 0) {
                     lex_syntax_error(p, i, "invalid hexadecimal literal");
                     goto error;
@@ -613,9 +631,8 @@ static bool expect(struct parser *p, enum tk type)
 static bool is_reserved(const struct parser *p, const struct token *t)
 {
     static const char *const words[] = {
-        "and",   "as",   "asc",    "by",  "desc",   "false", "from",  "in",
-        "into",  "is",   "like",   "limit", "not",  "null",  "or",    "order",
-        "select", "set", "true",   "values", "where",
+        "and",   "as",  "asc",  "by", "desc",  "false",  "from", "in",   "into",   "is",    "like",
+        "limit", "not", "null", "or", "order", "select", "set",  "true", "values", "where",
     };
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (tok_is(p, t, words[i])) return true;
@@ -740,9 +757,12 @@ static bool int_value(struct parser *p, bool neg, size_t at, int64_t *out)
         return fail(p, CQ_ERR_OVERFLOW, "Number out of range near '%s' at line %lu", near,
                     line_of(p, at));
     }
-    if (!neg) *out = (int64_t)t->num;
-    else if (t->num == (uint64_t)INT64_MAX + 1) *out = INT64_MIN;
-    else *out = -(int64_t)t->num;
+    if (!neg)
+        *out = (int64_t)t->num;
+    else if (t->num == (uint64_t)INT64_MAX + 1)
+        *out = INT64_MIN;
+    else
+        *out = -(int64_t)t->num;
     advance(p);
     return true;
 }
@@ -750,8 +770,9 @@ static bool int_value(struct parser *p, bool neg, size_t at, int64_t *out)
 static bool take_param(struct parser *p, int *index)
 {
     if (!p->allow_params)
-        return syntax_error(p, p->cur.start, "'?' placeholders are only allowed in prepared "
-                                             "statements");
+        return syntax_error(p, p->cur.start,
+                            "'?' placeholders are only allowed in prepared "
+                            "statements");
     if (p->st->n_params >= PARAMS_MAX) return too_many(p, "placeholders", "max", PARAMS_MAX);
     *index = (int)p->st->n_params++;
     advance(p);
@@ -918,8 +939,7 @@ static bool parse_cond(struct parser *p)
             return push_cond(p, &c);
         }
         if (is_kw(p, "like"))
-            return fail(p, CQ_ERR_NOT_IMPLEMENTED,
-                        "Operator NOT LIKE is not supported in CometQL");
+            return fail(p, CQ_ERR_NOT_IMPLEMENTED, "Operator NOT LIKE is not supported in CometQL");
         return unexpected(p);
     } else if (accept_kw(p, "like")) {
         c.op = CQ_OP_LIKE;
@@ -982,8 +1002,10 @@ static bool parse_order_by(struct parser *p)
         struct cq_order *o = &st->order[st->n_order];
         TRY(parse_lower_name(p, &o->column));
         o->desc = false;
-        if (accept_kw(p, "desc")) o->desc = true;
-        else accept_kw(p, "asc");
+        if (accept_kw(p, "desc"))
+            o->desc = true;
+        else
+            accept_kw(p, "asc");
         st->n_order++;
     } while (accept(p, TK_COMMA));
     return true;
@@ -1055,8 +1077,10 @@ static bool parse_sysvar(struct parser *p, struct cq_expr *e)
     e->kind = CQ_EXPR_SYSVAR;
     e->scope = 0;
     if (first.type == TK_IDENT && p->cur.type == TK_DOT) {
-        if (tok_is(p, &first, "session") || tok_is(p, &first, "local")) e->scope = 1;
-        else if (tok_is(p, &first, "global")) e->scope = 2;
+        if (tok_is(p, &first, "session") || tok_is(p, &first, "local"))
+            e->scope = 1;
+        else if (tok_is(p, &first, "global"))
+            e->scope = 2;
     }
     if (e->scope) {
         advance(p); /* . */
@@ -1174,8 +1198,7 @@ static bool parse_select(struct parser *p)
     } else {
         do {
             if (n >= p->lim.max_columns)
-                return too_many(p, "columns in the select list", "max_columns",
-                                p->lim.max_columns);
+                return too_many(p, "columns in the select list", "max_columns", p->lim.max_columns);
             items = grow(p, items, n, &cap, sizeof *items);
             TRY(parse_select_item(p, &items[n]));
             n++;
@@ -1221,8 +1244,7 @@ static bool parse_select(struct parser *p)
     st->exprs = arena_alloc(p->arena, n * sizeof *st->exprs);
     for (size_t i = 0; i < n; i++) {
         if (!items[i].is_expr)
-            return fail(p, CQ_ERR_COLUMNS, "Unknown column '%s' in 'field list'",
-                        items[i].column);
+            return fail(p, CQ_ERR_COLUMNS, "Unknown column '%s' in 'field list'", items[i].column);
         st->exprs[i] = items[i].expr;
     }
     st->n_exprs = n;
@@ -1296,10 +1318,8 @@ static bool parse_insert(struct parser *p, bool replace)
         have_list = true;
         do {
             if (st->n_columns >= p->lim.max_columns)
-                return too_many(p, "columns in the insert list", "max_columns",
-                                p->lim.max_columns);
-            st->columns = grow(p, st->columns, st->n_columns, &p->cap_columns,
-                               sizeof *st->columns);
+                return too_many(p, "columns in the insert list", "max_columns", p->lim.max_columns);
+            st->columns = grow(p, st->columns, st->n_columns, &p->cap_columns, sizeof *st->columns);
             TRY(parse_lower_name(p, &st->columns[st->n_columns]));
             st->n_columns++;
         } while (accept(p, TK_COMMA));
@@ -1416,8 +1436,10 @@ static bool parse_show_filter(struct parser *p)
     if (strcmp(c->column, "variable_name") == 0 && c->n_values > 0 &&
         c->values[0].v.kind == VALUE_STR) {
         const struct value *v = &c->values[0].v;
-        if (c->op == CQ_OP_LIKE) st->like = v->s;
-        else if (c->op == CQ_OP_EQ || c->op == CQ_OP_IN) st->like = like_exact(p, v->s, v->len);
+        if (c->op == CQ_OP_LIKE)
+            st->like = v->s;
+        else if (c->op == CQ_OP_EQ || c->op == CQ_OP_IN)
+            st->like = like_exact(p, v->s, v->len);
     }
     return true;
 }
@@ -1441,8 +1463,10 @@ static bool parse_show(struct parser *p)
     advance(p); /* SHOW */
     bool extended = accept_kw(p, "extended");
     st->full = accept_kw(p, "full");
-    if (accept_kw(p, "global")) st->scope = 2;
-    else if (accept_kw(p, "session") || accept_kw(p, "local")) st->scope = 1;
+    if (accept_kw(p, "global"))
+        st->scope = 2;
+    else if (accept_kw(p, "session") || accept_kw(p, "local"))
+        st->scope = 1;
     const struct token w = p->cur;
     if (w.type != TK_IDENT) return unexpected(p);
     bool full_ok = false, scope_ok = false;
@@ -1470,8 +1494,7 @@ static bool parse_show(struct parser *p)
         st->kind = CQ_STMT_SHOW_STATUS;
         scope_ok = true;
         TRY(parse_show_filter(p));
-    } else if (is_kw(p, "filesystem") || is_kw(p, "ram") || is_kw(p, "avg") ||
-               is_kw(p, "uptime")) {
+    } else if (is_kw(p, "filesystem") || is_kw(p, "ram") || is_kw(p, "avg") || is_kw(p, "uptime")) {
         st->kind = CQ_STMT_SHOW_STATUS; /* CppComet's host statistics */
         st->table = is_kw(p, "filesystem") ? "filesystem"
                     : is_kw(p, "ram")      ? "ram"
@@ -1532,9 +1555,9 @@ static bool parse_describe(struct parser *p)
 {
     struct cq_stmt *st = p->st;
     advance(p); /* DESCRIBE | DESC | EXPLAIN */
-    static const char *const stmts[] = {"select",  "insert",     "update", "delete", "replace",
-                                        "format",  "analyze",    "extended", "partitions",
-                                        "for",     "with",       "table"};
+    static const char *const stmts[] = {"select",     "insert", "update",  "delete",
+                                        "replace",    "format", "analyze", "extended",
+                                        "partitions", "for",    "with",    "table"};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
         if (is_kw(p, stmts[i]))
             return fail(p, CQ_ERR_NOT_IMPLEMENTED,
@@ -1545,8 +1568,7 @@ static bool parse_describe(struct parser *p)
         struct value v;
         TRY(string_value(p, &v));
         st->like = v.s;
-    } else if ((p->cur.type == TK_IDENT && !is_reserved(p, &p->cur)) ||
-               p->cur.type == TK_QIDENT) {
+    } else if ((p->cur.type == TK_IDENT && !is_reserved(p, &p->cur)) || p->cur.type == TK_QIDENT) {
         st->like = lower_ident(p, &p->cur);
         advance(p);
     }
@@ -1611,8 +1633,7 @@ static bool parse_set_value(struct parser *p, struct cq_operand *o)
     bool ok = true;
     o->param = -1;
     o->v = value_null();
-    if (p->cur.type == TK_IDENT && !is_kw(p, "null") && !is_kw(p, "true") &&
-        !is_kw(p, "false")) {
+    if (p->cur.type == TK_IDENT && !is_kw(p, "null") && !is_kw(p, "true") && !is_kw(p, "false")) {
         char *s = ident_text(p, &p->cur);
         o->v = value_str(s, strlen(s));
         advance(p);
@@ -1655,9 +1676,12 @@ static bool parse_txn_characteristics(struct parser *p, int scope)
             TRY(expect_kw(p, "level"));
             const char *lvl;
             if (accept_kw(p, "read")) {
-                if (accept_kw(p, "committed")) lvl = "READ-COMMITTED";
-                else if (accept_kw(p, "uncommitted")) lvl = "READ-UNCOMMITTED";
-                else return unexpected(p);
+                if (accept_kw(p, "committed"))
+                    lvl = "READ-COMMITTED";
+                else if (accept_kw(p, "uncommitted"))
+                    lvl = "READ-UNCOMMITTED";
+                else
+                    return unexpected(p);
             } else if (accept_kw(p, "repeatable")) {
                 TRY(expect_kw(p, "read"));
                 lvl = "REPEATABLE-READ";
@@ -1669,9 +1693,12 @@ static bool parse_txn_characteristics(struct parser *p, int scope)
             TRY(push_set(p, "transaction_isolation", value_str(lvl, strlen(lvl)), -1, scope));
         } else if (accept_kw(p, "read")) {
             int64_t ro;
-            if (accept_kw(p, "only")) ro = 1;
-            else if (accept_kw(p, "write")) ro = 0;
-            else return unexpected(p);
+            if (accept_kw(p, "only"))
+                ro = 1;
+            else if (accept_kw(p, "write"))
+                ro = 0;
+            else
+                return unexpected(p);
             TRY(push_set(p, "transaction_read_only", value_int(ro), -1, scope));
         } else {
             return unexpected(p);
@@ -1838,8 +1865,10 @@ static bool parse_transaction(struct parser *p)
         accept_kw(p, "no");
         TRY(expect_kw(p, "chain"));
     }
-    if (accept_kw(p, "no")) TRY(expect_kw(p, "release"));
-    else accept_kw(p, "release");
+    if (accept_kw(p, "no"))
+        TRY(expect_kw(p, "release"));
+    else
+        accept_kw(p, "release");
     return true;
 }
 
@@ -1847,7 +1876,8 @@ static bool parse_transaction(struct parser *p)
 static bool finish(struct parser *p)
 {
     if (p->cur.type == TK_SEMI) {
-        while (p->cur.type == TK_SEMI) advance(p);
+        while (p->cur.type == TK_SEMI)
+            advance(p);
         if (p->cur.type == TK_EOF) return true;
         char near[NEAR_MAX + 1];
         near_text(p, p->cur.start, near, sizeof near);
@@ -1867,20 +1897,28 @@ static bool parse_statement(struct parser *p)
         return finish(p);
     }
     bool ok;
-    if (is_kw(p, "select")) ok = parse_select(p);
-    else if (is_kw(p, "insert")) ok = parse_insert(p, false);
-    else if (is_kw(p, "replace")) ok = parse_insert(p, true);
-    else if (is_kw(p, "update")) ok = parse_update(p);
-    else if (is_kw(p, "delete")) ok = parse_delete(p);
-    else if (is_kw(p, "show")) ok = parse_show(p);
+    if (is_kw(p, "select"))
+        ok = parse_select(p);
+    else if (is_kw(p, "insert"))
+        ok = parse_insert(p, false);
+    else if (is_kw(p, "replace"))
+        ok = parse_insert(p, true);
+    else if (is_kw(p, "update"))
+        ok = parse_update(p);
+    else if (is_kw(p, "delete"))
+        ok = parse_delete(p);
+    else if (is_kw(p, "show"))
+        ok = parse_show(p);
     else if (is_kw(p, "describe") || is_kw(p, "desc") || is_kw(p, "explain"))
         ok = parse_describe(p);
-    else if (is_kw(p, "set")) ok = parse_set(p);
-    else if (is_kw(p, "use")) ok = parse_use(p);
-    else if (is_kw(p, "begin") || is_kw(p, "start") || is_kw(p, "commit") ||
-             is_kw(p, "rollback"))
+    else if (is_kw(p, "set"))
+        ok = parse_set(p);
+    else if (is_kw(p, "use"))
+        ok = parse_use(p);
+    else if (is_kw(p, "begin") || is_kw(p, "start") || is_kw(p, "commit") || is_kw(p, "rollback"))
         ok = parse_transaction(p);
-    else return unexpected(p);
+    else
+        return unexpected(p);
     return ok && finish(p);
 }
 
@@ -1927,7 +1965,8 @@ int cq_parse(const char *sql, size_t len, const struct cq_limits *limits, bool a
 static size_t next_char(const unsigned char *s, size_t len, size_t i)
 {
     i++;
-    for (int k = 0; k < 3 && i < len && (s[i] & 0xC0) == 0x80; k++) i++;
+    for (int k = 0; k < 3 && i < len && (s[i] & 0xC0) == 0x80; k++)
+        i++;
     return i;
 }
 
@@ -1941,7 +1980,8 @@ bool cq_like_match(const char *pattern, const char *str, size_t len)
         if (pi < plen) {
             unsigned char c = pat[pi];
             if (c == '%') {
-                while (pi < plen && pat[pi] == '%') pi++;
+                while (pi < plen && pat[pi] == '%')
+                    pi++;
                 star_pi = pi;
                 star_si = si;
                 continue;
@@ -1967,7 +2007,8 @@ bool cq_like_match(const char *pattern, const char *str, size_t len)
         si = star_si;
         pi = star_pi;
     }
-    while (pi < plen && pat[pi] == '%') pi++;
+    while (pi < plen && pat[pi] == '%')
+        pi++;
     return pi == plen;
 }
 

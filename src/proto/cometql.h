@@ -42,10 +42,10 @@ struct cq_error {
 /* Bounds the parser enforces (from config); exceeding one is CQ_ERR_TOO_MANY with a message
  * naming the limit. A NULL limits pointer means the CQ_DEFAULT_* values below. */
 struct cq_limits {
-    size_t max_in_values;   /* values in one IN list, and rows in one multi-row INSERT */
-    size_t max_conditions;  /* conditions joined by AND */
-    size_t max_columns;     /* select/insert column list length (also values per row, UPDATE/SET
-                             * assignments, ORDER BY columns) */
+    size_t max_in_values;  /* values in one IN list, and rows in one multi-row INSERT */
+    size_t max_conditions; /* conditions joined by AND */
+    size_t max_columns;    /* select/insert column list length (also values per row, UPDATE/SET
+                            * assignments, ORDER BY columns) */
 };
 #define CQ_DEFAULT_MAX_IN_VALUES  4000
 #define CQ_DEFAULT_MAX_CONDITIONS 16
@@ -57,8 +57,19 @@ struct cq_operand {
     int param;      /* -1 for a literal, else the 0-based index of the `?` */
 };
 
-enum cq_op { CQ_OP_EQ, CQ_OP_IN, CQ_OP_NE, CQ_OP_LT, CQ_OP_GT, CQ_OP_LE, CQ_OP_GE, CQ_OP_LIKE,
-             CQ_OP_NOT_IN, CQ_OP_IS_NULL, CQ_OP_IS_NOT_NULL };
+enum cq_op {
+    CQ_OP_EQ,
+    CQ_OP_IN,
+    CQ_OP_NE,
+    CQ_OP_LT,
+    CQ_OP_GT,
+    CQ_OP_LE,
+    CQ_OP_GE,
+    CQ_OP_LIKE,
+    CQ_OP_NOT_IN,
+    CQ_OP_IS_NULL,
+    CQ_OP_IS_NOT_NULL
+};
 
 /* One `column op value(s)` condition; conditions in a WHERE are joined by AND. The parser
  * accepts every op above so the executor can refuse the ones a table cannot honour with a
@@ -74,15 +85,15 @@ struct cq_cond {
 enum cq_expr_kind { CQ_EXPR_SYSVAR, CQ_EXPR_LITERAL, CQ_EXPR_FUNC };
 struct cq_expr {
     enum cq_expr_kind kind;
-    const char *name;    /* SYSVAR: lowercased name without @@ and scope; FUNC: lowercased name */
-    int scope;           /* SYSVAR: 0 none, 1 session (also LOCAL), 2 global */
+    const char *name; /* SYSVAR: lowercased name without @@ and scope; FUNC: lowercased name */
+    int scope;        /* SYSVAR: 0 none, 1 session (also LOCAL), 2 global */
     struct cq_operand literal; /* LITERAL */
-    const char *alias;   /* AS alias (or implicit alias), case kept, else NULL */
-    const char *text;    /* the item's source text as typed (alias excluded), MySQL uses it as
-                          * the column name */
+    const char *alias;         /* AS alias (or implicit alias), case kept, else NULL */
+    const char *text;          /* the item's source text as typed (alias excluded), MySQL uses it as
+                                * the column name */
 };
 
-struct cq_assign { /* UPDATE ... SET column = value; SET name = value */
+struct cq_assign {      /* UPDATE ... SET column = value; SET name = value */
     const char *column; /* lowercased; SET: the variable name without @@/scope, "@name" for a
                          * user variable */
     struct cq_operand value;
@@ -90,26 +101,26 @@ struct cq_assign { /* UPDATE ... SET column = value; SET name = value */
 };
 
 enum cq_stmt_kind {
-    CQ_STMT_SELECT,       /* SELECT cols FROM table [WHERE] [ORDER BY] [LIMIT] */
-    CQ_STMT_SELECT_EXPR,  /* SELECT expr[, expr...] without FROM (probes: @@var, DATABASE()) */
-    CQ_STMT_INSERT,       /* INSERT|REPLACE INTO table [(cols)] VALUES (...)[, (...)] */
-    CQ_STMT_UPDATE,       /* UPDATE table SET col = v[, ...] [WHERE] */
-    CQ_STMT_DELETE,       /* DELETE FROM table [WHERE] [LIMIT] */
+    CQ_STMT_SELECT,      /* SELECT cols FROM table [WHERE] [ORDER BY] [LIMIT] */
+    CQ_STMT_SELECT_EXPR, /* SELECT expr[, expr...] without FROM (probes: @@var, DATABASE()) */
+    CQ_STMT_INSERT,      /* INSERT|REPLACE INTO table [(cols)] VALUES (...)[, (...)] */
+    CQ_STMT_UPDATE,      /* UPDATE table SET col = v[, ...] [WHERE] */
+    CQ_STMT_DELETE,      /* DELETE FROM table [WHERE] [LIMIT] */
     CQ_STMT_SHOW_DATABASES,
-    CQ_STMT_SHOW_TABLES,     /* SHOW [FULL] TABLES [FROM db] [LIKE 'p'] */
-    CQ_STMT_SHOW_COLUMNS,    /* SHOW [FULL] COLUMNS|FIELDS FROM t, DESCRIBE t, DESC t */
-    CQ_STMT_SHOW_VARIABLES,  /* SHOW [GLOBAL|SESSION] VARIABLES [LIKE 'p' | WHERE ...] */
-    CQ_STMT_SHOW_STATUS,     /* SHOW [GLOBAL|SESSION] STATUS [LIKE 'p'] */
+    CQ_STMT_SHOW_TABLES,    /* SHOW [FULL] TABLES [FROM db] [LIKE 'p'] */
+    CQ_STMT_SHOW_COLUMNS,   /* SHOW [FULL] COLUMNS|FIELDS FROM t, DESCRIBE t, DESC t */
+    CQ_STMT_SHOW_VARIABLES, /* SHOW [GLOBAL|SESSION] VARIABLES [LIKE 'p' | WHERE ...] */
+    CQ_STMT_SHOW_STATUS,    /* SHOW [GLOBAL|SESSION] STATUS [LIKE 'p'] */
     CQ_STMT_SHOW_TABLE_STATUS,
     CQ_STMT_SHOW_PROCESSLIST,
-    CQ_STMT_SHOW_WARNINGS,   /* SHOW WARNINGS / SHOW ERRORS */
-    CQ_STMT_SHOW_COLLATION,  /* SHOW COLLATION / SHOW CHARACTER SET [LIKE] */
+    CQ_STMT_SHOW_WARNINGS,  /* SHOW WARNINGS / SHOW ERRORS */
+    CQ_STMT_SHOW_COLLATION, /* SHOW COLLATION / SHOW CHARACTER SET [LIKE] */
     CQ_STMT_SHOW_CREATE_TABLE,
     CQ_STMT_SHOW_ENGINES,
-    CQ_STMT_SET,             /* any SET ...: accepted; names/values parsed into sets[] */
-    CQ_STMT_USE,             /* USE db */
-    CQ_STMT_TRANSACTION,     /* BEGIN, START TRANSACTION, COMMIT, ROLLBACK: accepted, no effect */
-    CQ_STMT_EMPTY,           /* only whitespace, comments and ';' */
+    CQ_STMT_SET,         /* any SET ...: accepted; names/values parsed into sets[] */
+    CQ_STMT_USE,         /* USE db */
+    CQ_STMT_TRANSACTION, /* BEGIN, START TRANSACTION, COMMIT, ROLLBACK: accepted, no effect */
+    CQ_STMT_EMPTY,       /* only whitespace, comments and ';' */
 };
 
 struct cq_order {
@@ -126,7 +137,7 @@ struct cq_stmt {
     const char *db;    /* USE db, SHOW TABLES FROM db, or a db.table qualifier; not lowercased */
 
     /* SELECT */
-    bool star; /* SELECT * */
+    bool star;            /* SELECT * */
     const char **columns; /* SELECT list or INSERT column list, lowercased */
     size_t n_columns;
     struct cq_expr *exprs; /* SELECT_EXPR */
@@ -151,10 +162,10 @@ struct cq_stmt {
 
     /* SHOW */
     bool full;
-    int scope;          /* 0 none, 1 session, 2 global */
-    const char *like;   /* LIKE pattern (unescaped), nullable. SHOW ... WHERE Variable_name = 'x'
-                         * or IN ('x', ...) sets it to the first value as an exact-match pattern
-                         * (% _ \ escaped); the whole WHERE is in where[]. DESCRIBE t col: col. */
+    int scope;        /* 0 none, 1 session, 2 global */
+    const char *like; /* LIKE pattern (unescaped), nullable. SHOW ... WHERE Variable_name = 'x'
+                       * or IN ('x', ...) sets it to the first value as an exact-match pattern
+                       * (% _ \ escaped); the whole WHERE is in where[]. DESCRIBE t col: col. */
 
     /* SET: each `name = value` pair; names lowercased, NAMES/CHARACTER SET recorded as "names"
      * (its COLLATE as "collation_connection"), SET TRANSACTION as "transaction_isolation" =

@@ -36,10 +36,10 @@ static int parse_err(const char *sql, size_t len, const struct cq_limits *lim, b
     return err_.code;
 }
 
-#define OK(sql)      parse_ok((sql), strlen(sql), NULL, false, __LINE__)
-#define OKP(sql)     parse_ok((sql), strlen(sql), NULL, true, __LINE__)
-#define ERR(sql)     parse_err((sql), strlen(sql), NULL, false, __LINE__)
-#define ERRP(sql)    parse_err((sql), strlen(sql), NULL, true, __LINE__)
+#define OK(sql)   parse_ok((sql), strlen(sql), NULL, false, __LINE__)
+#define OKP(sql)  parse_ok((sql), strlen(sql), NULL, true, __LINE__)
+#define ERR(sql)  parse_err((sql), strlen(sql), NULL, false, __LINE__)
+#define ERRP(sql) parse_err((sql), strlen(sql), NULL, true, __LINE__)
 #define REQUIRE(x)                                                                                 \
     do {                                                                                           \
         if (!(x)) return;                                                                          \
@@ -47,7 +47,7 @@ static int parse_err(const char *sql, size_t len, const struct cq_limits *lim, b
 #define MSG_HAS(s)                                                                                 \
     do {                                                                                           \
         if (!strstr(err_.msg, (s)))                                                                \
-            test_fail(__FILE__, __LINE__, "message \"%s\" lacks \"%s\"", err_.msg, (s));          \
+            test_fail(__FILE__, __LINE__, "message \"%s\" lacks \"%s\"", err_.msg, (s));           \
     } while (0)
 #define CHECK_VSTR(val, str)                                                                       \
     do {                                                                                           \
@@ -68,8 +68,8 @@ static int parse_err(const char *sql, size_t len, const struct cq_limits *lim, b
 
 TEST(cq_empty_inputs)
 {
-    const char *empties[] = {"", "   \t\r\n", "-- comment", "# hash\n", "/* c */ ;", ";", " ; ; ",
-                             "--\n;"};
+    const char *empties[] = {"",          "   \t\r\n", "-- comment", "# hash\n",
+                             "/* c */ ;", ";",         " ; ; ",      "--\n;"};
     for (size_t i = 0; i < sizeof empties / sizeof empties[0]; i++) {
         struct cq_stmt *st = OK(empties[i]);
         REQUIRE(st);
@@ -134,7 +134,8 @@ TEST(cq_multi_statement_refused)
 TEST(cq_syntax_error_message)
 {
     CHECK_INT(ERR("SELECT * FORM users_auth"), CQ_ERR_SYNTAX);
-    CHECK_STR(err_.msg, "You have an error in your CometQL syntax near 'FORM users_auth' at line 1");
+    CHECK_STR(err_.msg,
+              "You have an error in your CometQL syntax near 'FORM users_auth' at line 1");
     CHECK_INT(ERR("SELECT *\nFROM t\nWHERE id = = 1"), CQ_ERR_SYNTAX);
     CHECK_STR(err_.msg, "You have an error in your CometQL syntax near '= 1' at line 3");
     CHECK_INT(ERR("SELECT * FROM t WHERE"), CQ_ERR_SYNTAX);
@@ -275,11 +276,11 @@ TEST(cq_where_each_operator_recorded)
            "AND g >= 7 AND h LIKE 'x%' AND i IN (8) AND j NOT IN (9, 10) AND k IS NULL AND "
            "`L` IS NOT NULL");
     REQUIRE(st);
-    static const enum cq_op want[] = {CQ_OP_EQ, CQ_OP_NE, CQ_OP_NE, CQ_OP_LT, CQ_OP_GT,
-                                      CQ_OP_LE, CQ_OP_GE, CQ_OP_LIKE, CQ_OP_IN, CQ_OP_NOT_IN,
-                                      CQ_OP_IS_NULL, CQ_OP_IS_NOT_NULL};
-    static const char *names[] = {"=",  "<>",   "<>", "<",      ">",       "<=",
-                                  ">=", "LIKE", "IN", "NOT IN", "IS NULL", "IS NOT NULL"};
+    static const enum cq_op want[] = {CQ_OP_EQ, CQ_OP_NE,     CQ_OP_NE,      CQ_OP_LT,
+                                      CQ_OP_GT, CQ_OP_LE,     CQ_OP_GE,      CQ_OP_LIKE,
+                                      CQ_OP_IN, CQ_OP_NOT_IN, CQ_OP_IS_NULL, CQ_OP_IS_NOT_NULL};
+    static const char *names[] = {
+        "=", "<>", "<>", "<", ">", "<=", ">=", "LIKE", "IN", "NOT IN", "IS NULL", "IS NOT NULL"};
     CHECK_INT(st->n_where, 12);
     for (size_t i = 0; i < 12 && i < st->n_where; i++) {
         CHECK_INT(st->where[i].op, want[i]);
@@ -318,9 +319,11 @@ TEST(cq_where_parentheses_and_depth)
     CHECK_STR(st->where[2].column, "c");
     CHECK_INT(ERR("SELECT * FROM t WHERE (a = 1"), CQ_ERR_SYNTAX);
     char q[256] = "SELECT * FROM t WHERE ";
-    for (int i = 0; i < 40; i++) strcat(q, "(");
+    for (int i = 0; i < 40; i++)
+        strcat(q, "(");
     strcat(q, "a = 1");
-    for (int i = 0; i < 40; i++) strcat(q, ")");
+    for (int i = 0; i < 40; i++)
+        strcat(q, ")");
     CHECK_INT(ERR(q), CQ_ERR_TOO_MANY);
     MSG_HAS("nested");
 }
@@ -329,9 +332,8 @@ TEST(cq_where_parentheses_and_depth)
 
 TEST(cq_numbers_signed_and_bounded)
 {
-    struct cq_stmt *st =
-        OK("SELECT * FROM t WHERE a IN (-5, - 6, +7, 9223372036854775807, "
-           "-9223372036854775808, 0, -0, - - 8)");
+    struct cq_stmt *st = OK("SELECT * FROM t WHERE a IN (-5, - 6, +7, 9223372036854775807, "
+                            "-9223372036854775808, 0, -0, - - 8)");
     REQUIRE(st);
     const struct cq_cond *c = &st->where[0];
     CHECK_INT(c->n_values, 8);
@@ -1070,8 +1072,8 @@ TEST(cq_like_match)
     CHECK(LIKE("a\\_b", "a_b"));
     CHECK(!LIKE("a\\_b", "axb"));
     CHECK(LIKE("a\\\\b", "a\\b"));
-    CHECK(LIKE("a\\", "a\\")); /* a trailing backslash matches itself */
-    CHECK(LIKE("_", "\xc3\xa9"));   /* `_` is one UTF-8 character */
+    CHECK(LIKE("a\\", "a\\"));    /* a trailing backslash matches itself */
+    CHECK(LIKE("_", "\xc3\xa9")); /* `_` is one UTF-8 character */
     CHECK(!LIKE("__", "\xc3\xa9"));
     CHECK(LIKE("caf_", "caf\xc3\xa9"));
     CHECK(LIKE("%\xc3\xa9", "caf\xc3\xa9"));
