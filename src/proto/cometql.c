@@ -793,7 +793,7 @@ static bool parse_operand(struct parser *p, struct cq_operand *o)
     }
     switch (p->cur.type) {
     case TK_INT: {
-        int64_t i;
+        int64_t i = 0;
         TRY(int_value(p, neg, at, &i));
         o->v = value_int(i);
         return true;
@@ -846,7 +846,7 @@ static bool parse_name(struct parser *p, char **out)
         return true;
     case TK_STRING: {
         size_t at = p->cur.start;
-        struct value v;
+        struct value v = value_null();
         TRY(string_value(p, &v));
         if (v.len == 0 || memchr(v.s, '\0', v.len)) return syntax_error(p, at, "invalid name");
         if (v.len > CQ_NAME_MAX)
@@ -862,7 +862,7 @@ static bool parse_name(struct parser *p, char **out)
 
 static bool parse_lower_name(struct parser *p, const char **out)
 {
-    char *s;
+    char *s = NULL;
     TRY(parse_name(p, &s));
     lower_inplace(s);
     *out = s;
@@ -872,10 +872,10 @@ static bool parse_lower_name(struct parser *p, const char **out)
 /* [db.]table: the table lowercased, the db as typed. */
 static bool parse_table(struct parser *p)
 {
-    char *a;
+    char *a = NULL;
     TRY(parse_name(p, &a));
     if (accept(p, TK_DOT)) {
-        char *b;
+        char *b = NULL;
         TRY(parse_name(p, &b));
         p->st->db = a;
         a = b;
@@ -1030,7 +1030,7 @@ static bool parse_limit(struct parser *p, bool allow_offset)
 {
     if (!accept_kw(p, "limit")) return true;
     struct cq_stmt *st = p->st;
-    uint64_t a;
+    uint64_t a = 0;
     TRY(parse_uint(p, &a));
     st->has_limit = true;
     st->limit_offset = 0;
@@ -1060,7 +1060,7 @@ static bool parse_alias(struct parser *p, const char **out)
     }
     if (p->cur.type != TK_STRING) return unexpected(p);
     size_t at = p->cur.start;
-    struct value v;
+    struct value v = value_null();
     TRY(string_value(p, &v));
     if (v.len > ALIAS_MAX || memchr(v.s, '\0', v.len)) return syntax_error(p, at, "invalid alias");
     *out = v.s;
@@ -1346,8 +1346,8 @@ static bool parse_insert(struct parser *p, bool replace)
         do {
             if (st->n_rows >= p->lim.max_in_values)
                 return too_many(p, "rows in INSERT", "max_in_values", p->lim.max_in_values);
-            struct cq_operand *row;
-            size_t n;
+            struct cq_operand *row = NULL;
+            size_t n = 0;
             TRY(parse_row(p, &row, &n));
             if (st->n_rows == 0) st->n_row_values = n;
             if ((have_list && n != st->n_columns) || n != st->n_row_values)
@@ -1425,7 +1425,7 @@ static bool parse_show_filter(struct parser *p)
     struct cq_stmt *st = p->st;
     if (accept_kw(p, "like")) {
         if (p->cur.type != TK_STRING) return unexpected(p);
-        struct value v;
+        struct value v = value_null();
         TRY(string_value(p, &v));
         st->like = v.s;
         return true;
@@ -1565,7 +1565,7 @@ static bool parse_describe(struct parser *p)
     st->kind = CQ_STMT_SHOW_COLUMNS;
     TRY(parse_table(p));
     if (p->cur.type == TK_STRING) {
-        struct value v;
+        struct value v = value_null();
         TRY(string_value(p, &v));
         st->like = v.s;
     } else if ((p->cur.type == TK_IDENT && !is_reserved(p, &p->cur)) || p->cur.type == TK_QIDENT) {
@@ -1607,7 +1607,7 @@ static bool scan_raw(struct parser *p, bool stop_at_comma, size_t *start, size_t
             depth--;
         }
         if (t == TK_PARAM) {
-            int idx;
+            int idx = 0;
             TRY(take_param(p, &idx));
         } else {
             advance(p);
@@ -1660,7 +1660,7 @@ static bool parse_set_value(struct parser *p, struct cq_operand *o)
     if (ok && at_value_end(p)) return true;
     if (!ok && p->err->code != CQ_ERR_SYNTAX) return false;
     rewind_to(p, &m);
-    size_t a, b;
+    size_t a = 0, b = 0;
     TRY(scan_raw(p, true, &a, &b));
     o->param = -1;
     char *s = arena_strndup(p->arena, p->src + a, b - a);
@@ -1732,7 +1732,7 @@ static bool parse_set_item(struct parser *p)
         scope = 1;
 
     if (accept_kw(p, "names")) {
-        struct value v;
+        struct value v = value_null();
         TRY(parse_charset(p, &v));
         TRY(push_set(p, "names", v, -1, scope));
         if (accept_kw(p, "collate")) {
@@ -1747,7 +1747,7 @@ static bool parse_set_item(struct parser *p)
             bool two_words = is_kw(p, "character");
             advance(p);
             if (two_words) advance(p);
-            struct value v;
+            struct value v = value_null();
             TRY(parse_charset(p, &v));
             return push_set(p, "names", v, -1, scope);
         }
@@ -1764,7 +1764,7 @@ static bool parse_set_item(struct parser *p)
         advance(p);
         const char *u;
         if (p->cur.type == TK_STRING) {
-            char *tmp;
+            char *tmp = NULL;
             TRY(parse_name(p, &tmp));
             lower_inplace(tmp);
             u = tmp;
@@ -1822,7 +1822,7 @@ static bool parse_set(struct parser *p)
     st->sets = NULL;
     st->n_sets = 0;
     p->cap_sets = 0;
-    size_t a, b;
+    size_t a = 0, b = 0;
     return scan_raw(p, false, &a, &b);
 }
 

@@ -72,6 +72,7 @@ struct conn {
     uint32_t client_caps;
     char want_db[65];
     bool has_db;
+    bool health_check; /* haproxy_check login: answers PING/QUIT, every query gets ERR 403 */
 };
 
 struct cometql_server {
@@ -296,6 +297,15 @@ static void on_handshake_response(struct conn *c, const uint8_t *p, size_t len)
     size_t ul = hr.user_len < sizeof c->sess.user - 1 ? hr.user_len : sizeof c->sess.user - 1;
     memcpy(c->sess.user, hr.user, ul);
     c->sess.user[ul] = '\0';
+    if (hr.auth_len == 0 && hr.user_len >= 13 && memcmp(hr.user, "haproxy_check", 13) == 0) {
+        /* HAProxy's `option mysql-check`: a login without password that only proves we are up
+         * (CppComet's behaviour); the session can do nothing but PING and QUIT. */
+        c->health_check = true;
+        c->state = ST_READY;
+        restart_idle_timer(c);
+        reply_ok(c, 0, 0);
+        return;
+    }
     if (!tenant_of(c->srv->cfg, hr.user, hr.user_len, &c->sess.dev_id)) {
         auth_fail(c, "the user name must be root or a numeric dev_id");
         return;
@@ -549,6 +559,10 @@ static void on_command(struct conn *c, const uint8_t *p, size_t len)
     }
     const uint8_t *arg = p + 1;
     size_t arg_len = len - 1;
+    if (c->health_check && p[0] != 0x01 && p[0] != 0x0e) {
+        reply_err(c, CQ_ERR_ACCESS_DENIED, "42000", "Access denied");
+        return;
+    }
     switch (p[0]) {
     case 0x01: /* COM_QUIT */
         c->close_after_flush = true;

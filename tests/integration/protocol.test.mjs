@@ -72,7 +72,11 @@ test('auth token of the wrong length -> ERR 16 and close', srv.wrap(async () => 
     try {
         await c.readHandshake();
         await c.write(packet(1, c.handshakeResponse({ token: Buffer.alloc(7, 0x41) })));
-        const { payload } = await c.readPacket();
+        let { seq, payload } = await c.readPacket();
+        if (payload[0] === 0xfe) { // AuthSwitchRequest (to mysql_native_password): a wrong length again
+            await c.write(packet(seq + 1, Buffer.alloc(7, 0x41)));
+            ({ payload } = await c.readPacket());
+        }
         assert.equal(payload[0], 0xff, 'ERR expected');
         assert.equal(payload.readUInt16LE(1), 16);
         assert.equal(await c.waitClosed(), true, 'connection closed');

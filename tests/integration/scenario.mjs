@@ -199,8 +199,8 @@ export function scenario(n = 1) {
     step('users_messages: INSERT second (parameters)', 'INSERT INTO users_messages (id, event, message) VALUES (?, ?, ?)', (r, ctx) => expectOkPacket(r, ctx), [id1, 'ev2', msgJson]);
     step('users_messages: SELECT lists the queue in order', `SELECT * FROM users_messages WHERE id = ${id1}`, (r, ctx) =>
         expectRows(r, ctx, [
-            { id: id1, index: ANY_STRING, event: 'ev', message: 'hello' },
-            { id: id1, index: ANY_STRING, event: 'ev2', message: msgJson },
+            { id: id1, index: anyInt(ctx, 1), event: 'ev', message: 'hello' },
+            { id: id1, index: anyInt(ctx, 1), event: 'ev2', message: msgJson },
         ], { ordered: true, columns: ['id', 'index', 'event', 'message'] }));
     step('users_messages: DELETE clears the queue', `DELETE FROM users_messages WHERE id = ${id1}`, (r, ctx) => expectOkPacket(r, ctx, 2));
     step('users_messages: SELECT empty', `SELECT * FROM users_messages WHERE id = ${id1}`, (r, ctx) => expectRows(r, ctx, []));
@@ -218,7 +218,7 @@ export function scenario(n = 1) {
     }
     step('pipes_messages: history keeps the newest 5, oldest first', `SELECT * FROM pipes_messages WHERE name = '${pipe}'`, (r, ctx) =>
         expectRows(r, ctx, [3, 4, 5, 6, 7].map((i) => ({
-            id: ANY_STRING, time: anyInt(ctx, 1), name: pipe, index: anyInt(ctx), event: 'ev', message: `m${i}`, user_id: 0,
+            id: anyInt(ctx, 1), time: anyInt(ctx, 1), name: pipe, index: anyInt(ctx), event: 'ev', message: `m${i}`, user_id: 0,
         })), { ordered: true, columns: ['id', 'time', 'name', 'index', 'event', 'message', 'user_id'] }));
     step('pipes_messages: JSON message', `INSERT INTO pipes_messages (name, event, message) VALUES ('${pipe}', 'ev', '${msgJson}')`, (r, ctx) => expectOkPacket(r, ctx));
     step('pipes_messages: JSON message round-trips', `SELECT message FROM pipes_messages WHERE name = '${pipe}'`, (r, ctx) =>

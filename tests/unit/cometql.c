@@ -17,7 +17,8 @@ static struct cq_stmt *parse_ok(const char *sql, size_t len, const struct cq_lim
 {
     struct cq_stmt *st = NULL;
     if (cq_parse(sql, len, lim, params, &arena_, &st, &err_) != CQ_OK || !st) {
-        test_fail(__FILE__, line, "parse of \"%s\" failed: %d %s", sql, err_.code, err_.msg);
+        test_fail(__FILE__, line, "parse of \"%s\" failed: %d %s", sql ? sql : "(null)", err_.code,
+                  err_.msg);
         return NULL;
     }
     return st;
@@ -28,7 +29,8 @@ static int parse_err(const char *sql, size_t len, const struct cq_limits *lim, b
 {
     struct cq_stmt *st = NULL;
     if (cq_parse(sql, len, lim, params, &arena_, &st, &err_) == CQ_OK) {
-        test_fail(__FILE__, line, "parse of \"%s\" succeeded, expected an error", sql);
+        test_fail(__FILE__, line, "parse of \"%s\" succeeded, expected an error",
+                  sql ? sql : "(null)");
         return 0;
     }
     if (st) test_fail(__FILE__, line, "out set on error");
