@@ -234,8 +234,8 @@ REDIS_VER=$(redis-server --version 2>/dev/null | sed -n 's/.*v=\([^ ]*\).*/\1/p'
 CCOMET_REV=$(git rev-parse --short HEAD 2>/dev/null || true)
 [[ -n $(git status --porcelain -- src 2>/dev/null) ]] && CCOMET_REV="${CCOMET_REV:-none}+dirty"
 
-# One row per measurement: system conns ops_per_sec p50 p99
-sed -n 's/.*"system":"\([a-z]*\)","conns":\([0-9]*\).*"ops_per_sec":\([0-9.]*\),"p50_us":\([0-9.]*\),"p99_us":\([0-9.]*\).*/\1 \2 \3 \4 \5/p' \
+# One row per measurement: system conns ops_per_sec p50 p99 round
+sed -n 's/^{"round":\([0-9]*\),"system":"\([a-z]*\)","conns":\([0-9]*\).*"ops_per_sec":\([0-9.]*\),"p50_us":\([0-9.]*\),"p99_us":\([0-9.]*\).*/\2 \3 \4 \5 \6 \1/p' \
     "$RAW" >"$TMP/rows.txt"
 
 TABLE=$TMP/table.txt
@@ -256,7 +256,8 @@ function add(key, v) { cnt[key]++; val[key, cnt[key]] = v }
 function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "" : a / b }
 function jn(x, fmt) { return x == "" ? "null" : sprintf(fmt, x) }
 function tf(x, fmt) { return x == "" ? "n/a" : sprintf(fmt, x) }
-{ add($1 SUBSEP $2 SUBSEP "ops", $3 + 0); add($1 SUBSEP $2 SUBSEP "p50", $4 + 0); add($1 SUBSEP $2 SUBSEP "p99", $5 + 0) }
+{ add($1 SUBSEP $2 SUBSEP "ops", $3 + 0); add($1 SUBSEP $2 SUBSEP "p50", $4 + 0); add($1 SUBSEP $2 SUBSEP "p99", $5 + 0)
+  one[$1, $2, $6, "ops"] = $3 + 0; one[$1, $2, $6, "p50"] = $4 + 0; one[$1, $2, $6, "p99"] = $5 + 0 }
 END {
     ns = split(systems, S, " "); nc = split(connlist, C, " ")
     for (i = 1; i <= ns; i++) for (j = 1; j <= nc; j++)
@@ -274,11 +275,19 @@ END {
         if (index(" " systems " ", " redis ")) P[++np] = "redis"
     }
     if (np) {
-        printf "\nRatios ccomet/peer (throughput: >1 = ccomet faster; latency: <1 = ccomet faster)\n\n" > table
+        printf "\nRatios ccomet/peer, median over rounds of the per-round ratio\n(throughput: >1 = ccomet faster; latency: <1 = ccomet faster)\n\n" > table
         printf "%-14s %6s %10s %10s %10s\n", "ratio", "conns", "ops/s", "p50", "p99" > table
         printf "%-14s %6s %10s %10s %10s\n", "-----", "-----", "-----", "---", "---" > table
         for (p = 1; p <= np; p++) for (j = 1; j <= nc; j++) {
-            for (m = 1; m <= 3; m++) { k = (m == 1 ? "ops" : m == 2 ? "p50" : "p99"); R[p, j, k] = ratio(med["ccomet", C[j], k], med[P[p], C[j], k]) }
+            # Paired: the ratio within each round (same machine state), then the median over rounds.
+            for (m = 1; m <= 3; m++) {
+                k = (m == 1 ? "ops" : m == 2 ? "p50" : "p99"); rk = "ratio" SUBSEP p SUBSEP j SUBSEP k
+                for (r = 1; r <= rounds; r++) {
+                    x = ratio(one["ccomet", C[j], r, k], one[P[p], C[j], r, k])
+                    if (x != "") add(rk, x)
+                }
+                R[p, j, k] = median(rk)
+            }
             printf "%-14s %6d %10s %10s %10s\n", "ccomet/" P[p], C[j], tf(R[p, j, "ops"], "%.2f"), tf(R[p, j, "p50"], "%.2f"), tf(R[p, j, "p99"], "%.2f") > table
         }
     } else {
@@ -290,7 +299,7 @@ END {
     printf "  \"versions\": {\"ccomet\": \"%s\", \"nginx\": \"%s\", \"nchan\": \"%s\", \"redis\": \"%s\"},\n", ccometv, nginxv, nchanv, redisv
     printf "  \"config\": {\"rounds\": %d, \"seconds\": %s, \"warmup_seconds\": %s, \"payload_bytes\": %d, \"channel\": \"%s\", \"subscribers\": 0,\n", rounds, secs, warm, payload, chan
     printf "             \"nginx_worker_processes\": %s, \"method\": \"closed loop, one thread per connection, one request in flight per connection, CLOCK_MONOTONIC per op\",\n", workers
-    printf "             \"aggregation\": \"median over rounds of each metric (ops/s, p50, p99 taken independently)\"},\n"
+    printf "             \"aggregation\": \"results: median over rounds of each metric (ops/s, p50, p99 taken independently); ratios: median over rounds of the per-round ccomet/peer ratio\"},\n"
     printf "  \"results\": ["
     first = 1
     for (j = 1; j <= nc; j++) for (i = 1; i <= ns; i++) {

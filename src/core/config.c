@@ -63,6 +63,7 @@ static const struct opt opts[] = {
     {"store", "synchronous", OPT_ENUM, F(store_synchronous), "normal", 0, 0, false, "normal|full"},
     {"store", "queue_ttl", OPT_INT, F(store_queue_ttl), "86400", 1, 315360000LL, true, NULL},
     {"store", "trust_ttl", OPT_INT, F(store_trust_ttl), "86400", 1, 315360000LL, true, NULL},
+    {"store", "purge_interval", OPT_INT, F(store_purge_interval), "60", 1, 86400, false, NULL},
     {"store", "history_max", OPT_INT, F(store_history_max), "1000", 0, 1000000, true, NULL},
 
     {"log", "level", OPT_LEVEL, F(log_level), "info", 0, 0, true, NULL},

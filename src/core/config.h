@@ -63,6 +63,7 @@ struct config {
     int64_t store_queue_ttl;    /* seconds an offline users_messages row is kept */
     int64_t store_trust_ttl;    /* seconds trust_ pipe history is kept */
     int64_t store_history_max;  /* max pipes_settings length */
+    int64_t store_purge_interval; /* seconds between expiry runs */
 
     /* [log] */
     enum log_level log_level;

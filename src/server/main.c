@@ -196,7 +196,8 @@ int main(int argc, char **argv)
     uv_signal_start(&app.sig_hup, on_signal, SIGHUP);
     uv_timer_init(app.loop, &app.purge);
     app.purge.data = &app;
-    uv_timer_start(&app.purge, on_purge, 1000, 60000);
+    uv_timer_start(&app.purge, on_purge, (uint64_t)app.cfg->store_purge_interval * 1000,
+                   (uint64_t)app.cfg->store_purge_interval * 1000);
 
     LOG(LOG_INFO, "main",
         "msg=\"ccomet ready\" version=%s cometql=%s:%d tls=%s store=%s synchronous=%s",
