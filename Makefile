@@ -62,7 +62,7 @@ run: deps build/ccomet
 	@scripts/run.sh
 
 test: deps
-	@$(MAKE) --no-print-directory asan build/ccomet fuzz
+	@$(MAKE) --no-print-directory format-check asan build/ccomet fuzz
 	@tests/run.sh
 
 bench: deps build/ccomet

@@ -6,11 +6,11 @@
 
 #include <stddef.h>
 
-void *xmalloc(size_t n);            /* (transfer full) never NULL */
-void *xcalloc(size_t n, size_t sz); /* (transfer full) zeroed, never NULL */
-void *xrealloc(void *p, size_t n);  /* (transfer full) p is no longer valid */
-char *xstrdup(const char *s);       /* (transfer full) */
+void *xmalloc(size_t n);                 /* (transfer full) never NULL */
+void *xcalloc(size_t n, size_t sz);      /* (transfer full) zeroed, never NULL */
+void *xrealloc(void *p, size_t n);       /* (transfer full) p is no longer valid */
+char *xstrdup(const char *s);            /* (transfer full) */
 char *xstrndup(const char *s, size_t n); /* (transfer full) NUL-terminated copy of n bytes */
-void xfree(void *p);                /* NULL is fine */
+void xfree(void *p);                     /* NULL is fine */
 
 #endif

@@ -15,7 +15,7 @@ void arena_init(struct arena *a);
 void *arena_alloc(struct arena *a, size_t n); /* (transfer none) 16-byte aligned, never NULL */
 void *arena_zalloc(struct arena *a, size_t n);
 char *arena_strndup(struct arena *a, const char *s, size_t n); /* NUL-terminated */
-void arena_reset(struct arena *a); /* frees all chunks but the first */
+void arena_reset(struct arena *a);                             /* frees all chunks but the first */
 void arena_free(struct arena *a);
 
 #endif

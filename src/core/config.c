@@ -9,7 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum opt_type { OPT_STR, OPT_INT, OPT_PORT, OPT_BOOL, OPT_SIZE, OPT_LEVEL, OPT_LIST, OPT_ENUM, OPT_LEGACY };
+enum opt_type {
+    OPT_STR,
+    OPT_INT,
+    OPT_PORT,
+    OPT_BOOL,
+    OPT_SIZE,
+    OPT_LEVEL,
+    OPT_LIST,
+    OPT_ENUM,
+    OPT_LEGACY
+};
 
 struct opt {
     const char *section, *key;
@@ -28,24 +38,35 @@ static const struct opt opts[] = {
     {"main", "password", OPT_STR, F(password), "password", 0, 0, true, NULL},
     {"main", "node_name", OPT_STR, F(node_name), "ccomet", 0, 0, false, NULL},
     {"main", "base_dir", OPT_STR, F(base_dir), "web", 0, 0, false, NULL},
-    {"main", "send_user_online_events", OPT_BOOL, F(send_user_online_events), "true", 0, 0, true, NULL},
-    {"main", "send_user_offline_events", OPT_BOOL, F(send_user_offline_events), "true", 0, 0, true, NULL},
-    {"main", "save_users_last_online_time", OPT_BOOL, F(save_users_last_online_time), "true", 0, 0, true, NULL},
-    {"main", "dev_index_size", OPT_INT, F(dev_index_size), "1000000000", 1, 2147483647LL, false, NULL},
+    {"main", "send_user_online_events", OPT_BOOL, F(send_user_online_events), "true", 0, 0, true,
+     NULL},
+    {"main", "send_user_offline_events", OPT_BOOL, F(send_user_offline_events), "true", 0, 0, true,
+     NULL},
+    {"main", "save_users_last_online_time", OPT_BOOL, F(save_users_last_online_time), "true", 0, 0,
+     true, NULL},
+    {"main", "dev_index_size", OPT_INT, F(dev_index_size), "1000000000", 1, 2147483647LL, false,
+     NULL},
 
     {"cometql", "ip", OPT_STR, F(cometql_ip), "0.0.0.0", 0, 0, false, NULL},
     {"cometql", "port", OPT_PORT, F(cometql_port), "3307", 1, 65535, false, NULL},
-    {"cometql", "max_connections", OPT_INT, F(cometql_max_connections), "4096", 1, 1000000, true, NULL},
-    {"cometql", "max_packet", OPT_SIZE, F(cometql_max_packet), "64M", 4 * KiB, 1024 * MiB, true, NULL},
-    {"cometql", "max_query_length", OPT_SIZE, F(cometql_max_query_length), "64M", 64, 1024 * MiB, true, NULL},
-    {"cometql", "max_message_size", OPT_SIZE, F(cometql_max_message_size), "1M", 16, 1024 * MiB, true, NULL},
+    {"cometql", "max_connections", OPT_INT, F(cometql_max_connections), "4096", 1, 1000000, true,
+     NULL},
+    {"cometql", "max_packet", OPT_SIZE, F(cometql_max_packet), "64M", 4 * KiB, 1024 * MiB, true,
+     NULL},
+    {"cometql", "max_query_length", OPT_SIZE, F(cometql_max_query_length), "64M", 64, 1024 * MiB,
+     true, NULL},
+    {"cometql", "max_message_size", OPT_SIZE, F(cometql_max_message_size), "1M", 16, 1024 * MiB,
+     true, NULL},
     {"cometql", "max_in_values", OPT_INT, F(cometql_max_in_values), "4000", 1, 1000000, true, NULL},
     {"cometql", "max_conditions", OPT_INT, F(cometql_max_conditions), "16", 1, 1000, true, NULL},
-    {"cometql", "max_result_rows", OPT_INT, F(cometql_max_result_rows), "100000", 1, 100000000, true, NULL},
-    {"cometql", "max_prepared_statements", OPT_INT, F(cometql_max_prepared), "1024", 1, 1000000, true, NULL},
+    {"cometql", "max_result_rows", OPT_INT, F(cometql_max_result_rows), "100000", 1, 100000000,
+     true, NULL},
+    {"cometql", "max_prepared_statements", OPT_INT, F(cometql_max_prepared), "1024", 1, 1000000,
+     true, NULL},
     {"cometql", "connect_timeout", OPT_INT, F(cometql_connect_timeout), "10", 1, 3600, true, NULL},
     {"cometql", "idle_timeout", OPT_INT, F(cometql_idle_timeout), "28800", 1, 31536000, true, NULL},
-    {"cometql", "max_output", OPT_SIZE, F(cometql_max_output), "4M", 64 * KiB, 1024 * MiB, true, NULL},
+    {"cometql", "max_output", OPT_SIZE, F(cometql_max_output), "4M", 64 * KiB, 1024 * MiB, true,
+     NULL},
     {"cometql", "ssl_cert", OPT_STR, F(cometql_ssl_cert), "", 0, 0, false, NULL},
     {"cometql", "ssl_key", OPT_STR, F(cometql_ssl_key), "", 0, 0, false, NULL},
 
@@ -71,11 +92,32 @@ static const struct opt opts[] = {
 
 /* CppComet keys that ccomet accepts and ignores (its threads, buffers and SaaS features). */
 static const char *legacy[] = {
-    "main.useQueryLoger", "main.buf_size", "main.answer_buf_size", "main.fragment_buf_size",
-    "main.fragment_buf_max_size", "main.pidfile", "main.api_version", "main.isTest",
-    "*.thread_num", "*.backlog", "*.epoll_size", "*.statistics", "*.benchmark",
-    "*.uptimeTestInterval", "*.maxUptime", "*.cluster", "ws.host", "sip.port", "sip.host",
-    "statistics.*", "benchmark.*", "content-type.*", "http.*", "db.*", "cometqlproxy.*", "log.*",
+    "main.useQueryLoger",
+    "main.buf_size",
+    "main.answer_buf_size",
+    "main.fragment_buf_size",
+    "main.fragment_buf_max_size",
+    "main.pidfile",
+    "main.api_version",
+    "main.isTest",
+    "*.thread_num",
+    "*.backlog",
+    "*.epoll_size",
+    "*.statistics",
+    "*.benchmark",
+    "*.uptimeTestInterval",
+    "*.maxUptime",
+    "*.cluster",
+    "ws.host",
+    "sip.port",
+    "sip.host",
+    "statistics.*",
+    "benchmark.*",
+    "content-type.*",
+    "http.*",
+    "db.*",
+    "cometqlproxy.*",
+    "log.*",
 };
 
 static bool legacy_key(const char *section, const char *key)
@@ -100,9 +142,12 @@ static bool parse_int(const char *s, int64_t *out, bool size_suffix)
     if (size_suffix && *end) {
         long long mult = 1;
         switch (*end) {
-        case 'k': case 'K': mult = KiB; break;
-        case 'm': case 'M': mult = MiB; break;
-        case 'g': case 'G': mult = 1024 * MiB; break;
+        case 'k':
+        case 'K': mult = KiB; break;
+        case 'm':
+        case 'M': mult = MiB; break;
+        case 'g':
+        case 'G': mult = 1024 * MiB; break;
         default: return false;
         }
         end++;
@@ -143,8 +188,8 @@ struct load_ctx {
     size_t errlen;
 };
 
-static int set_opt(struct config *c, const struct opt *o, const char *value, char *err, size_t errlen,
-                   int line)
+static int set_opt(struct config *c, const struct opt *o, const char *value, char *err,
+                   size_t errlen, int line)
 {
     char *base = (char *)c + o->offset;
     int64_t v;
@@ -168,8 +213,10 @@ static int set_opt(struct config *c, const struct opt *o, const char *value, cha
                      (long long)o->min, (long long)o->max);
             return -1;
         }
-        if (o->type == OPT_PORT) *(int *)base = (int)v;
-        else *(int64_t *)base = v;
+        if (o->type == OPT_PORT)
+            *(int *)base = (int)v;
+        else
+            *(int64_t *)base = v;
         return 0;
     case OPT_BOOL:
         if (!parse_bool(value, (bool *)base)) {
@@ -279,7 +326,8 @@ void config_free(struct config *c)
         if (opts[i].type == OPT_STR || opts[i].type == OPT_ENUM) xfree(*(char **)base);
         if (opts[i].type == OPT_LIST) {
             struct config_list *l = (struct config_list *)base;
-            for (size_t j = 0; j < l->n; j++) xfree(l->items[j]);
+            for (size_t j = 0; j < l->n; j++)
+                xfree(l->items[j]);
             xfree(l->items);
         }
     }

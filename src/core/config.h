@@ -22,9 +22,9 @@ struct config {
     char *path; /* the file read, or NULL when running on defaults */
 
     /* [main] */
-    char *password;  /* CometQL password; JWT secret prefix */
+    char *password; /* CometQL password; JWT secret prefix */
     char *node_name;
-    char *base_dir;  /* static files for the ws port */
+    char *base_dir; /* static files for the ws port */
     bool send_user_online_events, send_user_offline_events, save_users_last_online_time;
     int64_t dev_index_size; /* tenants: dev_id in [0, dev_index_size) */
 
@@ -32,16 +32,16 @@ struct config {
     char *cometql_ip;
     int cometql_port;
     int64_t cometql_max_connections;
-    int64_t cometql_max_packet;        /* max_allowed_packet: largest client payload */
-    int64_t cometql_max_query_length;  /* bytes of one query text */
-    int64_t cometql_max_message_size;  /* bytes of one message/data value */
-    int64_t cometql_max_in_values;     /* values in one IN list / rows in one INSERT */
+    int64_t cometql_max_packet;       /* max_allowed_packet: largest client payload */
+    int64_t cometql_max_query_length; /* bytes of one query text */
+    int64_t cometql_max_message_size; /* bytes of one message/data value */
+    int64_t cometql_max_in_values;    /* values in one IN list / rows in one INSERT */
     int64_t cometql_max_conditions;
     int64_t cometql_max_result_rows;
-    int64_t cometql_max_prepared;      /* prepared statements per connection */
-    int64_t cometql_connect_timeout;   /* seconds to finish the handshake */
-    int64_t cometql_idle_timeout;      /* seconds without a command (MySQL wait_timeout) */
-    int64_t cometql_max_output;        /* bytes queued to one client before reading pauses */
+    int64_t cometql_max_prepared;    /* prepared statements per connection */
+    int64_t cometql_connect_timeout; /* seconds to finish the handshake */
+    int64_t cometql_idle_timeout;    /* seconds without a command (MySQL wait_timeout) */
+    int64_t cometql_max_output;      /* bytes queued to one client before reading pauses */
     char *cometql_ssl_cert, *cometql_ssl_key;
 
     /* [ws] */
@@ -59,10 +59,10 @@ struct config {
     /* [store] */
     char *store_type; /* "sqlite" */
     char *store_path;
-    char *store_synchronous; /* "normal" (survives a process crash) or "full" (power loss) */
-    int64_t store_queue_ttl;    /* seconds an offline users_messages row is kept */
-    int64_t store_trust_ttl;    /* seconds trust_ pipe history is kept */
-    int64_t store_history_max;  /* max pipes_settings length */
+    char *store_synchronous;      /* "normal" (survives a process crash) or "full" (power loss) */
+    int64_t store_queue_ttl;      /* seconds an offline users_messages row is kept */
+    int64_t store_trust_ttl;      /* seconds trust_ pipe history is kept */
+    int64_t store_history_max;    /* max pipes_settings length */
     int64_t store_purge_interval; /* seconds between expiry runs */
 
     /* [log] */

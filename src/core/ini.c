@@ -12,8 +12,10 @@ static int is_space(char c)
 
 static char *trim(char *s, char *e)
 {
-    while (s < e && is_space(*s)) s++;
-    while (e > s && is_space(e[-1])) e--;
+    while (s < e && is_space(*s))
+        s++;
+    while (e > s && is_space(e[-1]))
+        e--;
     *e = '\0';
     return s;
 }
@@ -56,7 +58,8 @@ int ini_parse(const char *text, size_t len, ini_entry_fn fn, void *ctx, char *er
         }
         char *key = trim(line, eq);
         char *val = eq + 1;
-        while (*val && is_space(*val)) val++;
+        while (*val && is_space(*val))
+            val++;
         if (*val == '"') {
             char *q = strchr(val + 1, '"');
             if (!q) {

@@ -32,7 +32,11 @@ bool log_parse_level(const char *s, enum log_level *out)
     char *end;
     long n = strtol(s, &end, 10);
     if (*s && !*end && n >= 0 && n <= 600) { /* CppComet: 100 crit .. 500 debug, 600 all */
-        *out = n < 200 ? LOG_CRIT : n < 300 ? LOG_ERROR : n < 400 ? LOG_WARN : n < 500 ? LOG_INFO : LOG_DEBUG;
+        *out = n < 200   ? LOG_CRIT
+               : n < 300 ? LOG_ERROR
+               : n < 400 ? LOG_WARN
+               : n < 500 ? LOG_INFO
+                         : LOG_DEBUG;
         return true;
     }
     return false;

@@ -28,7 +28,8 @@ static long b64url_decode(const char *in, size_t len, unsigned char *out, size_t
     size_t o = 0;
     unsigned acc = 0;
     int bits = 0;
-    while (len && in[len - 1] == '=') len--;
+    while (len && in[len - 1] == '=')
+        len--;
     if (len % 4 == 1) return -1;
     for (size_t i = 0; i < len; i++) {
         int v = b64url_value((unsigned char)in[i]);
@@ -106,8 +107,10 @@ enum jwt_status jwt_verify_hs256(const char *token, size_t len, const char *secr
     }
     enum jwt_status st = JWT_VALID;
     json_t *exp = json_object_get(payload, "exp");
-    if (exp && !json_is_number(exp)) st = JWT_MALFORMED;
-    else if (exp && json_number_value(exp) <= (double)now) st = JWT_EXPIRED;
+    if (exp && !json_is_number(exp))
+        st = JWT_MALFORMED;
+    else if (exp && json_number_value(exp) <= (double)now)
+        st = JWT_EXPIRED;
     json_t *uid = json_object_get(payload, "user_id");
     if (json_is_integer(uid)) {
         *user_id = (int64_t)json_integer_value(uid);

@@ -67,7 +67,8 @@ static struct value vs(const char *s)
     return s ? value_str(s, strlen(s)) : value_null();
 }
 
-static struct value vfmt(struct arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static struct value vfmt(struct arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static struct value vfmt(struct arena *a, const char *fmt, ...)
 {
     char buf[256];
@@ -165,9 +166,8 @@ static void show_variables(const struct cq_env *env, struct cq_session *s, const
     cq_result_rows(r, "", col_varval, 2);
     for (size_t i = 0; i < n; i++) {
         if (!like_ok(st->like, v[i].name)) continue;
-        struct value row[2] = {vs(v[i].name), v[i].type == CQ_COL_INT
-                                                  ? vfmt(a, "%" PRId64, v[i].i)
-                                                  : vs(v[i].s)};
+        struct value row[2] = {vs(v[i].name),
+                               v[i].type == CQ_COL_INT ? vfmt(a, "%" PRId64, v[i].i) : vs(v[i].s)};
         cq_result_add_row(r, a, row);
     }
 }
@@ -190,7 +190,8 @@ static void show_status(const struct cq_env *env, struct cq_session *s, const st
         {"backend_online", vfmt(a, "%" PRIu64, env->connections_now ? *env->connections_now : 0)},
         /* MySQL's names */
         {"Uptime", vfmt(a, "%ld", (long)up)},
-        {"Threads_connected", vfmt(a, "%" PRIu64, env->connections_now ? *env->connections_now : 0)},
+        {"Threads_connected",
+         vfmt(a, "%" PRIu64, env->connections_now ? *env->connections_now : 0)},
         {"Questions", vfmt(a, "%" PRIu64, env->queries_total ? *env->queries_total : 0)},
         {"Ssl_cipher", vs(s->tls_cipher ? s->tls_cipher : "")},
         {"Ssl_version", vs(s->tls_version ? s->tls_version : "")},
@@ -223,7 +224,8 @@ static const struct cq_column col_columns[] = {
 static const struct table_def *need_table(const char *name, struct cq_result *r)
 {
     const struct table_def *t = name ? tables_find(name) : NULL;
-    if (!t) cq_result_error(r, CQ_ERR_NOT_EXIST, "42S02", "Table '%s' doesn't exist", name ? name : "");
+    if (!t)
+        cq_result_error(r, CQ_ERR_NOT_EXIST, "42S02", "Table '%s' doesn't exist", name ? name : "");
     return t;
 }
 
@@ -234,9 +236,12 @@ static void show_columns(const struct cq_stmt *st, struct arena *a, struct cq_re
     cq_result_rows(r, "", col_columns, 6);
     for (size_t i = 0; i < t->n_cols; i++) {
         if (!like_ok(st->like, t->cols[i].name)) continue;
-        struct value row[6] = {vs(t->cols[i].name), vs(t->sql_types[i]),
+        struct value row[6] = {vs(t->cols[i].name),
+                               vs(t->sql_types[i]),
                                vs(t->cols[i].primary ? "NO" : "YES"),
-                               vs(t->cols[i].primary ? "PRI" : ""), value_null(), vs("")};
+                               vs(t->cols[i].primary ? "PRI" : ""),
+                               value_null(),
+                               vs("")};
         cq_result_add_row(r, a, row);
     }
 }
@@ -258,8 +263,7 @@ static void show_create_table(const struct cq_stmt *st, struct arena *a, struct 
             o += (size_t)snprintf(buf + o, sizeof buf - o, "  PRIMARY KEY (`%s`)\n",
                                   t->cols[i].name);
     if (o < sizeof buf)
-        o += (size_t)snprintf(buf + o, sizeof buf - o, ") ENGINE=CometQL COMMENT='%s'",
-                              t->comment);
+        o += (size_t)snprintf(buf + o, sizeof buf - o, ") ENGINE=CometQL COMMENT='%s'", t->comment);
     if (o >= sizeof buf) o = sizeof buf - 1;
     cq_result_rows(r, "", col_create, 2);
     struct value row[2] = {vs(t->name), value_str(buf, o)};
@@ -267,9 +271,10 @@ static void show_create_table(const struct cq_stmt *st, struct arena *a, struct 
 }
 
 static const char *const tstatus_names[] = {
-    "Name", "Engine", "Version", "Row_format", "Rows", "Avg_row_length", "Data_length",
-    "Max_data_length", "Index_length", "Data_free", "Auto_increment", "Create_time",
-    "Update_time", "Check_time", "Collation", "Checksum", "Create_options", "Comment"};
+    "Name",           "Engine",         "Version",         "Row_format",   "Rows",
+    "Avg_row_length", "Data_length",    "Max_data_length", "Index_length", "Data_free",
+    "Auto_increment", "Create_time",    "Update_time",     "Check_time",   "Collation",
+    "Checksum",       "Create_options", "Comment"};
 static struct cq_column col_tstatus[18];
 
 static void show_table_status(const struct cq_stmt *st, struct arena *a, struct cq_result *r)
@@ -284,7 +289,8 @@ static void show_table_status(const struct cq_stmt *st, struct arena *a, struct 
         const struct table_def *t = tables_at(i);
         if (!like_ok(st->like, t->name)) continue;
         struct value row[18];
-        for (size_t k = 0; k < 18; k++) row[k] = value_null();
+        for (size_t k = 0; k < 18; k++)
+            row[k] = value_null();
         row[0] = vs(t->name);
         row[1] = vs("CometQL");
         row[2] = value_int(10);
@@ -297,32 +303,38 @@ static void show_table_status(const struct cq_stmt *st, struct arena *a, struct 
 }
 
 static const struct cq_column col_proc[] = {
-    {"Id", CQ_COL_INT, false},      {"User", CQ_COL_STR, false},  {"Host", CQ_COL_STR, false},
-    {"db", CQ_COL_STR, false},      {"Command", CQ_COL_STR, false}, {"Time", CQ_COL_INT, false},
-    {"State", CQ_COL_STR, false},   {"Info", CQ_COL_STR, false}};
+    {"Id", CQ_COL_INT, false},    {"User", CQ_COL_STR, false},    {"Host", CQ_COL_STR, false},
+    {"db", CQ_COL_STR, false},    {"Command", CQ_COL_STR, false}, {"Time", CQ_COL_INT, false},
+    {"State", CQ_COL_STR, false}, {"Info", CQ_COL_STR, false}};
 
 static void show_processlist(struct cq_session *s, struct arena *a, struct cq_result *r)
 {
     cq_result_rows(r, "", col_proc, 8);
-    struct value row[8] = {value_int((int64_t)s->connection_id), vs(s->user), vs(s->peer),
+    struct value row[8] = {value_int((int64_t)s->connection_id),
+                           vs(s->user),
+                           vs(s->peer),
                            s->db_selected ? vs(COMETQL_DATABASE) : value_null(),
-                           vs("Query"), value_int(0), vs(""), vs("SHOW PROCESSLIST")};
+                           vs("Query"),
+                           value_int(0),
+                           vs(""),
+                           vs("SHOW PROCESSLIST")};
     cq_result_add_row(r, a, row);
 }
 
-static const struct cq_column col_warn[] = {{"Level", CQ_COL_STR, false},
-                                            {"Code", CQ_COL_INT, false},
-                                            {"Message", CQ_COL_STR, false}};
+static const struct cq_column col_warn[] = {
+    {"Level", CQ_COL_STR, false}, {"Code", CQ_COL_INT, false}, {"Message", CQ_COL_STR, false}};
 static const struct cq_column col_coll[] = {
-    {"Collation", CQ_COL_STR, false}, {"Charset", CQ_COL_STR, false}, {"Id", CQ_COL_INT, false},
-    {"Default", CQ_COL_STR, false},   {"Compiled", CQ_COL_STR, false}, {"Sortlen", CQ_COL_INT, false}};
+    {"Collation", CQ_COL_STR, false}, {"Charset", CQ_COL_STR, false},
+    {"Id", CQ_COL_INT, false},        {"Default", CQ_COL_STR, false},
+    {"Compiled", CQ_COL_STR, false},  {"Sortlen", CQ_COL_INT, false}};
 static const struct cq_column col_charset[] = {{"Charset", CQ_COL_STR, false},
                                                {"Description", CQ_COL_STR, false},
                                                {"Default collation", CQ_COL_STR, false},
                                                {"Maxlen", CQ_COL_INT, false}};
 static const struct cq_column col_engines[] = {
-    {"Engine", CQ_COL_STR, false}, {"Support", CQ_COL_STR, false}, {"Comment", CQ_COL_STR, false},
-    {"Transactions", CQ_COL_STR, false}, {"XA", CQ_COL_STR, false}, {"Savepoints", CQ_COL_STR, false}};
+    {"Engine", CQ_COL_STR, false},  {"Support", CQ_COL_STR, false},
+    {"Comment", CQ_COL_STR, false}, {"Transactions", CQ_COL_STR, false},
+    {"XA", CQ_COL_STR, false},      {"Savepoints", CQ_COL_STR, false}};
 static const struct cq_column col_db[] = {{"Database", CQ_COL_STR, false}};
 
 static void show_collation(const struct cq_stmt *st, struct arena *a, struct cq_result *r)
@@ -341,14 +353,13 @@ static void show_collation(const struct cq_stmt *st, struct arena *a, struct cq_
         return;
     }
     cq_result_rows(r, "", col_coll, 6);
-    static const char *co[][2] = {{"utf8mb4_general_ci", "utf8mb4"},
-                                  {"utf8_general_ci", "utf8"},
-                                  {"binary", "binary"}};
+    static const char *co[][2] = {
+        {"utf8mb4_general_ci", "utf8mb4"}, {"utf8_general_ci", "utf8"}, {"binary", "binary"}};
     static const int ids[] = {45, 33, 63};
     for (size_t i = 0; i < 3; i++) {
         if (!like_ok(st->like, co[i][0])) continue;
-        struct value row[6] = {vs(co[i][0]), vs(co[i][1]), value_int(ids[i]), vs("Yes"), vs("Yes"),
-                               value_int(1)};
+        struct value row[6] = {vs(co[i][0]), vs(co[i][1]), value_int(ids[i]),
+                               vs("Yes"),    vs("Yes"),    value_int(1)};
         cq_result_add_row(r, a, row);
     }
 }
@@ -362,7 +373,8 @@ static bool eval_expr(const struct cq_env *env, struct cq_session *s, const stru
     switch (e->kind) {
     case CQ_EXPR_LITERAL:
         *out = e->literal.param < 0 ? e->literal.v
-               : params ? params[e->literal.param] : value_null();
+               : params             ? params[e->literal.param]
+                                    : value_null();
         *type = out->kind == VALUE_INT ? CQ_COL_INT : CQ_COL_STR;
         return true;
     case CQ_EXPR_SYSVAR: {
@@ -430,7 +442,8 @@ static void select_expr(const struct cq_env *env, struct cq_session *s, const st
         cols[i].primary = false;
     }
     cq_result_rows(r, "", cols, n);
-    if (!st->has_limit || (st->limit_offset == 0 && st->limit_count > 0)) cq_result_add_row(r, a, row);
+    if (!st->has_limit || (st->limit_offset == 0 && st->limit_count > 0))
+        cq_result_add_row(r, a, row);
 }
 
 /* ---- USE ------------------------------------------------------------------------------------ */
@@ -446,8 +459,10 @@ bool cq_use_database(const struct cq_env *env, struct cq_session *s, const char 
         int64_t id = 0;
         bool digits = true;
         for (size_t i = 3; i < len; i++) {
-            if (db[i] < '0' || db[i] > '9') digits = false;
-            else id = id * 10 + (db[i] - '0');
+            if (db[i] < '0' || db[i] > '9')
+                digits = false;
+            else
+                id = id * 10 + (db[i] - '0');
         }
         if (digits && id < env->cfg->dev_index_size) {
             s->dev_id = id;
@@ -462,7 +477,8 @@ bool cq_use_database(const struct cq_env *env, struct cq_session *s, const char 
     return false;
 }
 
-/* ---- dispatch --------------------------------------------------------------------------------- */
+/* ---- dispatch ---------------------------------------------------------------------------------
+ */
 
 void cq_exec(const struct cq_env *env, struct cq_session *s, const struct cq_stmt *st,
              const struct value *params, struct arena *a, struct cq_result *r)
@@ -501,7 +517,7 @@ void cq_exec(const struct cq_env *env, struct cq_session *s, const struct cq_stm
     case CQ_STMT_SHOW_ENGINES: {
         cq_result_rows(r, "", col_engines, 6);
         struct value row[6] = {vs("CometQL"), vs("DEFAULT"), vs("ccomet virtual tables"),
-                               vs("NO"), vs("NO"), vs("NO")};
+                               vs("NO"),      vs("NO"),      vs("NO")};
         cq_result_add_row(r, a, row);
         return;
     }

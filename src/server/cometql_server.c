@@ -46,8 +46,8 @@ struct conn {
     uv_tcp_t tcp; /* first: the handle's data points back at us */
     uv_timer_t timer;
     struct cometql_server *srv;
-    struct conn *prev, *next;       /* all connections */
-    struct conn *dirty_next;        /* connections with pending output */
+    struct conn *prev, *next; /* all connections */
+    struct conn *dirty_next;  /* connections with pending output */
     bool dirty;
     enum conn_state state;
     uint32_t id;
@@ -55,9 +55,9 @@ struct conn {
     uint8_t seq; /* sequence id for the next packet we send */
     struct cq_session sess;
     struct tls_session *tls;
-    struct buf in;      /* unprocessed plaintext input */
-    struct buf pending; /* plaintext replies not yet flushed */
-    struct buf out;     /* bytes ready for the socket */
+    struct buf in;       /* unprocessed plaintext input */
+    struct buf pending;  /* plaintext replies not yet flushed */
+    struct buf out;      /* bytes ready for the socket */
     struct buf inflight; /* bytes handed to uv_write */
     uv_write_t wreq;
     bool writing, reading_paused, close_after_flush;
@@ -121,7 +121,8 @@ static void mark_dirty(struct conn *c)
     c->srv->dirty = c;
 }
 
-/* ---- replies ---------------------------------------------------------------------------------- */
+/* ---- replies ----------------------------------------------------------------------------------
+ */
 
 static void reply_err(struct conn *c, int code, const char *sqlstate, const char *msg)
 {
@@ -145,7 +146,8 @@ static void column_def(const char *table, const struct cq_column *col, struct my
         out->type = MYSQL_TYPE_LONGLONG;
         out->charset = MYSQL_CHARSET_BINARY;
         out->length = 20;
-        out->flags = (uint16_t)(MYSQL_FLAG_BINARY | (col->primary ? MYSQL_FLAG_NOT_NULL | MYSQL_FLAG_PRI_KEY : 0));
+        out->flags = (uint16_t)(MYSQL_FLAG_BINARY |
+                                (col->primary ? MYSQL_FLAG_NOT_NULL | MYSQL_FLAG_PRI_KEY : 0));
     } else {
         out->type = MYSQL_TYPE_VAR_STRING;
         out->charset = MYSQL_CHARSET_UTF8MB4_GENERAL_CI;
@@ -155,8 +157,8 @@ static void column_def(const char *table, const struct cq_column *col, struct my
     out->decimals = col->type == CQ_COL_INT ? 0 : 0x1f;
 }
 
-static void write_columns(struct conn *c, const char *table, const struct cq_column *cols,
-                          size_t n, struct mysql_column *defs)
+static void write_columns(struct conn *c, const char *table, const struct cq_column *cols, size_t n,
+                          struct mysql_column *defs)
 {
     for (size_t i = 0; i < n; i++) {
         column_def(table ? table : "", &cols[i], &defs[i]);
@@ -205,7 +207,8 @@ static void run_statement(struct conn *c, const struct cq_stmt *st, const struct
     cq_result_free(&r);
 }
 
-/* ---- authentication ----------------------------------------------------------------------------- */
+/* ---- authentication -----------------------------------------------------------------------------
+ */
 
 static struct cq_limits limits(const struct config *cfg)
 {
@@ -312,7 +315,8 @@ static void on_handshake_response(struct conn *c, const uint8_t *p, size_t len)
     }
     c->has_db = false;
     if (hr.database && hr.database_len) {
-        size_t dl = hr.database_len < sizeof c->want_db - 1 ? hr.database_len : sizeof c->want_db - 1;
+        size_t dl =
+            hr.database_len < sizeof c->want_db - 1 ? hr.database_len : sizeof c->want_db - 1;
         memcpy(c->want_db, hr.database, dl);
         c->want_db[dl] = '\0';
         c->has_db = true;
@@ -333,7 +337,8 @@ static void on_handshake_response(struct conn *c, const uint8_t *p, size_t len)
     auth_finish(c, hr.auth, hr.auth_len);
 }
 
-/* ---- commands --------------------------------------------------------------------------------- */
+/* ---- commands ---------------------------------------------------------------------------------
+ */
 
 static struct prepared *find_stmt(struct conn *c, uint32_t id, struct prepared ***link)
 {
@@ -435,7 +440,8 @@ static void com_prepare(struct conn *c, const uint8_t *p, size_t len)
     c->stmts = ps;
     c->n_stmts++;
 
-    mysql_write_stmt_prepare_ok(&c->pending, &c->seq, ps->id, (uint16_t)ps->n_cols, ps->n_params, 0);
+    mysql_write_stmt_prepare_ok(&c->pending, &c->seq, ps->id, (uint16_t)ps->n_cols, ps->n_params,
+                                0);
     if (ps->n_params) {
         static const struct cq_column param = {"?", CQ_COL_STR, false};
         struct mysql_column def;
@@ -461,7 +467,8 @@ static void com_execute(struct conn *c, const uint8_t *p, size_t len)
     }
     struct prepared *ps = find_stmt(c, id, NULL);
     if (!ps) {
-        reply_err(c, 1243, "HY000", "Unknown prepared statement handler given to mysqld_stmt_execute");
+        reply_err(c, 1243, "HY000",
+                  "Unknown prepared statement handler given to mysqld_stmt_execute");
         return;
     }
     struct mysql_param *params = arena_alloc(&c->arena, (ps->n_params + 1u) * sizeof *params);
@@ -476,7 +483,8 @@ static void com_execute(struct conn *c, const uint8_t *p, size_t len)
         reply_err(c, 1210, "HY000", msg);
         return;
     }
-    for (uint16_t i = 0; i < ps->n_params; i++) values[i] = params[i].v;
+    for (uint16_t i = 0; i < ps->n_params; i++)
+        values[i] = params[i].v;
     run_statement(c, ps->st, values, true);
     /* long data is per execution */
     for (uint16_t i = 0; i < ps->n_params; i++) {
@@ -515,7 +523,8 @@ static void com_field_list(struct conn *c, const uint8_t *p, size_t len)
     size_t tl = nul ? (size_t)(nul - p) : len;
     char name[65];
     if (tl > 64) tl = 64;
-    for (size_t i = 0; i < tl; i++) name[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
+    for (size_t i = 0; i < tl; i++)
+        name[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
     name[tl] = '\0';
     struct cq_stmt st;
     memset(&st, 0, sizeof st);
@@ -600,7 +609,8 @@ static void on_command(struct conn *c, const uint8_t *p, size_t len)
         struct prepared *ps = NULL;
         if (mysql_peek_stmt_id(p, len, &id) == MYSQL_OK) ps = find_stmt(c, id, NULL);
         if (!ps) {
-            reply_err(c, 1243, "HY000", "Unknown prepared statement handler given to mysqld_stmt_reset");
+            reply_err(c, 1243, "HY000",
+                      "Unknown prepared statement handler given to mysqld_stmt_reset");
             return;
         }
         for (uint16_t i = 0; i < ps->n_params; i++) {
@@ -632,7 +642,8 @@ static void on_command(struct conn *c, const uint8_t *p, size_t len)
     }
 }
 
-/* ---- input ------------------------------------------------------------------------------------ */
+/* ---- input ------------------------------------------------------------------------------------
+ */
 
 static size_t queued_output(const struct conn *c)
 {
@@ -799,7 +810,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     }
 }
 
-/* ---- output ----------------------------------------------------------------------------------- */
+/* ---- output -----------------------------------------------------------------------------------
+ */
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -825,7 +837,8 @@ static void conn_flush(struct conn *c)
     if (c->handles_open < 2 || uv_is_closing((uv_handle_t *)&c->tcp)) return;
     if (buf_unread(&c->pending)) {
         if (c->tls && c->state != ST_HANDSHAKE) {
-            if (tls_session_write(c->tls, buf_head(&c->pending), buf_unread(&c->pending), &c->out) != 0) {
+            if (tls_session_write(c->tls, buf_head(&c->pending), buf_unread(&c->pending),
+                                  &c->out) != 0) {
                 buf_free(&c->pending);
                 conn_close(c, "TLS write error");
                 return;
@@ -838,7 +851,8 @@ static void conn_flush(struct conn *c)
     if (!c->writing && buf_unread(&c->out)) {
         uv_buf_t b = uv_buf_init((char *)buf_head(&c->out), (unsigned)buf_unread(&c->out));
         int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (n > 0) buf_consume(&c->out, (size_t)n);
+        if (n > 0)
+            buf_consume(&c->out, (size_t)n);
         else if (n < 0 && n != UV_EAGAIN) {
             conn_close(c, uv_strerror(n));
             return;
@@ -859,7 +873,8 @@ static void conn_flush(struct conn *c)
             buf_free(&c->out);
         }
     }
-    if (c->close_after_flush && !c->writing && !buf_unread(&c->out)) conn_close(c, "closed by server");
+    if (c->close_after_flush && !c->writing && !buf_unread(&c->out))
+        conn_close(c, "closed by server");
 }
 
 void cometql_server_after_commit(struct cometql_server *s, bool ok)
@@ -887,15 +902,18 @@ void cometql_server_after_commit(struct cometql_server *s, bool ok)
     }
 }
 
-/* ---- lifecycle -------------------------------------------------------------------------------- */
+/* ---- lifecycle --------------------------------------------------------------------------------
+ */
 
 static void on_handle_closed(uv_handle_t *h)
 {
     struct conn *c = h->data;
     if (--c->handles_open > 0) return;
     struct cometql_server *s = c->srv;
-    if (c->prev) c->prev->next = c->next;
-    else s->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     /* it may still be on the dirty list */
     for (struct conn **pp = &s->dirty; *pp; pp = &(*pp)->dirty_next) {
@@ -940,8 +958,8 @@ static void on_timeout(uv_timer_t *t)
 static void restart_idle_timer(struct conn *c)
 {
     const struct config *cfg = c->srv->cfg;
-    uint64_t secs = (uint64_t)(c->state == ST_READY ? cfg->cometql_idle_timeout
-                                                   : cfg->cometql_connect_timeout);
+    uint64_t secs =
+        (uint64_t)(c->state == ST_READY ? cfg->cometql_idle_timeout : cfg->cometql_connect_timeout);
     uv_timer_start(&c->timer, on_timeout, secs * 1000, 0);
 }
 
@@ -992,7 +1010,8 @@ static void on_connection(uv_stream_t *server, int status)
         reply_err(c, 1040, "08004", "Too many connections");
         c->close_after_flush = true;
         c->state = ST_CLOSING;
-        LOG_RATELIMITED(LOG_WARN, "cometql", "msg=\"connection refused: max_connections\" limit=%" PRId64,
+        LOG_RATELIMITED(LOG_WARN, "cometql",
+                        "msg=\"connection refused: max_connections\" limit=%" PRId64,
                         s->cfg->cometql_max_connections);
         return;
     }
@@ -1000,9 +1019,15 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(c, "no randomness");
         return;
     }
-    for (size_t i = 0; i < sizeof c->scramble; i++) c->scramble[i] = (uint8_t)(1 + c->scramble[i] % 127);
-    struct mysql_handshake h = {c->id, CCOMET_SERVER_VERSION, {0}, capabilities(s),
-                                MYSQL_CHARSET_UTF8MB4_GENERAL_CI, SERVER_STATUS_AUTOCOMMIT, NATIVE};
+    for (size_t i = 0; i < sizeof c->scramble; i++)
+        c->scramble[i] = (uint8_t)(1 + c->scramble[i] % 127);
+    struct mysql_handshake h = {c->id,
+                                CCOMET_SERVER_VERSION,
+                                {0},
+                                capabilities(s),
+                                MYSQL_CHARSET_UTF8MB4_GENERAL_CI,
+                                SERVER_STATUS_AUTOCOMMIT,
+                                NATIVE};
     memcpy(h.scramble, c->scramble, sizeof h.scramble);
     mysql_write_handshake_v10(&c->pending, &h);
     c->seq = 1;

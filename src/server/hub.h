@@ -22,9 +22,9 @@ struct hub_message {
     size_t event_len;
     const char *data; /* the message text exactly as the backend gave it */
     size_t data_len;
-    int64_t id;        /* history/queue id when stored, else 0 */
-    int64_t time;      /* unix seconds */
-    int64_t user_id;   /* sender (0 for the backend) */
+    int64_t id;      /* history/queue id when stored, else 0 */
+    int64_t time;    /* unix seconds */
+    int64_t user_id; /* sender (0 for the backend) */
 };
 
 /* One row of users_in_pipes. Strings (transfer none). */

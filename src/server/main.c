@@ -75,7 +75,8 @@ static void on_signal(uv_signal_t *h, int signum)
         char err[512];
         struct config *neu = config_load(app->cfg->path, err, sizeof err);
         if (!neu) {
-            LOG(LOG_ERROR, "main", "msg=\"reload failed; keeping the running configuration\" error=\"%s\"", err);
+            LOG(LOG_ERROR, "main",
+                "msg=\"reload failed; keeping the running configuration\" error=\"%s\"", err);
             return;
         }
         config_log_restart_needed(app->cfg, neu);
@@ -84,7 +85,8 @@ static void on_signal(uv_signal_t *h, int signum)
         cometql_server_reconfigure(app->cometql, neu);
         config_free(app->cfg);
         app->cfg = neu;
-        LOG(LOG_INFO, "main", "msg=\"configuration reloaded\" file=%s", neu->path ? neu->path : "-");
+        LOG(LOG_INFO, "main", "msg=\"configuration reloaded\" file=%s",
+            neu->path ? neu->path : "-");
         return;
     }
     if (app->stopping) return;
@@ -153,7 +155,8 @@ int main(int argc, char **argv)
     }
     if (!conf) LOG(LOG_INFO, "main", "msg=\"no comet.ini found; running on built-in defaults\"");
     if (strcmp(app.cfg->password, "password") == 0)
-        LOG(LOG_WARN, "main", "msg=\"[main] password is the default; set your own before exposing the ports\"");
+        LOG(LOG_WARN, "main",
+            "msg=\"[main] password is the default; set your own before exposing the ports\"");
 
     signal(SIGPIPE, SIG_IGN);
     if (make_parent_dir(app.cfg->store_path) != 0) {
@@ -202,8 +205,7 @@ int main(int argc, char **argv)
     LOG(LOG_INFO, "main",
         "msg=\"ccomet ready\" version=%s cometql=%s:%d tls=%s store=%s synchronous=%s",
         CCOMET_VERSION, app.cfg->cometql_ip, app.cfg->cometql_port,
-        *app.cfg->cometql_ssl_cert ? "on" : "off", app.cfg->store_path,
-        app.cfg->store_synchronous);
+        *app.cfg->cometql_ssl_cert ? "on" : "off", app.cfg->store_path, app.cfg->store_synchronous);
 
     uv_run(app.loop, UV_RUN_DEFAULT);
 

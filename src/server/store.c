@@ -11,15 +11,40 @@
 #include <string.h>
 
 enum stmt_id {
-    S_BEGIN, S_COMMIT, S_ROLLBACK,
-    S_AUTH_PUT, S_AUTH_GET, S_AUTH_DEL, S_AUTH_LIST,
-    S_DATA_PUT, S_DATA_GET, S_DATA_DEL, S_DATA_LIST,
-    S_TOKEN_PUT, S_TOKEN_GET, S_TOKEN_DEL, S_TOKEN_LIST,
-    S_TIME_PUT, S_TIME_GET, S_TIME_LIST,
-    S_QUEUE_ADD, S_QUEUE_LIST, S_QUEUE_LIST_ALL, S_QUEUE_DEL_USER, S_QUEUE_DEL_ID,
-    S_HIST_ADD, S_HIST_TRIM, S_HIST_LIST, S_HIST_DEL_PIPE, S_HIST_DEL_ID,
-    S_PSET_PUT, S_PSET_GET, S_PSET_DEL, S_PSET_LIST,
-    S_PURGE_QUEUE, S_PURGE_TRUST,
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_AUTH_PUT,
+    S_AUTH_GET,
+    S_AUTH_DEL,
+    S_AUTH_LIST,
+    S_DATA_PUT,
+    S_DATA_GET,
+    S_DATA_DEL,
+    S_DATA_LIST,
+    S_TOKEN_PUT,
+    S_TOKEN_GET,
+    S_TOKEN_DEL,
+    S_TOKEN_LIST,
+    S_TIME_PUT,
+    S_TIME_GET,
+    S_TIME_LIST,
+    S_QUEUE_ADD,
+    S_QUEUE_LIST,
+    S_QUEUE_LIST_ALL,
+    S_QUEUE_DEL_USER,
+    S_QUEUE_DEL_ID,
+    S_HIST_ADD,
+    S_HIST_TRIM,
+    S_HIST_LIST,
+    S_HIST_DEL_PIPE,
+    S_HIST_DEL_ID,
+    S_PSET_PUT,
+    S_PSET_GET,
+    S_PSET_DEL,
+    S_PSET_LIST,
+    S_PURGE_QUEUE,
+    S_PURGE_TRUST,
     S_COUNT
 };
 
@@ -41,7 +66,8 @@ static const char *const sql[S_COUNT] = {
                     "ON CONFLICT(dev_id,token) DO NOTHING",
     [S_TOKEN_GET] = "SELECT token FROM revoked_tokens WHERE dev_id=?1 AND token=?2",
     [S_TOKEN_DEL] = "DELETE FROM revoked_tokens WHERE dev_id=?1 AND token=?2",
-    [S_TOKEN_LIST] = "SELECT token FROM revoked_tokens WHERE dev_id=?1 ORDER BY time, token LIMIT ?2",
+    [S_TOKEN_LIST] =
+        "SELECT token FROM revoked_tokens WHERE dev_id=?1 ORDER BY time, token LIMIT ?2",
     [S_TIME_PUT] = "INSERT INTO users_time(dev_id,user_id,time) VALUES(?1,?2,?3) "
                    "ON CONFLICT(dev_id,user_id) DO UPDATE SET time=excluded.time",
     [S_TIME_GET] = "SELECT user_id,time FROM users_time WHERE dev_id=?1 AND user_id=?2",
@@ -70,7 +96,8 @@ static const char *const sql[S_COUNT] = {
     [S_PSET_DEL] = "DELETE FROM pipes_settings WHERE dev_id=?1 AND name=?2",
     [S_PSET_LIST] = "SELECT name,length FROM pipes_settings WHERE dev_id=?1 ORDER BY name LIMIT ?2",
     [S_PURGE_QUEUE] = "DELETE FROM users_messages WHERE time < ?1",
-    [S_PURGE_TRUST] = "DELETE FROM pipe_messages WHERE time < ?1 AND pipe LIKE 'trust\\_%' ESCAPE '\\'",
+    [S_PURGE_TRUST] =
+        "DELETE FROM pipe_messages WHERE time < ?1 AND pipe LIKE 'trust\\_%' ESCAPE '\\'",
 };
 
 static const char schema[] =
@@ -120,8 +147,8 @@ const char *store_errmsg(const struct store *s)
 struct store *store_open(const char *path, bool sync_full, char *err, size_t errlen)
 {
     struct store *s = xcalloc(1, sizeof *s);
-    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                               SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(
+        path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open store %s: %s", path,
                  s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
@@ -158,7 +185,8 @@ void store_close(struct store *s)
 {
     if (!s) return;
     if (s->in_txn) store_commit(s);
-    for (int i = 0; i < S_COUNT; i++) sqlite3_finalize(s->stmt[i]);
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(s->stmt[i]);
     sqlite3_close(s->db);
     xfree(s);
 }
@@ -192,7 +220,6 @@ int store_commit(struct store *s)
     run_simple(s, S_ROLLBACK);
     return -1;
 }
-
 
 /* Binds ?1.. from a compact spec: 'i' int64, 's' (ptr, len) string. */
 static sqlite3_stmt *bind(struct store *s, enum stmt_id id, const char *spec, ...)
@@ -328,9 +355,9 @@ int store_time_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn
 int64_t store_queue_add(struct store *s, int64_t dev, int64_t user, int64_t time, const char *event,
                         size_t event_len, const char *msg, size_t msg_len)
 {
-    int rc = exec_write(s, S_QUEUE_ADD,
-                        bind(s, S_QUEUE_ADD, "iiiss", dev, user, time, STR(event, event_len),
-                             STR(msg, msg_len)));
+    int rc = exec_write(
+        s, S_QUEUE_ADD,
+        bind(s, S_QUEUE_ADD, "iiiss", dev, user, time, STR(event, event_len), STR(msg, msg_len)));
     return rc < 0 ? -1 : sqlite3_last_insert_rowid(s->db);
 }
 int store_queue_list(struct store *s, int64_t dev, int64_t user, int64_t limit, store_row_fn fn,

@@ -87,7 +87,8 @@ int store_pipe_setting_get(struct store *s, int64_t dev, const char *pipe, size_
 /* The history length of a pipe (0 when unset; -1 on a storage error). */
 int64_t store_pipe_history_length(struct store *s, int64_t dev, const char *pipe, size_t pipe_len);
 int store_pipe_setting_delete(struct store *s, int64_t dev, const char *pipe, size_t pipe_len);
-int store_pipe_setting_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx);
+int store_pipe_setting_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn,
+                            void *ctx);
 
 /* Expiry: drops queued messages older than now - queue_ttl and trust_ history older than
  * now - trust_ttl. Returns rows removed. */

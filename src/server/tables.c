@@ -14,11 +14,23 @@
 #include <string.h>
 #include <time.h>
 
-#define INT(n)    {n, CQ_COL_INT, false}
-#define STR(n)    {n, CQ_COL_STR, false}
-#define KINT(n)   {n, CQ_COL_INT, true}
-#define KSTR(n)   {n, CQ_COL_STR, true}
-#define N(a)      (sizeof(a) / sizeof((a)[0]))
+#define INT(n)                                                                                     \
+    {                                                                                              \
+        n, CQ_COL_INT, false                                                                       \
+    }
+#define STR(n)                                                                                     \
+    {                                                                                              \
+        n, CQ_COL_STR, false                                                                       \
+    }
+#define KINT(n)                                                                                    \
+    {                                                                                              \
+        n, CQ_COL_INT, true                                                                        \
+    }
+#define KSTR(n)                                                                                    \
+    {                                                                                              \
+        n, CQ_COL_STR, true                                                                        \
+    }
+#define N(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct cq_column c_auth[] = {KINT("id"), STR("hash")};
 static const char *const t_auth[] = {"int(11)", "varchar(32)"};
@@ -30,24 +42,23 @@ static const struct cq_column c_time[] = {KINT("id"), INT("time")};
 static const char *const t_time[] = {"int(11)", "int(11)"};
 static const struct cq_column c_umsg[] = {KINT("id"), INT("index"), STR("event"), STR("message")};
 static const char *const t_umsg[] = {"int(11)", "bigint(20)", "varchar(64)", "text"};
-static const struct cq_column c_pmsg[] = {INT("id"),    INT("time"),    KSTR("name"),
-                                          INT("index"), STR("event"),   STR("message"),
-                                          INT("user_id")};
+static const struct cq_column c_pmsg[] = {INT("id"),    INT("time"),    KSTR("name"),  INT("index"),
+                                          STR("event"), STR("message"), INT("user_id")};
 static const char *const t_pmsg[] = {"bigint(20)",  "int(11)", "varchar(64)", "int(11)",
                                      "varchar(64)", "text",    "int(11)"};
 static const struct cq_column c_uip[] = {KSTR("name"),      INT("user_id"), STR("user_uuid"),
                                          STR("user_agent"), STR("ip"),      STR("origin"),
                                          STR("language")};
-static const char *const t_uip[] = {"varchar(64)",  "int(11)",     "varchar(64)", "varchar(255)",
+static const char *const t_uip[] = {"varchar(64)", "int(11)",      "varchar(64)", "varchar(255)",
                                     "varchar(64)", "varchar(255)", "varchar(64)"};
 static const struct cq_column c_pipes[] = {KSTR("name"), INT("users")};
 static const char *const t_pipes[] = {"varchar(64)", "int(11)"};
 static const struct cq_column c_pset[] = {KSTR("name"), INT("length")};
 static const char *const t_pset[] = {"varchar(64)", "int(11)"};
-static const struct cq_column c_conf[] = {KSTR("name"), INT("user_id"), INT("caller_id"),
+static const struct cq_column c_conf[] = {KSTR("name"),   INT("user_id"), INT("caller_id"),
                                           STR("message"), STR("profile"), STR("stream"),
                                           STR("node")};
-static const char *const t_conf[] = {"varchar(32)", "int(11)",     "int(11)",    "text",
+static const char *const t_conf[] = {"varchar(32)", "int(11)",      "int(11)",    "text",
                                      "varchar(32)", "varchar(255)", "varchar(64)"};
 static const struct cq_column c_confm[] = {KSTR("name"), INT("user_id"), INT("join_time"),
                                            INT("last_talking")};
@@ -55,8 +66,19 @@ static const char *const t_confm[] = {"varchar(32)", "int(11)", "int(11)", "int(
 
 #define VIDEO_LATER "Table `%s` belongs to the Video API, which this server does not run yet"
 
-enum table_id { T_AUTH, T_DATA, T_TOKENS, T_TIME, T_UMSG, T_PMSG, T_UIP, T_PIPES, T_PSET,
-                T_CONF, T_CONFM };
+enum table_id {
+    T_AUTH,
+    T_DATA,
+    T_TOKENS,
+    T_TIME,
+    T_UMSG,
+    T_PMSG,
+    T_UIP,
+    T_PIPES,
+    T_PSET,
+    T_CONF,
+    T_CONFM
+};
 
 static const struct table_def defs[] = {
     [T_AUTH] = {"users_auth", c_auth, t_auth, N(c_auth), "auth hash per user", true, true, true,
@@ -248,8 +270,8 @@ static bool check_where(const struct table_def *t, const struct cq_stmt *st, str
     return true;
 }
 
-static bool row_matches(const struct table_def *t, const struct where *w,
-                        const struct value *row, const struct value *params)
+static bool row_matches(const struct table_def *t, const struct where *w, const struct value *row,
+                        const struct value *params)
 {
     for (size_t i = 0; i < w->n; i++) {
         const struct cq_cond *c = &w->conds[i];
@@ -274,7 +296,7 @@ struct produce {
     struct arena *a;
     row_sink sink;
     void *sink_ctx;
-    int64_t limit; /* rows to ask the store for */
+    int64_t limit;   /* rows to ask the store for */
     int64_t running; /* pipes_messages index */
     int64_t key_int;
     bool stopped;
@@ -478,7 +500,8 @@ static int select_sink(void *ctx, const struct value *row)
         return 1;
     }
     struct value out[16];
-    for (size_t i = 0; i < c->n_proj; i++) out[i] = row[c->proj[i]];
+    for (size_t i = 0; i < c->n_proj; i++)
+        out[i] = row[c->proj[i]];
     cq_result_add_row(c->r, c->a, out);
     if (c->limited) c->take--;
     return c->limited && c->take == 0;
@@ -519,7 +542,8 @@ void tables_select(const struct cq_env *env, struct cq_session *s, const struct 
     if (st->star || st->n_columns == 0) {
         n_proj = t->n_cols;
         proj = arena_alloc(a, n_proj * sizeof *proj);
-        for (size_t i = 0; i < n_proj; i++) proj[i] = (int)i;
+        for (size_t i = 0; i < n_proj; i++)
+            proj[i] = (int)i;
         cols = (struct cq_column *)t->cols;
     } else {
         n_proj = st->n_columns;
@@ -548,16 +572,16 @@ void tables_select(const struct cq_env *env, struct cq_session *s, const struct 
         }
     }
     cq_result_rows(r, t->name, cols, n_proj);
-    struct select_ctx sc = {t, &w, params, r, a, proj, n_proj, 0, 0, false,
-                            env->cfg->cometql_max_result_rows, false};
+    struct select_ctx sc = {
+        t, &w, params, r, a, proj, n_proj, 0, 0, false, env->cfg->cometql_max_result_rows, false};
     if (st->has_limit) {
         sc.limited = true;
         sc.skip = st->limit_offset;
         sc.take = st->limit_count;
         if (sc.take == 0) return;
     }
-    struct produce p = {env, s, t, a, select_sink, &sc, env->cfg->cometql_max_result_rows + 1,
-                        0, 0, false};
+    struct produce p = {env, s, t,    a, select_sink, &sc, env->cfg->cometql_max_result_rows + 1,
+                        0,   0, false};
     if (!produce_rows(&p, &w, params, r)) return;
     if (sc.overflow) {
         cq_result_error(r, CQ_ERR_OVERFLOW, "HY000",
@@ -576,14 +600,14 @@ struct row_in {
 
 /* Per-table validation of one row; on success fills the typed fields. */
 struct checked {
-    int64_t id;       /* user id */
-    const char *s1;   /* hash, data, token, or pipe name */
+    int64_t id;     /* user id */
+    const char *s1; /* hash, data, token, or pipe name */
     size_t l1;
-    const char *ev;   /* event name */
+    const char *ev; /* event name */
     size_t ev_len;
-    const char *msg;  /* message text */
+    const char *msg; /* message text */
     size_t msg_len;
-    int64_t length;   /* pipes_settings length */
+    int64_t length; /* pipes_settings length */
 };
 
 static bool require(const struct table_def *t, const struct row_in *row, int col,
@@ -651,8 +675,8 @@ static bool get_pipe(const struct table_def *t, const struct row_in *row, int co
     return true;
 }
 
-static bool get_event(const struct table_def *t, const struct row_in *row, int col,
-                      struct arena *a, const char **s, size_t *len, struct cq_result *r)
+static bool get_event(const struct table_def *t, const struct row_in *row, int col, struct arena *a,
+                      const char **s, size_t *len, struct cq_result *r)
 {
     *s = "";
     *len = 0;
@@ -785,8 +809,8 @@ static bool write_row(const struct cq_env *env, struct cq_session *s, const stru
             break;
         }
         if (trust || keep > 0) {
-            id = store_history_add(db, dev, c->s1, c->l1, t0, c->ev, c->ev_len, c->msg,
-                                   c->msg_len, 0, keep);
+            id = store_history_add(db, dev, c->s1, c->l1, t0, c->ev, c->ev_len, c->msg, c->msg_len,
+                                   0, keep);
             if (id < 0) {
                 rc = -1;
                 break;
@@ -843,7 +867,8 @@ void tables_insert(const struct cq_env *env, struct cq_session *s, const struct 
         }
     } else {
         n_map = t->n_cols;
-        for (size_t i = 0; i < n_map; i++) map[i] = (int)i;
+        for (size_t i = 0; i < n_map; i++)
+            map[i] = (int)i;
     }
     if (st->n_row_values != n_map) {
         cq_result_error(r, CQ_ERR_COLUMNS, "21S01",
@@ -909,8 +934,8 @@ static bool collect(const struct cq_env *env, struct cq_session *s, const struct
     cq_result_rows(rows, t->name, t->cols, t->n_cols);
     struct collect_ctx cc = {t, w, params, rows, a, st->limit_count, st->has_limit};
     if (st->has_limit && st->limit_count == 0) return true;
-    struct produce p = {env, s, t, a, collect_sink, &cc, env->cfg->cometql_max_result_rows,
-                        0, 0, false};
+    struct produce p = {env, s, t,    a, collect_sink, &cc, env->cfg->cometql_max_result_rows,
+                        0,   0, false};
     if (!produce_rows(&p, w, params, r)) return false;
     return true;
 }
@@ -955,7 +980,8 @@ void tables_update(const struct cq_env *env, struct cq_session *s, const struct 
             in.v[k] = rows.cells[i * t->n_cols + k];
             in.has[k] = true;
         }
-        for (size_t k = 0; k < st->n_assigns; k++) in.v[cols[k]] = operand(&st->assigns[k].value, params);
+        for (size_t k = 0; k < st->n_assigns; k++)
+            in.v[cols[k]] = operand(&st->assigns[k].value, params);
         if (!check_row(env, t, &in, a, &checked[i], r)) {
             cq_result_free(&rows);
             return;

@@ -8,7 +8,8 @@ TEST(buf_append_consume_compact)
 {
     struct buf b;
     buf_init(&b);
-    for (int i = 0; i < 1000; i++) buf_append(&b, "abcd", 4);
+    for (int i = 0; i < 1000; i++)
+        buf_append(&b, "abcd", 4);
     CHECK_INT(buf_unread(&b), 4000);
     buf_consume(&b, 3998);
     CHECK_INT(buf_unread(&b), 2);

@@ -36,8 +36,10 @@ static int count_rows(void *ctx, const struct value *cols, size_t n)
     struct rows *r = ctx;
     r->n++;
     const struct value *v = &cols[n - 1];
-    if (v->kind == VALUE_STR) snprintf(r->last, sizeof r->last, "%.*s", (int)v->len, v->s);
-    else snprintf(r->last, sizeof r->last, "%lld", (long long)v->i);
+    if (v->kind == VALUE_STR)
+        snprintf(r->last, sizeof r->last, "%.*s", (int)v->len, v->s);
+    else
+        snprintf(r->last, sizeof r->last, "%lld", (long long)v->i);
     return 0;
 }
 
@@ -82,7 +84,8 @@ TEST(store_history_trims_to_length)
     CHECK_STR(r.last, "0"); /* user_id column last */
     CHECK_INT(store_history_delete_pipe(s, 0, "web_p", 5), 3);
     /* trust_: keep = 0 keeps everything, purge drops by age */
-    for (int i = 0; i < 5; i++) store_history_add(s, 0, "trust_x", 7, 100 + i, "", 0, "m", 1, 0, 0);
+    for (int i = 0; i < 5; i++)
+        store_history_add(s, 0, "trust_x", 7, 100 + i, "", 0, "m", 1, 0, 0);
     r.n = 0;
     CHECK_INT(store_history_list(s, 0, "trust_x", 7, 100, count_rows, &r), 5);
     CHECK_INT(store_purge(s, 1000, 100000, 898), 2); /* rows with time < 102: 100 and 101 */

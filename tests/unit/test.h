@@ -14,7 +14,7 @@ void test_fail(const char *file, int line, const char *fmt, ...)
 
 #define TEST(name)                                                                                 \
     static void test_##name(void);                                                                 \
-    __attribute__((constructor)) static void register_##name(void)                                \
+    __attribute__((constructor)) static void register_##name(void)                                 \
     {                                                                                              \
         test_register(__FILE__, #name, test_##name);                                               \
     }                                                                                              \
@@ -42,7 +42,8 @@ void test_fail(const char *file, int line, const char *fmt, ...)
 #define CHECK_MEM(a, b, n)                                                                         \
     do {                                                                                           \
         if (memcmp((a), (b), (n)) != 0)                                                            \
-            test_fail(__FILE__, __LINE__, "%s differs from %s over %zu bytes", #a, #b, (size_t)(n)); \
+            test_fail(__FILE__, __LINE__, "%s differs from %s over %zu bytes", #a, #b,             \
+                      (size_t)(n));                                                                \
     } while (0)
 
 #endif
