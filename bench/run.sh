@@ -214,9 +214,15 @@ for s in $BENCH_SYSTEMS; do measure "$s" 1 0.1 0 >/dev/null; done
 
 log "publish bench: systems [$BENCH_SYSTEMS], conns [$BENCH_CONNS], $BENCH_ROUNDS rounds," \
     "${BENCH_WARMUP}s warm-up + ${BENCH_SECONDS}s each, nginx worker_processes=$BENCH_NGINX_WORKERS"
+read -r -a SYS_ARR <<<"$BENCH_SYSTEMS"
+NSYS=${#SYS_ARR[@]}
 for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+    # Rotate the start each round (A B C, B C A, C A B): the system measured right after the
+    # 16-conn load otherwise always meets a "hot" machine (see README, 1-conn noise).
+    order=()
+    for ((i = 0; i < NSYS; i++)); do order+=("${SYS_ARR[$(((r - 1 + i) % NSYS))]}"); done
     for c in $BENCH_CONNS; do
-        for s in $BENCH_SYSTEMS; do
+        for s in "${order[@]}"; do
             line=$(measure "$s" "$c" "$BENCH_SECONDS" "$BENCH_WARMUP")
             printf '{"round":%d,%s\n' "$r" "${line#\{}" >>"$RAW"
             printf '  round %d/%d  %-6s %3s conns  %10s ops/s  p50 %8s us  p99 %8s us\n' \
