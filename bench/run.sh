@@ -196,9 +196,27 @@ RAW=$TMP/rounds.jsonl
 
 jnum() { sed -n "s/.*\"$1\":\([-0-9.]*\).*/\1/p" <<<"$2"; }
 
-# run SYSTEM CONNS SECONDS WARMUP -> prints the client's JSON line; dies on failure
+# CPU time (clock ticks) used so far by a server: the process and its children (nginx workers).
+cpu_ticks() {
+    local pid=$1 total=0 f st
+    for f in /proc/[0-9]*/stat; do
+        st=$(cat "$f" 2>/dev/null) || continue
+        st=${st##*) }
+        read -r -a F <<<"$st"
+        # after the command: state ppid ... utime is field 14, stime 15 (here index 11, 12)
+        if [[ ${f//[^0-9]/} == "$pid" || ${F[1]} == "$pid" ]]; then
+            total=$((total + F[11] + F[12]))
+        fi
+    done
+    echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+# run SYSTEM CONNS SECONDS WARMUP -> prints the client's JSON line (with the server's CPU time
+# per operation added); dies on failure
 measure() {
-    local out auth=()
+    local out auth=() t0 t1 ops
+    t0=$(cpu_ticks "${PID[$1]}")
     [[ $1 == ccomet ]] && auth=(--password "$PASSWORD")
     if ! out=$("$CLIENT" --system "$1" --port "${PORT[$1]}" --conns "$2" --seconds "$3" \
         --warmup "$4" --channel "$CHANNEL" "${auth[@]}" 2>"$TMP/client.err"); then
@@ -206,7 +224,13 @@ measure() {
         [[ -n $out ]] && log "$out"
         die "$1 with $2 connection(s) failed; measurement aborted"
     fi
-    printf '%s\n' "$out"
+    t1=$(cpu_ticks "${PID[$1]}")
+    ops=$(jnum ops "$out")
+    # the CPU window includes the warm-up, so count the warm-up's share of operations too
+    local cpu_us
+    cpu_us=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v ops="$ops" -v s="$3" -v w="$4" \
+        'BEGIN { n = ops * (s + w) / s; printf "%.2f", (n > 0 ? d * 1e6 / hz / n : 0) }')
+    printf '%s,"server_cpu_us_per_op":%s}\n' "${out%\}}" "$cpu_us"
 }
 
 # Smoke test: one short publish burst per system, so a broken server fails fast and clearly.
@@ -326,5 +350,13 @@ END {
 mv "$BENCH_OUT.tmp" "$BENCH_OUT"
 
 cat "$TABLE"
+# Server CPU per operation (user + system time of the server process tree, median over rounds):
+# on a shared 2-core machine this is steadier than throughput, which the client's own CPU use
+# also limits.
+printf '\nServer CPU per publish (us, median over rounds; lower is better)\n\n'
+sed -n 's/^{"round":[0-9]*,"system":"\([a-z]*\)","conns":\([0-9]*\).*"server_cpu_us_per_op":\([0-9.]*\).*/\1 \2 \3/p' "$RAW" |
+    awk '{ k = $1 " " $2; v[k] = v[k] " " $3 }
+         END { for (k in v) { n = split(v[k], a, " "); for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+                              printf "  %-8s %3s conns  %6.2f us\n", substr(k, 1, index(k, " ") - 1), substr(k, index(k, " ") + 1), (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 } }' | sort
 printf '\nJSON: %s\n' "$BENCH_OUT"
 STATUS=ok

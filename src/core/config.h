@@ -47,6 +47,17 @@ struct config {
     /* [ws] */
     char *ws_ip;
     int ws_port;
+    int64_t ws_max_connections;
+    int64_t ws_max_connections_per_user; /* CppComet: 16 */
+    int64_t ws_max_subscriptions;        /* pipes per connection */
+    int64_t ws_max_message;              /* bytes of one client message (after reassembly) */
+    int64_t ws_max_output;               /* bytes queued to one connection: beyond, it is cut */
+    int64_t ws_recovery_messages;        /* messages kept per pipe for pipe_since */
+    int64_t ws_recovery_window;          /* seconds they are kept */
+    int64_t ws_ping_interval;            /* seconds of silence before the server pings */
+    int64_t ws_handshake_timeout;        /* seconds to send a complete HTTP request */
+    int64_t ws_max_static_file;          /* bytes of one static file served from base_dir */
+    char *ws_ssl_cert, *ws_ssl_key;
 
     /* [freeswitch] (directory endpoint, Video API issue) */
     char *freeswitch_ip;

@@ -47,8 +47,8 @@ static bool parse_int(struct ccmd_str s, int64_t *v)
 
 static bool is_name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-' || c == '@';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '@';
 }
 
 static bool cmd_is(const struct ccmd_str *c, const char *name)
@@ -68,9 +68,11 @@ int ccmd_parse(const char *msg, size_t len, struct ccmd *out, const char **err)
         /* CppComet splits the list on any character outside its name alphabet */
         size_t i = pos;
         while (i < len) {
-            while (i < len && !is_name_char(msg[i])) i++;
+            while (i < len && !is_name_char(msg[i]))
+                i++;
             size_t start = i;
-            while (i < len && is_name_char(msg[i])) i++;
+            while (i < len && is_name_char(msg[i]))
+                i++;
             if (i > start) {
                 if (out->n_names == CCMD_MAX_NAMES) {
                     out->names_truncated = true;

@@ -37,12 +37,16 @@ enum stmt_id {
     S_HIST_ADD,
     S_HIST_TRIM,
     S_HIST_LIST,
+    S_HIST_SINCE,
     S_HIST_DEL_PIPE,
     S_HIST_DEL_ID,
     S_PSET_PUT,
     S_PSET_GET,
     S_PSET_DEL,
     S_PSET_LIST,
+    S_PSET_ALL,
+    S_MAX_ID,
+    S_SET_BLOCK,
     S_PURGE_QUEUE,
     S_PURGE_TRUST,
     S_COUNT
@@ -80,14 +84,16 @@ static const char *const sql[S_COUNT] = {
                          "WHERE dev_id=?1 ORDER BY id LIMIT ?2",
     [S_QUEUE_DEL_USER] = "DELETE FROM users_messages WHERE dev_id=?1 AND user_id=?2",
     [S_QUEUE_DEL_ID] = "DELETE FROM users_messages WHERE dev_id=?1 AND id=?2",
-    [S_HIST_ADD] = "INSERT INTO pipe_messages(dev_id,pipe,time,event,message,user_id) "
-                   "VALUES(?1,?2,?3,?4,?5,?6)",
+    [S_HIST_ADD] = "INSERT INTO pipe_messages(dev_id,pipe,time,event,message,user_id,id) "
+                   "VALUES(?1,?2,?3,?4,?5,?6,?7)",
     [S_HIST_TRIM] = "DELETE FROM pipe_messages WHERE dev_id=?1 AND pipe=?2 AND id <= "
                     "(SELECT id FROM pipe_messages WHERE dev_id=?1 AND pipe=?2 "
                     "ORDER BY id DESC LIMIT 1 OFFSET ?3)",
     [S_HIST_LIST] = "SELECT id,time,pipe,event,message,user_id FROM "
                     "(SELECT * FROM pipe_messages WHERE dev_id=?1 AND pipe=?2 "
                     "ORDER BY id DESC LIMIT ?3) ORDER BY id",
+    [S_HIST_SINCE] = "SELECT id,time,pipe,event,message,user_id FROM pipe_messages "
+                     "WHERE dev_id=?1 AND pipe=?2 AND id>?3 ORDER BY id LIMIT ?4",
     [S_HIST_DEL_PIPE] = "DELETE FROM pipe_messages WHERE dev_id=?1 AND pipe=?2",
     [S_HIST_DEL_ID] = "DELETE FROM pipe_messages WHERE dev_id=?1 AND id=?2",
     [S_PSET_PUT] = "INSERT INTO pipes_settings(dev_id,name,length) VALUES(?1,?2,?3) "
@@ -95,6 +101,12 @@ static const char *const sql[S_COUNT] = {
     [S_PSET_GET] = "SELECT name,length FROM pipes_settings WHERE dev_id=?1 AND name=?2",
     [S_PSET_DEL] = "DELETE FROM pipes_settings WHERE dev_id=?1 AND name=?2",
     [S_PSET_LIST] = "SELECT name,length FROM pipes_settings WHERE dev_id=?1 ORDER BY name LIMIT ?2",
+    [S_PSET_ALL] = "SELECT dev_id,name,length FROM pipes_settings",
+    [S_MAX_ID] =
+        "SELECT max(coalesce((SELECT max(id) FROM pipe_messages),0),"
+        "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key='message_id_block'),0))",
+    [S_SET_BLOCK] = "INSERT INTO meta(key,value) VALUES('message_id_block',?1) "
+                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
     [S_PURGE_QUEUE] = "DELETE FROM users_messages WHERE time < ?1",
     [S_PURGE_TRUST] =
         "DELETE FROM pipe_messages WHERE time < ?1 AND pipe LIKE 'trust\\_%' ESCAPE '\\'",
@@ -124,12 +136,98 @@ static const char schema[] =
     " length INTEGER NOT NULL, PRIMARY KEY(dev_id,name)) WITHOUT ROWID;"
     "INSERT OR IGNORE INTO meta(key,value) VALUES('schema_version','1');";
 
+/* pipes_settings lengths, cached so that publishing never reads the database */
+struct pset_entry {
+    struct pset_entry *next;
+    int64_t dev, length;
+    size_t len;
+    char name[];
+};
+
 struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[S_COUNT];
     bool in_txn;
     char err[256];
+    struct pset_entry **pset;
+    size_t pset_buckets, pset_count;
+    int64_t next_id, id_block_end; /* message ids: reserved in blocks, committed before use */
 };
+
+static uint64_t pset_hash(int64_t dev, const char *name, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)dev;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
+    return h;
+}
+
+static struct pset_entry **pset_find(struct store *s, int64_t dev, const char *name, size_t len)
+{
+    struct pset_entry **pp = &s->pset[pset_hash(dev, name, len) & (s->pset_buckets - 1)];
+    for (; *pp; pp = &(*pp)->next)
+        if ((*pp)->dev == dev && (*pp)->len == len && memcmp((*pp)->name, name, len) == 0) break;
+    return pp;
+}
+
+static void pset_clear(struct store *s)
+{
+    for (size_t i = 0; i < s->pset_buckets; i++) {
+        while (s->pset[i]) {
+            struct pset_entry *n = s->pset[i]->next;
+            xfree(s->pset[i]);
+            s->pset[i] = n;
+        }
+    }
+    s->pset_count = 0;
+}
+
+static void pset_set(struct store *s, int64_t dev, const char *name, size_t len, int64_t length)
+{
+    struct pset_entry **pp = pset_find(s, dev, name, len);
+    if (*pp) {
+        (*pp)->length = length;
+        return;
+    }
+    struct pset_entry *e = xmalloc(sizeof *e + len);
+    e->next = NULL;
+    e->dev = dev;
+    e->length = length;
+    e->len = len;
+    memcpy(e->name, name, len);
+    *pp = e;
+    if (++s->pset_count > s->pset_buckets) {
+        size_t nb = s->pset_buckets * 2;
+        struct pset_entry **nt = xcalloc(nb, sizeof *nt);
+        for (size_t i = 0; i < s->pset_buckets; i++) {
+            for (struct pset_entry *x = s->pset[i], *next; x; x = next) {
+                next = x->next;
+                struct pset_entry **slot = &nt[pset_hash(x->dev, x->name, x->len) & (nb - 1)];
+                x->next = *slot;
+                *slot = x;
+            }
+        }
+        xfree(s->pset);
+        s->pset = nt;
+        s->pset_buckets = nb;
+    }
+}
+
+static void pset_remove(struct store *s, int64_t dev, const char *name, size_t len)
+{
+    struct pset_entry **pp = pset_find(s, dev, name, len);
+    if (*pp) {
+        struct pset_entry *e = *pp;
+        *pp = e->next;
+        xfree(e);
+        s->pset_count--;
+    }
+}
+
+static int pset_load(struct store *s);
+static int exec_rows(struct store *s, enum stmt_id id, sqlite3_stmt *st, store_row_fn fn,
+                     void *ctx);
+static int take_int(void *ctx, const struct value *cols, size_t n);
 
 static int fail(struct store *s, const char *what)
 {
@@ -178,6 +276,21 @@ struct store *store_open(const char *path, bool sync_full, char *err, size_t err
             return NULL;
         }
     }
+    int64_t max_id = 0;
+    if (exec_rows(s, S_MAX_ID, s->stmt[S_MAX_ID], take_int, &max_id) < 0) {
+        snprintf(err, errlen, "cannot read message ids: %s", s->err);
+        store_close(s);
+        return NULL;
+    }
+    s->next_id = max_id + 1;
+    s->id_block_end = max_id;
+    s->pset_buckets = 64;
+    s->pset = xcalloc(s->pset_buckets, sizeof *s->pset);
+    if (pset_load(s) != 0) {
+        snprintf(err, errlen, "cannot read pipes_settings: %s", s->err);
+        store_close(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -188,6 +301,8 @@ void store_close(struct store *s)
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
     sqlite3_close(s->db);
+    if (s->pset) pset_clear(s);
+    xfree(s->pset);
     xfree(s);
 }
 
@@ -218,6 +333,7 @@ int store_commit(struct store *s)
     s->in_txn = false;
     if (run_simple(s, S_COMMIT) == 0) return 0;
     run_simple(s, S_ROLLBACK);
+    pset_load(s); /* the rolled-back settings must not stay cached */
     return -1;
 }
 
@@ -378,19 +494,43 @@ int store_queue_delete_id(struct store *s, int64_t dev, int64_t id)
     return exec_write(s, S_QUEUE_DEL_ID, bind(s, S_QUEUE_DEL_ID, "ii", dev, id));
 }
 
-int64_t store_history_add(struct store *s, int64_t dev, const char *pipe, size_t pipe_len,
-                          int64_t time, const char *event, size_t event_len, const char *msg,
-                          size_t msg_len, int64_t user_id, int64_t keep)
+static int take_int(void *ctx, const struct value *cols, size_t n)
+{
+    *(int64_t *)ctx = n && cols[0].kind == VALUE_INT ? cols[0].i : 0;
+    return 1;
+}
+
+int64_t store_next_message_id(struct store *s)
+{
+    if (s->next_id > s->id_block_end) {
+        /* reserve a block; the commit that makes it durable precedes any reply or frame that
+         * carries one of its ids, so ids never repeat across a crash */
+        int64_t end = s->next_id + 9999;
+        if (exec_write(s, S_SET_BLOCK, bind(s, S_SET_BLOCK, "i", end)) < 0) return -1;
+        s->id_block_end = end;
+    }
+    return s->next_id++;
+}
+
+int64_t store_history_add(struct store *s, int64_t dev, int64_t id, const char *pipe,
+                          size_t pipe_len, int64_t time, const char *event, size_t event_len,
+                          const char *msg, size_t msg_len, int64_t user_id, int64_t keep)
 {
     int rc = exec_write(s, S_HIST_ADD,
-                        bind(s, S_HIST_ADD, "isissi", dev, STR(pipe, pipe_len), time,
-                             STR(event, event_len), STR(msg, msg_len), user_id));
+                        bind(s, S_HIST_ADD, "isissii", dev, STR(pipe, pipe_len), time,
+                             STR(event, event_len), STR(msg, msg_len), user_id, id));
     if (rc < 0) return -1;
-    int64_t id = sqlite3_last_insert_rowid(s->db);
     if (keep > 0 &&
         exec_write(s, S_HIST_TRIM, bind(s, S_HIST_TRIM, "isi", dev, STR(pipe, pipe_len), keep)) < 0)
         return -1;
     return id;
+}
+int store_history_since(struct store *s, int64_t dev, const char *pipe, size_t pipe_len,
+                        int64_t after_id, int64_t limit, store_row_fn fn, void *ctx)
+{
+    return exec_rows(s, S_HIST_SINCE,
+                     bind(s, S_HIST_SINCE, "isii", dev, STR(pipe, pipe_len), after_id, limit), fn,
+                     ctx);
 }
 int store_history_list(struct store *s, int64_t dev, const char *pipe, size_t pipe_len,
                        int64_t limit, store_row_fn fn, void *ctx)
@@ -410,7 +550,9 @@ int store_history_delete_id(struct store *s, int64_t dev, int64_t id)
 int store_pipe_setting_put(struct store *s, int64_t dev, const char *pipe, size_t pipe_len,
                            int64_t length)
 {
-    return exec_write(s, S_PSET_PUT, bind(s, S_PSET_PUT, "isi", dev, STR(pipe, pipe_len), length));
+    int n = exec_write(s, S_PSET_PUT, bind(s, S_PSET_PUT, "isi", dev, STR(pipe, pipe_len), length));
+    if (n >= 0) pset_set(s, dev, pipe, pipe_len, length);
+    return n;
 }
 int store_pipe_setting_get(struct store *s, int64_t dev, const char *pipe, size_t pipe_len,
                            store_row_fn fn, void *ctx)
@@ -418,21 +560,30 @@ int store_pipe_setting_get(struct store *s, int64_t dev, const char *pipe, size_
     return exec_rows(s, S_PSET_GET, bind(s, S_PSET_GET, "is", dev, STR(pipe, pipe_len)), fn, ctx);
 }
 
-static int take_length(void *ctx, const struct value *cols, size_t n)
-{
-    *(int64_t *)ctx = n > 1 && cols[1].kind == VALUE_INT ? cols[1].i : 0;
-    return 1;
-}
-
 int64_t store_pipe_history_length(struct store *s, int64_t dev, const char *pipe, size_t pipe_len)
 {
-    int64_t length = 0;
-    if (store_pipe_setting_get(s, dev, pipe, pipe_len, take_length, &length) < 0) return -1;
-    return length;
+    struct pset_entry **pp = pset_find(s, dev, pipe, pipe_len);
+    return *pp ? (*pp)->length : 0;
 }
 int store_pipe_setting_delete(struct store *s, int64_t dev, const char *pipe, size_t pipe_len)
 {
-    return exec_write(s, S_PSET_DEL, bind(s, S_PSET_DEL, "is", dev, STR(pipe, pipe_len)));
+    int n = exec_write(s, S_PSET_DEL, bind(s, S_PSET_DEL, "is", dev, STR(pipe, pipe_len)));
+    if (n >= 0) pset_remove(s, dev, pipe, pipe_len);
+    return n;
+}
+
+static int pset_row(void *ctx, const struct value *cols, size_t n)
+{
+    struct store *s = ctx;
+    if (n >= 3 && cols[1].kind == VALUE_STR && cols[2].kind == VALUE_INT)
+        pset_set(s, cols[0].i, cols[1].s, cols[1].len, cols[2].i);
+    return 0;
+}
+
+static int pset_load(struct store *s)
+{
+    pset_clear(s);
+    return exec_rows(s, S_PSET_ALL, s->stmt[S_PSET_ALL], pset_row, s) < 0 ? -1 : 0;
 }
 int store_pipe_setting_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx)
 {

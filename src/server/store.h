@@ -71,9 +71,15 @@ int store_queue_delete_id(struct store *s, int64_t dev, int64_t id);
 
 /* pipe history: rows (id, time, pipe, event, message, user_id), oldest first. keep > 0 trims
  * the pipe to its newest `keep` rows after the insert; keep == 0 keeps everything (trust_). */
-int64_t store_history_add(struct store *s, int64_t dev, const char *pipe, size_t pipe_len,
-                          int64_t time, const char *event, size_t event_len, const char *msg,
-                          size_t msg_len, int64_t user_id, int64_t keep);
+/* Message ids: one increasing sequence per store for pipe messages (history or not), never
+ * reused, also across restarts and crashes. -1 on a storage error. */
+int64_t store_next_message_id(struct store *s);
+int64_t store_history_add(struct store *s, int64_t dev, int64_t id, const char *pipe,
+                          size_t pipe_len, int64_t time, const char *event, size_t event_len,
+                          const char *msg, size_t msg_len, int64_t user_id, int64_t keep);
+/* Rows with id > after_id, oldest first. */
+int store_history_since(struct store *s, int64_t dev, const char *pipe, size_t pipe_len,
+                        int64_t after_id, int64_t limit, store_row_fn fn, void *ctx);
 int store_history_list(struct store *s, int64_t dev, const char *pipe, size_t pipe_len,
                        int64_t limit, store_row_fn fn, void *ctx);
 int store_history_delete_pipe(struct store *s, int64_t dev, const char *pipe, size_t pipe_len);
@@ -84,7 +90,8 @@ int store_pipe_setting_put(struct store *s, int64_t dev, const char *pipe, size_
                            int64_t length);
 int store_pipe_setting_get(struct store *s, int64_t dev, const char *pipe, size_t pipe_len,
                            store_row_fn fn, void *ctx);
-/* The history length of a pipe (0 when unset; -1 on a storage error). */
+/* The history length of a pipe (0 when unset), from an in-memory copy of pipes_settings that
+ * the store keeps in step with the table (publishing never reads the database). */
 int64_t store_pipe_history_length(struct store *s, int64_t dev, const char *pipe, size_t pipe_len);
 int store_pipe_setting_delete(struct store *s, int64_t dev, const char *pipe, size_t pipe_len);
 int store_pipe_setting_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn,

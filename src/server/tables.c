@@ -808,13 +808,12 @@ static bool write_row(const struct cq_env *env, struct cq_session *s, const stru
             rc = -1;
             break;
         }
-        if (trust || keep > 0) {
-            id = store_history_add(db, dev, c->s1, c->l1, t0, c->ev, c->ev_len, c->msg, c->msg_len,
-                                   0, keep);
-            if (id < 0) {
-                rc = -1;
-                break;
-            }
+        id = store_next_message_id(db);
+        if (id < 0 || ((trust || keep > 0) &&
+                       store_history_add(db, dev, id, c->s1, c->l1, t0, c->ev, c->ev_len, c->msg,
+                                         c->msg_len, 0, keep) < 0)) {
+            rc = -1;
+            break;
         }
         struct hub_message m = {dev, c->s1, c->l1, c->ev, c->ev_len, c->msg, c->msg_len, id, t0, 0};
         hub_publish_pipe(env->hub, &m);

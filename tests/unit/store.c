@@ -77,7 +77,8 @@ TEST(store_history_trims_to_length)
     for (int i = 0; i < 10; i++) {
         char msg[16];
         int n = snprintf(msg, sizeof msg, "m%d", i);
-        CHECK(store_history_add(s, 0, "web_p", 5, 100 + i, "ev", 2, msg, (size_t)n, 0, 3) > 0);
+        CHECK(store_history_add(s, 0, store_next_message_id(s), "web_p", 5, 100 + i, "ev", 2, msg,
+                                (size_t)n, 0, 3) > 0);
     }
     struct rows r = {0, ""};
     CHECK_INT(store_history_list(s, 0, "web_p", 5, 100, count_rows, &r), 3);
@@ -85,7 +86,8 @@ TEST(store_history_trims_to_length)
     CHECK_INT(store_history_delete_pipe(s, 0, "web_p", 5), 3);
     /* trust_: keep = 0 keeps everything, purge drops by age */
     for (int i = 0; i < 5; i++)
-        store_history_add(s, 0, "trust_x", 7, 100 + i, "", 0, "m", 1, 0, 0);
+        store_history_add(s, 0, store_next_message_id(s), "trust_x", 7, 100 + i, "", 0, "m", 1, 0,
+                          0);
     r.n = 0;
     CHECK_INT(store_history_list(s, 0, "trust_x", 7, 100, count_rows, &r), 5);
     CHECK_INT(store_purge(s, 1000, 100000, 898), 2); /* rows with time < 102: 100 and 101 */

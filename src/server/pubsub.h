@@ -1,0 +1,68 @@
+/* pubsub: the browser side's live state. Pipes (tenant + name) with their subscribed
+ * connections, users with their connections (presence), and the fan-out: a message is encoded
+ * once into a shared frame and queued on every subscriber. It implements the hub's delivery,
+ * so CometQL's publishes and live tables (pipes, users_in_pipes, users_time) read from here.
+ * Pipes keep their last messages for a while so that a client that reconnects can ask for what
+ * it missed (pipe_since). Loop thread only. */
+#ifndef CC_PUBSUB_H
+#define CC_PUBSUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "server/hub.h"
+#include "server/store.h"
+#include "server/ws_conn.h"
+
+struct pubsub;
+
+struct pubsub *pubsub_new(const struct config *cfg, struct store *store, struct hub *hub);
+void pubsub_free(struct pubsub *ps);
+void pubsub_reconfigure(struct pubsub *ps, const struct config *cfg);
+
+/* The hub delivery backed by this registry (register it with hub_set_delivery). */
+struct hub_delivery pubsub_delivery(struct pubsub *ps);
+
+/* Subscriptions. subscribe returns 0, or -1 when the connection already has its maximum. */
+int pubsub_subscribe(struct pubsub *ps, struct ws_conn *c, const char *name, size_t len);
+bool pubsub_is_subscribed(const struct ws_conn *c, const char *name, size_t len);
+void pubsub_unsubscribe(struct pubsub *ps, struct ws_conn *c, const char *name, size_t len);
+void pubsub_unsubscribe_all(struct pubsub *ps, struct ws_conn *c);
+
+/* Users: attach an authorized connection to its user (false when the user has its maximum of
+ * connections); detach on close. The first attach publishes `online`, the last detach
+ * `offline` and records the last-seen time. */
+bool pubsub_user_attach(struct pubsub *ps, struct ws_conn *c);
+void pubsub_user_detach(struct pubsub *ps, struct ws_conn *c);
+/* Closes every connection of a user (auth revoked). */
+void pubsub_kick_user(struct pubsub *ps, int64_t dev_id, int64_t user_id);
+
+/* A message on a pipe from a browser (web_pipe2): fan-out to subscribers except `except`,
+ * with the sender's user id. Returns deliveries. Stores history when the pipe has a length. */
+size_t pubsub_publish_from(struct pubsub *ps, struct ws_conn *except, int64_t dev_id,
+                           const char *pipe, size_t pipe_len, const char *event, size_t event_len,
+                           const char *data, size_t data_len, int64_t user_id);
+
+/* Replays to c the pipe's messages after last_id (from memory, then from stored history).
+ * Returns the number replayed. */
+size_t pubsub_replay_since(struct pubsub *ps, struct ws_conn *c, const char *pipe, size_t len,
+                           int64_t last_id);
+
+size_t pubsub_subscribers(struct pubsub *ps, int64_t dev_id, const char *pipe, size_t len);
+
+/* Interned strings (user agents, origins, languages): shared, refcounted. */
+struct interned *pubsub_intern(struct pubsub *ps, const char *s, size_t len);
+void pubsub_unintern(struct pubsub *ps, struct interned *i);
+const char *interned_str(const struct interned *i);
+
+/* Frees pipes that have been empty longer than the recovery window. */
+void pubsub_sweep(struct pubsub *ps);
+
+struct pubsub_stats {
+    uint64_t pipes, users, published, delivered, dropped_slow;
+};
+void pubsub_stats(const struct pubsub *ps, struct pubsub_stats *out);
+
+#endif

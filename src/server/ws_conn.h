@@ -1,0 +1,90 @@
+/* ws_conn: one browser connection as the browser side's modules share it (ws_server.c owns its
+ * transport, pubsub.c its subscriptions and user link, ws_commands.c what it asks for), and the
+ * refcounted frames they send: a message is encoded once, as a complete WebSocket frame, and the
+ * same bytes are queued to every subscriber. An idle connection owns no buffer at all; that is
+ * what keeps its memory near the size of this struct. Loop thread only. */
+#ifndef CC_WS_CONN_H
+#define CC_WS_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/buf.h"
+
+/* A server-to-client frame, shared by every connection it is queued on. */
+struct frame {
+    uint32_t refs;
+    uint32_t len; /* bytes in data: header + payload */
+    uint8_t data[];
+};
+
+/* (transfer full) a text frame holding payload; refs = 1. */
+struct frame *frame_text(const void *payload, size_t len);
+/* (transfer full) a frame of any opcode (ping, pong, close). */
+struct frame *frame_new(uint8_t opcode, const void *payload, size_t len);
+static inline struct frame *frame_ref(struct frame *f)
+{
+    f->refs++;
+    return f;
+}
+void frame_unref(struct frame *f);
+
+/* The queue of frames not yet written to a connection. */
+struct outq {
+    struct frame **frames;
+    uint32_t head, count, cap;
+    uint32_t first_off; /* bytes of frames[head] already written */
+    size_t bytes;       /* unwritten bytes in the queue */
+};
+
+struct pipe;     /* pubsub.c */
+struct ws_user;  /* pubsub.c */
+struct interned; /* pubsub.c: shared copies of user agents, origins, languages */
+struct ws_server;
+struct ws_assembler;
+
+struct ws_sub {
+    struct pipe *pipe;
+    uint32_t slot; /* index of this connection in the pipe's subscriber array */
+};
+
+enum ws_conn_state { WS_HTTP, WS_OPEN, WS_CLOSING };
+
+struct ws_conn {
+    uv_tcp_t tcp; /* first: handle.data points back at us */
+    struct ws_server *srv;
+    uint64_t id;
+    int64_t dev_id;
+    int64_t user_id; /* 0: anonymous */
+    uint8_t state;   /* enum ws_conn_state */
+    bool authorized;
+    bool dirty;   /* on the server's flush list */
+    bool writing; /* a uv_write is in flight */
+    bool close_after_flush;
+    uint8_t api_major; /* the client's v=major.minor */
+    uint16_t n_subs, cap_subs;
+    uint32_t last_seen; /* coarse seconds, for the ping sweep */
+    char uuid[33];
+    uint8_t ip[16]; /* peer address (v4-mapped for IPv4) */
+    struct interned *user_agent, *origin, *language;
+    struct ws_sub *subs;
+    struct outq *out;          /* NULL while nothing is queued */
+    struct buf *in;            /* NULL while no partial frame or request is buffered */
+    struct ws_assembler *frag; /* NULL unless a fragmented message is open */
+    struct ws_user *user;      /* authorized connections: the user's entry */
+    struct ws_conn *user_prev, *user_next;
+    struct ws_conn *all_prev, *all_next;
+    struct ws_conn *dirty_next;
+    uv_write_t *wreq; /* allocated only while writing */
+};
+
+/* Queues a frame (takes a reference). Returns false when the connection's queue would exceed
+ * its bound: the connection is then being closed as a slow reader. */
+bool ws_conn_send(struct ws_conn *c, struct frame *f);
+/* Encodes and queues one text message. */
+bool ws_conn_send_text(struct ws_conn *c, const void *payload, size_t len);
+/* Starts the close handshake with a code and reason. */
+void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason);
+
+#endif
