@@ -121,6 +121,14 @@ static void mark_dirty(struct conn *c)
     c->srv->dirty = c;
 }
 
+/* Closes the connection once what is queued for it has been written. */
+static void close_later(struct conn *c)
+{
+    c->close_after_flush = true;
+    c->state = ST_CLOSING;
+    mark_dirty(c);
+}
+
 /* ---- replies ----------------------------------------------------------------------------------
  */
 
@@ -242,8 +250,7 @@ static void auth_fail(struct conn *c, const char *why)
     reply_err(c, CQ_ERR_AUTH, "28000", msg);
     LOG(LOG_INFO, "cometql", "conn=%u msg=\"authentication failed\" peer=%s reason=\"%s\"", c->id,
         c->sess.peer, why);
-    c->close_after_flush = true;
-    c->state = ST_CLOSING;
+    close_later(c);
 }
 
 static void auth_finish(struct conn *c, const uint8_t *token, size_t token_len)
@@ -258,8 +265,7 @@ static void auth_finish(struct conn *c, const uint8_t *token, size_t token_len)
         cq_result_init(&r);
         if (!cq_use_database(c->srv->env, &c->sess, c->want_db, strlen(c->want_db), &r)) {
             reply_err(c, r.err_code, r.sqlstate, r.err_msg);
-            c->close_after_flush = true;
-            c->state = ST_CLOSING;
+            close_later(c);
             return;
         }
     }
@@ -278,15 +284,13 @@ static void on_handshake_response(struct conn *c, const uint8_t *p, size_t len)
         reply_err(c, 1043, "08S01", "Bad handshake");
         LOG(LOG_INFO, "cometql", "conn=%u msg=\"bad handshake\" reason=\"%s\"", c->id,
             err ? err : "?");
-        c->close_after_flush = true;
-        c->state = ST_CLOSING;
+        close_later(c);
         return;
     }
     if (hr.ssl_request) {
         if (!c->srv->tls || c->tls) {
             reply_err(c, 1043, "08S01", "Bad handshake: TLS is not enabled on this server");
-            c->close_after_flush = true;
-            c->state = ST_CLOSING;
+            close_later(c);
             return;
         }
         c->tls = tls_session_new(c->srv->tls);
@@ -510,8 +514,7 @@ static void com_long_data(struct conn *c, const uint8_t *p, size_t len)
     struct buf *b = ps->long_data[param];
     if ((int64_t)(buf_unread(b) + len - 7) > c->srv->cfg->cometql_max_packet) {
         reply_err(c, 1153, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes");
-        c->close_after_flush = true;
-        c->state = ST_CLOSING;
+        close_later(c);
         return;
     }
     buf_append(b, p + 7, len - 7);
@@ -574,8 +577,7 @@ static void on_command(struct conn *c, const uint8_t *p, size_t len)
     }
     switch (p[0]) {
     case 0x01: /* COM_QUIT */
-        c->close_after_flush = true;
-        c->state = ST_CLOSING;
+        close_later(c);
         return;
     case 0x02: { /* COM_INIT_DB */
         struct cq_result r;
@@ -686,8 +688,7 @@ static long process_bytes(struct conn *c, const uint8_t *data, size_t len)
             reply_err(c, 1153, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes");
             LOG(LOG_INFO, "cometql", "conn=%u msg=\"dropping client\" reason=\"%s\"", c->id,
                 err ? err : "bad packet");
-            c->close_after_flush = true;
-            c->state = ST_CLOSING;
+            close_later(c);
             return -1;
         }
         bool was_handshake = c->state == ST_HANDSHAKE;
@@ -891,8 +892,7 @@ void cometql_server_after_commit(struct cometql_server *s, bool ok)
                 /* nothing after the first unconfirmed write may reach the client */
                 size_t keep = c->commit_mark;
                 if (keep < buf_unread(&c->pending)) c->pending.len = c->pending.off + keep;
-                c->close_after_flush = true;
-                c->state = ST_CLOSING;
+                close_later(c);
                 LOG(LOG_ERROR, "cometql", "conn=%u msg=\"store commit failed; dropping client\"",
                     c->id);
             }
@@ -1008,8 +1008,7 @@ static void on_connection(uv_stream_t *server, int status)
     if ((int64_t)s->n_conns > s->cfg->cometql_max_connections) {
         c->seq = 0;
         reply_err(c, 1040, "08004", "Too many connections");
-        c->close_after_flush = true;
-        c->state = ST_CLOSING;
+        close_later(c);
         LOG_RATELIMITED(LOG_WARN, "cometql",
                         "msg=\"connection refused: max_connections\" limit=%" PRId64,
                         s->cfg->cometql_max_connections);
@@ -1101,8 +1100,7 @@ void cometql_server_stop(struct cometql_server *s, void (*done)(void *ctx), void
     s->stopped_ctx = ctx;
     for (struct conn *c = s->conns; c; c = c->next) {
         if (c->writing || buf_unread(&c->pending) || buf_unread(&c->out)) {
-            c->close_after_flush = true;
-            c->state = ST_CLOSING;
+            close_later(c);
             conn_flush(c);
         } else {
             conn_close(c, "server shutting down");
