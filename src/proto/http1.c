@@ -283,7 +283,7 @@ bool http1_header_has_token(const struct http1_request *req, const char *name, c
                 s++;
             while (t > s && (h->value[t - 1] == ' ' || h->value[t - 1] == '\t'))
                 t--;
-            if (ieq(h->value + s, t - s, token, token_len)) return true;
+            if (t > s && ieq(h->value + s, t - s, token, token_len)) return true;
             p = e + 1;
         }
     }

@@ -576,9 +576,7 @@ static void on_command(struct conn *c, const uint8_t *p, size_t len)
         return;
     }
     switch (p[0]) {
-    case 0x01: /* COM_QUIT */
-        close_later(c);
-        return;
+    case 0x01: /* COM_QUIT */ close_later(c); return;
     case 0x02: { /* COM_INIT_DB */
         struct cq_result r;
         cq_result_init(&r);

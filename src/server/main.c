@@ -7,6 +7,8 @@
 #include "server/cometql_exec.h"
 #include "server/cometql_server.h"
 #include "server/hub.h"
+#include "server/pubsub.h"
+#include "server/ws_server.h"
 #include "server/store.h"
 
 #include <errno.h>
@@ -25,6 +27,9 @@ struct app {
     struct hub hub;
     struct cq_env env;
     struct cometql_server *cometql;
+    struct pubsub *pubsub;
+    struct ws_server *ws;
+    int services_running;
     uv_prepare_t before_poll;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t purge;
@@ -46,6 +51,30 @@ static void on_before_poll(uv_prepare_t *h)
     bool ok = true;
     if (store_dirty(app->store)) ok = store_commit(app->store) == 0;
     if (app->cometql) cometql_server_after_commit(app->cometql, ok);
+    if (app->ws) ws_server_flush(app->ws);
+}
+
+static void kick_user(void *ctx, int64_t dev_id, int64_t user_id)
+{
+    struct app *app = ctx;
+    pubsub_kick_user(app->pubsub, dev_id, user_id);
+}
+
+/* /metrics: the CometQL side's counters next to the browser side's. */
+static void cometql_metrics(void *ctx, struct buf *out)
+{
+    struct app *app = ctx;
+    char text[512];
+    int n = snprintf(text, sizeof text,
+                     "# HELP ccomet_cometql_connections Open CometQL connections.\n"
+                     "# TYPE ccomet_cometql_connections gauge\n"
+                     "ccomet_cometql_connections %llu\n"
+                     "# HELP ccomet_cometql_queries_total CometQL statements run.\n"
+                     "# TYPE ccomet_cometql_queries_total counter\n"
+                     "ccomet_cometql_queries_total %llu\n",
+                     (unsigned long long)cometql_server_connections(app->cometql),
+                     (unsigned long long)(app->env.queries_total ? *app->env.queries_total : 0));
+    buf_append(out, text, (size_t)n);
 }
 
 static void on_purge(uv_timer_t *t)
@@ -60,6 +89,8 @@ static void on_purge(uv_timer_t *t)
 static void on_stopped(void *ctx)
 {
     struct app *app = ctx;
+    if (--app->services_running > 0) return;
+    on_before_poll(&app->before_poll); /* the last commit and flush */
     uv_prepare_stop(&app->before_poll);
     uv_close((uv_handle_t *)&app->before_poll, NULL);
     uv_close((uv_handle_t *)&app->sig_term, NULL);
@@ -83,6 +114,8 @@ static void on_signal(uv_signal_t *h, int signum)
         log_set_level(neu->log_level);
         app->env.cfg = neu;
         cometql_server_reconfigure(app->cometql, neu);
+        pubsub_reconfigure(app->pubsub, neu);
+        ws_server_reconfigure(app->ws, neu);
         config_free(app->cfg);
         app->cfg = neu;
         LOG(LOG_INFO, "main", "msg=\"configuration reloaded\" file=%s",
@@ -93,7 +126,9 @@ static void on_signal(uv_signal_t *h, int signum)
     app->stopping = true;
     LOG(LOG_INFO, "main", "msg=\"shutting down\" signal=%d", signum);
     uv_timer_stop(&app->purge);
+    app->services_running = 2;
     cometql_server_stop(app->cometql, on_stopped, app);
+    ws_server_stop(app->ws, on_stopped, app);
 }
 
 static int make_parent_dir(const char *path)
@@ -179,13 +214,20 @@ int main(int argc, char **argv)
     app.env.hub = &app.hub;
     app.env.started = time(NULL);
 
+    app.pubsub = pubsub_new(app.cfg, app.store, &app.hub);
+    struct hub_delivery delivery = pubsub_delivery(app.pubsub);
+    hub_set_delivery(&app.hub, &delivery);
+    app.env.kick_user = kick_user;
+    app.env.kick_ctx = &app;
+
     app.cometql = cometql_server_start(app.loop, app.cfg, &app.env, err, sizeof err);
-    if (!app.cometql) {
+    if (app.cometql)
+        app.ws = ws_server_start(app.loop, app.cfg, app.store, app.pubsub, err, sizeof err);
+    if (!app.cometql || !app.ws) {
         fprintf(stderr, "ccomet: %s\n", err);
-        store_close(app.store);
-        config_free(app.cfg);
-        return 1;
+        return 1; /* the OS reclaims everything; the store has nothing uncommitted */
     }
+    ws_server_set_metrics_source(app.ws, cometql_metrics, &app);
 
     uv_prepare_init(app.loop, &app.before_poll);
     app.before_poll.data = &app;
@@ -203,14 +245,17 @@ int main(int argc, char **argv)
                    (uint64_t)app.cfg->store_purge_interval * 1000);
 
     LOG(LOG_INFO, "main",
-        "msg=\"ccomet ready\" version=%s cometql=%s:%d tls=%s store=%s synchronous=%s",
-        CCOMET_VERSION, app.cfg->cometql_ip, app.cfg->cometql_port,
-        *app.cfg->cometql_ssl_cert ? "on" : "off", app.cfg->store_path, app.cfg->store_synchronous);
+        "msg=\"ccomet ready\" version=%s cometql=%s:%d ws=%s:%d tls=%s store=%s synchronous=%s",
+        CCOMET_VERSION, app.cfg->cometql_ip, app.cfg->cometql_port, app.cfg->ws_ip,
+        app.cfg->ws_port, *app.cfg->cometql_ssl_cert ? "on" : "off", app.cfg->store_path,
+        app.cfg->store_synchronous);
 
     uv_run(app.loop, UV_RUN_DEFAULT);
 
     store_close(app.store); /* commits anything still pending */
     cometql_server_free(app.cometql);
+    ws_server_free(app.ws);
+    pubsub_free(app.pubsub);
     uv_loop_close(app.loop);
     LOG(LOG_INFO, "main", "msg=\"stopped\"");
     config_free(app.cfg);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "proto/comet_cmd.h"
 #include "server/hub.h"
 #include "server/store.h"
 #include "server/ws_conn.h"
@@ -30,6 +31,10 @@ int pubsub_subscribe(struct pubsub *ps, struct ws_conn *c, const char *name, siz
 bool pubsub_is_subscribed(const struct ws_conn *c, const char *name, size_t len);
 void pubsub_unsubscribe(struct pubsub *ps, struct ws_conn *c, const char *name, size_t len);
 void pubsub_unsubscribe_all(struct pubsub *ps, struct ws_conn *c);
+/* Makes c's subscriptions exactly `names` (already validated): leaves the others, joins the new
+ * ones; pipes in both are untouched, so track_ pipes see no churn. */
+void pubsub_resubscribe(struct pubsub *ps, struct ws_conn *c, const struct ccmd_str *names,
+                        size_t n);
 
 /* Users: attach an authorized connection to its user (false when the user has its maximum of
  * connections); detach on close. The first attach publishes `online`, the last detach

@@ -42,7 +42,7 @@ struct pipe;     /* pubsub.c */
 struct ws_user;  /* pubsub.c */
 struct interned; /* pubsub.c: shared copies of user agents, origins, languages */
 struct ws_server;
-struct ws_assembler;
+struct ws_fragment; /* ws_server.c: a fragmented message being assembled */
 
 struct ws_sub {
     struct pipe *pipe;
@@ -69,10 +69,10 @@ struct ws_conn {
     uint8_t ip[16]; /* peer address (v4-mapped for IPv4) */
     struct interned *user_agent, *origin, *language;
     struct ws_sub *subs;
-    struct outq *out;          /* NULL while nothing is queued */
-    struct buf *in;            /* NULL while no partial frame or request is buffered */
-    struct ws_assembler *frag; /* NULL unless a fragmented message is open */
-    struct ws_user *user;      /* authorized connections: the user's entry */
+    struct outq *out;         /* NULL while nothing is queued */
+    struct buf *in;           /* NULL while no partial frame or request is buffered */
+    struct ws_fragment *frag; /* NULL unless a fragmented message is open */
+    struct ws_user *user;     /* authorized connections: the user's entry */
     struct ws_conn *user_prev, *user_next;
     struct ws_conn *all_prev, *all_next;
     struct ws_conn *dirty_next;

@@ -1,0 +1,1510 @@
+/* ws_server: HTTP and WebSocket for browsers; see ws_server.h.
+ *
+ * Memory: a connection is a struct ws_conn and nothing else while idle; input is read into one
+ * loop-wide buffer and only an incomplete request or frame is copied into a per-connection buffer;
+ * output is a queue of references to shared frames, allocated only while something is queued.
+ * Timeouts and keep-alive pings come from one sweep timer, not a timer per connection.
+ * Teardown of a connection (unsubscribe, user detach) never happens inside a fan-out: closes
+ * requested during one are carried out in the flush phase. */
+#include "server/ws_server.h"
+#include "core/alloc.h"
+#include "core/log.h"
+#include "proto/comet_cmd.h"
+#include "proto/envelope.h"
+#include "proto/http1.h"
+#include "proto/jwt.h"
+#include "proto/ws_frame.h"
+#include "server/cometql_exec.h"
+#include "server/tables.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_CHUNK  (64 * 1024)
+#define MAX_HEAD    8192
+#define MAX_IOV     64
+#define SERVER_NAME "ccomet " CCOMET_VERSION
+
+struct ws_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    uv_timer_t sweep;
+    const struct config *cfg;
+    struct store *store;
+    struct pubsub *ps;
+    struct ws_conn *all;
+    struct ws_conn *dirty;
+    uint64_t next_id;
+    struct ws_metrics m;
+    bool stopping, listener_closed, sweep_closed;
+    void (*stopped)(void *ctx);
+    void *stopped_ctx;
+    void (*metrics_fn)(void *ctx, struct buf *out);
+    void *metrics_ctx;
+    uint32_t sweeps;
+    struct buf scratch;
+};
+
+struct ws_fragment {
+    struct ws_assembler a;
+    struct buf msg;
+};
+
+struct write_req {
+    uv_write_t req;
+    struct ws_conn *c;
+    size_t bytes;
+};
+
+static uint8_t read_buffer[READ_CHUNK];
+
+static void conn_destroy(struct ws_conn *c, const char *why);
+static void conn_flush(struct ws_conn *c);
+static bool handle_bytes(struct ws_conn *c, uint8_t *data, size_t len, size_t *used);
+
+static uint32_t now_s(void)
+{
+    return (uint32_t)time(NULL);
+}
+
+static void mark_dirty(struct ws_conn *c)
+{
+    if (c->dirty) return;
+    c->dirty = true;
+    c->dirty_next = c->srv->dirty;
+    c->srv->dirty = c;
+}
+
+/* ---- output queue --------------------------------------------------------------------------- */
+
+static void outq_free(struct ws_conn *c)
+{
+    struct outq *q = c->out;
+    if (!q) return;
+    for (uint32_t i = 0; i < q->count; i++)
+        frame_unref(q->frames[(q->head + i) % q->cap]);
+    xfree(q->frames);
+    xfree(q);
+    c->out = NULL;
+}
+
+/* Drops n written bytes from the front of the queue. */
+static void outq_consume(struct ws_conn *c, size_t n)
+{
+    struct outq *q = c->out;
+    q->bytes -= n;
+    while (n && q->count) {
+        struct frame *f = q->frames[q->head];
+        size_t left = f->len - q->first_off;
+        if (n < left) {
+            q->first_off += (uint32_t)n;
+            return;
+        }
+        n -= left;
+        frame_unref(f);
+        q->head = (q->head + 1) % q->cap;
+        q->count--;
+        q->first_off = 0;
+    }
+    if (!q->count && !c->writing) outq_free(c);
+}
+
+bool ws_conn_send(struct ws_conn *c, struct frame *f)
+{
+    if (c->state == WS_CLOSING && !c->close_after_flush) return false;
+    if (!c->out) {
+        c->out = xcalloc(1, sizeof *c->out);
+    }
+    struct outq *q = c->out;
+    if (q->bytes + f->len > (size_t)c->srv->cfg->ws_max_output) {
+        /* a slow reader: cut it off alone, everyone else goes on */
+        c->srv->m.slow_closed++;
+        LOG_RATELIMITED(LOG_WARN, "ws",
+                        "conn=%" PRIu64
+                        " msg=\"slow reader disconnected\" queued=%zu limit=%" PRId64,
+                        c->id, q->bytes, c->srv->cfg->ws_max_output);
+        c->state = WS_CLOSING;
+        c->close_after_flush = false; /* nothing more will be written */
+        mark_dirty(c);
+        return false;
+    }
+    if (q->count == q->cap) {
+        uint32_t cap = q->cap ? q->cap * 2 : 4;
+        struct frame **fr = xmalloc(cap * sizeof *fr);
+        for (uint32_t i = 0; i < q->count; i++)
+            fr[i] = q->frames[(q->head + i) % q->cap];
+        xfree(q->frames);
+        q->frames = fr;
+        q->cap = cap;
+        q->head = 0;
+    }
+    q->frames[(q->head + q->count) % q->cap] = frame_ref(f);
+    q->count++;
+    q->bytes += f->len;
+    mark_dirty(c);
+    return true;
+}
+
+bool ws_conn_send_text(struct ws_conn *c, const void *payload, size_t len)
+{
+    struct frame *f = frame_text(payload, len);
+    bool ok = ws_conn_send(c, f);
+    frame_unref(f);
+    return ok;
+}
+
+void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
+{
+    if (c->state == WS_CLOSING) return;
+    if (c->state == WS_OPEN) {
+        uint8_t payload[125];
+        size_t rl = reason ? strlen(reason) : 0;
+        if (rl > 123) rl = 123;
+        payload[0] = (uint8_t)(code >> 8);
+        payload[1] = (uint8_t)code;
+        if (rl) memcpy(payload + 2, reason, rl);
+        struct frame *f = frame_new(WS_OP_CLOSE, payload, rl + 2);
+        ws_conn_send(c, f);
+        frame_unref(f);
+    }
+    c->state = WS_CLOSING;
+    c->close_after_flush = true;
+    mark_dirty(c);
+}
+
+/* Closes without a WebSocket close frame (HTTP answers, broken peers). */
+static void close_after_write(struct ws_conn *c)
+{
+    c->state = WS_CLOSING;
+    c->close_after_flush = true;
+    mark_dirty(c);
+}
+
+static void send_raw(struct ws_conn *c, const void *bytes, size_t len)
+{
+    struct frame *f = xmalloc(sizeof *f + len);
+    f->refs = 1;
+    f->len = (uint32_t)len;
+    memcpy(f->data, bytes, len);
+    bool was_closing = c->state == WS_CLOSING;
+    if (was_closing) c->state = WS_HTTP; /* HTTP replies go out even while closing */
+    ws_conn_send(c, f);
+    if (was_closing) c->state = WS_CLOSING;
+    frame_unref(f);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct write_req *w = (struct write_req *)req;
+    struct ws_conn *c = w->c;
+    c->writing = false;
+    c->wreq = NULL;
+    size_t n = w->bytes;
+    xfree(w);
+    if (status < 0) {
+        conn_destroy(c, uv_strerror(status));
+        return;
+    }
+    c->srv->m.bytes_out += n;
+    outq_consume(c, n);
+    conn_flush(c);
+}
+
+static void conn_flush(struct ws_conn *c)
+{
+    if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    if (c->state == WS_CLOSING && !c->close_after_flush) {
+        conn_destroy(c, "cut off");
+        return;
+    }
+    while (c->out && c->out->count && !c->writing) {
+        struct outq *q = c->out;
+        uv_buf_t iov[MAX_IOV];
+        unsigned n = 0;
+        size_t bytes = 0;
+        for (uint32_t i = 0; i < q->count && n < MAX_IOV; i++) {
+            struct frame *f = q->frames[(q->head + i) % q->cap];
+            uint32_t off = i == 0 ? q->first_off : 0;
+            iov[n++] = uv_buf_init((char *)f->data + off, f->len - off);
+            bytes += f->len - off;
+        }
+        int w = uv_try_write((uv_stream_t *)&c->tcp, iov, n);
+        if (w < 0 && w != UV_EAGAIN) {
+            conn_destroy(c, uv_strerror(w));
+            return;
+        }
+        if (w > 0) {
+            c->srv->m.bytes_out += (size_t)w;
+            outq_consume(c, (size_t)w);
+            if ((size_t)w == bytes) continue;
+        }
+        /* the socket is full: hand the rest to libuv and wait for it */
+        q = c->out;
+        n = 0;
+        bytes = 0;
+        for (uint32_t i = 0; i < q->count && n < MAX_IOV; i++) {
+            struct frame *f = q->frames[(q->head + i) % q->cap];
+            uint32_t off = i == 0 ? q->first_off : 0;
+            iov[n++] = uv_buf_init((char *)f->data + off, f->len - off);
+            bytes += f->len - off;
+        }
+        struct write_req *wr = xmalloc(sizeof *wr);
+        wr->c = c;
+        wr->bytes = bytes;
+        c->writing = true;
+        c->wreq = &wr->req;
+        int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, iov, n, on_write);
+        if (rc < 0) {
+            c->writing = false;
+            c->wreq = NULL;
+            xfree(wr);
+            conn_destroy(c, uv_strerror(rc));
+        }
+        return;
+    }
+    if (c->close_after_flush && !c->writing && (!c->out || !c->out->count))
+        conn_destroy(c, "closed");
+}
+
+void ws_server_flush(struct ws_server *s)
+{
+    while (s->dirty) {
+        struct ws_conn *c = s->dirty;
+        s->dirty = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        conn_flush(c);
+    }
+}
+
+/* ---- messages to one client ------------------------------------------------------------------ */
+
+static void send_json(struct ws_conn *c, struct buf *b)
+{
+    ws_conn_send_text(c, buf_head(b), buf_unread(b));
+    b->len = b->off = 0;
+}
+
+static void send_error(struct ws_conn *c, const char *text)
+{
+    struct buf *b = &c->srv->scratch;
+    b->len = b->off = 0;
+    env_begin(b);
+    buf_append(b, "\"data\":{\"number_messages\":-1,\"error\":", 38);
+    env_put_string(b, text, strlen(text));
+    buf_put_u8(b, '}');
+    env_cstr(b, "event", "error");
+    env_int(b, "message_send_time", (int64_t)time(NULL));
+    env_cstr(b, "pipe", "sys");
+    env_end(b);
+    send_json(c, b);
+}
+
+/* CppComet reports URL errors over the WebSocket, then closes. */
+static void send_fatal(struct ws_conn *c, int code, const char *text)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, "Error code %d(%s)", code, text);
+    struct buf *b = &c->srv->scratch;
+    b->len = b->off = 0;
+    env_begin(b);
+    buf_append(b, "\"data\":{\"error\":", 16);
+    env_put_string(b, msg, strlen(msg));
+    buf_append(b, ",\"info\":\"Closed due to error. See last message.\",\"error_code\":", 61);
+    char num[16];
+    int n = snprintf(num, sizeof num, "%d}", code);
+    buf_append(b, num, (size_t)n);
+    env_cstr(b, "event", "error");
+    env_int(b, "message_send_time", (int64_t)time(NULL));
+    env_cstr(b, "pipe", "sys");
+    env_end(b);
+    send_json(c, b);
+    ws_conn_close(c, 1008, text);
+}
+
+/* ---- HTTP -------------------------------------------------------------------------------------
+ */
+
+static void http_reply(struct ws_conn *c, int status, const char *reason, const char *ctype,
+                       const char *extra_headers, const void *body, size_t body_len)
+{
+    char head[1024];
+    int n =
+        snprintf(head, sizeof head,
+                 "HTTP/1.1 %d %s\r\nServer: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                 "Access-Control-Allow-Origin: *\r\nConnection: close\r\n%s\r\n",
+                 status, reason, SERVER_NAME, ctype, body_len, extra_headers ? extra_headers : "");
+    struct frame *f = xmalloc(sizeof *f + (size_t)n + body_len);
+    f->refs = 1;
+    f->len = (uint32_t)((size_t)n + body_len);
+    memcpy(f->data, head, (size_t)n);
+    if (body_len) memcpy(f->data + n, body, body_len);
+    ws_conn_send(c, f);
+    frame_unref(f);
+    close_after_write(c);
+}
+
+static void http_error(struct ws_conn *c, int status)
+{
+    const char *reason = status == 400   ? "Bad Request"
+                         : status == 404 ? "Not Found"
+                         : status == 405 ? "Method Not Allowed"
+                         : status == 414 ? "URI Too Long"
+                         : status == 431 ? "Request Header Fields Too Large"
+                         : status == 501 ? "Not Implemented"
+                         : status == 503 ? "Service Unavailable"
+                         : status == 505 ? "HTTP Version Not Supported"
+                                         : "Error";
+    char body[96];
+    int n = snprintf(body, sizeof body, "%d %s\n", status, reason);
+    http_reply(c, status, reason, "text/plain; charset=utf-8", NULL, body, (size_t)n);
+}
+
+static const char *mime_type(const char *path, size_t len)
+{
+    static const char *const types[][2] = {
+        {".html", "text/html; charset=utf-8"},
+        {".htm", "text/html; charset=utf-8"},
+        {".js", "application/javascript; charset=utf-8"},
+        {".mjs", "application/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json"},
+        {".png", "image/png"},
+        {".jpg", "image/jpeg"},
+        {".jpeg", "image/jpeg"},
+        {".gif", "image/gif"},
+        {".svg", "image/svg+xml"},
+        {".ico", "image/x-icon"},
+        {".txt", "text/plain; charset=utf-8"},
+        {".map", "application/json"},
+        {".wasm", "application/wasm"},
+        {".webp", "image/webp"},
+    };
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        size_t el = strlen(types[i][0]);
+        if (len > el && strncasecmp(path + len - el, types[i][0], el) == 0) return types[i][1];
+    }
+    return NULL;
+}
+
+static void serve_static(struct ws_conn *c, const char *path, size_t len)
+{
+    char decoded[1024];
+    size_t dl;
+    if (len >= sizeof decoded || http1_percent_decode(path, len, decoded, &dl) != HTTP1_OK) {
+        http_error(c, 400);
+        return;
+    }
+    decoded[dl] = '\0';
+    if (dl >= 14 && memcmp(decoded, "/comet-server/", 14) == 0)
+        memmove(decoded, decoded + 13, dl - 12), dl -= 13;
+    if (strstr(decoded, "..") || strchr(decoded, '\\')) {
+        http_error(c, 404);
+        return;
+    }
+    if (dl == 1) { /* "/" */
+        static const char index_html[] =
+            "<!doctype html><meta charset=utf-8><title>ccomet</title>"
+            "<h1>ccomet " CCOMET_VERSION "</h1><p>A comet server with CometQL. "
+            "<a href=\"/demo/chat.html\">Chat demo</a></p>";
+        char full[1200];
+        snprintf(full, sizeof full, "%s/index.html", c->srv->cfg->base_dir);
+        if (access(full, R_OK) != 0) {
+            http_reply(c, 200, "OK", "text/html; charset=utf-8", NULL, index_html,
+                       sizeof index_html - 1);
+            return;
+        }
+        memcpy(decoded, "/index.html", 12);
+        dl = 11;
+    }
+    const char *mime = mime_type(decoded, dl);
+    char full[1200];
+    int fl = snprintf(full, sizeof full, "%s%s", c->srv->cfg->base_dir, decoded);
+    if (!mime || fl <= 0 || (size_t)fl >= sizeof full) {
+        http_error(c, 404);
+        return;
+    }
+    int fd = open(full, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_size > c->srv->cfg->ws_max_static_file) {
+        if (fd >= 0) close(fd);
+        http_error(c, 404);
+        return;
+    }
+    size_t size = (size_t)st.st_size;
+    char *body = xmalloc(size + 1);
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = read(fd, body + got, size - got);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    http_reply(c, 200, "OK", mime, "Cache-Control: no-cache\r\n", body, got);
+    xfree(body);
+}
+
+static void serve_metrics(struct ws_conn *c)
+{
+    struct ws_server *s = c->srv;
+    struct pubsub_stats ps;
+    pubsub_stats(s->ps, &ps);
+    struct buf b;
+    buf_init(&b);
+    char line[256];
+#define METRIC(name, type, help, value)                                                            \
+    do {                                                                                           \
+        int n_ = snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, \
+                          help, name, type, name, (uint64_t)(value));                              \
+        buf_append(&b, line, (size_t)n_);                                                          \
+    } while (0)
+    METRIC("ccomet_ws_connections", "gauge", "Open browser connections.", s->m.connections);
+    METRIC("ccomet_ws_accepted_total", "counter", "Browser connections accepted.", s->m.accepted);
+    METRIC("ccomet_ws_frames_in_total", "counter", "WebSocket frames received.", s->m.frames_in);
+    METRIC("ccomet_ws_bytes_out_total", "counter", "Bytes written to browsers.", s->m.bytes_out);
+    METRIC("ccomet_ws_slow_readers_total", "counter", "Connections cut off for not reading.",
+           s->m.slow_closed);
+    METRIC("ccomet_ws_protocol_errors_total", "counter", "Connections closed for bad input.",
+           s->m.protocol_errors);
+    METRIC("ccomet_pipes", "gauge", "Pipes with subscribers or recent messages.", ps.pipes);
+    METRIC("ccomet_users_online", "gauge", "Users with at least one connection.", ps.users);
+    METRIC("ccomet_messages_published_total", "counter", "Messages fanned out.", ps.published);
+    METRIC("ccomet_messages_delivered_total", "counter", "Deliveries to connections.",
+           ps.delivered);
+#undef METRIC
+    if (s->metrics_fn) s->metrics_fn(s->metrics_ctx, &b);
+    http_reply(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, buf_head(&b),
+               buf_unread(&b));
+    buf_free(&b);
+}
+
+/* ---- WebSocket handshake and authentication ----------------------------------------------------
+ */
+
+/* A URL parameter by name, or CppComet's positional fallback (the n-th '&'-separated field). */
+static bool url_param(const char *params, size_t len, const char *name, int position,
+                      const char **v, size_t *vl)
+{
+    if (http1_query_param(params, len, name, v, vl)) return true;
+    const char *p = params, *end = params + len;
+    for (int i = 0; i < position && p < end; i++) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        if (!amp) return false;
+        p = amp + 1;
+    }
+    const char *amp = memchr(p, '&', (size_t)(end - p));
+    const char *eq = memchr(p, '=', (size_t)((amp ? amp : end) - p));
+    if (!eq) return false;
+    *v = eq + 1;
+    *vl = (size_t)((amp ? amp : end) - *v);
+    return true;
+}
+
+static bool parse_i64(const char *s, size_t len, int64_t *out)
+{
+    if (!len || len > 18) return false;
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+struct hash_ctx {
+    char hash[65];
+    bool found;
+};
+
+static int take_hash(void *ctx, const struct value *cols, size_t n)
+{
+    struct hash_ctx *h = ctx;
+    if (n >= 2 && cols[1].kind == VALUE_STR && cols[1].len < sizeof h->hash) {
+        memcpy(h->hash, cols[1].s, cols[1].len);
+        h->hash[cols[1].len] = '\0';
+        h->found = true;
+    }
+    return 1;
+}
+
+static int take_found(void *ctx, const struct value *cols, size_t n)
+{
+    (void)cols;
+    (void)n;
+    *(bool *)ctx = true;
+    return 1;
+}
+
+static void send_server_info(struct ws_conn *c, const char *hash)
+{
+    struct buf *b = &c->srv->scratch;
+    b->len = b->off = 0;
+    env_begin(b);
+    env_cstr(b, "data", hash);
+    env_cstr(b, "pipe", "sys");
+    env_cstr(b, "event", "serverInfo");
+    env_cstr(b, "server", SERVER_NAME);
+    env_bool(b, "authorized", c->authorized);
+    env_int(b, "message_send_time", (int64_t)time(NULL));
+    env_end(b);
+    send_json(c, b);
+}
+
+struct queue_ctx {
+    struct ws_conn *c;
+    int64_t ids[1000];
+    size_t n;
+};
+
+static int send_queued(void *ctx, const struct value *cols, size_t n)
+{
+    struct queue_ctx *q = ctx;
+    (void)n; /* (user_id, id, time, event, message) */
+    struct buf *b = &q->c->srv->scratch;
+    b->len = b->off = 0;
+    env_begin(b);
+    env_str(b, "data", cols[4].s, cols[4].len);
+    env_str(b, "event", cols[3].s, cols[3].len);
+    env_bool(b, "fromQueue", true);
+    env_int(b, "message_send_time", cols[2].i);
+    env_cstr(b, "pipe", "msg");
+    env_end(b);
+    send_json(q->c, b);
+    if (q->n < sizeof q->ids / sizeof q->ids[0]) q->ids[q->n++] = cols[1].i;
+    return 0;
+}
+
+static void authenticate(struct ws_conn *c, const char *session, size_t session_len)
+{
+    struct ws_server *s = c->srv;
+    char hash[65] = "";
+    if (c->user_id > 0 && session_len) {
+        char secret[512];
+        int sl = snprintf(secret, sizeof secret, "%s%" PRId64, s->cfg->password, c->dev_id);
+        int64_t uid = -1;
+        bool revoked = false;
+        struct hash_ctx h = {"", false};
+        store_auth_get(s->store, c->dev_id, c->user_id, take_hash, &h);
+        if (session_len <= 600 && memchr(session, '.', session_len) &&
+            jwt_verify_hs256(session, session_len, secret, (size_t)sl, (int64_t)time(NULL), &uid) ==
+                JWT_VALID &&
+            uid == c->user_id) {
+            store_token_get(s->store, c->dev_id, session, session_len, take_found, &revoked);
+            if (!revoked) {
+                c->authorized = true;
+                if (!h.found) {
+                    /* the user's real key (later its SIP password) is created on first use */
+                    static const char alphabet[] =
+                        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+                    uint8_t rnd[32];
+                    RAND_bytes(rnd, sizeof rnd);
+                    for (int i = 0; i < 32; i++)
+                        h.hash[i] = alphabet[rnd[i] % 62];
+                    h.hash[32] = '\0';
+                    store_auth_put(s->store, c->dev_id, c->user_id, h.hash, 32);
+                }
+            }
+        } else if (h.found && strlen(h.hash) == session_len &&
+                   CRYPTO_memcmp(h.hash, session, session_len) == 0) {
+            c->authorized = true;
+        }
+        if (c->authorized) snprintf(hash, sizeof hash, "%s", h.hash);
+    }
+    if (c->authorized && !pubsub_user_attach(s->ps, c)) {
+        c->authorized = false;
+        char msg[128];
+        snprintf(msg, sizeof msg, "Too many connections for this user (limit %" PRId64 ")",
+                 s->cfg->ws_max_connections_per_user);
+        send_fatal(c, 429, msg);
+        return;
+    }
+    if (!c->authorized) c->user_id = 0;
+    send_server_info(c, hash);
+    if (c->authorized) {
+        struct queue_ctx *q = xmalloc(sizeof *q);
+        q->c = c;
+        q->n = 0;
+        store_queue_list(s->store, c->dev_id, c->user_id, 1000, send_queued, q);
+        for (size_t i = 0; i < q->n; i++)
+            store_queue_delete_id(s->store, c->dev_id, q->ids[i]);
+        xfree(q);
+    }
+}
+
+static void ws_open(struct ws_conn *c, const struct http1_request *req, const char *params,
+                    size_t params_len)
+{
+    size_t kl;
+    const char *key = http1_header(req, "Sec-WebSocket-Key", &kl);
+    size_t vl;
+    const char *ver = http1_header(req, "Sec-WebSocket-Version", &vl);
+    if (!key || !ws_key_valid(key, kl) || !ver || vl != 2 || memcmp(ver, "13", 2) != 0 ||
+        !http1_header_has_token(req, "Upgrade", "websocket")) {
+        http_reply(c, 400, "Bad Request", "text/plain; charset=utf-8",
+                   "Sec-WebSocket-Version: 13\r\n", "not a WebSocket handshake\n", 26);
+        return;
+    }
+    char accept[WS_ACCEPT_LEN + 1];
+    ws_accept_key(key, kl, accept);
+    char proto_hdr[128] = "";
+    size_t pl;
+    const char *proto = http1_header(req, "Sec-WebSocket-Protocol", &pl);
+    if (proto && pl) { /* echo the first protocol the client offered */
+        size_t first = 0;
+        while (first < pl && proto[first] != ',' && proto[first] != ' ')
+            first++;
+        if (first && first < 64)
+            snprintf(proto_hdr, sizeof proto_hdr, "Sec-WebSocket-Protocol: %.*s\r\n", (int)first,
+                     proto);
+    }
+    char resp[512];
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%sServer: %s\r\n\r\n",
+                     accept, proto_hdr, SERVER_NAME);
+    send_raw(c, resp, (size_t)n);
+    c->state = WS_OPEN;
+    c->last_seen = now_s();
+
+    /* client details for users_in_pipes */
+    struct ws_server *s = c->srv;
+    size_t hl;
+    const char *h;
+    if ((h = http1_header(req, "User-Agent", &hl)))
+        c->user_agent = pubsub_intern(s->ps, h, hl > 250 ? 250 : hl);
+    if ((h = http1_header(req, "Origin", &hl)))
+        c->origin = pubsub_intern(s->ps, h, hl > 250 ? 250 : hl);
+    if ((h = http1_header(req, "Accept-Language", &hl)))
+        c->language = pubsub_intern(s->ps, h, hl > 64 ? 64 : hl);
+
+    const char *v;
+    size_t len;
+    const char *session = NULL;
+    size_t session_len = 0;
+    if (!url_param(params, params_len, "sesion", 0, &session, &session_len) &&
+        !url_param(params, params_len, "session", 0, &session, &session_len)) {
+        send_fatal(c, 401, "Invalid request, session ID not found");
+        return;
+    }
+    int64_t user_id = 0, dev_id = 0;
+    if (url_param(params, params_len, "myid", 1, &v, &len) && !parse_i64(v, len, &user_id))
+        user_id = 0;
+    if (!url_param(params, params_len, "devid", 2, &v, &len)) {
+        send_fatal(c, 406, "Invalid request, dev_id not found");
+        return;
+    }
+    if (!parse_i64(v, len, &dev_id) || dev_id >= s->cfg->dev_index_size) dev_id = 0;
+    if (!url_param(params, params_len, "v", 3, &v, &len) || !len || v[0] < '0' || v[0] > '9') {
+        send_fatal(c, 418, "Invalid request, API version not found");
+        return;
+    }
+    int64_t major = 0;
+    size_t dot = 0;
+    while (dot < len && v[dot] != '.')
+        dot++;
+    parse_i64(v, dot, &major);
+    c->api_major = (uint8_t)(major > 255 ? 255 : major);
+    if (url_param(params, params_len, "uuid", 4, &v, &len)) {
+        size_t ul = len > 32 ? 32 : len;
+        for (size_t i = 0; i < ul; i++)
+            c->uuid[i] = tables_name_ok(v + i, 1) ? v[i] : '_';
+        c->uuid[ul] = '\0';
+    }
+    c->dev_id = dev_id;
+    c->user_id = user_id;
+    char sess[601];
+    if (session_len > 600) session_len = 600;
+    size_t sdl;
+    if (http1_percent_decode(session, session_len, sess, &sdl) != HTTP1_OK) sdl = 0;
+    authenticate(c, sess, sdl);
+}
+
+/* Handles one HTTP request head. Returns false when the connection must stop reading. */
+static bool on_request(struct ws_conn *c, const struct http1_request *req)
+{
+    const char *params;
+    size_t params_len;
+    bool get = req->method_len == 3 && memcmp(req->method, "GET", 3) == 0;
+    if (req->method_len == 7 && memcmp(req->method, "OPTIONS", 7) == 0) {
+        http_reply(c, 200, "OK", "text/plain; charset=utf-8",
+                   "Allow: GET, OPTIONS\r\nAccess-Control-Allow-Methods: GET, OPTIONS\r\n"
+                   "Access-Control-Allow-Headers: origin, content-type, accept\r\n"
+                   "Access-Control-Max-Age: 3600\r\n",
+                   "+OK", 3);
+        return false;
+    }
+    if (!get) {
+        /* CppComet's long-polling fallback (POST) is gone there too: 404 */
+        http_error(c, req->method_len == 4 && memcmp(req->method, "POST", 4) == 0 ? 404 : 405);
+        return false;
+    }
+    if (http1_path_params(req->path, req->path_len, &params, &params_len)) {
+        ws_open(c, req, params, params_len);
+        return c->state == WS_OPEN;
+    }
+    const char *p = req->path;
+    size_t pl = req->path_len;
+    if (pl >= 13 && memcmp(p, "/comet-server", 13) == 0 && (pl == 13 || p[13] == '/')) {
+        p += 13;
+        pl -= 13;
+        if (!pl) p = "/", pl = 1;
+    }
+    if (pl == 5 && memcmp(p, "/info", 5) == 0) {
+        char body[160];
+        int n =
+            snprintf(body, sizeof body, "{\"status\":\"ok\",\"node\":\"%.64s\",\"version\":\"%s\"}",
+                     c->srv->cfg->node_name, CCOMET_VERSION);
+        http_reply(c, 200, "OK", "application/json", NULL, body, (size_t)n);
+    } else if (pl == 8 && memcmp(p, "/metrics", 8) == 0) {
+        serve_metrics(c);
+    } else {
+        serve_static(c, p, pl);
+    }
+    return false;
+}
+
+/* ---- commands ------------------------------------------------------------------------------ */
+
+static bool pipe_name_ok(const char *s, size_t len)
+{
+    return len >= 2 && len <= 64 && tables_name_ok(s, len);
+}
+
+static void cmd_subscription(struct ws_conn *c, const struct ccmd *cmd)
+{
+    struct ws_server *s = c->srv;
+    /* the new set, validated */
+    struct ccmd_str keep[CCMD_MAX_NAMES];
+    size_t n_keep = 0;
+    bool too_many = cmd->names_truncated;
+    for (size_t i = 0; i < cmd->n_names; i++) {
+        const char *name = cmd->names[i].s;
+        size_t len = cmd->names[i].len;
+        if (!pipe_name_ok(name, len)) {
+            send_error(c, len > 64 ? "Channel name is too long" : "Invalid pipe name length");
+            continue;
+        }
+        if (len > 8 && memcmp(name, "private_", 8) == 0 && !c->authorized) {
+            send_error(c, "Subscription to private_ pipes requires an authorized connection");
+            continue;
+        }
+        bool dup = false;
+        for (size_t k = 0; k < n_keep && !dup; k++)
+            dup = keep[k].len == len && memcmp(keep[k].s, name, len) == 0;
+        if (dup) continue;
+        if ((int64_t)n_keep >= s->cfg->ws_max_subscriptions) {
+            too_many = true;
+            continue;
+        }
+        keep[n_keep++] = cmd->names[i];
+    }
+    /* leave what is no longer wanted, then join what is new: no churn on unchanged pipes */
+    pubsub_resubscribe(s->ps, c, keep, n_keep);
+    if (too_many) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "Too many subscriptions (limit %" PRId64 ")",
+                 s->cfg->ws_max_subscriptions);
+        send_error(c, msg);
+    }
+}
+
+static void answer(struct ws_conn *c, struct buf *b)
+{
+    send_json(c, b);
+}
+
+static void cmd_web_pipe2(struct ws_conn *c, const struct ccmd *cmd)
+{
+    struct ws_server *s = c->srv;
+    const char *pipe = cmd->pipe.s;
+    size_t pl = cmd->pipe.len;
+    bool hide_sender = false;
+    if (pl && pipe[0] == '@') {
+        hide_sender = true;
+        pipe++;
+        pl--;
+    }
+    bool web = pl > 4 && memcmp(pipe, "web_", 4) == 0;
+    bool webauth = pl > 8 && memcmp(pipe, "webauth_", 8) == 0;
+    if (!web && !webauth) {
+        send_error(c, "web_pipe2: the pipe name must start with web_ or webauth_");
+        return;
+    }
+    if (webauth && !c->authorized) {
+        send_error(c, "web_pipe2: sending to webauth_ pipes requires an authorized connection");
+        return;
+    }
+    if (!pipe_name_ok(pipe, pl)) {
+        send_error(c, "The channel name can only contain characters A-Za-z0-9_-");
+        return;
+    }
+    if (cmd->event.len > 64 || !tables_name_ok(cmd->event.s, cmd->event.len)) {
+        send_error(c, "The event name can only contain characters A-Za-z0-9_- (64 max)");
+        return;
+    }
+    if (cmd->auth_type.len != 1) {
+        send_error(c, "Invalid value auth_type");
+        return;
+    }
+    int64_t sender = hide_sender ? 0 : c->user_id;
+    size_t n = pubsub_publish_from(s->ps, c, c->dev_id, pipe, pl, cmd->event.s, cmd->event.len,
+                                   cmd->message.s, cmd->message.len, sender);
+    struct buf *b = &s->scratch;
+    b->len = b->off = 0;
+    env_begin(b);
+    buf_append(b, "\"data\":{\"number_messages\":", 26);
+    char num[24];
+    int nl = snprintf(num, sizeof num, "%zu", n);
+    buf_append(b, num, (size_t)nl);
+    buf_append(b, ",\"message\":", 11);
+    env_put_string(b, cmd->message.s, cmd->message.len);
+    buf_put_u8(b, '}');
+    env_cstr(b, "event", "answer");
+    env_int(b, "message_send_time", (int64_t)time(NULL));
+    char ap[80];
+    int al = snprintf(ap, sizeof ap, "_answer_to_%.*s", (int)pl, pipe);
+    env_str(b, "pipe", ap, (size_t)al);
+    env_end(b);
+    answer(c, b);
+}
+
+struct log_ctx {
+    struct ws_conn *c;
+    const struct ccmd *cmd;
+};
+
+static int send_history_row(void *ctx, const struct value *cols, size_t n)
+{
+    struct log_ctx *l = ctx;
+    (void)n; /* (id, time, pipe, event, message, user_id) */
+    struct buf *b = &l->c->srv->scratch;
+    b->len = b->off = 0;
+    env_begin(b);
+    env_str(b, "data", cols[4].s, cols[4].len);
+    env_str(b, "event", cols[3].s, cols[3].len);
+    env_bool(b, "fromQueue", true);
+    env_bool(b, "history", true);
+    env_int(b, "id", cols[0].i);
+    env_str(b, "marker", l->cmd->marker.s, l->cmd->marker.len);
+    env_int(b, "message_send_time", cols[1].i);
+    env_str(b, "pipe", cols[2].s, cols[2].len);
+    env_int(b, "user_id", cols[5].i);
+    env_end(b);
+    send_json(l->c, b);
+    return 0;
+}
+
+static bool marker_ok(const struct ccmd_str *m)
+{
+    return m->len <= 64 && tables_name_ok(m->s, m->len);
+}
+
+static void cmd_pipe_log(struct ws_conn *c, const struct ccmd *cmd)
+{
+    if (!pipe_name_ok(cmd->pipe.s, cmd->pipe.len)) {
+        send_error(c, "Invalid pipe name length");
+        return;
+    }
+    if (!marker_ok(&cmd->marker)) {
+        send_error(c, "Invalid marker value.");
+        return;
+    }
+    if (cmd->pipe.len > 8 && memcmp(cmd->pipe.s, "private_", 8) == 0 && !c->authorized) {
+        send_error(c, "pipe_log of private_ pipes requires an authorized connection");
+        return;
+    }
+    struct log_ctx l = {c, cmd};
+    store_history_list(c->srv->store, c->dev_id, cmd->pipe.s, cmd->pipe.len,
+                       c->srv->cfg->store_history_max ? c->srv->cfg->store_history_max : 1000,
+                       send_history_row, &l);
+}
+
+static void cmd_pipe_count(struct ws_conn *c, const struct ccmd *cmd)
+{
+    const char *p = cmd->pipe.s;
+    size_t pl = cmd->pipe.len;
+    if (!pipe_name_ok(p, pl) ||
+        !((pl > 4 && memcmp(p, "web_", 4) == 0) || (pl > 6 && memcmp(p, "track_", 6) == 0))) {
+        send_error(
+            c, "[pipe_count] Invalid channel name. The channel should begin with web_ or track_");
+        return;
+    }
+    if (!marker_ok(&cmd->marker)) {
+        send_error(c, "Invalid marker value.");
+        return;
+    }
+    struct buf *b = &c->srv->scratch;
+    b->len = b->off = 0;
+    env_begin(b);
+    char data[48];
+    int dl = snprintf(data, sizeof data, "{\"user_in_pipe\":%zu}",
+                      pubsub_subscribers(c->srv->ps, c->dev_id, p, pl));
+    env_raw(b, "data", data, (size_t)dl);
+    env_cstr(b, "event", "user_in_pipe");
+    env_str(b, "marker", cmd->marker.s, cmd->marker.len);
+    env_int(b, "message_send_time", (int64_t)time(NULL));
+    env_cstr(b, "pipe", "_answer_pipe_count");
+    env_end(b);
+    answer(c, b);
+}
+
+struct track_ctx {
+    struct buf *b;
+    bool first;
+};
+
+static int track_member(void *ctx, const struct hub_pipe_member *m)
+{
+    struct track_ctx *t = ctx;
+    if (!t->first) buf_put_u8(t->b, ',');
+    t->first = false;
+    env_begin(t->b);
+    env_int(t->b, "user_id", m->user_id);
+    env_cstr(t->b, "uuid", m->uuid ? m->uuid : "");
+    env_end(t->b);
+    return 0;
+}
+
+static void cmd_track_pipe_users(struct ws_conn *c, const struct ccmd *cmd)
+{
+    const char *p = cmd->pipe.s;
+    size_t pl = cmd->pipe.len;
+    if (!pipe_name_ok(p, pl) || pl <= 6 || memcmp(p, "track_", 6) != 0) {
+        send_error(c,
+                   "[track_pipe_users] Invalid channel name. The channel should begin with track_");
+        return;
+    }
+    if (!marker_ok(&cmd->marker)) {
+        send_error(c, "Invalid marker value.");
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    env_begin(&b);
+    buf_append(&b, "\"data\":[", 8);
+    struct track_ctx t = {&b, true};
+    struct hub_delivery d = pubsub_delivery(c->srv->ps);
+    d.pipe_members(d.ctx, c->dev_id, p, pl, track_member, &t);
+    buf_put_u8(&b, ']');
+    env_cstr(&b, "event", "answer");
+    env_cstr(&b, "_info", "answer for track_pipe_users");
+    env_str(&b, "marker", cmd->marker.s, cmd->marker.len);
+    env_int(&b, "message_send_time", (int64_t)time(NULL));
+    env_cstr(&b, "pipe", "_answer");
+    env_end(&b);
+    ws_conn_send_text(c, buf_head(&b), buf_unread(&b));
+    buf_free(&b);
+}
+
+static int take_data(void *ctx, const struct value *cols, size_t n)
+{
+    struct buf *b = ctx;
+    if (n >= 2 && cols[1].kind == VALUE_STR) env_put_string(b, cols[1].s, cols[1].len);
+    return 1;
+}
+
+static void cmd_user_data(struct ws_conn *c, const struct ccmd *cmd)
+{
+    if (!marker_ok(&cmd->marker)) {
+        send_error(c, "Invalid marker value.");
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    env_begin(&b);
+    buf_append(&b, "\"data\":{\"user_data\":", 20);
+    size_t before = b.len;
+    store_data_get(c->srv->store, c->dev_id, cmd->user_id, take_data, &b);
+    if (b.len == before) buf_append(&b, "\"\"", 2);
+    char tail[48];
+    int tl = snprintf(tail, sizeof tail, ",\"user_id\":%" PRId64 "}", cmd->user_id);
+    buf_append(&b, tail, (size_t)tl);
+    env_cstr(&b, "event", "answer");
+    env_str(&b, "marker", cmd->marker.s, cmd->marker.len);
+    env_int(&b, "message_send_time", (int64_t)time(NULL));
+    env_cstr(&b, "pipe", "_answer");
+    env_end(&b);
+    ws_conn_send_text(c, buf_head(&b), buf_unread(&b));
+    buf_free(&b);
+}
+
+static int take_time(void *ctx, const struct value *cols, size_t n)
+{
+    *(int64_t *)ctx = n >= 2 && cols[1].kind == VALUE_INT ? cols[1].i : -1;
+    return 1;
+}
+
+static void cmd_user_status(struct ws_conn *c, const struct ccmd *cmd)
+{
+    struct hub_delivery d = pubsub_delivery(c->srv->ps);
+    bool online = d.user_online(d.ctx, c->dev_id, cmd->user_id);
+    int64_t t = online ? 0 : -1;
+    if (!online) store_time_get(c->srv->store, c->dev_id, cmd->user_id, take_time, &t);
+    struct buf *b = &c->srv->scratch;
+    b->len = b->off = 0;
+    env_begin(b);
+    char data[128];
+    int dl = snprintf(data, sizeof data,
+                      "{\"data\":%" PRId64 ",\"last_online_time\":%" PRId64
+                      ",\"online\":%s,\"user_id\":%" PRId64 "}",
+                      t, t, online ? "true" : "false", cmd->user_id);
+    env_raw(b, "data", data, (size_t)dl);
+    char ev[48];
+    int el = snprintf(ev, sizeof ev, "user_status_%" PRId64, cmd->user_id);
+    env_str(b, "event", ev, (size_t)el);
+    env_int(b, "message_send_time", (int64_t)time(NULL));
+    env_cstr(b, "pipe", "_answer_user_status");
+    env_end(b);
+    answer(c, b);
+}
+
+static void on_text(struct ws_conn *c, const char *msg, size_t len)
+{
+    struct ccmd *cmd = xmalloc(sizeof *cmd);
+    const char *err = NULL;
+    if (ccmd_parse(msg, len, cmd, &err) != CCMD_OK) {
+        char text[160];
+        snprintf(text, sizeof text, "Unknown or malformed command: %s", err ? err : "?");
+        send_error(c, text);
+        xfree(cmd);
+        return;
+    }
+    switch (cmd->kind) {
+    case CCMD_SUBSCRIPTION: cmd_subscription(c, cmd); break;
+    case CCMD_WEB_PIPE2: cmd_web_pipe2(c, cmd); break;
+    case CCMD_PIPE_LOG: cmd_pipe_log(c, cmd); break;
+    case CCMD_PIPE_COUNT: cmd_pipe_count(c, cmd); break;
+    case CCMD_TRACK_PIPE_USERS: cmd_track_pipe_users(c, cmd); break;
+    case CCMD_USER_DATA: cmd_user_data(c, cmd); break;
+    case CCMD_USER_STATUS: cmd_user_status(c, cmd); break;
+    case CCMD_PIPE_SINCE:
+        if (!pipe_name_ok(cmd->pipe.s, cmd->pipe.len) ||
+            !pubsub_is_subscribed(c, cmd->pipe.s, cmd->pipe.len)) {
+            send_error(c, "pipe_since: subscribe to the pipe first");
+            break;
+        }
+        pubsub_replay_since(c->srv->ps, c, cmd->pipe.s, cmd->pipe.len, cmd->last_id);
+        break;
+    case CCMD_STATISTICS:
+    case CCMD_IGNORED: break;
+    }
+    xfree(cmd);
+}
+
+/* ---- frames ---------------------------------------------------------------------------------- */
+
+static void protocol_error(struct ws_conn *c, uint16_t code, const char *why)
+{
+    c->srv->m.protocol_errors++;
+    LOG_RATELIMITED(LOG_INFO, "ws",
+                    "conn=%" PRIu64 " msg=\"closing on bad input\" code=%u reason=\"%s\"", c->id,
+                    code, why);
+    ws_conn_close(c, code, why);
+}
+
+/* Handles one complete frame whose payload is unmasked in place. */
+static void on_frame(struct ws_conn *c, const struct ws_frame *f, uint8_t *payload)
+{
+    struct ws_server *s = c->srv;
+    s->m.frames_in++;
+    c->last_seen = now_s();
+    switch (f->opcode) {
+    case WS_OP_PING: {
+        struct frame *pong = frame_new(WS_OP_PONG, payload, f->payload_len);
+        ws_conn_send(c, pong);
+        frame_unref(pong);
+        return;
+    }
+    case WS_OP_PONG: return;
+    case WS_OP_CLOSE: {
+        uint16_t code = 1000;
+        const char *reason;
+        size_t rl;
+        if (f->payload_len &&
+            ws_parse_close(payload, f->payload_len, &code, &reason, &rl) != WS_OK) {
+            protocol_error(c, (uint16_t)(code ? code : 1002), "bad close frame");
+            return;
+        }
+        /* echo the code, then close the TCP connection once it is written */
+        ws_conn_close(c, f->payload_len ? code : 1000, "");
+        return;
+    }
+    default: break;
+    }
+    /* data frames */
+    if (f->fin && f->opcode == WS_OP_TEXT && !c->frag) {
+        if (!ws_utf8_valid(payload, f->payload_len)) {
+            protocol_error(c, 1007, "invalid UTF-8 in a text message");
+            return;
+        }
+        on_text(c, (const char *)payload, f->payload_len);
+        return;
+    }
+    if (f->fin && f->opcode == WS_OP_BINARY && !c->frag) {
+        protocol_error(c, 1003, "binary messages are not accepted");
+        return;
+    }
+    /* a fragmented message: assembled in a buffer that exists only while it is open */
+    if (!c->frag) {
+        c->frag = xcalloc(1, sizeof *c->frag);
+        ws_assembler_init(&c->frag->a);
+        buf_init(&c->frag->msg);
+    }
+    bool complete = false;
+    uint8_t opcode = 0;
+    const char *err = NULL;
+    uint16_t code = 1002;
+    if (ws_assembler_add(&c->frag->a, f, payload, (size_t)s->cfg->ws_max_message, &c->frag->msg,
+                         &complete, &opcode, &err, &code) != WS_OK) {
+        protocol_error(c, code, err ? err : "bad fragment");
+        return;
+    }
+    if (!complete) return;
+    struct ws_fragment *fr = c->frag;
+    c->frag = NULL;
+    if (opcode == WS_OP_TEXT)
+        on_text(c, (const char *)buf_head(&fr->msg), buf_unread(&fr->msg));
+    else
+        protocol_error(c, 1003, "binary messages are not accepted");
+    buf_free(&fr->msg);
+    xfree(fr);
+}
+
+/* ---- input
+ * --------------------------------------------------------------------------------------- */
+
+/* Consumes complete requests/frames from data (mutable: frames are unmasked in place). Sets
+ * *used to the bytes consumed. Returns false when the connection stops reading. */
+static bool handle_bytes(struct ws_conn *c, uint8_t *data, size_t len, size_t *used)
+{
+    struct ws_server *s = c->srv;
+    size_t off = 0;
+    while (off < len && c->state != WS_CLOSING) {
+        if (c->state == WS_HTTP) {
+            struct http1_request req;
+            struct http1_limits lim = {MAX_HEAD, 4096, HTTP1_MAX_HEADERS};
+            const char *err = NULL;
+            int rc = http1_parse_request(data + off, len - off, &lim, &req, &err);
+            if (rc == HTTP1_AGAIN) break;
+            if (rc == HTTP1_ERROR) {
+                s->m.protocol_errors++;
+                http_error(c, req.status ? req.status : 400);
+                off = len;
+                break;
+            }
+            off += req.head_len;
+            if (!on_request(c, &req)) {
+                off = len; /* HTTP replies close the connection; the rest is ignored */
+                break;
+            }
+            continue;
+        }
+        struct ws_frame f;
+        const char *err = NULL;
+        uint16_t code = 1002;
+        size_t max = (size_t)s->cfg->ws_max_message;
+        int rc = ws_frame_parse(data + off, len - off, max, true, &f, &err, &code);
+        if (rc == WS_AGAIN) break;
+        if (rc == WS_ERROR) {
+            protocol_error(c, code, err ? err : "bad frame");
+            off = len;
+            break;
+        }
+        uint8_t *payload = data + off + f.header_len;
+        ws_unmask(payload, f.payload_len, f.mask, 0);
+        on_frame(c, &f, payload);
+        off += f.frame_len;
+    }
+    *used = off;
+    return c->state != WS_CLOSING;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)h;
+    (void)suggested;
+    b->base = (char *)read_buffer;
+    b->len = sizeof read_buffer;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
+{
+    struct ws_conn *c = stream->data;
+    if (nread == 0) return;
+    if (nread < 0) {
+        conn_destroy(c, nread == UV_EOF ? "client closed" : uv_strerror((int)nread));
+        return;
+    }
+    if (c->state == WS_CLOSING) return;
+    uint8_t *data = (uint8_t *)b->base;
+    size_t len = (size_t)nread, used = 0;
+    size_t bound = (size_t)(c->state == WS_HTTP ? MAX_HEAD : c->srv->cfg->ws_max_message + 14);
+    if (!c->in) {
+        handle_bytes(c, data, len, &used);
+        if (used < len && c->state != WS_CLOSING) {
+            if (len - used > bound) {
+                protocol_error(c, 1009, "message too big");
+                return;
+            }
+            c->in = xcalloc(1, sizeof *c->in);
+            buf_append(c->in, data + used, len - used);
+        }
+        return;
+    }
+    if (buf_unread(c->in) + len > bound + READ_CHUNK) {
+        if (c->state == WS_HTTP)
+            http_error(c, 431);
+        else
+            protocol_error(c, 1009, "message too big");
+        return;
+    }
+    buf_append(c->in, data, len);
+    handle_bytes(c, buf_head(c->in), buf_unread(c->in), &used);
+    if (!c->in) return; /* destroyed meanwhile */
+    buf_consume(c->in, used);
+    if (!buf_unread(c->in) || c->state == WS_CLOSING) {
+        buf_free(c->in);
+        xfree(c->in);
+        c->in = NULL;
+    } else {
+        buf_compact(c->in);
+    }
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------------
+ */
+
+static void on_closed(uv_handle_t *h)
+{
+    struct ws_conn *c = h->data;
+    struct ws_server *s = c->srv;
+    xfree(c);
+    if (s->stopping && !s->all && s->listener_closed && s->sweep_closed && s->stopped) {
+        void (*done)(void *) = s->stopped;
+        s->stopped = NULL;
+        done(s->stopped_ctx);
+    }
+}
+
+static void conn_destroy(struct ws_conn *c, const char *why)
+{
+    if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    struct ws_server *s = c->srv;
+    LOG(LOG_DEBUG, "ws", "conn=%" PRIu64 " msg=\"connection closed\" reason=\"%s\"", c->id, why);
+    pubsub_unsubscribe_all(s->ps, c);
+    pubsub_user_detach(s->ps, c);
+    pubsub_unintern(s->ps, c->user_agent);
+    pubsub_unintern(s->ps, c->origin);
+    pubsub_unintern(s->ps, c->language);
+    c->user_agent = c->origin = c->language = NULL;
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else
+        s->all = c->all_next;
+    if (c->all_next) c->all_next->all_prev = c->all_prev;
+    c->all_prev = c->all_next = NULL;
+    /* unlink from the dirty list */
+    for (struct ws_conn **pp = &s->dirty; *pp; pp = &(*pp)->dirty_next) {
+        if (*pp == c) {
+            *pp = c->dirty_next;
+            break;
+        }
+    }
+    c->dirty = false;
+    if (!c->writing) outq_free(c); /* an in-flight write holds the queue until its callback */
+    if (c->in) {
+        buf_free(c->in);
+        xfree(c->in);
+        c->in = NULL;
+    }
+    if (c->frag) {
+        buf_free(&c->frag->msg);
+        xfree(c->frag);
+        c->frag = NULL;
+    }
+    c->state = WS_CLOSING;
+    c->close_after_flush = false;
+    s->m.connections--;
+    s->m.closed++;
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct ws_server *s = server->data;
+    if (status < 0) {
+        LOG_RATELIMITED(LOG_WARN, "ws", "msg=\"accept failed\" error=\"%s\"", uv_strerror(status));
+        return;
+    }
+    struct ws_conn *c = xcalloc(1, sizeof *c);
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    c->tcp.data = c;
+    c->id = ++s->next_id;
+    c->last_seen = now_s();
+    c->all_next = s->all;
+    if (s->all) s->all->all_prev = c;
+    s->all = c;
+    s->m.connections++;
+    s->m.accepted++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        conn_destroy(c, "accept failed");
+        return;
+    }
+    struct sockaddr_storage ss;
+    int sl = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            c->ip[10] = c->ip[11] = 0xff;
+            memcpy(c->ip + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        } else {
+            memcpy(c->ip, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+        }
+    }
+    if ((int64_t)s->m.connections > s->cfg->ws_max_connections) {
+        LOG_RATELIMITED(LOG_WARN, "ws",
+                        "msg=\"connection refused: max_connections\" limit=%" PRId64,
+                        s->cfg->ws_max_connections);
+        http_error(c, 503);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* Once a second: handshake deadlines, keep-alive pings, dead peers, the pipe sweep. */
+static void on_sweep(uv_timer_t *t)
+{
+    struct ws_server *s = t->data;
+    uint32_t now = now_s();
+    uint32_t ping = (uint32_t)s->cfg->ws_ping_interval;
+    uint32_t hs = (uint32_t)s->cfg->ws_handshake_timeout;
+    struct frame *ping_frame = NULL;
+    for (struct ws_conn *c = s->all, *next; c; c = next) {
+        next = c->all_next;
+        uint32_t idle = now - c->last_seen;
+        if (c->state == WS_HTTP && idle >= hs) {
+            conn_destroy(c, "handshake timeout");
+        } else if (c->state == WS_OPEN && idle >= 3 * ping) {
+            c->srv->m.protocol_errors++;
+            ws_conn_close(c, 1001, "no answer to pings");
+        } else if (c->state == WS_OPEN && idle >= ping && (idle - ping) % ping == 0) {
+            if (!ping_frame) ping_frame = frame_new(WS_OP_PING, "", 0);
+            ws_conn_send(c, ping_frame);
+        } else if (c->state == WS_CLOSING && idle >= hs + 5 && !c->writing) {
+            conn_destroy(c, "close handshake timeout");
+        }
+    }
+    frame_unref(ping_frame);
+    if (++s->sweeps % 10 == 0) pubsub_sweep(s->ps);
+    ws_server_flush(s);
+}
+
+struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, struct store *store,
+                                  struct pubsub *ps, char *err, size_t errlen)
+{
+    struct ws_server *s = xcalloc(1, sizeof *s);
+    s->loop = loop;
+    s->cfg = cfg;
+    s->store = store;
+    s->ps = ps;
+    buf_init(&s->scratch);
+    struct sockaddr_storage addr;
+    int rc = strchr(cfg->ws_ip, ':')
+                 ? uv_ip6_addr(cfg->ws_ip, cfg->ws_port, (struct sockaddr_in6 *)&addr)
+                 : uv_ip4_addr(cfg->ws_ip, cfg->ws_port, (struct sockaddr_in *)&addr);
+    if (rc != 0) {
+        snprintf(err, errlen, "[ws] ip = %s is not a valid address", cfg->ws_ip);
+        xfree(s);
+        return NULL;
+    }
+    uv_tcp_init(loop, &s->listener);
+    s->listener.data = s;
+    rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 4096, on_connection);
+    if (rc != 0) {
+        snprintf(err, errlen, "[ws] cannot listen on %s:%d: %s", cfg->ws_ip, cfg->ws_port,
+                 uv_strerror(rc));
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+        xfree(s);
+        return NULL;
+    }
+    uv_timer_init(loop, &s->sweep);
+    s->sweep.data = s;
+    uv_timer_start(&s->sweep, on_sweep, 1000, 1000);
+    return s;
+}
+
+void ws_server_reconfigure(struct ws_server *s, const struct config *cfg)
+{
+    s->cfg = cfg;
+}
+
+void ws_server_set_metrics_source(struct ws_server *s, void (*fn)(void *ctx, struct buf *out),
+                                  void *ctx)
+{
+    s->metrics_fn = fn;
+    s->metrics_ctx = ctx;
+}
+
+static void maybe_stopped(struct ws_server *s)
+{
+    if (s->stopping && !s->all && s->listener_closed && s->sweep_closed && s->stopped) {
+        void (*done)(void *) = s->stopped;
+        s->stopped = NULL;
+        done(s->stopped_ctx);
+    }
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    struct ws_server *s = h->data;
+    s->listener_closed = true;
+    maybe_stopped(s);
+}
+
+static void on_sweep_closed(uv_handle_t *h)
+{
+    struct ws_server *s = h->data;
+    s->sweep_closed = true;
+    maybe_stopped(s);
+}
+
+void ws_server_stop(struct ws_server *s, void (*done)(void *ctx), void *ctx)
+{
+    s->stopping = true;
+    s->stopped = done;
+    s->stopped_ctx = ctx;
+    for (struct ws_conn *c = s->all; c; c = c->all_next) {
+        if (c->state == WS_OPEN)
+            ws_conn_close(c, 1001, "server shutting down");
+        else
+            close_after_write(c);
+    }
+    ws_server_flush(s);
+    uv_timer_stop(&s->sweep);
+    uv_close((uv_handle_t *)&s->sweep, on_sweep_closed);
+    uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+}
+
+void ws_server_free(struct ws_server *s)
+{
+    if (!s) return;
+    buf_free(&s->scratch);
+    xfree(s);
+}
+
+void ws_server_metrics(const struct ws_server *s, struct ws_metrics *out)
+{
+    *out = s->m;
+}

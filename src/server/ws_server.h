@@ -1,0 +1,37 @@
+/* ws_server: the [ws] port. HTTP/1.1 (CORS OPTIONS, /info, /metrics, static files from
+ * [main] base_dir) and CppComet's WebSocket endpoint (/ws/..., /comet-server/ws/...): the
+ * handshake, authentication (users_auth hash or HS256 JWT), the browser commands, and writing
+ * what pubsub queues. Writes are batched per loop iteration (ws_server_flush, after the store's
+ * commit); a connection whose queue exceeds [ws] max_output is cut off alone. Loop thread only. */
+#ifndef CC_WS_SERVER_H
+#define CC_WS_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/config.h"
+#include "server/hub.h"
+#include "server/pubsub.h"
+#include "server/store.h"
+
+struct ws_server;
+
+/* Counters other modules show (/metrics, SHOW STATUS). */
+struct ws_metrics {
+    uint64_t connections, accepted, closed, frames_in, bytes_out, slow_closed, protocol_errors;
+};
+
+struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, struct store *store,
+                                  struct pubsub *ps, char *err, size_t errlen);
+/* Writes what the iteration queued (call after the store's commit). */
+void ws_server_flush(struct ws_server *s);
+void ws_server_reconfigure(struct ws_server *s, const struct config *cfg);
+/* Extra text appended to /metrics (the CometQL side's counters), refreshed by the caller. */
+void ws_server_set_metrics_source(struct ws_server *s, void (*fn)(void *ctx, struct buf *out),
+                                  void *ctx);
+void ws_server_stop(struct ws_server *s, void (*done)(void *ctx), void *ctx);
+void ws_server_free(struct ws_server *s);
+void ws_server_metrics(const struct ws_server *s, struct ws_metrics *out);
+
+#endif
