@@ -225,10 +225,10 @@
         this.received = false; // a message arrived on the current connection
         this.everReceived = false;
         this.useWss = owner._wss;
-        this.timer = null;
+        this.timer = null; // reconnect timer
+        this.guard = null; // connect-timeout timer
         this.stopped = false;
         this.sentSubs = null; // the last subscription command sent on this connection
-        this.sinceSent = false;
     }
 
     Link.prototype.connect = function () {
@@ -250,11 +250,13 @@
         }
         this.ws = ws;
         const guard = t.setTimeout(() => {
+            this.guard = null;
             if (this.ws === ws && !this.open) this._drop();
         }, CONNECT_TIMEOUT_MS);
+        this.guard = guard;
         ws.onopen = () => {
             if (this.ws !== ws) return;
-            t.clearTimeout(guard);
+            this._clearGuard();
             this.open = true;
             o._linkOpened(this);
         };
@@ -272,7 +274,7 @@
         };
         ws.onclose = () => {
             if (this.ws !== ws) return;
-            t.clearTimeout(guard);
+            this._clearGuard();
             this._closed();
         };
         ws.onerror = () => {
@@ -291,8 +293,14 @@
         }
     };
 
+    Link.prototype._clearGuard = function () {
+        if (this.guard !== null) this.owner._timers.clearTimeout(this.guard);
+        this.guard = null;
+    };
+
     /** Detaches from the current socket and closes it. */
     Link.prototype._detach = function () {
+        this._clearGuard();
         const ws = this.ws;
         this.ws = null;
         if (!ws) return;
@@ -373,13 +381,13 @@
         this._links = [];
         this._nodes = [];
         this._queue = [];
-        this._nodeState = new Map(); // node -> {lastIds: Map(pipe -> id), seen: BoundedSet, hasIds}
+        this._nodeState = new Map(); // node -> {lastIds: Map(pipe -> id), seen: BoundedSet, exact}
         this._seenUuids = new BoundedSet(SEEN_UUIDS);
         this._fingerprints = new Map(); // cross-node de-duplication
         this._fpSweep = 0;
         this._subTimer = null;
         this._tab = null;
-        this._uuid = '';
+        this._uuid = randomHex(32);
         this._timers = {
             setTimeout: (fn, ms) => root.setTimeout(fn, ms),
             clearTimeout: (id) => root.clearTimeout(id),
@@ -469,17 +477,18 @@
         if (typeof given === 'string' && given) return given;
         // In a browser the uuid is kept in localStorage, so every tab (and so every leader)
         // presents the same one to the server.
+        // Otherwise the instance keeps the uuid it was created with.
         const store = this._opts.storage || (isBrowser() ? root.localStorage : null);
+        if (!store) return this._uuid;
         const key = 'ccomet_uuid_' + this._opts.dev_id + '_' + this._opts.user_id;
         try {
-            const old = store && store.getItem(key);
+            const old = store.getItem(key);
             if (old && /^[0-9a-f]{32}$/.test(old)) return old;
-            const fresh = randomHex(32);
-            if (store) store.setItem(key, fresh);
-            return fresh;
+            store.setItem(key, this._uuid);
         } catch (e) {
-            return randomHex(32);
+            /* storage disabled */
         }
+        return this._uuid;
     };
 
     /** The WebSocket URL for `node`. A node may carry its own ws:// or wss:// scheme. */
@@ -713,12 +722,19 @@
             if (link.send(text)) link.sentSubs = text;
         }
         if (!opened) return;
-        const st = this._nodeState.get(link.node);
-        if (!st) return;
+        const st = this._state(link.node);
+        const since = [];
         for (const p of pipes) {
             const last = st.lastIds.get(p);
-            if (last !== undefined) link.send('pipe_since\n' + p + '\n' + last);
+            if (last !== undefined && link.send('pipe_since\n' + p + '\n' + last)) since.push([p, last]);
         }
+        this._setFloor(link.node, st.maxId, since);
+        this._post({ type: 'floor', node: link.node, max: st.maxId, since: since });
+    };
+
+    /** The lowest ids a new connection to `node` can bring (see _intake). */
+    P._setFloor = function (node, max, since) {
+        this._state(node).floor = { max: max, since: new Map(since) };
     };
 
     // ---- publishing ----
@@ -980,7 +996,8 @@
     P._state = function (node) {
         let st = this._nodeState.get(node);
         if (!st) {
-            st = { lastIds: new Map(), seen: new BoundedSet(SEEN_IDS), hasIds: false };
+            // exact: the node delivers message text as it was sent (ccomet), so no unescaping
+            st = { lastIds: new Map(), seen: new BoundedSet(SEEN_IDS), exact: false, maxId: 0, floor: null };
             this._nodeState.set(node, st);
         }
         return st;
@@ -1011,31 +1028,36 @@
         const event = env.event === undefined || env.event === null ? '' : String(env.event);
         const isAnswer = pipe === 'sys' || pipe.charAt(0) === '_';
         const hasId = typeof env.id === 'number' && isFinite(env.id);
-        const replayed = env.fromQueue === true || env.history === true;
         const st = node === null ? null : this._state(node);
 
         let dup = false;
+        if (st && (hasId || (pipe === 'sys' && typeof env.server === 'string' && /^ccomet\b/.test(env.server)))) st.exact = true;
         if (hasId && st) {
-            st.hasIds = true;
             const key = pipe + '\n' + env.id;
             dup = st.seen.has(key);
-            if (!dup && !isAnswer) {
-                const prev = st.lastIds.get(pipe);
-                // Live ids only grow on one server. A smaller live id that was never seen means that
-                // the server restarted and numbers from scratch: forget the old numbering.
-                if (prev !== undefined && env.id < prev && !replayed) {
+            if (!dup && !isAnswer && env.history !== true) {
+                // On this connection the server can only send ids above the floor: replays are
+                // above the id given to pipe_since, and live messages are newer than anything
+                // seen before. An unseen id at or below the floor means the server restarted and
+                // numbers from scratch: forget the old numbering. (Replays are not required to
+                // carry fromQueue.)
+                const f = st.floor;
+                if (f && env.id <= (f.since.has(pipe) ? f.since.get(pipe) : f.max)) {
                     st.seen = new BoundedSet(SEEN_IDS);
                     st.lastIds.clear();
+                    st.maxId = 0;
+                    st.floor = null;
                 }
-                const p2 = st.lastIds.get(pipe);
-                if (p2 === undefined || env.id > p2) st.lastIds.set(pipe, env.id);
+                const prev = st.lastIds.get(pipe);
+                if (prev === undefined || env.id > prev) st.lastIds.set(pipe, env.id);
             }
+            if (env.id > st.maxId) st.maxId = env.id;
             st.seen.add(key);
         }
         const req = this._findRequest(env, pipe, hasId, isAnswer);
         if (dup && !req) return false;
 
-        const legacy = !local && !hasId && !(st && st.hasIds) && this._opts.legacyUnescape !== false;
+        const legacy = !local && !(st && st.exact) && this._opts.legacyUnescape !== false;
         let data = pipe === 'sys' && event === 'serverInfo' ? env.data : parseData(env.data, legacy);
         if (pipe === '_answer_pipe_count') data = normalizeCount(data);
         const history = isHistory(env, pipe, hasId, isAnswer);
@@ -1150,8 +1172,8 @@
     // takes over therefore knows the last ids and sends pipe_since. Followers post their pipe
     // lists ('subs') and their commands ('cmd', resent to a new leader until acknowledged).
     //
-    // Channel messages: hello, subs, cmd, bye (follower -> leader); leader, state, frame, ack,
-    // status (leader -> all); echo (any tab -> the others).
+    // Channel messages: hello, subs, cmd, bye (follower -> leader); leader, state, frame, floor,
+    // ack, status (leader -> all); echo (any tab -> the others).
 
     P._startTabs = function (locks, BC) {
         const key = this._opts.dev_id + '-' + this._opts.user_id;
@@ -1191,7 +1213,8 @@
         const tab = this._tab;
         if (!tab) return;
         this._tab = null;
-        if (!tab.leader) this._postOn(tab, { type: 'bye' });
+        // A leader tells the others that its socket is gone; one of them takes over.
+        this._postOn(tab, tab.leader ? { type: 'status', connected: false, node: '' } : { type: 'bye' });
         if (tab.onPageHide && typeof root.removeEventListener === 'function') root.removeEventListener('pagehide', tab.onPageHide);
         if (tab.release) tab.release();
         else if (tab.abort) tab.abort.abort();
@@ -1264,6 +1287,9 @@
                 break;
             case 'frame':
                 if (typeof m.text === 'string') this._onFrame(String(m.node), m.text);
+                break;
+            case 'floor':
+                if (Array.isArray(m.since)) this._setFloor(String(m.node), +m.max || 0, m.since);
                 break;
             case 'ack':
                 if (m.to === this._tabId) tab.pending.delete(m.seq);

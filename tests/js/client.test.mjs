@@ -176,6 +176,10 @@ test('URL carries the key, ids, version, a 32-hex uuid and api=js', () => {
     assert.equal(c.getUserId(), 42);
     assert.equal(c.getDevId(), 7);
     c.stop();
+    c.start(); // a restart keeps the options and the uuid
+    assert.equal(c.getUUID(), uuid);
+    assert.ok(last().url.includes(`sesion=key42&myid=42&devid=7&v=4.09&uuid=${uuid}&`));
+    c.stop();
 });
 
 test('URL options: wss, a scheme in the node, a given uuid, defaults', () => {
@@ -242,7 +246,8 @@ test('subscription list: full list, pipe.event sent as pipe, local names not sen
     t.c.unsubscription(id);
     t.c.unsubscription('web_a'); // by name: only the 'web_a' callbacks, web_a.other stays
     clock.tick(50);
-    assert.deepEqual(ws.sent.slice(2), ['subscription\nweb_a\nweb_b\nuser_status_5\nweb_e\nprivate_z']);
+    // the order follows the subscriptions: web_a is now there through 'web_a.other'
+    assert.deepEqual(ws.sent.slice(2), ['subscription\nweb_b\nuser_status_5\nweb_e\nweb_a\nprivate_z']);
     t.c.unsubscription('web_a.other');
     clock.tick(50);
     assert.deepEqual(ws.sent.slice(3), ['subscription\nweb_b\nuser_status_5\nweb_e\nprivate_z']);
@@ -461,6 +466,15 @@ test('data parsing: exact text from ccomet, unescaping only for old servers', ()
     ws.recv({ pipe: 'web_a', event: 'e', data: 'D:\\dir' }); // no id, but this node sends ids
     assert.deepEqual(got.map((e) => e.data), [{ a: 1 }, 'C:\\dir', 'D:\\dir']);
     c.stop();
+
+    // a ccomet serverInfo marks the node exact before any id arrives (the offline queue has none)
+    const s2 = started();
+    const priv = collect(s2.c, 'msg');
+    s2.last().open();
+    s2.last().recv({ data: 'h', pipe: 'sys', event: 'serverInfo', authorized: true, server: 'ccomet 0.1.0' },
+        { data: 'E:\\dir', event: 'm', fromQueue: true, pipe: 'msg' });
+    assert.deepEqual(priv.map((e) => e.data), ['E:\\dir']);
+    s2.c.stop();
 });
 
 // ---- de-duplication ---------------------------------------------------------------------------
@@ -568,7 +582,8 @@ test('after a reconnect: subscription list, then pipe_since per pipe with its la
     assert.equal(a[3].server_info.fromQueue, true);
     assert.equal(a[3].server_info.history, false);
 
-    // a live id below the last one was never seen: the server restarted, so its numbering is new
+    // a live id at or below what pipe_since asked from was never seen: the server restarted, so
+    // its numbering is new
     ws2.recv({ pipe: 'web_a', event: 'e', data: 'fresh1', id: 1 });
     ws2.recv({ pipe: 'web_a', event: 'e', data: 'fresh2', id: 2 });
     assert.deepEqual(a.slice(4).map((e) => e.data), ['fresh1', 'fresh2']);
@@ -576,6 +591,33 @@ test('after a reconnect: subscription list, then pipe_since per pipe with its la
     clock.tick(300);
     last().open();
     assert.deepEqual(last().sent, ['subscription\nweb_a\nweb_b\nweb_c', 'pipe_since\nweb_a\n2']);
+    c.stop();
+});
+
+test('replays need not carry fromQueue: a live message ahead of the replay is no restart', () => {
+    const { c, clock, last } = started();
+    const a = collect(c, 'web_a');
+    const m = collect(c, 'msg');
+    last().open();
+    last().recv({ pipe: 'web_a', event: 'e', data: 'a5', id: 5 }, { pipe: 'web_b', event: 'e', data: 'b9', id: 9 });
+    last().drop();
+    clock.tick(300);
+    last().open();
+    assert.deepEqual(last().sent, ['subscription\nweb_a', 'pipe_since\nweb_a\n5']);
+    // live 12 first, then the replay of 6..12 as plain frames
+    for (const id of [12, 6, 7, 12]) last().recv({ pipe: 'web_a', event: 'e', data: 'a' + id, id });
+    assert.deepEqual(a.map((e) => e.data), ['a5', 'a12', 'a6', 'a7']);
+    // a pipe without pipe_since: ids at or below the highest id seen before (12) mean a restart
+    last().recv({ pipe: 'msg', event: 'p', data: 'p13', id: 13 });
+    last().recv({ pipe: 'web_a', event: 'e', data: 'a13', id: 14 });
+    assert.equal(m.length, 1);
+    last().drop();
+    clock.tick(300);
+    last().open();
+    last().recv({ pipe: 'msg', event: 'p', data: 'after restart', id: 3 });
+    last().recv({ pipe: 'web_a', event: 'e', data: 'a5 again', id: 5 });
+    assert.deepEqual(m.map((e) => e.data), ['p13', 'after restart']);
+    assert.deepEqual(a.map((e) => e.data).slice(-2), ['a13', 'a5 again']);
     c.stop();
 });
 
@@ -620,7 +662,7 @@ test('back-off: 300 ms doubling to a 10 s cap, with jitter; reset once a connect
     c.stop();
 
     // jitter: the delay is scaled by 0.75 .. 1.25 and still capped
-    for (const [r, want] of [[0, [225, 450]], [0.999, [375, 749]]]) {
+    for (const [r, want] of [[0, [225, 450]], [0.999, [375, 750]]]) {
         const s = started({ opts: { random: () => r } });
         const ds = [];
         s.c.on('reconnecting', (x) => ds.push(x.delay));
@@ -632,7 +674,7 @@ test('back-off: 300 ms doubling to a 10 s cap, with jitter; reset once a connect
             s.clock.tick(ds[ds.length - 1]);
             s.last().drop();
         }
-        assert.equal(ds[ds.length - 1], 10000);
+        assert.equal(ds[ds.length - 1], Math.round(Math.min(10000, 10000 * (0.75 + 0.5 * r))));
         s.c.stop();
     }
 });
@@ -651,9 +693,11 @@ test('a socket that never opens is abandoned after 10 s and retried', () => {
 test('roundrobin moves to the next node after 3 failures', () => {
     const { c, clock, WS, last } = started({ opts: { nodes: ['a:1', 'b:2'], roundrobin: true, user_id: 2 } });
     const hosts = () => WS.instances.map((w) => w.url.split('/')[2]);
+    let delay = 0;
+    c.on('reconnecting', (r) => (delay = r.delay));
     for (let i = 0; i < 4; i++) {
         last().drop();
-        clock.tick(20000);
+        clock.tick(delay);
     }
     assert.deepEqual(hosts(), ['a:1', 'a:1', 'a:1', 'b:2', 'b:2']);
     c.stop();
@@ -665,7 +709,7 @@ test('web_pipe_send: validation and the web_pipe2 frame', () => {
     const { c, last } = started();
     const ws = last();
     ws.open();
-    for (const bad of ['chat', 'web_', '@web_x', 'web_a b', 'web_' + 'x'.repeat(61), undefined, 5]) {
+    for (const bad of ['chat', 'we', '@web_x', 'web_a b', 'web_' + 'x'.repeat(61), undefined, 5]) {
         assert.equal(c.web_pipe_send(bad, 'e', 'm'), false, String(bad));
     }
     assert.equal(c.web_pipe_send('web_a', 'bad event', 'm'), false);
@@ -920,4 +964,40 @@ test('Node: exports, default WebSocket is the ws package', () => {
     c.start({ node: '127.0.0.1:9', quiet: true }); // nothing listens on port 9
     assert.equal(c._links[0].ws.constructor.name, 'WebSocket');
     c.stop();
+});
+
+test('over a real socket (the ws package, an in-process server): URL, frames both ways', async () => {
+    const { WebSocketServer } = await import('ws');
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((r) => wss.once('listening', r));
+    const port = wss.address().port;
+    const seen = { url: null, frames: [] };
+    wss.on('connection', (sock, req) => {
+        seen.url = req.url;
+        sock.on('message', (d) => {
+            seen.frames.push(d.toString());
+            if (d.toString().startsWith('web_pipe2')) {
+                sock.send(JSON.stringify({ data: { number_messages: 0, message: 'hi' }, event: 'answer', pipe: '_answer_to_web_a' }));
+            }
+        });
+        sock.send(JSON.stringify({ data: 'k', pipe: 'sys', event: 'serverInfo', authorized: true }) + '\n' +
+            JSON.stringify({ data: '{"ü":"✓"}', pipe: 'web_a', event: 'e', id: 1 }));
+    });
+    const c = new CometServer();
+    const got = [];
+    const answers = [];
+    c.subscription('web_a', (e) => got.push(e.data));
+    c.subscription('#web_a', (e) => answers.push(e.data));
+    await new Promise((resolve) => {
+        c.start({ node: '127.0.0.1:' + port, user_id: 3, user_key: 'k', dev_id: 0 }, resolve);
+    });
+    assert.equal(c.isAuthorized(), true);
+    c.web_pipe_send('web_a', 'e', 'hi');
+    for (let i = 0; i < 100 && (!answers.length || !got.length); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.match(seen.url, /^\/ws\/sesion=k&myid=3&devid=0&v=4\.09&uuid=[0-9a-f]{32}&api=js$/);
+    assert.deepEqual(seen.frames, ['subscription\nweb_a', 'web_pipe2\nweb_a\ne\n*\nhi']);
+    assert.deepEqual(got, [{ 'ü': '✓' }]);
+    assert.deepEqual(answers, [{ number_messages: 0, message: 'hi' }]);
+    c.stop();
+    await new Promise((r) => wss.close(r));
 });
