@@ -2,7 +2,8 @@
 # The test runner `make test` calls after building (asan, release, fuzz targets):
 #   unit         build/asan/unit-tests
 #   fuzz replay  every fuzz/<name>/corpus through build/fuzz/<name>
-#   integration  node --test on tests/integration/*.test.mjs (the real build/asan/ccomet and real
+#   integration  node --test on tests/js/*.test.mjs (the JS client, in-process) and
+#                tests/integration/*.test.mjs (the real build/asan/ccomet and real
 #                MySQL clients)
 # Each tier's output is printed; the last line is the sum over tiers, exactly "N passed, N failed".
 # A tier that cannot run counts as 1 failed. Exit status is non-zero when anything failed.
@@ -136,7 +137,7 @@ tier_integration() {
         read -r -a files <<<"$TEST_FILES"
     else
         shopt -s nullglob
-        files=(tests/integration/*.test.mjs)
+        files=(tests/js/*.test.mjs tests/integration/*.test.mjs)
         shopt -u nullglob
     fi
     if ((${#files[@]} == 0)); then

@@ -213,6 +213,11 @@ export class Server {
         return this.proc !== null && this.exit === null;
     }
 
+    /** A browser URL for the ws port (see wsUrl below). */
+    wsUrl(o) {
+        return wsUrl(this, o);
+    }
+
     /** The server's output so far, for assertion messages. */
     report() {
         return `--- ccomet output (${this.dir}) ---\n${tail(this.log)}\n--- end of ccomet output ---`;
@@ -282,6 +287,17 @@ export class Server {
             if (san) throw new Error(`sanitizer report in ccomet output\n${san}`);
         };
     }
+}
+
+/**
+ * The WebSocket URL CppComet's JS client builds (`getUrl`):
+ *   ws://127.0.0.1:<ws port>/ws/sesion=<key>&myid=<id>&devid=<dev>&v=4.09&uuid=<uuid>&api=js
+ * prefix selects the route ('/ws/' or '/comet-server/ws/'); the session is URL-encoded.
+ */
+export function wsUrl(srv, { session = '', userId = 0, devId = 0, v = '4.09', uuid, api = 'js', prefix = '/ws/' } = {}) {
+    const u = uuid ?? 'u'.repeat(32);
+    return `ws://127.0.0.1:${srv.wsPort}${prefix}sesion=${encodeURIComponent(session)}&myid=${userId}` +
+        `&devid=${devId}&v=${v}&uuid=${u}&api=${api}`;
 }
 
 /** Creates the temp dir and config, starts the server, and returns it. */
