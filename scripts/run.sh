@@ -1,15 +1,42 @@
 #!/usr/bin/env bash
-# make run: starts build/ccomet in the foreground on ./comet.ini (the committed one holds the
-# defaults), after printing where to connect. Ctrl-C stops it gracefully.
+# make run: starts build/ccomet on ./comet.ini (the committed one holds the defaults), gives the
+# chat demo's pipe a history, and prints where to connect. Ctrl-C stops it gracefully.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 conf=comet.ini
-port=$(awk -F= '/^\[/{s=$0} s=="[cometql]" && $1~/^[ \t]*port[ \t]*$/{gsub(/[ \t;].*/,"",$2); gsub(/ /,"",$2); print $2; exit}' "$conf" 2>/dev/null || true)
-port=${port:-3307}
+
+ini() { # ini SECTION KEY DEFAULT: a value from $conf
+    awk -v sec="[$1]" -v key="$2" -v def="$3" '
+        /^[ \t]*\[/ { gsub(/[ \t]/, ""); cur = $0; next }
+        cur == sec && $0 ~ "^[ \t]*" key "[ \t]*=" {
+            sub(/^[^=]*=[ \t]*/, ""); sub(/[ \t]+[;#].*$/, ""); sub(/[ \t]+$/, ""); print; found = 1; exit
+        }
+        END { if (!found) print def }' "$conf"
+}
+qport=$(ini cometql port 3307)
+wport=$(ini ws port 8087)
+password=$(ini main password password)
+
+build/ccomet --conf "$conf" &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null || true' INT TERM
+for _ in $(seq 1 100); do
+    if (exec 3<>/dev/tcp/127.0.0.1/"$qport") 2>/dev/null; then break; fi
+    kill -0 $pid 2>/dev/null || { wait $pid; exit 1; }
+    sleep 0.05
+done
+# the demo chat keeps its last 50 messages
+mariadb -h127.0.0.1 -P"$qport" -uroot -p"$password" -e \
+    "INSERT INTO pipes_settings (name, length) VALUES ('web_demo_chat', 50)" 2>/dev/null || true
+
 cat <<TXT
-ccomet is starting with $conf (store: SQLite under var/).
-  CometQL (MySQL protocol): mariadb -h127.0.0.1 -P$port -uroot -ppassword
-  try:  SHOW TABLES;  INSERT INTO pipes_messages (name, event, message) VALUES ('web_chat', 'msg', 'hi');
-Stop with Ctrl-C (SIGINT) or SIGTERM; reload the configuration with SIGHUP.
+
+ccomet is running ($conf; store under var/).
+  Chat demo:  http://127.0.0.1:$wport/demo/chat.html   (open it in two browser windows)
+  CometQL:    mariadb -h127.0.0.1 -P$qport -uroot -p$password
+              e.g. INSERT INTO pipes_messages (name, event, message) VALUES ('web_demo_chat', 'msg', '{"name":"backend","text":"hi"}');
+  Metrics:    http://127.0.0.1:$wport/metrics
+Stop with Ctrl-C (SIGINT) or SIGTERM; reload the configuration with SIGHUP (kill -HUP $pid).
+
 TXT
-exec build/ccomet --conf "$conf"
+wait $pid
