@@ -14,6 +14,7 @@ APT_PKGS=(
     openssl curl ca-certificates
     mariadb-client php-cli php-mysql python3 python3-pymysql
     redis-server nginx-light libnginx-mod-nchan
+    chromium
 )
 
 installed() {

@@ -176,6 +176,7 @@ void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
     }
     c->state = WS_CLOSING;
     c->close_after_flush = true;
+    c->last_seen = now_s(); /* the sweep gives the close this long to complete */
     mark_dirty(c);
 }
 
@@ -184,6 +185,7 @@ static void close_after_write(struct ws_conn *c)
 {
     c->state = WS_CLOSING;
     c->close_after_flush = true;
+    c->last_seen = now_s();
     mark_dirty(c);
 }
 
@@ -1287,6 +1289,9 @@ static void on_closed(uv_handle_t *h)
 {
     struct ws_conn *c = h->data;
     struct ws_server *s = c->srv;
+    /* libuv has run every cancelled write's callback by now: the queue is ours to free */
+    c->writing = false;
+    outq_free(c);
     xfree(c);
     if (s->stopping && !s->all && s->listener_closed && s->sweep_closed && s->stopped) {
         void (*done)(void *) = s->stopped;
@@ -1397,11 +1402,14 @@ static void on_sweep(uv_timer_t *t)
         } else if (c->state == WS_OPEN && idle >= 3 * ping) {
             c->srv->m.protocol_errors++;
             ws_conn_close(c, 1001, "no answer to pings");
-        } else if (c->state == WS_OPEN && idle >= ping && (idle - ping) % ping == 0) {
+        } else if (c->state == WS_OPEN && idle >= ping && idle % ping <= 1) {
+            /* a ping at `ping` and at 2*`ping` seconds of silence (a busy loop may skip a
+             * second; a double ping is harmless) */
             if (!ping_frame) ping_frame = frame_new(WS_OP_PING, "", 0);
             ws_conn_send(c, ping_frame);
-        } else if (c->state == WS_CLOSING && idle >= hs + 5 && !c->writing) {
-            conn_destroy(c, "close handshake timeout");
+        } else if (c->state == WS_CLOSING && idle >= hs) {
+            /* a peer that does not read its close frame or HTTP answer */
+            conn_destroy(c, "close timeout");
         }
     }
     frame_unref(ping_frame);
