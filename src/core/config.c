@@ -323,6 +323,11 @@ struct config *config_load(const char *path, char *err, size_t errlen)
         config_free(c);
         return NULL;
     }
+    if (!!*c->ws_ssl_cert != !!*c->ws_ssl_key) {
+        snprintf(err, errlen, "[ws] ssl_cert and ssl_key must be given together");
+        config_free(c);
+        return NULL;
+    }
     if (!!*c->cometql_ssl_cert != !!*c->cometql_ssl_key) {
         snprintf(err, errlen, "[cometql] ssl_cert and ssl_key must be given together");
         config_free(c);

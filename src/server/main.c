@@ -245,10 +245,11 @@ int main(int argc, char **argv)
                    (uint64_t)app.cfg->store_purge_interval * 1000);
 
     LOG(LOG_INFO, "main",
-        "msg=\"ccomet ready\" version=%s cometql=%s:%d ws=%s:%d tls=%s store=%s synchronous=%s",
+        "msg=\"ccomet ready\" version=%s cometql=%s:%d ws=%s:%d cometql_tls=%s wss=%s store=%s "
+        "synchronous=%s",
         CCOMET_VERSION, app.cfg->cometql_ip, app.cfg->cometql_port, app.cfg->ws_ip,
-        app.cfg->ws_port, *app.cfg->cometql_ssl_cert ? "on" : "off", app.cfg->store_path,
-        app.cfg->store_synchronous);
+        app.cfg->ws_port, *app.cfg->cometql_ssl_cert ? "on" : "off",
+        *app.cfg->ws_ssl_cert ? "on" : "off", app.cfg->store_path, app.cfg->store_synchronous);
 
     uv_run(app.loop, UV_RUN_DEFAULT);
 

@@ -42,6 +42,7 @@ struct pipe;     /* pubsub.c */
 struct ws_user;  /* pubsub.c */
 struct interned; /* pubsub.c: shared copies of user agents, origins, languages */
 struct ws_server;
+struct tls_session;
 struct ws_fragment; /* ws_server.c: a fragmented message being assembled */
 
 struct ws_sub {
@@ -76,7 +77,8 @@ struct ws_conn {
     struct ws_conn *user_prev, *user_next;
     struct ws_conn *all_prev, *all_next;
     struct ws_conn *dirty_next;
-    uv_write_t *wreq; /* allocated only while writing */
+    uv_write_t *wreq;        /* allocated only while writing */
+    struct tls_session *tls; /* wss only */
 };
 
 /* Queues a frame (takes a reference). Returns false when the connection's queue would exceed

@@ -16,6 +16,7 @@
 #include "proto/ws_frame.h"
 #include "server/cometql_exec.h"
 #include "server/tables.h"
+#include "server/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +51,8 @@ struct ws_server {
     void *metrics_ctx;
     uint32_t sweeps;
     struct buf scratch;
+    struct tls_server *tls;           /* wss, when [ws] names a certificate */
+    struct buf tls_plain, tls_cipher; /* scratch for one connection's TLS work at a time */
 };
 
 struct ws_fragment {
@@ -116,7 +119,8 @@ static void outq_consume(struct ws_conn *c, size_t n)
     if (!q->count && !c->writing) outq_free(c);
 }
 
-bool ws_conn_send(struct ws_conn *c, struct frame *f)
+/* Queues bytes for the socket as they are (ciphertext on TLS connections). */
+static bool enqueue(struct ws_conn *c, struct frame *f)
 {
     if (c->state == WS_CLOSING && !c->close_after_flush) return false;
     if (!c->out) {
@@ -150,6 +154,34 @@ bool ws_conn_send(struct ws_conn *c, struct frame *f)
     q->bytes += f->len;
     mark_dirty(c);
     return true;
+}
+
+static struct frame *frame_bytes(const void *p, size_t len)
+{
+    struct frame *f = xmalloc(sizeof *f + len);
+    f->refs = 1;
+    f->len = (uint32_t)len;
+    memcpy(f->data, p, len);
+    return f;
+}
+
+bool ws_conn_send(struct ws_conn *c, struct frame *f)
+{
+    if (!c->tls) return enqueue(c, f);
+    /* wss: each connection needs its own ciphertext; encrypt as it is queued */
+    struct buf *cipher = &c->srv->tls_cipher;
+    cipher->len = cipher->off = 0;
+    if (c->state == WS_CLOSING && !c->close_after_flush) return false;
+    if (tls_session_write(c->tls, f->data, f->len, cipher) != 0) {
+        c->state = WS_CLOSING;
+        c->close_after_flush = false;
+        mark_dirty(c);
+        return false;
+    }
+    struct frame *cf = frame_bytes(buf_head(cipher), buf_unread(cipher));
+    bool ok = enqueue(c, cf);
+    frame_unref(cf);
+    return ok;
 }
 
 bool ws_conn_send_text(struct ws_conn *c, const void *payload, size_t len)
@@ -1238,17 +1270,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     b->len = sizeof read_buffer;
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
+/* Processes plaintext input (mutable: frames are unmasked in place). */
+static void process_plain(struct ws_conn *c, uint8_t *data, size_t len)
 {
-    struct ws_conn *c = stream->data;
-    if (nread == 0) return;
-    if (nread < 0) {
-        conn_destroy(c, nread == UV_EOF ? "client closed" : uv_strerror((int)nread));
-        return;
-    }
-    if (c->state == WS_CLOSING) return;
-    uint8_t *data = (uint8_t *)b->base;
-    size_t len = (size_t)nread, used = 0;
+    size_t used = 0;
     size_t bound = (size_t)(c->state == WS_HTTP ? MAX_HEAD : c->srv->cfg->ws_max_message + 14);
     if (!c->in) {
         handle_bytes(c, data, len, &used);
@@ -1271,7 +1296,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     }
     buf_append(c->in, data, len);
     handle_bytes(c, buf_head(c->in), buf_unread(c->in), &used);
-    if (!c->in) return; /* destroyed meanwhile */
+    if (!c->in) return;
     buf_consume(c->in, used);
     if (!buf_unread(c->in) || c->state == WS_CLOSING) {
         buf_free(c->in);
@@ -1280,6 +1305,37 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     } else {
         buf_compact(c->in);
     }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
+{
+    struct ws_conn *c = stream->data;
+    if (nread == 0) return;
+    if (nread < 0) {
+        conn_destroy(c, nread == UV_EOF ? "client closed" : uv_strerror((int)nread));
+        return;
+    }
+    if (c->state == WS_CLOSING) return;
+    if (!c->tls) {
+        process_plain(c, (uint8_t *)b->base, (size_t)nread);
+        return;
+    }
+    struct ws_server *s = c->srv;
+    struct buf *plain = &s->tls_plain, *cipher = &s->tls_cipher;
+    plain->len = plain->off = cipher->len = cipher->off = 0;
+    int rc = tls_session_feed(c->tls, (const uint8_t *)b->base, (size_t)nread, plain, cipher);
+    if (buf_unread(cipher)) { /* handshake records: already ciphertext */
+        struct frame *f = frame_bytes(buf_head(cipher), buf_unread(cipher));
+        enqueue(c, f);
+        frame_unref(f);
+    }
+    if (rc != 0) {
+        s->m.protocol_errors++;
+        close_after_write(c);
+        return;
+    }
+    if (buf_unread(plain)) process_plain(c, buf_head(plain), buf_unread(plain));
+    if (plain->cap > 4 * READ_CHUNK) buf_free(plain);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------------------
@@ -1292,6 +1348,7 @@ static void on_closed(uv_handle_t *h)
     /* libuv has run every cancelled write's callback by now: the queue is ours to free */
     c->writing = false;
     outq_free(c);
+    tls_session_free(c->tls);
     xfree(c);
     if (s->stopping && !s->all && s->listener_closed && s->sweep_closed && s->stopped) {
         void (*done)(void *) = s->stopped;
@@ -1383,6 +1440,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (s->tls) c->tls = tls_session_new(s->tls);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -1426,6 +1484,13 @@ struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, str
     s->store = store;
     s->ps = ps;
     buf_init(&s->scratch);
+    if (*cfg->ws_ssl_cert) {
+        s->tls = tls_server_new(cfg->ws_ssl_cert, cfg->ws_ssl_key, err, errlen);
+        if (!s->tls) {
+            xfree(s);
+            return NULL;
+        }
+    }
     struct sockaddr_storage addr;
     int rc = strchr(cfg->ws_ip, ':')
                  ? uv_ip6_addr(cfg->ws_ip, cfg->ws_port, (struct sockaddr_in6 *)&addr)
@@ -1509,6 +1574,9 @@ void ws_server_free(struct ws_server *s)
 {
     if (!s) return;
     buf_free(&s->scratch);
+    buf_free(&s->tls_plain);
+    buf_free(&s->tls_cipher);
+    tls_server_free(s->tls);
     xfree(s);
 }
 

@@ -1,7 +1,7 @@
 // Integration-test harness: runs one real ccomet process per test file on private loopback
 // ports, with its own comet.ini and SQLite store in a fresh temp dir.
 //
-//   const srv = await startServer();            // or startServer({ password, tls: true })
+//   const srv = await startServer();            // or startServer({ password, tls: true, baseDir })
 //   after(() => srv.stop());                     // SIGTERM, exit 0, no ASan/UBSan report
 //   test('x', srv.wrap(async () => { ... }));    // on failure the server's output is appended
 //
@@ -151,7 +151,8 @@ export class Server {
         this.confPath = path.join(this.dir, 'comet.ini');
         if (this.opts.tls) Object.assign(this, await makeCert(this.dir));
         const lines = [
-            '[main]', `password = ${this.password}`, '',
+            '[main]', `password = ${this.password}`,
+            ...(this.opts.baseDir ? [`base_dir = ${this.opts.baseDir}`] : []), '',
             '[cometql]', 'ip = 127.0.0.1', `port = ${this.port}`,
             ...(this.opts.tls ? [`ssl_cert = ${this.cert}`, `ssl_key = ${this.key}`] : []), '',
             '[ws]', 'ip = 127.0.0.1', `port = ${this.wsPort}`, '',
@@ -211,6 +212,11 @@ export class Server {
 
     get running() {
         return this.proc !== null && this.exit === null;
+    }
+
+    /** An http:// URL on the ws port (static files from `baseDir`, given to startServer). */
+    httpUrl(p = '/') {
+        return `http://127.0.0.1:${this.wsPort}${p.startsWith('/') ? '' : '/'}${p}`;
     }
 
     /** A browser URL for the ws port (see wsUrl below). */

@@ -12,6 +12,9 @@ import { wsUrl } from './harness.mjs';
 
 export const TIMEOUT_MS = 5000;
 
+/** s with control characters made visible (test output must stay text). */
+export const printable = (s) => String(s).replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+
 const show = (m) => (m && m.__raw !== undefined ? `UNPARSEABLE ${JSON.stringify(m.__raw)} (${m.__error})` : JSON.stringify(m));
 
 /** Resolves once pred() is truthy (polled every 20 ms); rejects after timeoutMs. */
@@ -120,13 +123,16 @@ export class WsClient {
             try {
                 m = JSON.parse(text);
             } catch (e) {
-                m = { __raw: text, __error: e.message };
+                m = { __raw: text, __error: printable(e.message) };
             }
             if (m && typeof m === 'object') {
                 Object.defineProperty(m, '__bytes', { value: buf.length, enumerable: false });
                 Object.defineProperty(m, '__binary', { value: isBinary, enumerable: false });
             }
             this.inbox.push(m);
+            // every server message is one JSON object: anything else is a server bug, and every
+            // wait on this client fails at once with the text instead of timing out
+            if (m.__raw !== undefined) this.inbox.end(`the server sent a text message that is not JSON: ${show(m)}`);
         });
     }
 
