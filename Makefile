@@ -49,7 +49,7 @@ asan: build/asan/ccomet build/asan/unit-tests
 
 # Fuzz targets link only the parser objects they exercise (plus core), built by clang.
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined
-build/fuzz/%: fuzz/%/driver.c $(CORE_SRC) $(PROTO_SRC)
+build/fuzz/%: fuzz/%/driver.c $(CORE_SRC) $(PROTO_SRC) $(wildcard src/core/*.h src/proto/*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRC) $(PROTO_SRC) $(shell pkg-config --cflags --libs openssl jansson)
 

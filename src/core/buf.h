@@ -25,7 +25,7 @@ static inline size_t buf_unread(const struct buf *b)
 }
 static inline uint8_t *buf_head(const struct buf *b)
 {
-    return b->data + b->off;
+    return b->data ? b->data + b->off : NULL; /* NULL + 0 is undefined behaviour in C */
 }
 
 #endif

@@ -216,7 +216,7 @@ test('max_connections = 3: the 4th connection gets ERR 1040; after one closes, a
 
 // ---- 16 MiB+ payloads --------------------------------------------------------------------------
 
-test('a 17 MiB query and its 17 MiB result cross as continuation packets (mysql2 query)', { timeout: 25000 }, big.wrap(async () => {
+test('a 17 MiB query and its 17 MiB result cross as continuation packets (mysql2 query)', { timeout: 120000 }, big.wrap(async () => {
     await withConn(big, {}, async (c) => {
         const s = 'x'.repeat(17 * MiB);
         const [rows] = await c.query({ sql: `SELECT '${s}'`, rowsAsArray: true });
@@ -227,7 +227,7 @@ test('a 17 MiB query and its 17 MiB result cross as continuation packets (mysql2
     });
 }));
 
-test('values of 16777215 and 16777216 bytes round-trip (query, and execute with a parameter)', { timeout: 25000 }, big.wrap(async () => {
+test('values of 16777215 and 16777216 bytes round-trip (query, and execute with a parameter)', { timeout: 120000 }, big.wrap(async () => {
     await withConn(big, {}, async (c) => {
         for (const n of [CHUNK, CHUNK + 1]) {
             // a pattern, so that a lost or duplicated chunk boundary byte would show
@@ -325,7 +325,7 @@ async function readOneValue(r) {
     return { value: row.subarray(off), rowLen: row.length, seqs };
 }
 
-test('exact 0xffffff boundaries on the wire: a query payload of 16777215 bytes and a row payload of 16777215 bytes', { timeout: 25000 }, big.wrap(async () => {
+test('exact 0xffffff boundaries on the wire: a query payload of 16777215 bytes and a row payload of 16777215 bytes', { timeout: 120000 }, big.wrap(async () => {
     const c = await rawLogin(big);
     try {
         const r = frameReader(c);

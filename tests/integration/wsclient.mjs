@@ -15,7 +15,12 @@ export const TIMEOUT_MS = 5000;
 /** s with control characters made visible (test output must stay text). */
 export const printable = (s) => String(s).replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 
-const show = (m) => (m && m.__raw !== undefined ? `UNPARSEABLE ${JSON.stringify(m.__raw)} (${m.__error})` : JSON.stringify(m));
+const clip = (s, n = 300) => (s.length > n ? `${s.slice(0, n)}...[${s.length} chars]` : s);
+const show = (m) => {
+    if (m && m.__raw !== undefined) return `UNPARSEABLE ${clip(JSON.stringify(m.__raw), 600)} (${m.__error})`;
+    if (m && m.opcode !== undefined && m.payload) return `frame opcode=${m.opcode} fin=${m.fin} ${clip(JSON.stringify(m.text))}`;
+    return clip(JSON.stringify(m));
+};
 
 /** Resolves once pred() is truthy (polled every 20 ms); rejects after timeoutMs. */
 export async function waitUntil(pred, { timeoutMs = TIMEOUT_MS, what = 'condition', interval = 20 } = {}) {
