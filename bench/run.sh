@@ -14,6 +14,7 @@
 #   CCOMET_BIN=build/ccomet
 #   BENCH_OUT=var/bench/publish.json
 #   BENCH_KEEP=1           keep the temp dir (configs, logs, raw results) after the run
+#   BENCH_WS="memory fanout"  then run bench/run_ws.sh with these parts (0: skip; see its knobs)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -78,8 +79,7 @@ TMP=$(mktemp -d "$ROOT/var/bench/run.XXXXXX")
 declare -A PID=()
 STATUS=fail
 
-cleanup() {
-    local rc=$?
+stop_servers() {
     local name
     for name in "${!PID[@]}"; do kill -TERM "${PID[$name]}" 2>/dev/null || true; done
     for name in "${!PID[@]}"; do
@@ -94,6 +94,12 @@ cleanup() {
         fi
         wait "${PID[$name]}" 2>/dev/null || true
     done
+    PID=()
+}
+
+cleanup() {
+    local rc=$?
+    stop_servers
     if [[ $STATUS != ok ]]; then
         local f
         for f in "$TMP"/ccomet.log "$TMP"/nginx/error.log "$TMP"/redis/redis.log; do
@@ -360,3 +366,15 @@ sed -n 's/^{"round":[0-9]*,"system":"\([a-z]*\)","conns":\([0-9]*\).*"server_cpu
                               printf "  %-8s %3s conns  %6.2f us\n", substr(k, 1, index(k, " ") - 1), substr(k, index(k, " ") + 1), (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 } }' | sort
 printf '\nJSON: %s\n' "$BENCH_OUT"
 STATUS=ok
+
+# ------------------------------------------------------------- WebSocket benches ----
+# Memory per idle connection and fan-out, ccomet against nchan (bench/run_ws.sh, ~4 min):
+# run after this run's servers are stopped. BENCH_WS=0 skips them; BENCH_WS="memory" or
+# "fanout" runs one part. Only when the publish bench ran ccomet and nchan.
+BENCH_WS=${BENCH_WS:-memory fanout}
+if [[ $BENCH_WS != 0 ]] && has ccomet && has nchan; then
+    stop_servers
+    printf '\n' >&2
+    # shellcheck disable=SC2086
+    BENCH_WS_NESTED=1 CCOMET_BIN=$CCOMET_BIN bench/run_ws.sh $BENCH_WS
+fi

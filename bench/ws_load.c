@@ -109,7 +109,8 @@ static void die(const char *fmt, ...)
 
 static void sleep_ms(double ms)
 {
-    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(fmod_ms(ms) * 1e6)};
+    uint64_t ns = (uint64_t)(ms * 1e6);
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull), .tv_nsec = (long)(ns % 1000000000ull)};
     nanosleep(&ts, NULL);
 }
 
@@ -804,7 +805,7 @@ static int children_of(int pid, int *out, int cap)
     struct dirent *e;
     while ((e = readdir(d)) && n < cap) {
         if (!isdigit((unsigned char)e->d_name[0])) continue;
-        char p[64], b[512];
+        char p[300], b[512];
         snprintf(p, sizeof p, "/proc/%s/stat", e->d_name);
         FILE *f = fopen(p, "r");
         if (!f) continue;
@@ -1422,7 +1423,7 @@ int main(int argc, char **argv)
                "\"keeps_up\":%s,\"procs\":%d,\"publishers\":%d,\"payload\":%d}\n",
                sys, cfg.conns, rate, sent, pub_rate, expected, recv, lost, inwin, dps, target_dps,
                p50 / 1000, p99 / 1000, p999 / 1000, max_us / 1000,
-               (t_done - (t_end > t_pub_done ? t_end : t_pub_done)) / 1e9, scpu,
+               t_done > (t_end > t_pub_done ? t_end : t_pub_done) ? (t_done - (t_end > t_pub_done ? t_end : t_pub_done)) / 1e9 : 0.0, scpu,
                recv ? scpu * 1e6 / recv : 0, scpu * 100 / ((t_done - t0) / 1e9),
                wcpu * 100 / ((t_done - t0) / 1e9), pcpu * 100 / ((t_done - t0) / 1e9), closed,
                keeps_up ? "true" : "false", cfg.procs, cfg.publishers, cfg.payload);

@@ -90,6 +90,8 @@ struct cometql_server {
     void (*stopped)(void *ctx);
     void *stopped_ctx;
     bool listener_closed;
+    uv_timer_t stop_timer; /* a stop gives clients 2 s to read what is queued for them */
+    bool stop_timer_closed;
     struct buf scratch; /* joined multi-packet payloads */
 };
 
@@ -903,6 +905,25 @@ void cometql_server_after_commit(struct cometql_server *s, bool ok)
 /* ---- lifecycle --------------------------------------------------------------------------------
  */
 
+static void on_stop_timer_closed(uv_handle_t *h)
+{
+    struct cometql_server *s = h->data;
+    s->stop_timer_closed = true;
+    if (s->stopped) {
+        void (*done)(void *) = s->stopped;
+        s->stopped = NULL;
+        done(s->stopped_ctx);
+    }
+}
+
+/* The last step of a stop: everything closed, then the stop timer goes and done is called. */
+static void stop_done(struct cometql_server *s)
+{
+    if (!s->listener_closed || uv_is_closing((uv_handle_t *)&s->stop_timer)) return;
+    uv_timer_stop(&s->stop_timer);
+    uv_close((uv_handle_t *)&s->stop_timer, on_stop_timer_closed);
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     struct conn *c = h->data;
@@ -929,7 +950,7 @@ static void on_handle_closed(uv_handle_t *h)
     arena_free(&c->arena);
     tls_session_free(c->tls);
     xfree(c);
-    if (s->stopping && !s->conns && s->listener_closed && s->stopped) s->stopped(s->stopped_ctx);
+    if (s->stopping && !s->conns) stop_done(s);
 }
 
 static void conn_close(struct conn *c, const char *why)
@@ -1088,7 +1109,14 @@ static void on_listener_closed(uv_handle_t *h)
 {
     struct cometql_server *s = h->data;
     s->listener_closed = true;
-    if (!s->conns && s->stopped) s->stopped(s->stopped_ctx);
+    if (!s->conns) stop_done(s);
+}
+
+static void on_stop_timeout(uv_timer_t *t)
+{
+    struct cometql_server *s = t->data;
+    for (struct conn *c = s->conns; c; c = c->next)
+        conn_close(c, "server shutting down");
 }
 
 void cometql_server_stop(struct cometql_server *s, void (*done)(void *ctx), void *ctx)
@@ -1104,6 +1132,9 @@ void cometql_server_stop(struct cometql_server *s, void (*done)(void *ctx), void
             conn_close(c, "server shutting down");
         }
     }
+    uv_timer_init(s->loop, &s->stop_timer);
+    s->stop_timer.data = s;
+    uv_timer_start(&s->stop_timer, on_stop_timeout, 2000, 0);
     uv_close((uv_handle_t *)&s->listener, on_listener_closed);
 }
 

@@ -238,23 +238,44 @@ static size_t fan_out(struct pubsub *ps, struct pipe *p, const struct msg_fields
 /* ---- presence ---------------------------------------------------------------------------------
  */
 
+static struct frame *presence_frame(struct pubsub *ps, const char *pipe, size_t pipe_len,
+                                    const char *event, const char *data_json, size_t data_len,
+                                    bool legacy)
+{
+    struct buf *b = &ps->scratch;
+    b->len = b->off = 0;
+    env_begin(b);
+    if (legacy && data_len && (data_json[0] == '{' || data_json[0] == '['))
+        env_str(b, "data", data_json, data_len); /* pre-4 clients get objects as JSON text */
+    else
+        env_raw(b, "data", data_json, data_len);
+    env_cstr(b, "event", event);
+    if (legacy) {
+        env_cstr(b, "event_name", event);
+        env_cstr(b, "api_data", "for major_version < 4");
+    }
+    env_str(b, "pipe", pipe, pipe_len);
+    env_end(b);
+    return frame_text(buf_head(b), buf_unread(b));
+}
+
 static void publish_presence(struct pubsub *ps, int64_t dev, const char *pipe, size_t pipe_len,
                              const char *event, const char *data_json, size_t data_len,
                              struct ws_conn *except)
 {
     struct pipe *p = pipe_find(ps, dev, pipe, pipe_len);
     if (!p || !p->n_subs) return;
-    struct buf *b = &ps->scratch;
-    b->len = b->off = 0;
-    env_begin(b);
-    env_raw(b, "data", data_json, data_len);
-    env_cstr(b, "event", event);
-    env_str(b, "pipe", pipe, pipe_len);
-    env_end(b);
-    struct frame *f = frame_text(buf_head(b), buf_unread(b));
-    for (uint32_t i = 0; i < p->n_subs; i++)
-        if (p->subs[i] != except && p->subs[i]->state == WS_OPEN) ws_conn_send(p->subs[i], f);
+    struct frame *f = presence_frame(ps, pipe, pipe_len, event, data_json, data_len, false);
+    struct frame *legacy = NULL;
+    for (uint32_t i = 0; i < p->n_subs; i++) {
+        struct ws_conn *c = p->subs[i];
+        if (c == except || c->state != WS_OPEN) continue;
+        if (c->api_major < 4 && !legacy)
+            legacy = presence_frame(ps, pipe, pipe_len, event, data_json, data_len, true);
+        ws_conn_send(c, c->api_major < 4 ? legacy : f);
+    }
     frame_unref(f);
+    frame_unref(legacy);
 }
 
 static void track_event(struct pubsub *ps, struct ws_conn *c, struct pipe *p, const char *event)

@@ -28,6 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Appends a string literal without counting its bytes by hand. */
+#define BUF_LIT(b, lit) buf_append((b), lit, sizeof(lit) - 1)
+
 #define READ_CHUNK  (64 * 1024)
 #define MAX_HEAD    8192
 #define MAX_IOV     64
@@ -51,6 +54,7 @@ struct ws_server {
     void *metrics_ctx;
     uint32_t sweeps;
     struct buf scratch;
+    uint32_t stop_deadline;
     struct tls_server *tls;           /* wss, when [ws] names a certificate */
     struct buf tls_plain, tls_cipher; /* scratch for one connection's TLS work at a time */
 };
@@ -70,6 +74,7 @@ static uint8_t read_buffer[READ_CHUNK];
 
 static void conn_destroy(struct ws_conn *c, const char *why);
 static void conn_flush(struct ws_conn *c);
+static void stop_progress(struct ws_server *s);
 static bool handle_bytes(struct ws_conn *c, uint8_t *data, size_t len, size_t *used);
 
 static uint32_t now_s(void)
@@ -331,7 +336,7 @@ static void send_error(struct ws_conn *c, const char *text)
     struct buf *b = &c->srv->scratch;
     b->len = b->off = 0;
     env_begin(b);
-    buf_append(b, "\"data\":{\"number_messages\":-1,\"error\":", 38);
+    BUF_LIT(b, "\"data\":{\"number_messages\":-1,\"error\":");
     env_put_string(b, text, strlen(text));
     buf_put_u8(b, '}');
     env_cstr(b, "event", "error");
@@ -349,9 +354,9 @@ static void send_fatal(struct ws_conn *c, int code, const char *text)
     struct buf *b = &c->srv->scratch;
     b->len = b->off = 0;
     env_begin(b);
-    buf_append(b, "\"data\":{\"error\":", 16);
+    BUF_LIT(b, "\"data\":{\"error\":");
     env_put_string(b, msg, strlen(msg));
-    buf_append(b, ",\"info\":\"Closed due to error. See last message.\",\"error_code\":", 61);
+    BUF_LIT(b, ",\"info\":\"Closed due to error. See last message.\",\"error_code\":");
     char num[16];
     int n = snprintf(num, sizeof num, "%d}", code);
     buf_append(b, num, (size_t)n);
@@ -895,11 +900,11 @@ static void cmd_web_pipe2(struct ws_conn *c, const struct ccmd *cmd)
     struct buf *b = &s->scratch;
     b->len = b->off = 0;
     env_begin(b);
-    buf_append(b, "\"data\":{\"number_messages\":", 26);
+    BUF_LIT(b, "\"data\":{\"number_messages\":");
     char num[24];
     int nl = snprintf(num, sizeof num, "%zu", n);
     buf_append(b, num, (size_t)nl);
-    buf_append(b, ",\"message\":", 11);
+    BUF_LIT(b, ",\"message\":");
     env_put_string(b, cmd->message.s, cmd->message.len);
     buf_put_u8(b, '}');
     env_cstr(b, "event", "answer");
@@ -925,6 +930,10 @@ static int send_history_row(void *ctx, const struct value *cols, size_t n)
     env_begin(b);
     env_str(b, "data", cols[4].s, cols[4].len);
     env_str(b, "event", cols[3].s, cols[3].len);
+    if (l->c->api_major < 4) { /* CppComet's compatibility fields for pre-4 clients */
+        env_str(b, "event_name", cols[3].s, cols[3].len);
+        env_cstr(b, "api_data", "for major_version < 4");
+    }
     env_bool(b, "fromQueue", true);
     env_bool(b, "history", true);
     env_int(b, "id", cols[0].i);
@@ -1024,7 +1033,7 @@ static void cmd_track_pipe_users(struct ws_conn *c, const struct ccmd *cmd)
     struct buf b;
     buf_init(&b);
     env_begin(&b);
-    buf_append(&b, "\"data\":[", 8);
+    BUF_LIT(&b, "\"data\":[");
     struct track_ctx t = {&b, true};
     struct hub_delivery d = pubsub_delivery(c->srv->ps);
     d.pipe_members(d.ctx, c->dev_id, p, pl, track_member, &t);
@@ -1055,10 +1064,10 @@ static void cmd_user_data(struct ws_conn *c, const struct ccmd *cmd)
     struct buf b;
     buf_init(&b);
     env_begin(&b);
-    buf_append(&b, "\"data\":{\"user_data\":", 20);
+    BUF_LIT(&b, "\"data\":{\"user_data\":");
     size_t before = b.len;
     store_data_get(c->srv->store, c->dev_id, cmd->user_id, take_data, &b);
-    if (b.len == before) buf_append(&b, "\"\"", 2);
+    if (b.len == before) BUF_LIT(&b, "\"\"");
     char tail[48];
     int tl = snprintf(tail, sizeof tail, ",\"user_id\":%" PRId64 "}", cmd->user_id);
     buf_append(&b, tail, (size_t)tl);
@@ -1350,11 +1359,7 @@ static void on_closed(uv_handle_t *h)
     outq_free(c);
     tls_session_free(c->tls);
     xfree(c);
-    if (s->stopping && !s->all && s->listener_closed && s->sweep_closed && s->stopped) {
-        void (*done)(void *) = s->stopped;
-        s->stopped = NULL;
-        done(s->stopped_ctx);
-    }
+    stop_progress(s);
 }
 
 static void conn_destroy(struct ws_conn *c, const char *why)
@@ -1444,10 +1449,31 @@ static void on_connection(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
-/* Once a second: handshake deadlines, keep-alive pings, dead peers, the pipe sweep. */
+static void on_sweep_closed(uv_handle_t *h);
+
+/* During a stop: once every connection is gone, the sweep timer goes too. */
+static void stop_progress(struct ws_server *s)
+{
+    if (s->stopping && !s->all && !uv_is_closing((uv_handle_t *)&s->sweep)) {
+        uv_timer_stop(&s->sweep);
+        uv_close((uv_handle_t *)&s->sweep, on_sweep_closed);
+    }
+}
+
+/* Once a second: handshake deadlines, keep-alive pings, dead peers, the pipe sweep. While
+ * stopping, every 100 ms: connections that did not take their close frame in time are dropped. */
 static void on_sweep(uv_timer_t *t)
 {
     struct ws_server *s = t->data;
+    if (s->stopping) {
+        if (now_s() >= s->stop_deadline)
+            for (struct ws_conn *c = s->all, *next; c; c = next) {
+                next = c->all_next;
+                conn_destroy(c, "server shutting down");
+            }
+        stop_progress(s);
+        return;
+    }
     uint32_t now = now_s();
     uint32_t ping = (uint32_t)s->cfg->ws_ping_interval;
     uint32_t hs = (uint32_t)s->cfg->ws_handshake_timeout;
@@ -1558,6 +1584,7 @@ void ws_server_stop(struct ws_server *s, void (*done)(void *ctx), void *ctx)
     s->stopping = true;
     s->stopped = done;
     s->stopped_ctx = ctx;
+    s->stop_deadline = now_s() + 2; /* clients get this long to read their close frame */
     for (struct ws_conn *c = s->all; c; c = c->all_next) {
         if (c->state == WS_OPEN)
             ws_conn_close(c, 1001, "server shutting down");
@@ -1565,9 +1592,9 @@ void ws_server_stop(struct ws_server *s, void (*done)(void *ctx), void *ctx)
             close_after_write(c);
     }
     ws_server_flush(s);
-    uv_timer_stop(&s->sweep);
-    uv_close((uv_handle_t *)&s->sweep, on_sweep_closed);
     uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    uv_timer_start(&s->sweep, on_sweep, 100, 100);
+    stop_progress(s);
 }
 
 void ws_server_free(struct ws_server *s)

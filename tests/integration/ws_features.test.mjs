@@ -407,3 +407,72 @@ test('a v=3.x client gets event_name and api_data', srv.wrap(async () => {
     assert.equal(m4.api_data, undefined);
     await Promise.all([old.close(), cur.close()]);
 }));
+
+test('v=3.x: event_name and api_data on private, web_pipe2, history and track_ messages too', srv.wrap(async () => {
+    await db.query("INSERT INTO users_auth (id, hash) VALUES (61, 'hash61')");
+    await db.query("INSERT INTO pipes_settings (name, length) VALUES ('web_v3hist', 5)");
+    const old = await wsOpen(srv, { session: 'hash61', userId: 61, v: '3.24', name: 'v3u61', uuid: uuidOf(61) });
+    assert.equal(old.info.authorized, true);
+    const peer = await wsOpen(srv, { name: 'v4peer', uuid: uuidOf(62) });
+    await old.subscribe('web_v3hist', 'track_v3');
+    // every kind is checked, and all the kinds that lack the fields are reported together
+    const problems = [];
+    const legacy = (m, what) => {
+        if (m.event_name !== m.event || m.api_data !== 'for major_version < 4') problems.push(`${what}: ${JSON.stringify(m)}`);
+    };
+    await db.query("INSERT INTO users_messages (id, event, message) VALUES (61, 'pm', 'private')");
+    legacy(await old.nextOn('msg', 'pm'), 'users_messages');
+    peer.send('web_pipe2\nweb_v3hist\nsay\n*\nfrom a browser');
+    legacy(await old.nextOn('web_v3hist', 'say'), 'web_pipe2');
+    old.send('pipe_log\nweb_v3hist\nmkv3\n');
+    legacy(await old.next((m) => m.pipe === 'web_v3hist' && m.marker === 'mkv3', { what: 'the pipe_log row' }), 'pipe_log');
+    await peer.subscribe('track_v3');
+    const ev = await old.nextOn('track_v3', 'subscription');
+    legacy(ev, 'track_ subscription event');
+    if (typeof ev.data !== 'string') problems.push(`track_ event data is not JSON text (CppComet stringifies non-string data for v < 4): ${JSON.stringify(ev)}`);
+    else assert.deepEqual(JSON.parse(ev.data), { user_id: 0, uuid: uuidOf(62) });
+    await Promise.all([old.close(), peer.close()]);
+    assert.deepEqual(problems, [], `messages to a v=3.24 client without event_name/api_data:\n${problems.join('\n')}`);
+}));
+
+test('user_data: the users_data row of a user, with the marker', srv.wrap(async () => {
+    await db.query("INSERT INTO users_data (id, data) VALUES (71, 'profile of 71')");
+    const c = await wsOpen(srv);
+    c.send('user_data\nmkU\n71');
+    const a = await c.next((m) => m.marker === 'mkU', { what: 'the user_data answer' });
+    assert.equal(a.pipe, '_answer');
+    assert.equal(a.event, 'answer');
+    assert.deepEqual(a.data, { user_data: 'profile of 71', user_id: 71 });
+    c.send('user_data\nmkV\n72');
+    const b = await c.next((m) => m.marker === 'mkV', { what: 'the user_data answer for a user without data' });
+    assert.deepEqual(b.data, { user_data: '', user_id: 72 });
+    await c.close();
+}));
+
+test('users_messages and presence are per tenant', srv.wrap(async () => {
+    await db.query("INSERT INTO users_auth (id, hash) VALUES (81, 'root81')");
+    await db5.query("INSERT INTO users_auth (id, hash) VALUES (81, 'five81')");
+    const root = await wsOpen(srv, { session: 'root81', userId: 81, name: 'root81' });
+    const five = await wsOpen(srv, { session: 'five81', userId: 81, devId: 5, name: 'five81' });
+    assert.equal(root.info.authorized, true);
+    assert.equal(five.info.authorized, true, 'user 81 of dev_id 5 with its own hash');
+    const wrong = await wsOpen(srv, { session: 'root81', userId: 81, devId: 5, name: 'wrongtenant' });
+    assert.equal(wrong.info.authorized, false, "dev_id 0's hash authorized in dev_id 5");
+    await db5.query("INSERT INTO users_messages (id, event, message) VALUES (81, 'pm', 'to five')");
+    await db.query("INSERT INTO users_messages (id, event, message) VALUES (81, 'pm', 'to root')");
+    assert.equal((await five.nextOn('msg', 'pm')).data, 'to five');
+    assert.equal((await root.nextOn('msg', 'pm')).data, 'to root');
+    await Promise.all([five.sync(), root.sync()]);
+    assert.deepEqual(five.pending((m) => m.pipe === 'msg'), []);
+    assert.deepEqual(root.pending((m) => m.pipe === 'msg'), []);
+    // presence: a dev_id 5 watcher of user_status_81 sees only its tenant's user 81
+    const watch5 = await wsOpen(srv, { devId: 5, name: 'watch5' });
+    await watch5.subscribe('user_status_81');
+    await root.close();
+    await five.close();
+    const off = await watch5.nextOn('user_status_81', 'offline');
+    assert.equal(off.data, 'offline');
+    await watch5.sync();
+    assert.deepEqual(watch5.pending((m) => m.pipe === 'user_status_81'), [], "dev_id 0's user 81 produced an event in dev_id 5");
+    await Promise.all([wrong.close(), watch5.close()]);
+}));

@@ -14,7 +14,7 @@ import crypto from 'node:crypto';
 import { startServer } from './harness.mjs';
 import { mysql2Connect } from './clients.mjs';
 import {
-    wsOpen, closeAll, RawWs, printable, acceptFor, httpRaw, httpGet, metric, waitUntil, uniq,
+    wsOpen, closeAll, RawWs, printable, acceptFor, encodeFrame, httpRaw, httpGet, metric, waitUntil, uniq,
 } from './wsclient.mjs';
 
 const staticRoot = mkdtempSync(path.join(os.tmpdir(), 'ccomet-static-'));
@@ -39,13 +39,14 @@ before(async () => {
     await bystander.subscribe('bystander_pipe');
 });
 
+let srvStoppedByTest = false; // the last test stops srv itself (and reports how that went)
 after(async () => {
     await closeAll(srv);
     await closeAll(lim);
     await db.end().catch(() => db.destroy());
     await limDb.end().catch(() => limDb.destroy());
     try {
-        await srv.stop();
+        if (!srvStoppedByTest) await srv.stop();
     } finally {
         await lim.stop();
         rmSync(staticRoot, { recursive: true, force: true });
@@ -323,6 +324,59 @@ test('frames: close 1000 from the client is echoed, then the TCP connection is c
     await bystanderAlive();
 }));
 
+test('frames: more protocol errors are closed with 1002 (bad close code, long ping, stray continuation, interleaved text)', srv.wrap(async () => {
+    const cases = [
+        ['close code 999', (r) => r.sendFrame(Buffer.from([0x03, 0xe7]), { opcode: 8 })],
+        ['close code 1005 (reserved)', (r) => r.sendFrame(Buffer.from([0x03, 0xed]), { opcode: 8 })],
+        ['close with a 1-byte payload', (r) => r.sendFrame(Buffer.from([0x03]), { opcode: 8 })],
+        ['ping with 126 bytes', (r) => r.sendFrame(Buffer.alloc(126, 0x61), { opcode: 9 })],
+        ['fragmented ping', (r) => r.sendFrame('x', { opcode: 9, fin: false })],
+        ['continuation without a start', (r) => r.sendFrame('abc', { opcode: 0, fin: true })],
+        ['a new text frame inside a fragmented message', (r) => {
+            r.sendFrame('subscription\nab', { opcode: 1, fin: false });
+            r.sendFrame('cd', { opcode: 1, fin: true });
+        }],
+        ['opcode 3 (reserved)', (r) => r.sendFrame('x', { opcode: 3 })],
+    ];
+    for (const [what, send] of cases) {
+        const raw = await rawOpen(srv, what);
+        send(raw);
+        const f = await raw.nextFrame((fr) => fr.opcode === 8, { what: `the close frame for ${what}` });
+        assert.equal(f.code, 1002, `${what}: close code ${f.code} (${JSON.stringify(f.text.slice(2))})`);
+        await raw.waitClosed();
+    }
+    await bystanderAlive();
+}));
+
+test('frames: the upgrade request and frames in one TCP write; several frames per write; a frame split byte by byte', srv.wrap(async () => {
+    const raw = new RawWs(srv.wsPort, 'pipelined');
+    await raw.connected;
+    raw.key = crypto.randomBytes(16).toString('base64');
+    const req = `GET ${anonPath()} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${raw.key}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+    raw.write(Buffer.concat([Buffer.from(req), encodeFrame('subscription\npipelined_a'),
+        encodeFrame('pipe_count\nweb_x\nm1\n'), encodeFrame('pipe_count\nweb_x\nm2\n')]));
+    const h = await raw.head();
+    assert.equal(h.status, 101, h.statusLine);
+    assert.equal(h.headers['sec-websocket-accept'], acceptFor(raw.key));
+    assert.equal((await raw.nextJson((m) => m.marker === 'm1')).event, 'user_in_pipe');
+    await raw.nextJson((m) => m.marker === 'm2');
+    // one frame, one byte per write (each in its own turn of the event loop)
+    const bytes = encodeFrame('subscription\npipelined_a\npipelined_b');
+    for (const b of bytes) {
+        raw.write(Buffer.from([b]));
+        await new Promise((r) => setImmediate(r));
+    }
+    const fence = encodeFrame('pipe_count\nweb_x\nm3\n');
+    raw.write(fence.subarray(0, 3));
+    await new Promise((r) => setImmediate(r));
+    raw.write(fence.subarray(3));
+    await raw.nextJson((m) => m.marker === 'm3');
+    await publish(db, 'pipelined_b', 'e', 'split ok');
+    assert.equal((await raw.nextJson((m) => m.pipe === 'pipelined_b')).data, 'split ok');
+    raw.destroy();
+}));
+
 test('HTTP: garbage instead of a request is 400 and close', srv.wrap(async () => {
     const r = await httpRaw(srv.wsPort, Buffer.concat([crypto.randomBytes(32).map((b) => (b % 2 ? 0x01 : 0xfe)), Buffer.from('\r\n\r\n')]));
     assert.equal(r.status, 400, r.statusLine);
@@ -490,4 +544,43 @@ test('slow reader: over [ws] max_output the non-reading client is cut off, a rea
     assert.ok(fast.isOpen, 'the reading client is still connected');
     await fast.sync();
     await fast.close();
+}));
+
+
+// Last: it stops `srv`.
+test('shutdown: SIGTERM with a client that stopped reading exits promptly; open clients get 1001', srv.wrap(async () => {
+    const stuck = await wsOpen(srv, { name: 'stuck' });
+    await stuck.subscribe('stuck_pipe');
+    stuck.ws._socket.pause();
+    const metricsText = async () => (await httpGet(srv.wsPort, '/metrics')).body.toString();
+    // publish 32 KB at a time until the server's writes to it stall (its socket buffers are full)
+    let prev = metric(await metricsText(), 'ccomet_ws_bytes_out_total');
+    let stalled = false;
+    let sent = 0;
+    while (!stalled && sent < 30_000) {
+        const rows = [];
+        const params = [];
+        for (let i = 0; i < 32; i++) {
+            rows.push('(?, ?, ?)');
+            params.push('stuck_pipe', 'e', 'y'.repeat(1000));
+        }
+        await db.query(`INSERT INTO pipes_messages (name, event, message) VALUES ${rows.join(', ')}`, params);
+        sent += 32;
+        const cur = metric(await metricsText(), 'ccomet_ws_bytes_out_total');
+        stalled = cur - prev < 16_000; // less than half of the batch went out
+        prev = cur;
+    }
+    assert.ok(stalled, `writes to the non-reading client never stalled after ${sent} messages`);
+    const text = await metricsText();
+    assert.equal(metric(text, 'ccomet_ws_slow_readers_total'), 0, 'cut off below [ws] max_output (1M)');
+    const bystanderClosed = bystander.closed;
+    srvStoppedByTest = true;
+    try {
+        // the harness SIGKILLs it and throws when ccomet is still running 10 s after SIGTERM
+        await srv.stop();
+    } finally {
+        stuck.ws.terminate();
+    }
+    const info = await bystanderClosed;
+    assert.equal(info.code, 1001, `the open bystander's close code at shutdown: ${JSON.stringify(info)}`);
 }));
