@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "proto/mysql_packet.h"
+#include "server/listener.h"
 #include "server/tls.h"
 
 #include <inttypes.h>
@@ -1073,27 +1074,10 @@ struct cometql_server *cometql_server_start(uv_loop_t *loop, const struct config
             return NULL;
         }
     }
-    struct sockaddr_storage addr;
-    int rc = strchr(cfg->cometql_ip, ':')
-                 ? uv_ip6_addr(cfg->cometql_ip, cfg->cometql_port, (struct sockaddr_in6 *)&addr)
-                 : uv_ip4_addr(cfg->cometql_ip, cfg->cometql_port, (struct sockaddr_in *)&addr);
-    if (rc == 0) rc = uv_tcp_init(loop, &s->listener);
-    if (rc == 0) {
-        s->listener.data = s;
-        rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
-        if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
-        if (rc != 0) {
-            snprintf(err, errlen, "[cometql] cannot listen on %s:%d: %s", cfg->cometql_ip,
-                     cfg->cometql_port, uv_strerror(rc));
-            uv_close((uv_handle_t *)&s->listener, NULL);
-            uv_run(loop, UV_RUN_NOWAIT);
-            tls_server_free(s->tls);
-            xfree(s);
-            return NULL;
-        }
-    } else {
-        snprintf(err, errlen, "[cometql] ip = %s is not a valid address", cfg->cometql_ip);
+    if (listener_open(loop, &s->listener, "cometql", cfg->cometql_ip, cfg->cometql_port, 1024,
+                      on_connection, s, err, errlen) != 0) {
         tls_server_free(s->tls);
+        buf_free(&s->scratch);
         xfree(s);
         return NULL;
     }

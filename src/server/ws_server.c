@@ -15,6 +15,7 @@
 #include "proto/jwt.h"
 #include "proto/ws_frame.h"
 #include "server/cometql_exec.h"
+#include "server/listener.h"
 #include "server/tables.h"
 #include "server/tls.h"
 
@@ -1517,24 +1518,9 @@ struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, str
             return NULL;
         }
     }
-    struct sockaddr_storage addr;
-    int rc = strchr(cfg->ws_ip, ':')
-                 ? uv_ip6_addr(cfg->ws_ip, cfg->ws_port, (struct sockaddr_in6 *)&addr)
-                 : uv_ip4_addr(cfg->ws_ip, cfg->ws_port, (struct sockaddr_in *)&addr);
-    if (rc != 0) {
-        snprintf(err, errlen, "[ws] ip = %s is not a valid address", cfg->ws_ip);
-        xfree(s);
-        return NULL;
-    }
-    uv_tcp_init(loop, &s->listener);
-    s->listener.data = s;
-    rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
-    if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 4096, on_connection);
-    if (rc != 0) {
-        snprintf(err, errlen, "[ws] cannot listen on %s:%d: %s", cfg->ws_ip, cfg->ws_port,
-                 uv_strerror(rc));
-        uv_close((uv_handle_t *)&s->listener, NULL);
-        uv_run(loop, UV_RUN_NOWAIT);
+    if (listener_open(loop, &s->listener, "ws", cfg->ws_ip, cfg->ws_port, 4096, on_connection, s,
+                      err, errlen) != 0) {
+        tls_server_free(s->tls);
         xfree(s);
         return NULL;
     }
