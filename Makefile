@@ -9,7 +9,7 @@
 #   make format     clang-format every source file in place
 
 CC      ?= cc
-PKGS    := libuv sqlite3 openssl jansson
+PKGS    := libuv sqlite3 openssl jansson libosip2
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
                -Wno-unused-parameter -Isrc -g $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
@@ -51,7 +51,7 @@ asan: build/asan/ccomet build/asan/unit-tests
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined
 build/fuzz/%: fuzz/%/driver.c $(CORE_SRC) $(PROTO_SRC) $(wildcard src/core/*.h src/proto/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRC) $(PROTO_SRC) $(shell pkg-config --cflags --libs openssl jansson)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRC) $(PROTO_SRC) $(shell pkg-config --cflags --libs openssl jansson libosip2)
 
 fuzz: $(addprefix build/fuzz/,$(FUZZ_DIRS))
 

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 APT_PKGS=(
     build-essential pkg-config
     clang libclang-rt-14-dev clang-format
-    libuv1-dev libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev libmariadb-dev
+    libuv1-dev libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev libmariadb-dev libosip2-dev
     openssl curl ca-certificates
     mariadb-client php-cli php-mysql python3 python3-pymysql
     redis-server nginx-light libnginx-mod-nchan
