@@ -122,7 +122,8 @@ static void outq_consume(struct ws_conn *c, size_t n)
         q->count--;
         q->first_off = 0;
     }
-    if (!q->count && !c->writing) outq_free(c);
+    /* an emptied queue stays allocated until the next sweep: busy connections would otherwise
+     * allocate and free it for every message */
 }
 
 /* Queues bytes for the socket as they are (ciphertext on TLS connections). */
@@ -1481,6 +1482,7 @@ static void on_sweep(uv_timer_t *t)
     struct frame *ping_frame = NULL;
     for (struct ws_conn *c = s->all, *next; c; c = next) {
         next = c->all_next;
+        if (c->out && !c->out->count && !c->writing) outq_free(c); /* idle again: no buffers */
         uint32_t idle = now - c->last_seen;
         if (c->state == WS_HTTP && idle >= hs) {
             conn_destroy(c, "handshake timeout");
