@@ -1303,6 +1303,8 @@ int main(int argc, char **argv)
         settle(5);
         mem_t m1 = server_mem();
         sync_all(); /* proof that every connection is subscribed */
+        /* ccomet frees an emptied output queue at its next once-a-second sweep: let one pass */
+        sleep_ms(1500);
         settle(5);
         mem_t m2 = server_mem();
         agg_t a = collect_counts();
