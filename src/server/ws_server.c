@@ -20,6 +20,8 @@
 #include "server/tls.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sys/uio.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <openssl/rand.h>
@@ -56,6 +58,10 @@ struct ws_server {
     uint32_t sweeps;
     struct buf scratch;
     uint32_t stop_deadline;
+    struct writer *writer;  /* helper thread for large flushes; NULL on one core */
+    struct ws_conn **batch; /* scratch for a large flush */
+    struct prewrite *jobs;
+    size_t batch_cap;
     struct tls_server *tls;           /* wss, when [ws] names a certificate */
     struct buf tls_plain, tls_cipher; /* scratch for one connection's TLS work at a time */
 };
@@ -314,8 +320,168 @@ static void conn_flush(struct ws_conn *c)
         conn_destroy(c, "closed");
 }
 
+/* ---- parallel flush -----------------------------------------------------------------------
+ * A fan-out's cost is almost all the kernel's work inside write(2). When many connections are
+ * dirty at once, a helper thread writes half of them while the loop thread writes the other
+ * half; the loop thread waits, then alone applies the results to the queues. The helper touches
+ * nothing but file descriptors and iovecs, and only while the loop thread is waiting for it. */
+
+#define PARALLEL_MIN 256 /* dirty connections below which one thread is faster */
+
+struct prewrite {
+    int fd;
+    int iovcnt;
+    ssize_t result;
+    int err;
+    struct iovec iov[16];
+};
+
+struct writer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct prewrite *jobs;
+    size_t n;
+    bool has_job, quit;
+};
+
+static void run_jobs(struct prewrite *jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct prewrite *j = &jobs[i];
+        if (j->fd < 0) continue;
+        j->result = writev(j->fd, j->iov, j->iovcnt);
+        j->err = j->result < 0 ? errno : 0;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->has_job && !w->quit)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->quit) break;
+        pthread_mutex_unlock(&w->mu);
+        run_jobs(w->jobs, w->n);
+        pthread_mutex_lock(&w->mu);
+        w->has_job = false;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static struct writer *writer_start(void)
+{
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) return NULL;
+    struct writer *w = xcalloc(1, sizeof *w);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        xfree(w);
+        return NULL;
+    }
+    return w;
+}
+
+static void writer_stop(struct writer *w)
+{
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    w->quit = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    xfree(w);
+}
+
+/* Describes what c would write now, or fd = -1 when it has nothing or cannot be written. */
+static void prepare_job(struct ws_conn *c, struct prewrite *j)
+{
+    j->fd = -1;
+    j->result = 0;
+    uv_os_fd_t fd;
+    if (uv_is_closing((uv_handle_t *)&c->tcp) || c->writing || !c->out || !c->out->count ||
+        (c->state == WS_CLOSING && !c->close_after_flush) ||
+        uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+        return;
+    struct outq *q = c->out;
+    int n = 0;
+    for (uint32_t i = 0; i < q->count && n < 16; i++) {
+        struct frame *f = q->frames[(q->head + i) % q->cap];
+        uint32_t off = i == 0 ? q->first_off : 0;
+        j->iov[n].iov_base = f->data + off;
+        j->iov[n].iov_len = f->len - off;
+        n++;
+    }
+    j->iovcnt = n;
+    j->fd = fd;
+}
+
+static void flush_parallel(struct ws_server *s, size_t n)
+{
+    struct writer *w = s->writer;
+    for (size_t i = 0; i < n; i++)
+        prepare_job(s->batch[i], &s->jobs[i]);
+    size_t half = n / 2;
+    pthread_mutex_lock(&w->mu);
+    w->jobs = s->jobs + half;
+    w->n = n - half;
+    w->has_job = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    run_jobs(s->jobs, half);
+    pthread_mutex_lock(&w->mu);
+    while (w->has_job)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    for (size_t i = 0; i < n; i++) {
+        struct ws_conn *c = s->batch[i];
+        struct prewrite *j = &s->jobs[i];
+        if (j->fd >= 0) {
+            if (j->result > 0) {
+                s->m.bytes_out += (size_t)j->result;
+                outq_consume(c, (size_t)j->result);
+            } else if (j->result < 0 && j->err != EAGAIN && j->err != EWOULDBLOCK &&
+                       j->err != EINTR) {
+                conn_destroy(c, strerror(j->err));
+                continue;
+            }
+        }
+        conn_flush(c); /* what is left: uv_write, the close, or nothing */
+    }
+}
+
 void ws_server_flush(struct ws_server *s)
 {
+    if (s->writer) {
+        size_t n = 0;
+        for (struct ws_conn *c = s->dirty; c && n < PARALLEL_MIN; c = c->dirty_next)
+            n++;
+        if (n >= PARALLEL_MIN) {
+            n = 0;
+            for (struct ws_conn *c = s->dirty; c; c = c->dirty_next) {
+                if (n == s->batch_cap) {
+                    s->batch_cap = s->batch_cap ? s->batch_cap * 2 : 1024;
+                    s->batch = xrealloc(s->batch, s->batch_cap * sizeof *s->batch);
+                    s->jobs = xrealloc(s->jobs, s->batch_cap * sizeof *s->jobs);
+                }
+                s->batch[n++] = c;
+            }
+            for (size_t i = 0; i < n; i++) {
+                s->batch[i]->dirty = false;
+                s->batch[i]->dirty_next = NULL;
+            }
+            s->dirty = NULL;
+            flush_parallel(s, n);
+        }
+    }
     while (s->dirty) {
         struct ws_conn *c = s->dirty;
         s->dirty = c->dirty_next;
@@ -1526,6 +1692,7 @@ struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, str
         xfree(s);
         return NULL;
     }
+    s->writer = writer_start();
     uv_timer_init(loop, &s->sweep);
     s->sweep.data = s;
     uv_timer_start(&s->sweep, on_sweep, 1000, 1000);
@@ -1591,6 +1758,9 @@ void ws_server_free(struct ws_server *s)
     buf_free(&s->scratch);
     buf_free(&s->tls_plain);
     buf_free(&s->tls_cipher);
+    writer_stop(s->writer);
+    xfree(s->batch);
+    xfree(s->jobs);
     tls_server_free(s->tls);
     xfree(s);
 }
