@@ -105,6 +105,7 @@ static void outq_free(struct ws_conn *c)
     if (!q) return;
     for (uint32_t i = 0; i < q->count; i++)
         frame_unref(q->frames[(q->head + i) % q->cap]);
+    c->srv->m.queued_bytes -= q->bytes;
     xfree(q->frames);
     xfree(q);
     c->out = NULL;
@@ -115,6 +116,7 @@ static void outq_consume(struct ws_conn *c, size_t n)
 {
     struct outq *q = c->out;
     q->bytes -= n;
+    c->srv->m.queued_bytes -= n;
     while (n && q->count) {
         struct frame *f = q->frames[q->head];
         size_t left = f->len - q->first_off;
@@ -165,6 +167,7 @@ static bool enqueue(struct ws_conn *c, struct frame *f)
     q->frames[(q->head + q->count) % q->cap] = frame_ref(f);
     q->count++;
     q->bytes += f->len;
+    c->srv->m.queued_bytes += f->len;
     mark_dirty(c);
     return true;
 }
@@ -677,6 +680,8 @@ static void serve_metrics(struct ws_conn *c)
     METRIC("ccomet_ws_accepted_total", "counter", "Browser connections accepted.", s->m.accepted);
     METRIC("ccomet_ws_frames_in_total", "counter", "WebSocket frames received.", s->m.frames_in);
     METRIC("ccomet_ws_bytes_out_total", "counter", "Bytes written to browsers.", s->m.bytes_out);
+    METRIC("ccomet_ws_queued_bytes", "gauge", "Bytes queued to browsers, not yet written.",
+           s->m.queued_bytes);
     METRIC("ccomet_ws_slow_readers_total", "counter", "Connections cut off for not reading.",
            s->m.slow_closed);
     METRIC("ccomet_ws_protocol_errors_total", "counter", "Connections closed for bad input.",

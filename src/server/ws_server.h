@@ -20,6 +20,7 @@ struct ws_server;
 /* Counters other modules show (/metrics, SHOW STATUS). */
 struct ws_metrics {
     uint64_t connections, accepted, closed, frames_in, bytes_out, slow_closed, protocol_errors;
+    uint64_t queued_bytes; /* across all connections' output queues */
 };
 
 struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, struct store *store,
