@@ -72,17 +72,24 @@ static bool parse_digits(const char *p, size_t n, uint64_t limit, uint64_t *v)
     return true;
 }
 
-/* A line in [p, end): its content (a trailing CR dropped) and where the next line starts.
- * Returns false when no LF has arrived yet. */
+/* A line in [p, end): the end of its content (a trailing CR dropped, never before p) and where
+ * the next line starts. Returns false when no LF has arrived yet. */
 static bool next_line(const char *p, const char *end, const char **content_end, const char **next)
 {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     if (!nl) return false;
-    const char *ce = nl;
-    if (ce > p && ce[-1] == '\r') ce--;
-    *content_end = ce;
+    size_t n = (size_t)(nl - p);
+    if (n && nl[-1] == '\r') n--;
+    *content_end = p + n;
     *next = nl + 1;
     return true;
+}
+
+static bool has_nul(const char *p, const char *end)
+{
+    for (; p < end; p++)
+        if (!*p) return true;
+    return false;
 }
 
 /* "Name: value" -> trimmed name, value after ':' and its spaces. False when there is no ':' or
@@ -282,7 +289,7 @@ int esl_parse_command(const uint8_t *buf, size_t len, size_t max_bytes, struct e
     }
 
     if (!next_line(p, end, &ce, &next)) goto more;
-    if (memchr(p, '\0', (size_t)(ce - p))) goto nul;
+    if (has_nul(p, ce)) goto nul;
     cmd->line = mkstr(p, (size_t)(ce - p));
     {
         const char *q = p;
@@ -310,7 +317,7 @@ int esl_parse_command(const uint8_t *buf, size_t len, size_t max_bytes, struct e
             *err = "too many header lines in command";
             return ESL_ERROR;
         }
-        if (memchr(p, '\0', (size_t)(ce - p))) goto nul;
+        if (has_nul(p, ce)) goto nul;
         struct esl_header_span h;
         if (split_header(p, ce, &h)) {
             cmd->headers[cmd->n_headers++] = h;
@@ -847,7 +854,7 @@ int esl_parse_message(const uint8_t *buf, size_t len, size_t max_bytes, struct e
             p = next;
             break;
         }
-        if (memchr(p, '\0', (size_t)(ce - p))) {
+        if (has_nul(p, ce)) {
             *err = "NUL byte in message headers";
             return ESL_ERROR;
         }

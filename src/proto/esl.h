@@ -128,9 +128,10 @@ struct esl_command {
  *   - later lines are "Name: value" (spaces after ':' skipped, name trimmed); lines without ':'
  *     are ignored as FreeSWITCH does; more than ESL_MAX_COMMAND_HEADERS lines is an error;
  *   - a Content-Length header (digits only, else an error) is followed by that many body bytes;
- *   - a NUL byte anywhere in the block is an error; the whole command, body included, must fit
- *     in max_bytes (0 means ESL_DEFAULT_MAX_COMMAND), reported as soon as it is known not to.
- * api/bgapi with no command word, like FreeSWITCH, are UNKNOWN. */
+ *   - a NUL byte in a line is an error (the body may hold any byte);
+ *   - the whole command, body included, must fit in max_bytes (0 means ESL_DEFAULT_MAX_COMMAND),
+ * reported as soon as it is known not to. api/bgapi with no command word, like FreeSWITCH, are
+ * UNKNOWN. */
 int esl_parse_command(const uint8_t *buf, size_t len, size_t max_bytes, struct esl_command *cmd,
                       const char **err);
 

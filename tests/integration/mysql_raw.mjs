@@ -158,7 +158,7 @@ export class RawConn {
     }
 
     /** HandshakeResponse41 payload. */
-    handshakeResponse({ user = 'root', password = 'password', db = null, token = null, caps = null } = {}) {
+    handshakeResponse({ user = 'root', password = 'password', db = null, token = null, caps = null, plugin = 'mysql_native_password' } = {}) {
         let c = caps ?? (CAP.LONG_PASSWORD | CAP.PROTOCOL_41 | CAP.TRANSACTIONS | CAP.SECURE_CONNECTION | CAP.PLUGIN_AUTH);
         if (db) c |= CAP.CONNECT_WITH_DB;
         const head = Buffer.alloc(32);
@@ -168,7 +168,7 @@ export class RawConn {
         const auth = token ?? nativePasswordToken(password, this.handshake.scramble);
         const parts = [head, Buffer.from(`${user}\0`, 'utf8'), Buffer.from([auth.length]), auth];
         if (db) parts.push(Buffer.from(`${db}\0`, 'utf8'));
-        if (c & CAP.PLUGIN_AUTH) parts.push(Buffer.from('mysql_native_password\0'));
+        if (c & CAP.PLUGIN_AUTH) parts.push(Buffer.from(`${plugin}\0`));
         return Buffer.concat(parts);
     }
 
@@ -177,7 +177,9 @@ export class RawConn {
         if (!this.handshake) await this.readHandshake();
         await this.write(packet(1, this.handshakeResponse(opts)));
         let { seq, payload } = await this.readPacket();
+        this.switchedAuth = false;
         if (payload[0] === 0xfe && payload.length > 1) { // AuthSwitchRequest
+            this.switchedAuth = true;
             const nul = payload.indexOf(0, 1);
             const plugin = payload.subarray(1, nul).toString('latin1');
             if (plugin !== 'mysql_native_password') throw new Error(`auth switch to unsupported plugin ${plugin}`);

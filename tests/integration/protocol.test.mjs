@@ -67,6 +67,34 @@ test('wrong password -> ERR 16 and the server closes the connection', srv.wrap(a
     }
 }));
 
+test('a MySQL 8 client starting with caching_sha2_password is switched to mysql_native_password and logs in', srv.wrap(async () => {
+    const c = await RawConn.connect(srv.port);
+    try {
+        await c.readHandshake();
+        // a caching_sha2_password fast-auth token is 32 bytes: the server cannot use it and asks again
+        const r = await c.login({ plugin: 'caching_sha2_password', token: Buffer.alloc(32, 0x5a), password: srv.password });
+        assert.equal(c.switchedAuth, true, 'the server sent an AuthSwitchRequest');
+        assert.equal(r.ok, true, JSON.stringify(r));
+        const q = await c.query('SHOW TABLES');
+        assert.equal(q.ok, true, JSON.stringify(q));
+    } finally {
+        c.destroy();
+    }
+}));
+
+test('after an auth switch a wrong password still fails (ERR 16)', srv.wrap(async () => {
+    const c = await RawConn.connect(srv.port);
+    try {
+        await c.readHandshake();
+        const r = await c.login({ plugin: 'caching_sha2_password', token: Buffer.alloc(32, 0x5a), password: 'nope' });
+        assert.equal(c.switchedAuth, true);
+        assert.equal(r.ok, false);
+        assert.equal(r.code, 16, JSON.stringify(r));
+    } finally {
+        c.destroy();
+    }
+}));
+
 test('auth token of the wrong length -> ERR 16 and close', srv.wrap(async () => {
     const c = await RawConn.connect(srv.port);
     try {
