@@ -801,6 +801,10 @@ static int walk_plain(const char *p, size_t n, header_fn add, void *ctx, size_t 
             return ESL_ERROR;
         }
         if (ce == p) break;
+        if (has_nul(p, ce)) {
+            *err = "NUL byte in event headers";
+            return ESL_ERROR;
+        }
         struct esl_header_span h;
         if (!split_header(p, ce, &h)) {
             *err = "event header line without a name and ':'";

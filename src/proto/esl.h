@@ -284,8 +284,8 @@ struct esl_message {
  * "Name: value" ("\n" or "\r\n"); more than ESL_MAX_MESSAGE_HEADERS, a line without ':', a
  * Content-Length that is not all digits, or a message beyond max_bytes is an error. For
  * text/event-plain the body must itself be a well-formed event: "Name: value\n" lines (at most
- * ESL_MAX_EVENT_HEADERS), an empty line, and exactly as many bytes as its own Content-Length
- * (none without one). text/event-json bodies are left to the caller (jansson). */
+ * ESL_MAX_EVENT_HEADERS, no NUL byte), an empty line, and exactly as many bytes as its own
+ * Content-Length (none without one). text/event-json bodies are left to the caller (jansson). */
 int esl_parse_message(const uint8_t *buf, size_t len, size_t max_bytes, struct esl_message *m,
                       const char **err);
 
