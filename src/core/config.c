@@ -9,98 +9,76 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum opt_type {
-    OPT_STR,
-    OPT_INT,
-    OPT_PORT,
-    OPT_BOOL,
-    OPT_SIZE,
-    OPT_LEVEL,
-    OPT_LIST,
-    OPT_ENUM,
-    OPT_LEGACY
-};
-
-struct opt {
-    const char *section, *key;
-    enum opt_type type;
-    size_t offset;
-    const char *def;
-    int64_t min, max;
-    bool reloadable;
-    const char *choices; /* OPT_ENUM: "a|b|c" */
-};
-
 #define F(field) offsetof(struct config, field)
 #define KiB      1024LL
 #define MiB      (1024LL * 1024)
-static const struct opt opts[] = {
-    {"main", "password", OPT_STR, F(password), "password", 0, 0, true, NULL},
-    {"main", "node_name", OPT_STR, F(node_name), "ccomet", 0, 0, false, NULL},
-    {"main", "base_dir", OPT_STR, F(base_dir), "web", 0, 0, false, NULL},
-    {"main", "send_user_online_events", OPT_BOOL, F(send_user_online_events), "true", 0, 0, true,
+static const struct config_opt ccomet_opts[] = {
+    {"main", "password", CFG_STR, F(password), "password", 0, 0, true, NULL},
+    {"main", "node_name", CFG_STR, F(node_name), "ccomet", 0, 0, false, NULL},
+    {"main", "base_dir", CFG_STR, F(base_dir), "web", 0, 0, false, NULL},
+    {"main", "send_user_online_events", CFG_BOOL, F(send_user_online_events), "true", 0, 0, true,
      NULL},
-    {"main", "send_user_offline_events", OPT_BOOL, F(send_user_offline_events), "true", 0, 0, true,
+    {"main", "send_user_offline_events", CFG_BOOL, F(send_user_offline_events), "true", 0, 0, true,
      NULL},
-    {"main", "save_users_last_online_time", OPT_BOOL, F(save_users_last_online_time), "true", 0, 0,
+    {"main", "save_users_last_online_time", CFG_BOOL, F(save_users_last_online_time), "true", 0, 0,
      true, NULL},
-    {"main", "dev_index_size", OPT_INT, F(dev_index_size), "1000000000", 1, 2147483647LL, false,
+    {"main", "dev_index_size", CFG_INT, F(dev_index_size), "1000000000", 1, 2147483647LL, false,
      NULL},
 
-    {"cometql", "ip", OPT_STR, F(cometql_ip), "0.0.0.0", 0, 0, false, NULL},
-    {"cometql", "port", OPT_PORT, F(cometql_port), "3307", 1, 65535, false, NULL},
-    {"cometql", "max_connections", OPT_INT, F(cometql_max_connections), "4096", 1, 1000000, true,
+    {"cometql", "ip", CFG_STR, F(cometql_ip), "0.0.0.0", 0, 0, false, NULL},
+    {"cometql", "port", CFG_PORT, F(cometql_port), "3307", 1, 65535, false, NULL},
+    {"cometql", "max_connections", CFG_INT, F(cometql_max_connections), "4096", 1, 1000000, true,
      NULL},
-    {"cometql", "max_packet", OPT_SIZE, F(cometql_max_packet), "64M", 4 * KiB, 1024 * MiB, true,
+    {"cometql", "max_packet", CFG_SIZE, F(cometql_max_packet), "64M", 4 * KiB, 1024 * MiB, true,
      NULL},
-    {"cometql", "max_query_length", OPT_SIZE, F(cometql_max_query_length), "64M", 64, 1024 * MiB,
+    {"cometql", "max_query_length", CFG_SIZE, F(cometql_max_query_length), "64M", 64, 1024 * MiB,
      true, NULL},
-    {"cometql", "max_message_size", OPT_SIZE, F(cometql_max_message_size), "1M", 16, 1024 * MiB,
+    {"cometql", "max_message_size", CFG_SIZE, F(cometql_max_message_size), "1M", 16, 1024 * MiB,
      true, NULL},
-    {"cometql", "max_in_values", OPT_INT, F(cometql_max_in_values), "4000", 1, 1000000, true, NULL},
-    {"cometql", "max_conditions", OPT_INT, F(cometql_max_conditions), "16", 1, 1000, true, NULL},
-    {"cometql", "max_result_rows", OPT_INT, F(cometql_max_result_rows), "100000", 1, 100000000,
+    {"cometql", "max_in_values", CFG_INT, F(cometql_max_in_values), "4000", 1, 1000000, true, NULL},
+    {"cometql", "max_conditions", CFG_INT, F(cometql_max_conditions), "16", 1, 1000, true, NULL},
+    {"cometql", "max_result_rows", CFG_INT, F(cometql_max_result_rows), "100000", 1, 100000000,
      true, NULL},
-    {"cometql", "max_prepared_statements", OPT_INT, F(cometql_max_prepared), "1024", 1, 1000000,
+    {"cometql", "max_prepared_statements", CFG_INT, F(cometql_max_prepared), "1024", 1, 1000000,
      true, NULL},
-    {"cometql", "connect_timeout", OPT_INT, F(cometql_connect_timeout), "10", 1, 3600, true, NULL},
-    {"cometql", "idle_timeout", OPT_INT, F(cometql_idle_timeout), "28800", 1, 31536000, true, NULL},
-    {"cometql", "max_output", OPT_SIZE, F(cometql_max_output), "4M", 64 * KiB, 1024 * MiB, true,
+    {"cometql", "connect_timeout", CFG_INT, F(cometql_connect_timeout), "10", 1, 3600, true, NULL},
+    {"cometql", "idle_timeout", CFG_INT, F(cometql_idle_timeout), "28800", 1, 31536000, true, NULL},
+    {"cometql", "max_output", CFG_SIZE, F(cometql_max_output), "4M", 64 * KiB, 1024 * MiB, true,
      NULL},
-    {"cometql", "ssl_cert", OPT_STR, F(cometql_ssl_cert), "", 0, 0, false, NULL},
-    {"cometql", "ssl_key", OPT_STR, F(cometql_ssl_key), "", 0, 0, false, NULL},
+    {"cometql", "ssl_cert", CFG_STR, F(cometql_ssl_cert), "", 0, 0, false, NULL},
+    {"cometql", "ssl_key", CFG_STR, F(cometql_ssl_key), "", 0, 0, false, NULL},
 
-    {"ws", "ip", OPT_STR, F(ws_ip), "0.0.0.0", 0, 0, false, NULL},
-    {"ws", "port", OPT_PORT, F(ws_port), "8087", 1, 65535, false, NULL},
-    {"ws", "max_connections", OPT_INT, F(ws_max_connections), "1000000", 1, 100000000, true, NULL},
-    {"ws", "max_connections_per_user", OPT_INT, F(ws_max_connections_per_user), "16", 1, 100000,
+    {"ws", "ip", CFG_STR, F(ws_ip), "0.0.0.0", 0, 0, false, NULL},
+    {"ws", "port", CFG_PORT, F(ws_port), "8087", 1, 65535, false, NULL},
+    {"ws", "max_connections", CFG_INT, F(ws_max_connections), "1000000", 1, 100000000, true, NULL},
+    {"ws", "max_connections_per_user", CFG_INT, F(ws_max_connections_per_user), "16", 1, 100000,
      true, NULL},
-    {"ws", "max_subscriptions", OPT_INT, F(ws_max_subscriptions), "64", 1, 100000, true, NULL},
-    {"ws", "max_message", OPT_SIZE, F(ws_max_message), "64K", 126, 64 * MiB, true, NULL},
-    {"ws", "max_output", OPT_SIZE, F(ws_max_output), "1M", 4 * KiB, 1024 * MiB, true, NULL},
-    {"ws", "recovery_messages", OPT_INT, F(ws_recovery_messages), "64", 0, 100000, true, NULL},
-    {"ws", "recovery_window", OPT_INT, F(ws_recovery_window), "120", 1, 86400, true, NULL},
-    {"ws", "ping_interval", OPT_INT, F(ws_ping_interval), "30", 1, 3600, true, NULL},
-    {"ws", "handshake_timeout", OPT_INT, F(ws_handshake_timeout), "10", 1, 3600, true, NULL},
-    {"ws", "max_static_file", OPT_SIZE, F(ws_max_static_file), "8M", 1, 1024 * MiB, true, NULL},
-    {"ws", "ssl_cert", OPT_STR, F(ws_ssl_cert), "", 0, 0, false, NULL},
-    {"ws", "ssl_key", OPT_STR, F(ws_ssl_key), "", 0, 0, false, NULL},
+    {"ws", "max_subscriptions", CFG_INT, F(ws_max_subscriptions), "64", 1, 100000, true, NULL},
+    {"ws", "max_message", CFG_SIZE, F(ws_max_message), "64K", 126, 64 * MiB, true, NULL},
+    {"ws", "max_output", CFG_SIZE, F(ws_max_output), "1M", 4 * KiB, 1024 * MiB, true, NULL},
+    {"ws", "recovery_messages", CFG_INT, F(ws_recovery_messages), "64", 0, 100000, true, NULL},
+    {"ws", "recovery_window", CFG_INT, F(ws_recovery_window), "120", 1, 86400, true, NULL},
+    {"ws", "ping_interval", CFG_INT, F(ws_ping_interval), "30", 1, 3600, true, NULL},
+    {"ws", "handshake_timeout", CFG_INT, F(ws_handshake_timeout), "10", 1, 3600, true, NULL},
+    {"ws", "max_static_file", CFG_SIZE, F(ws_max_static_file), "8M", 1, 1024 * MiB, true, NULL},
+    {"ws", "ssl_cert", CFG_STR, F(ws_ssl_cert), "", 0, 0, false, NULL},
+    {"ws", "ssl_key", CFG_STR, F(ws_ssl_key), "", 0, 0, false, NULL},
 
-    {"freeswitch", "ip", OPT_STR, F(freeswitch_ip), "127.0.0.1", 0, 0, false, NULL},
-    {"freeswitch", "port", OPT_PORT, F(freeswitch_port), "8082", 1, 65535, false, NULL},
+    {"freeswitch", "ip", CFG_STR, F(freeswitch_ip), "127.0.0.1", 0, 0, false, NULL},
+    {"freeswitch", "port", CFG_PORT, F(freeswitch_port), "8082", 1, 65535, false, NULL},
 
-    {"sip", "pipesalt", OPT_STR, F(sip_pipesalt), "pipesalt", 0, 0, false, NULL},
-    {"sip", "freeswitch", OPT_LIST, F(sip_freeswitch), "", 0, 0, false, NULL},
+    {"sip", "pipesalt", CFG_STR, F(sip_pipesalt), "pipesalt", 0, 0, false, NULL},
+    {"sip", "freeswitch", CFG_LIST, F(sip_freeswitch), "", 0, 0, false, NULL},
 
-    {"store", "type", OPT_ENUM, F(store_type), "sqlite", 0, 0, false, "sqlite"},
-    {"store", "path", OPT_STR, F(store_path), "var/ccomet.db", 0, 0, false, NULL},
-    {"store", "synchronous", OPT_ENUM, F(store_synchronous), "normal", 0, 0, false, "normal|full"},
-    {"store", "queue_ttl", OPT_INT, F(store_queue_ttl), "86400", 1, 315360000LL, true, NULL},
-    {"store", "trust_ttl", OPT_INT, F(store_trust_ttl), "86400", 1, 315360000LL, true, NULL},
-    {"store", "purge_interval", OPT_INT, F(store_purge_interval), "60", 1, 86400, false, NULL},
-    {"store", "history_max", OPT_INT, F(store_history_max), "1000", 0, 1000000, true, NULL},
+    {"store", "type", CFG_ENUM, F(store_type), "sqlite", 0, 0, false, "sqlite"},
+    {"store", "path", CFG_STR, F(store_path), "var/ccomet.db", 0, 0, false, NULL},
+    {"store", "synchronous", CFG_ENUM, F(store_synchronous), "normal", 0, 0, false, "normal|full"},
+    {"store", "queue_ttl", CFG_INT, F(store_queue_ttl), "86400", 1, 315360000LL, true, NULL},
+    {"store", "trust_ttl", CFG_INT, F(store_trust_ttl), "86400", 1, 315360000LL, true, NULL},
+    {"store", "purge_interval", CFG_INT, F(store_purge_interval), "60", 1, 86400, false, NULL},
+    {"store", "history_max", CFG_INT, F(store_history_max), "1000", 0, 1000000, true, NULL},
 
-    {"log", "level", OPT_LEVEL, F(log_level), "info", 0, 0, true, NULL},
+    {"log", "level", CFG_LEVEL, F(log_level), "info", 0, 0, true, NULL},
 };
 
 /* CppComet keys that ccomet accepts and ignores (its threads, buffers and SaaS features). */
@@ -196,20 +174,23 @@ static bool enum_ok(const char *choices, const char *v)
 }
 
 struct load_ctx {
-    struct config *c;
+    void *target;
+    const struct config_opt *opts;
+    size_t n;
+    bool (*ignored)(const char *section, const char *key);
     char *err;
     size_t errlen;
 };
 
-static int set_opt(struct config *c, const struct opt *o, const char *value, char *err,
+int config_opt_set(void *target, const struct config_opt *o, const char *value, char *err,
                    size_t errlen, int line)
 {
-    char *base = (char *)c + o->offset;
+    char *base = (char *)target + o->offset;
     int64_t v;
     switch (o->type) {
-    case OPT_STR:
-    case OPT_ENUM:
-        if (o->type == OPT_ENUM && !enum_ok(o->choices, value)) {
+    case CFG_STR:
+    case CFG_ENUM:
+        if (o->type == CFG_ENUM && !enum_ok(o->choices, value)) {
             snprintf(err, errlen, "line %d: [%s] %s = \"%s\" is invalid (expected %s)", line,
                      o->section, o->key, value, o->choices);
             return -1;
@@ -217,28 +198,28 @@ static int set_opt(struct config *c, const struct opt *o, const char *value, cha
         xfree(*(char **)base);
         *(char **)base = xstrdup(value);
         return 0;
-    case OPT_INT:
-    case OPT_PORT:
-    case OPT_SIZE:
-        if (!parse_int(value, &v, o->type == OPT_SIZE) || v < o->min || v > o->max) {
+    case CFG_INT:
+    case CFG_PORT:
+    case CFG_SIZE:
+        if (!parse_int(value, &v, o->type == CFG_SIZE) || v < o->min || v > o->max) {
             snprintf(err, errlen, "line %d: [%s] %s = \"%s\" is invalid (expected %s %lld..%lld)",
-                     line, o->section, o->key, value, o->type == OPT_SIZE ? "a size" : "an integer",
+                     line, o->section, o->key, value, o->type == CFG_SIZE ? "a size" : "an integer",
                      (long long)o->min, (long long)o->max);
             return -1;
         }
-        if (o->type == OPT_PORT)
+        if (o->type == CFG_PORT)
             *(int *)base = (int)v;
         else
             *(int64_t *)base = v;
         return 0;
-    case OPT_BOOL:
+    case CFG_BOOL:
         if (!parse_bool(value, (bool *)base)) {
             snprintf(err, errlen, "line %d: [%s] %s = \"%s\" is invalid (expected true or false)",
                      line, o->section, o->key, value);
             return -1;
         }
         return 0;
-    case OPT_LEVEL:
+    case CFG_LEVEL:
         if (!log_parse_level(value, (enum log_level *)base)) {
             snprintf(err, errlen,
                      "line %d: [%s] %s = \"%s\" is invalid (expected crit|error|warn|info|debug "
@@ -247,7 +228,7 @@ static int set_opt(struct config *c, const struct opt *o, const char *value, cha
             return -1;
         }
         return 0;
-    case OPT_LIST: {
+    case CFG_LIST: {
         struct config_list *l = (struct config_list *)base;
         const char *item = strncmp(value, "[]", 2) == 0 ? value + 2 : value;
         if (!*item) return 0;
@@ -255,7 +236,7 @@ static int set_opt(struct config *c, const struct opt *o, const char *value, cha
         l->items[l->n++] = xstrdup(item);
         return 0;
     }
-    case OPT_LEGACY: return 0;
+    case CFG_LEGACY: return 0;
     }
     return 0;
 }
@@ -263,14 +244,13 @@ static int set_opt(struct config *c, const struct opt *o, const char *value, cha
 static int on_entry(void *ctx, const char *section, const char *key, const char *value, int line)
 {
     struct load_ctx *lc = ctx;
-    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
-        if (strcmp(opts[i].section, section) == 0 && strcmp(opts[i].key, key) == 0)
-            return set_opt(lc->c, &opts[i], value, lc->err, lc->errlen, line);
+    for (size_t i = 0; i < lc->n; i++) {
+        if (strcmp(lc->opts[i].section, section) == 0 && strcmp(lc->opts[i].key, key) == 0)
+            return config_opt_set(lc->target, &lc->opts[i], value, lc->err, lc->errlen, line);
     }
-    if (strcmp(section, "log") == 0) return 0; /* CppComet per-tag levels */
-    if (legacy_key(section, key)) {
-        LOG(LOG_DEBUG, "config", "msg=\"CppComet key ignored\" section=%s key=%s line=%d", section,
-            key, line);
+    if (lc->ignored && lc->ignored(section, key)) {
+        LOG(LOG_DEBUG, "config", "msg=\"key ignored\" section=%s key=%s line=%d", section, key,
+            line);
         return 0;
     }
     LOG(LOG_WARN, "config", "msg=\"unknown key ignored\" section=%s key=%s line=%d", section, key,
@@ -278,17 +258,76 @@ static int on_entry(void *ctx, const char *section, const char *key, const char 
     return 0;
 }
 
-struct config *config_defaults(void)
+void config_table_defaults(void *target, const struct config_opt *opts, size_t n)
 {
-    struct config *c = xcalloc(1, sizeof *c);
     char err[256];
-    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
-        if (opts[i].type == OPT_LIST) continue;
-        if (set_opt(c, &opts[i], opts[i].def, err, sizeof err, 0) != 0) {
+    for (size_t i = 0; i < n; i++) {
+        if (opts[i].type == CFG_LIST || opts[i].type == CFG_LEGACY) continue;
+        if (config_opt_set(target, &opts[i], opts[i].def, err, sizeof err, 0) != 0) {
             fprintf(stderr, "bad built-in default: %s\n", err);
             abort();
         }
     }
+}
+
+void config_table_free(void *target, const struct config_opt *opts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *base = (char *)target + opts[i].offset;
+        if (opts[i].type == CFG_STR || opts[i].type == CFG_ENUM) {
+            xfree(*(char **)base);
+            *(char **)base = NULL;
+        }
+        if (opts[i].type == CFG_LIST) {
+            struct config_list *l = (struct config_list *)base;
+            for (size_t j = 0; j < l->n; j++)
+                xfree(l->items[j]);
+            xfree(l->items);
+            l->items = NULL;
+            l->n = 0;
+        }
+    }
+}
+
+int config_table_load(void *target, const struct config_opt *opts, size_t n, const char *path,
+                      bool (*ignored)(const char *section, const char *key), char *err,
+                      size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0, got;
+    char chunk[8192];
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + got > 16 * MiB) break;
+        if (len + got > cap) {
+            cap = (len + got) * 2;
+            text = xrealloc(text, cap);
+        }
+        memcpy(text + len, chunk, got);
+        len += got;
+    }
+    fclose(f);
+    struct load_ctx lc = {target, opts, n, ignored, err, errlen};
+    int rc = ini_parse(text ? text : "", len, on_entry, &lc, err, errlen);
+    xfree(text);
+    return rc == 0 ? 0 : -1;
+}
+
+static bool ccomet_ignored(const char *section, const char *key)
+{
+    return strcmp(section, "log") == 0 || legacy_key(section, key); /* CppComet's keys */
+}
+
+#define N_OPTS (sizeof ccomet_opts / sizeof ccomet_opts[0])
+
+struct config *config_defaults(void)
+{
+    struct config *c = xcalloc(1, sizeof *c);
+    config_table_defaults(c, ccomet_opts, N_OPTS);
     return c;
 }
 
@@ -297,29 +336,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
     struct config *c = config_defaults();
     if (!path) return c;
     c->path = xstrdup(path);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        config_free(c);
-        return NULL;
-    }
-    char *text = NULL;
-    size_t len = 0, cap = 0, n;
-    char chunk[8192];
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (len + n > 16 * MiB) break;
-        if (len + n > cap) {
-            cap = (len + n) * 2;
-            text = xrealloc(text, cap);
-        }
-        memcpy(text + len, chunk, n);
-        len += n;
-    }
-    fclose(f);
-    struct load_ctx lc = {c, err, errlen};
-    int rc = ini_parse(text ? text : "", len, on_entry, &lc, err, errlen);
-    xfree(text);
-    if (rc != 0) {
+    if (config_table_load(c, ccomet_opts, N_OPTS, path, ccomet_ignored, err, errlen) != 0) {
         config_free(c);
         return NULL;
     }
@@ -339,34 +356,25 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 void config_free(struct config *c)
 {
     if (!c) return;
-    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
-        char *base = (char *)c + opts[i].offset;
-        if (opts[i].type == OPT_STR || opts[i].type == OPT_ENUM) xfree(*(char **)base);
-        if (opts[i].type == OPT_LIST) {
-            struct config_list *l = (struct config_list *)base;
-            for (size_t j = 0; j < l->n; j++)
-                xfree(l->items[j]);
-            xfree(l->items);
-        }
-    }
+    config_table_free(c, ccomet_opts, N_OPTS);
     xfree(c->path);
     xfree(c);
 }
 
 void config_log_restart_needed(const struct config *old, const struct config *neu)
 {
-    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
-        const struct opt *o = &opts[i];
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const struct config_opt *o = &ccomet_opts[i];
         if (o->reloadable) continue;
         const char *a = (const char *)old + o->offset, *b = (const char *)neu + o->offset;
         bool differ = false;
         switch (o->type) {
-        case OPT_STR:
-        case OPT_ENUM: differ = strcmp(*(char *const *)a, *(char *const *)b) != 0; break;
-        case OPT_PORT: differ = *(const int *)a != *(const int *)b; break;
-        case OPT_INT:
-        case OPT_SIZE: differ = *(const int64_t *)a != *(const int64_t *)b; break;
-        case OPT_BOOL: differ = *(const bool *)a != *(const bool *)b; break;
+        case CFG_STR:
+        case CFG_ENUM: differ = strcmp(*(char *const *)a, *(char *const *)b) != 0; break;
+        case CFG_PORT: differ = *(const int *)a != *(const int *)b; break;
+        case CFG_INT:
+        case CFG_SIZE: differ = *(const int64_t *)a != *(const int64_t *)b; break;
+        case CFG_BOOL: differ = *(const bool *)a != *(const bool *)b; break;
         default: break;
         }
         if (differ)

@@ -80,6 +80,46 @@ struct config {
     enum log_level log_level;
 };
 
+/* ---- the table engine, shared with other binaries' settings (ccomet-media) ---------------- */
+
+enum config_opt_type {
+    CFG_STR,
+    CFG_INT,
+    CFG_PORT,
+    CFG_BOOL,
+    CFG_SIZE,
+    CFG_LEVEL,
+    CFG_LIST,
+    CFG_ENUM,
+    CFG_LEGACY
+};
+
+/* One setting: where it lives in the settings struct (offset), its type and bounds. Types map to
+ * fields: STR/ENUM char *, INT/SIZE int64_t, PORT int, BOOL bool, LEVEL enum log_level,
+ * LIST struct config_list. */
+struct config_opt {
+    const char *section, *key;
+    enum config_opt_type type;
+    size_t offset;
+    const char *def;
+    int64_t min, max;
+    bool reloadable;
+    const char *choices; /* CFG_ENUM: "a|b|c" */
+};
+
+/* Parses value into the field of target that o describes. 0, or -1 with err naming section,
+ * key and line. */
+int config_opt_set(void *target, const struct config_opt *o, const char *value, char *err,
+                   size_t errlen, int line);
+
+void config_table_defaults(void *target, const struct config_opt *opts, size_t n);
+void config_table_free(void *target, const struct config_opt *opts, size_t n);
+/* Applies the file at path to target. Keys not in opts warn, unless ignored() says they are
+ * known to be unused (nullable). 0, or -1 with err. */
+int config_table_load(void *target, const struct config_opt *opts, size_t n, const char *path,
+                      bool (*ignored)(const char *section, const char *key), char *err,
+                      size_t errlen);
+
 /* Loads path (NULL: defaults only). Returns NULL and fills err on an invalid value or an
  * unreadable file. (transfer full) */
 struct config *config_load(const char *path, char *err, size_t errlen);
