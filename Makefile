@@ -14,11 +14,16 @@ CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-pr
                -Wno-unused-parameter -Isrc -g $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 
+MEDIA_PKGS := glib-2.0 gio-2.0 gstreamer-1.0 gstreamer-webrtc-1.0 gstreamer-sdp-1.0 libsoup-3.0 libxml-2.0
+MEDIA_CFLAGS := $(shell pkg-config --cflags $(MEDIA_PKGS) 2>/dev/null) -DGST_USE_UNSTABLE_API
+MEDIA_LIBS   := $(shell pkg-config --libs $(MEDIA_PKGS) 2>/dev/null)
+
 CORE_SRC   := $(wildcard src/core/*.c)
 PROTO_SRC  := $(wildcard src/proto/*.c)
 SERVER_SRC := $(filter-out src/server/main.c,$(wildcard src/server/*.c))
 LIB_SRC    := $(CORE_SRC) $(PROTO_SRC) $(SERVER_SRC)
 UNIT_SRC   := $(wildcard tests/unit/*.c)
+MEDIA_SRC  := $(filter-out src/media/main.c,$(wildcard src/media/*.c))
 FUZZ_DIRS  := $(patsubst fuzz/%/,%,$(dir $(wildcard fuzz/*/driver.c)))
 
 REL_OBJ  := $(patsubst %.c,build/obj/%.o,$(LIB_SRC))
@@ -26,7 +31,7 @@ ASAN_OBJ := $(patsubst %.c,build/asan/obj/%.o,$(LIB_SRC))
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
 .PHONY: all asan fuzz run test bench deps format format-check clean
-all: build/ccomet
+all: build/ccomet build/ccomet-media
 
 build/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -39,13 +44,25 @@ build/asan/obj/%.o: %.c
 build/ccomet: $(REL_OBJ) build/obj/src/server/main.o
 	$(CC) -o $@ $^ $(LDLIBS)
 
+# ccomet-media: the same core and parsers, plus src/media on GLib, GStreamer and libsoup.
+MEDIA_REL_OBJ  := $(patsubst %.c,build/obj/%.o,$(MEDIA_SRC) src/media/main.c)
+MEDIA_ASAN_OBJ := $(patsubst %.c,build/asan/obj/%.o,$(MEDIA_SRC) src/media/main.c)
+$(MEDIA_REL_OBJ) $(MEDIA_ASAN_OBJ): CFLAGS_BASE += $(MEDIA_CFLAGS)
+build/ccomet-media: $(patsubst %.c,build/obj/%.o,$(CORE_SRC) $(PROTO_SRC)) $(MEDIA_REL_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS) $(MEDIA_LIBS)
+build/asan/ccomet-media: $(patsubst %.c,build/asan/obj/%.o,$(CORE_SRC) $(PROTO_SRC)) $(MEDIA_ASAN_OBJ)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS) $(MEDIA_LIBS)
+
 build/asan/ccomet: $(ASAN_OBJ) build/asan/obj/src/server/main.o
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
 
-build/asan/unit-tests: $(ASAN_OBJ) $(patsubst %.c,build/asan/obj/%.o,$(UNIT_SRC))
-	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+# unit tests link everything but the two main()s (the media modules need GLib and GStreamer)
+UNIT_ASAN_OBJ := $(patsubst %.c,build/asan/obj/%.o,$(UNIT_SRC))
+$(UNIT_ASAN_OBJ): CFLAGS_BASE += $(MEDIA_CFLAGS)
+build/asan/unit-tests: $(ASAN_OBJ) $(patsubst %.c,build/asan/obj/%.o,$(MEDIA_SRC)) $(UNIT_ASAN_OBJ)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS) $(MEDIA_LIBS)
 
-asan: build/asan/ccomet build/asan/unit-tests
+asan: build/asan/ccomet build/asan/ccomet-media build/asan/unit-tests
 
 # Fuzz targets link only the parser objects they exercise (plus core), built by clang.
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined
@@ -58,21 +75,21 @@ fuzz: $(addprefix build/fuzz/,$(FUZZ_DIRS))
 deps:
 	@scripts/deps.sh
 
-run: deps build/ccomet
+run: deps build/ccomet build/ccomet-media
 	@scripts/run.sh
 
 test: deps
-	@$(MAKE) --no-print-directory format-check asan build/ccomet fuzz
+	@$(MAKE) --no-print-directory format-check asan build/ccomet build/ccomet-media fuzz
 	@tests/run.sh
 
 bench: deps build/ccomet
 	@bench/run.sh
 
 format:
-	clang-format -i $(LIB_SRC) src/server/main.c $(UNIT_SRC) $(wildcard fuzz/*/driver.c) $(wildcard src/*/*.h tests/unit/*.h)
+	clang-format -i $(LIB_SRC) $(MEDIA_SRC) src/server/main.c $(wildcard src/media/main.c) $(UNIT_SRC) $(wildcard fuzz/*/driver.c) $(wildcard src/*/*.h tests/unit/*.h)
 
 format-check:
-	clang-format --dry-run -Werror $(LIB_SRC) src/server/main.c $(UNIT_SRC) $(wildcard fuzz/*/driver.c) $(wildcard src/*/*.h tests/unit/*.h)
+	clang-format --dry-run -Werror $(LIB_SRC) $(MEDIA_SRC) src/server/main.c $(wildcard src/media/main.c) $(UNIT_SRC) $(wildcard fuzz/*/driver.c) $(wildcard src/*/*.h tests/unit/*.h)
 
 clean:
 	rm -rf build

@@ -1,0 +1,87 @@
+/* main: ccomet-media's process: command line, settings, the GLib main loop, the conference
+ * registry, and the services on it (SIP over WebSocket, the Event Socket). SIGTERM/SIGINT stop
+ * it: calls are hung up and rooms closed. Holds no protocol or media logic. */
+#include "core/log.h"
+#include "media/conference.h"
+#include "media/media_config.h"
+
+#include <glib-unix.h>
+#include <glib.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CCOMET_MEDIA_VERSION "0.1.0"
+
+struct media_app {
+    GMainLoop *loop;
+    struct media_config *cfg;
+    struct conf_registry *registry;
+};
+
+static gboolean on_stop_signal(gpointer data)
+{
+    struct media_app *app = data;
+    LOG(LOG_INFO, "main", "msg=\"shutting down\"");
+    g_main_loop_quit(app->loop);
+    return G_SOURCE_REMOVE;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ccomet-media [--conf FILE] [--check] [--version]\n"
+               "  --conf FILE  settings (default: ./ccomet-media.ini, or built-in defaults)\n"
+               "  --check      validate the settings and exit\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *conf = NULL;
+    bool check = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--conf") == 0 && i + 1 < argc) {
+            conf = argv[++i];
+        } else if (strcmp(argv[i], "--check") == 0) {
+            check = true;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("ccomet-media %s\n", CCOMET_MEDIA_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "ccomet-media: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!conf && access("ccomet-media.ini", F_OK) == 0) conf = "ccomet-media.ini";
+    char err[512];
+    struct media_app app;
+    memset(&app, 0, sizeof app);
+    app.cfg = media_config_load(conf, err, sizeof err);
+    if (!app.cfg) {
+        fprintf(stderr, "ccomet-media: configuration error: %s\n", err);
+        return 1;
+    }
+    log_set_level(app.cfg->log_level);
+    if (check) {
+        printf("ccomet-media: configuration %s is valid\n", conf ? conf : "(defaults)");
+        media_config_free(app.cfg);
+        return 0;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    app.loop = g_main_loop_new(NULL, FALSE);
+    struct conf_limits limits = {(int)app.cfg->max_rooms, (int)app.cfg->max_members_total};
+    app.registry = conf_registry_new(NULL, &limits);
+    g_unix_signal_add(SIGTERM, on_stop_signal, &app);
+    g_unix_signal_add(SIGINT, on_stop_signal, &app);
+    LOG(LOG_INFO, "main", "msg=\"ccomet-media ready\" version=%s", CCOMET_MEDIA_VERSION);
+    g_main_loop_run(app.loop);
+    conf_registry_free(app.registry);
+    g_main_loop_unref(app.loop);
+    media_config_free(app.cfg);
+    LOG(LOG_INFO, "main", "msg=\"stopped\"");
+    return 0;
+}

@@ -1,0 +1,63 @@
+/* media_config: ccomet-media's settings, read from an INI file in comet.ini's format with the
+ * shared table engine (src/core/config.c). Sections: [sip] (SIP over WebSocket), [directory]
+ * (mod_xml_curl-style user lookups, or a static file), [dialplan], [conference] (node limits),
+ * [profile.video] / [profile.audio] / [profile.default], [media] (ICE), [esl] (Event Socket),
+ * [log]. */
+#ifndef CC_MEDIA_CONFIG_H
+#define CC_MEDIA_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/log.h"
+#include "media/conference.h"
+
+#define MEDIA_PROFILES 3 /* video, audio, default */
+
+struct media_config {
+    char *path;
+    /* [sip] */
+    char *sip_ip;
+    int sip_ws_port, sip_wss_port; /* wss only with a certificate */
+    char *sip_ssl_cert, *sip_ssl_key;
+    char *sip_domain; /* the domain users register to, and the digest realm */
+    int64_t sip_max_expires, sip_min_expires;
+    char *sip_user_agent;
+    int64_t sip_max_message; /* bytes of one SIP message */
+    /* [directory] */
+    char *dir_url; /* mod_xml_curl gateway-url, e.g. http://127.0.0.1:8082/directory */
+    char *dir_user, *dir_password; /* HTTP Basic credentials for it */
+    char *dir_file;                /* a static directory (FreeSWITCH XML) instead or as fallback */
+    int64_t dir_cache_ttl;         /* seconds an answer is reused */
+    int64_t dir_timeout_ms;
+    /* [dialplan] */
+    char *dialplan_pattern;    /* POSIX ERE with two groups: room and profile */
+    char *dialplan_conference; /* the conference name: $1, $2 and ${domain} substituted */
+    /* [conference] */
+    int64_t max_rooms, max_members_total;
+    /* [profile.*] */
+    struct {
+        bool video;
+        int64_t width, height, fps, video_kbps, audio_kbps, max_members;
+        char *layout;
+    } profile[MEDIA_PROFILES];
+    /* [media] */
+    char *ice_ip; /* the address ICE candidates use */
+    int64_t rtp_min_port, rtp_max_port;
+    /* [esl] */
+    char *esl_ip;
+    int esl_port;
+    char *esl_password;
+    int64_t esl_max_queue; /* events queued per listener before it is dropped */
+    /* [log] */
+    enum log_level log_level;
+};
+
+/* NULL with err on an invalid value. (transfer full) */
+struct media_config *media_config_load(const char *path, char *err, size_t errlen);
+void media_config_free(struct media_config *c);
+/* The profile named `name` ("video", "audio", "default"), as the conference module wants it;
+ * NULL for an unknown name. The strings point into c. */
+bool media_config_profile(const struct media_config *c, const char *name, struct conf_profile *out);
+
+#endif
