@@ -6,6 +6,10 @@
  * scan of ours frames the message first and hands libosip2 a normalised copy of the head without
  * the body headers; everything a UAS relies on is validated here afterwards. The message's
  * strings live in one arena, freed with it. */
+/* libosip2 first: its osip_const.h defines SIP_OK as 200, which proto/sip_msg.h then drops */
+#include <osipparser2/osip_parser.h>
+#include <osipparser2/osip_port.h>
+
 #include "proto/sip_msg.h"
 
 #include "core/alloc.h"
@@ -17,10 +21,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
-#include <osipparser2/osip_parser.h>
-#include <osipparser2/osip_port.h>
 #include <pthread.h>
 #include <regex.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,9 +43,17 @@ struct sip_msg_priv {
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT; /* the one mutable global: a once flag */
 
+static void osip_quiet(const char *file, int line, osip_trace_level_t level, const char *fmt,
+                       va_list ap)
+{
+}
+
 static void global_init_once(void)
 {
     parser_init();
+    /* Disabling the levels alone does not silence Debian's build: without a trace function it
+     * prints "| ERROR | ..." lines for every malformed message. */
+    osip_trace_initialize_func(TRACE_LEVEL0, osip_quiet);
     for (int level = TRACE_LEVEL0; level < END_TRACE_LEVEL; level++)
         osip_trace_disable_level((osip_trace_level_t)level);
 }
@@ -179,10 +190,10 @@ static const char *gen_param(osip_list_t *params, const char *name)
 /* ---- framing: our scan before libosip2 ------------------------------------------------------ */
 
 struct frame {
-    size_t head_end;    /* offset just past the empty line */
-    long content_len;   /* -1 when absent */
-    char *osip_head;    /* (transfer full, xmalloc) the head for libosip2: CRLF lines, no
-                         * Content-Type / Content-Length */
+    size_t head_end;  /* offset just past the empty line */
+    long content_len; /* -1 when absent */
+    char *osip_head;  /* (transfer full, xmalloc) the head for libosip2: CRLF lines, no
+                       * Content-Type / Content-Length */
     size_t osip_len;
     char *content_type; /* (transfer full, nullable) the Content-Type value, unfolded */
 };
@@ -204,9 +215,10 @@ static int frame_message(const char *buf, size_t len, size_t *start, struct fram
         return SIP_ERROR;
     }
     *start = p;
-    f->osip_head = xmalloc(len - p + 3);
+    /* lines ending in a bare LF grow by one byte (CRLF), at most SIP_MAX_LINES of them */
+    f->osip_head = xmalloc(len - p + SIP_MAX_LINES + 4);
     size_t o = 0;
-    enum { NONE, COPY, SKIP, CTYPE, CLEN } cur = NONE;
+    enum { NONE, COPY, CTYPE, CLEN } cur = NONE;
     size_t ct_len = 0;
     size_t lines = 0;
     for (;;) {
@@ -248,7 +260,11 @@ static int frame_message(const char *buf, size_t len, size_t *start, struct fram
             cur = COPY;
             continue;
         }
-        if (line[0] == ' ' || line[0] == '\t') { /* a folded continuation of the last header */
+        if (line[0] == ' ' || line[0] == '\t') {
+            /* a folded continuation of the last header: unfolded here to one SP (RFC 3261
+             * §7.3.1), so libosip2 never sees folding */
+            while (line_len && (line[0] == ' ' || line[0] == '\t'))
+                line++, line_len--;
             if (cur == CLEN) {
                 *err = "folded Content-Length";
                 return SIP_ERROR;
@@ -260,7 +276,15 @@ static int frame_message(const char *buf, size_t len, size_t *start, struct fram
                 f->content_type[ct_len] = '\0';
                 continue;
             }
-            if (cur == COPY && o == 0) continue; /* unreachable: the start line was copied */
+            if (cur == COPY && o >= 2) { /* join the line already copied */
+                o -= 2;
+                f->osip_head[o++] = ' ';
+                memcpy(f->osip_head + o, line, line_len);
+                o += line_len;
+                memcpy(f->osip_head + o, "\r\n", 2);
+                o += 2;
+            }
+            continue;
         } else {
             const char *colon = memchr(line, ':', line_len);
             if (!colon) {
@@ -293,7 +317,7 @@ static int frame_message(const char *buf, size_t len, size_t *start, struct fram
                 }
                 memcpy(tmp, v, vl);
                 tmp[vl] = '\0';
-                if (!parse_uint_strict(tmp, len, &n)) {
+                if (!parse_uint_strict(tmp, UINT32_MAX, &n)) {
                     *err = "bad Content-Length";
                     return SIP_ERROR;
                 }
@@ -372,6 +396,83 @@ static void read_auth(struct arena *a, osip_message_t *sip, struct sip_auth *au)
     au->opaque = unquote(a, h->opaque);
 }
 
+/* libosip2 can print what it cannot read back (the Contact "<sip:a@h: ;transport=ws>" prints as
+ * "sip:a@h:;transport=ws", which it then refuses): what we echo or send must parse again. */
+static bool via_reparses(const char *s)
+{
+    osip_via_t *v = NULL;
+    if (osip_via_init(&v) != 0) abort();
+    bool ok = osip_via_parse(v, s) == 0 && v->host && *v->host;
+    osip_via_free(v);
+    return ok;
+}
+
+static bool name_addr_reparses(const char *s)
+{
+    osip_from_t *h = NULL;
+    if (osip_from_init(&h) != 0) abort();
+    bool ok = osip_from_parse(h, s) == 0 && h->url && h->url->scheme;
+    osip_from_free(h);
+    return ok;
+}
+
+static bool call_id_reparses(const char *s)
+{
+    osip_call_id_t *c = NULL;
+    if (osip_call_id_init(&c) != 0) abort();
+    bool ok = osip_call_id_parse(c, s) == 0 && c->number;
+    osip_call_id_free(c);
+    return ok;
+}
+
+/* A sip: or sips: URI with a host that libosip2 reads back: a Request-URI of ours. */
+static bool sip_uri_reparses(const char *s)
+{
+    osip_uri_t *u = NULL;
+    if (osip_uri_init(&u) != 0) abort();
+    bool ok = osip_uri_parse(u, s) == 0 && u->scheme &&
+              (strcasecmp(u->scheme, "sip") == 0 || strcasecmp(u->scheme, "sips") == 0) &&
+              u->host && *u->host;
+    osip_uri_free(u);
+    return ok && is_line_text(s) && !strchr(s, ' ');
+}
+
+/* A quoted-string: '"', qdtext or quoted-pairs, '"'. */
+static bool is_quoted_string(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 2 || s[0] != '"' || s[n - 1] != '"') return false;
+    for (size_t i = 1; i + 1 < n; i++) {
+        if (s[i] == '\\') {
+            if (i + 2 >= n) return false; /* would escape the closing quote */
+            i++;
+        } else if (s[i] == '"') {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* generic-param = token [ "=" ( token / host / quoted-string ) ] (RFC 3261 §25.1). libosip2
+ * keeps what it does not understand, an unbalanced quote included ("once=\"5"), and prints it
+ * back; a ";tag=" or ";received=" we append after it would land inside the quotes. */
+static bool params_ok(const osip_list_t *params)
+{
+    int n = osip_list_size(params);
+    for (int i = 0; i < n; i++) {
+        const osip_generic_param_t *p = osip_list_get(params, i);
+        if (!p || !is_token(p->gname)) return false;
+        if (!p->gvalue || !*p->gvalue) continue;
+        if (p->gvalue[0] == '"') {
+            if (!is_quoted_string(p->gvalue)) return false;
+            continue;
+        }
+        for (const char *c = p->gvalue; *c; c++)
+            if (!is_token_char((unsigned char)*c) && !strchr(":[]", *c)) return false;
+    }
+    return true;
+}
+
 /* Serialises what a response copies. false when something is missing or will not print. */
 static bool keep_response_headers(struct sip_msg *m, osip_message_t *sip, const char **err)
 {
@@ -402,12 +503,16 @@ static bool keep_response_headers(struct sip_msg *m, osip_message_t *sip, const 
     for (int i = 0; i < n; i++) {
         osip_via_t *v = osip_list_get(&sip->vias, i);
         char *s = NULL;
-        if (!v || !v->host || osip_via_to_str(v, &s) != 0 || !s) {
+        if (!v || !v->host || !params_ok(&v->via_params) || osip_via_to_str(v, &s) != 0 || !s) {
             osip_free(s);
             *err = "bad Via";
             return false;
         }
         pv->vias[pv->n_vias++] = (char *)adopt(a, s);
+        if (!via_reparses(pv->vias[pv->n_vias - 1])) {
+            *err = "Via that does not print back";
+            return false;
+        }
     }
     n = osip_list_size(&sip->record_routes);
     if (n > 0) pv->record_routes = arena_alloc(a, sizeof(char *) * (size_t)n);
@@ -421,6 +526,10 @@ static bool keep_response_headers(struct sip_msg *m, osip_message_t *sip, const 
         }
         pv->record_routes[pv->n_record_routes++] = (char *)adopt(a, s);
     }
+    if (!params_ok(&sip->from->gen_params) || !params_ok(&sip->to->gen_params)) {
+        *err = "bad From or To parameter";
+        return false;
+    }
     char *s = NULL;
     if (osip_from_to_str(sip->from, &s) != 0 || !s) goto bad;
     pv->from = adopt(a, s);
@@ -433,15 +542,23 @@ static bool keep_response_headers(struct sip_msg *m, osip_message_t *sip, const 
     s = NULL;
     if (osip_cseq_to_str(sip->cseq, &s) != 0 || !s) goto bad;
     pv->cseq = adopt(a, s);
+    s = NULL; /* adopted: freed already */
     /* libosip2 parsed these from CRLF-free lines; still, never let a value break a line */
     if (!is_line_text(pv->from) || !is_line_text(pv->to) || !is_line_text(pv->call_id) ||
-        !is_line_text(pv->cseq))
+        !is_line_text(pv->cseq) || !name_addr_reparses(pv->from) || !name_addr_reparses(pv->to) ||
+        !call_id_reparses(pv->call_id))
         goto bad;
     return true;
 bad:
     osip_free(s);
     *err = "unprintable From/To/Call-ID/CSeq";
     return false;
+}
+
+/* A sip: or sips: URI (what a Request-URI of ours may be). */
+static bool is_sip_uri(const char *u)
+{
+    return u && (strncasecmp(u, "sip:", 4) == 0 || strncasecmp(u, "sips:", 5) == 0);
 }
 
 static int fail(struct sip_msg *m, bool answerable, int status, const char *reason,
@@ -466,8 +583,7 @@ static bool read_expires(const char *s, long *out)
     return true;
 }
 
-int sip_parse(const char *buf, size_t len, size_t max_bytes, struct sip_msg **out,
-              const char **err)
+int sip_parse(const char *buf, size_t len, size_t max_bytes, struct sip_msg **out, const char **err)
 {
     *out = NULL;
     *err = NULL;
@@ -511,6 +627,13 @@ int sip_parse(const char *buf, size_t len, size_t max_bytes, struct sip_msg **ou
     }
 
     m->is_request = sip->status_code == 0 && sip->sip_method != NULL;
+    if (m->is_request) {
+        m->method = keep(a, sip->sip_method);
+        if (!is_token(m->method)) {
+            xfree(ctype);
+            return fail(m, false, 0, "bad method", out, err);
+        }
+    }
     if (!m->is_request) {
         if (sip->status_code < 100 || sip->status_code > 699) {
             xfree(ctype);
@@ -565,8 +688,6 @@ int sip_parse(const char *buf, size_t len, size_t max_bytes, struct sip_msg **ou
 
     /* start line */
     if (req) {
-        m->method = keep(a, sip->sip_method);
-        if (!is_token(m->method)) return fail(m, false, 0, "bad method", out, err);
         if (!sip->sip_version || strcasecmp(sip->sip_version, "SIP/2.0") != 0)
             return fail(m, true, 505, "SIP version not supported", out, err);
         osip_uri_t *u = sip->req_uri;
@@ -588,8 +709,7 @@ int sip_parse(const char *buf, size_t len, size_t max_bytes, struct sip_msg **ou
     /* From, To, Call-ID, CSeq */
     name_addr_fields(a, sip->from, &m->from_display, &m->from_uri, &m->from_user, &m->from_host,
                      &m->from_tag);
-    name_addr_fields(a, sip->to, &m->to_display, &m->to_uri, &m->to_user, &m->to_host,
-                     &m->to_tag);
+    name_addr_fields(a, sip->to, &m->to_display, &m->to_uri, &m->to_user, &m->to_host, &m->to_tag);
     m->call_id = pv->call_id;
     uint64_t cseq = 0;
     if (!parse_uint_strict(sip->cseq->number, UINT32_MAX, &cseq) || cseq == 0)
@@ -602,10 +722,11 @@ int sip_parse(const char *buf, size_t len, size_t max_bytes, struct sip_msg **ou
     if (!req) m->method = m->cseq_method;
     if (!m->from_uri || !m->to_uri) return fail(m, req, 400, "bad From or To URI", out, err);
     if (!m->from_tag || !*m->from_tag) return fail(m, req, 400, "From without tag", out, err);
-    bool to_tag_needed = req ? (strcmp(m->method, "BYE") == 0 || strcmp(m->method, "ACK") == 0)
-                             : m->status > 100;
+    bool to_tag_needed =
+        req ? (strcmp(m->method, "BYE") == 0 || strcmp(m->method, "ACK") == 0) : m->status > 100;
     if (to_tag_needed && (!m->to_tag || !*m->to_tag))
         return fail(m, req, 400, "To without tag", out, err);
+    if (m->to_tag && !*m->to_tag) return fail(m, req, 400, "empty To tag", out, err);
 
     /* top Via */
     osip_via_t *via = osip_list_get(&sip->vias, 0);
@@ -621,8 +742,7 @@ int sip_parse(const char *buf, size_t len, size_t max_bytes, struct sip_msg **ou
     }
     m->via_rport = gen_param(&via->via_params, "rport") != NULL;
     m->via_branch = keep(a, gen_param(&via->via_params, "branch"));
-    if (!m->via_branch || !*m->via_branch)
-        return fail(m, req, 400, "Via without branch", out, err);
+    if (!m->via_branch || !*m->via_branch) return fail(m, req, 400, "Via without branch", out, err);
 
     /* Max-Forwards, Expires, Contact, User-Agent */
     osip_header_t *h = NULL;
@@ -671,8 +791,8 @@ int sip_parse(const char *buf, size_t len, size_t max_bytes, struct sip_msg **ou
     }
     if (m->expires < 0) m->expires = m->expires_header;
     if (req && strcmp(m->method, "INVITE") == 0 &&
-        (!m->contact_uri || strcmp(m->contact_uri, "*") == 0))
-        return fail(m, true, 400, "INVITE without Contact", out, err);
+        (!is_sip_uri(m->contact_uri) || !sip_uri_reparses(m->contact_uri)))
+        return fail(m, true, 400, "INVITE without a sip: or sips: Contact", out, err);
     m->user_agent = keep(a, sip_msg_header(m, "user-agent"));
 
     read_auth(a, sip, &m->auth);
@@ -694,12 +814,33 @@ void sip_msg_free(struct sip_msg *m)
 
 const char *sip_msg_header(const struct sip_msg *m, const char *name)
 {
+    struct sip_msg_priv *pv = m->priv_; /* the arena is the message's own cache */
     int n = osip_list_size(&m->osip->headers);
+    size_t total = 0, count = 0;
+    const char *only = NULL;
     for (int i = 0; i < n; i++) {
         osip_header_t *h = osip_list_get(&m->osip->headers, i);
-        if (h && h->hname && strcasecmp(h->hname, name) == 0) return h->hvalue ? h->hvalue : "";
+        if (!h || !h->hname || strcasecmp(h->hname, name) != 0) continue;
+        only = h->hvalue ? h->hvalue : "";
+        total += strlen(only) + 2;
+        count++;
     }
-    return NULL;
+    if (count <= 1) return only;
+    char *joined = arena_alloc(&pv->arena, total + 1);
+    size_t o = 0;
+    for (int i = 0; i < n; i++) {
+        osip_header_t *h = osip_list_get(&m->osip->headers, i);
+        if (!h || !h->hname || strcasecmp(h->hname, name) != 0) continue;
+        if (o) {
+            memcpy(joined + o, ", ", 2);
+            o += 2;
+        }
+        size_t l = h->hvalue ? strlen(h->hvalue) : 0;
+        if (l) memcpy(joined + o, h->hvalue, l);
+        o += l;
+    }
+    joined[o] = '\0';
+    return joined;
 }
 
 static bool is_ip_literal(const char *s)
@@ -861,7 +1002,7 @@ int sip_build_response(const struct sip_msg *req, int code, const char *reason, 
         !content_ok(content_type, body, body_len))
         return SIP_ERROR;
     char tag[SIP_TAG_SIZE];
-    bool add_tag = code > 100 && (!req->to_tag || !*req->to_tag);
+    bool add_tag = code > 100 && !req->to_tag; /* an empty one was refused by sip_parse */
     if (add_tag) {
         if (!to_tag) {
             if (sip_tag_new(tag) != SIP_OK) return SIP_ERROR;
@@ -896,26 +1037,29 @@ int sip_build_response(const struct sip_msg *req, int code, const char *reason, 
 
 /* ---- dialogs -------------------------------------------------------------------------------- */
 
-/* "name-addr" of a From/To without its tag: display name kept, other header params dropped. */
-static char *name_addr_no_tag(osip_from_t *h)
+/* A From/To without its tag, as libosip2 prints it (display name and other params kept). */
+static char *name_addr_no_tag(const osip_from_t *h)
 {
-    char *u = NULL;
-    if (!h->url || osip_uri_to_str(h->url, &u) != 0 || !u) {
-        osip_free(u);
+    osip_from_t *c = NULL;
+    if (osip_from_clone(h, &c) != 0 || !c) return NULL;
+    int n = osip_list_size(&c->gen_params);
+    for (int i = n - 1; i >= 0; i--) {
+        osip_generic_param_t *p = osip_list_get(&c->gen_params, i);
+        if (p && p->gname && strcasecmp(p->gname, "tag") == 0) {
+            osip_list_remove(&c->gen_params, i);
+            osip_generic_param_free(p);
+        }
+    }
+    char *s = NULL;
+    int rc = osip_from_to_str(c, &s);
+    osip_from_free(c);
+    if (rc != 0 || !s || !is_line_text(s) || !name_addr_reparses(s)) {
+        osip_free(s);
         return NULL;
     }
-    size_t n = strlen(u) + (h->displayname ? strlen(h->displayname) + 1 : 0) + 3;
-    char *s = xmalloc(n);
-    if (h->displayname)
-        snprintf(s, n, "%s <%s>", h->displayname, u);
-    else
-        snprintf(s, n, "<%s>", u);
-    osip_free(u);
-    if (!is_line_text(s)) {
-        xfree(s);
-        return NULL;
-    }
-    return s;
+    char *copy = xstrdup(s);
+    osip_free(s);
+    return copy;
 }
 
 int sip_dialog_from_invite(const struct sip_msg *invite, const char *local_tag,
@@ -930,8 +1074,8 @@ int sip_dialog_from_invite(const struct sip_msg *invite, const char *local_tag,
         *err = "bad local tag";
         return SIP_ERROR;
     }
-    if (!invite->contact_uri || strcmp(invite->contact_uri, "*") == 0) {
-        *err = "INVITE without Contact";
+    if (!is_sip_uri(invite->contact_uri) || !sip_uri_reparses(invite->contact_uri)) {
+        *err = "INVITE without a usable sip: or sips: Contact";
         return SIP_ERROR;
     }
     if (!invite->from_tag || !*invite->from_tag) {
@@ -941,7 +1085,7 @@ int sip_dialog_from_invite(const struct sip_msg *invite, const char *local_tag,
     const struct sip_msg_priv *pv = invite->priv_;
     d->local_uri = name_addr_no_tag(invite->osip->to);
     d->remote_uri = name_addr_no_tag(invite->osip->from);
-    if (!d->local_uri || !d->remote_uri || !is_line_text(invite->contact_uri)) {
+    if (!d->local_uri || !d->remote_uri) {
         sip_dialog_free(d);
         *err = "bad From or To";
         return SIP_ERROR;
@@ -988,18 +1132,18 @@ static bool is_sent_by(const char *s)
 
 int sip_build_request(struct sip_dialog *d, const char *method, const char *via_transport,
                       const char *via_sent_by, const struct sip_header *extra, size_t n_extra,
-                      const char *content_type, const char *body, size_t body_len,
-                      struct buf *out, char branch[SIP_BRANCH_SIZE])
+                      const char *content_type, const char *body, size_t body_len, struct buf *out,
+                      char branch[SIP_BRANCH_SIZE])
 {
-    if (!d || !d->call_id || !d->local_tag || !d->remote_tag || !d->local_uri ||
-        !d->remote_uri || !d->remote_target)
+    if (!d || !d->call_id || !d->local_tag || !d->remote_tag || !d->local_uri || !d->remote_uri ||
+        !d->remote_target)
         return SIP_ERROR;
     if (!is_token(method) || !is_token(via_transport) || !is_sent_by(via_sent_by) ||
         !extras_ok(extra, n_extra) || !content_ok(content_type, body, body_len))
         return SIP_ERROR;
     if (!is_line_text(d->remote_target) || strchr(d->remote_target, ' ') ||
-        !is_line_text(d->local_uri) || !is_line_text(d->remote_uri) ||
-        !is_line_text(d->call_id) || !is_token(d->local_tag) || !is_token(d->remote_tag) ||
+        !is_line_text(d->local_uri) || !is_line_text(d->remote_uri) || !is_line_text(d->call_id) ||
+        !is_token(d->local_tag) || !is_token(d->remote_tag) ||
         (d->local_contact && !is_line_text(d->local_contact)))
         return SIP_ERROR;
     for (size_t i = 0; i < d->n_routes; i++)
@@ -1186,7 +1330,8 @@ enum sip_nonce_status sip_nonce_check(const char *nonce, uint64_t now, uint64_t 
     if (!nonce || strlen(nonce) != SIP_NONCE_LEN) return SIP_NONCE_INVALID;
     uint8_t raw[32], mac[16];
     for (size_t i = 0; i < 32; i++) {
-        int hi = hex_value((unsigned char)nonce[2 * i]), lo = hex_value((unsigned char)nonce[2 * i + 1]);
+        int hi = hex_value((unsigned char)nonce[2 * i]),
+            lo = hex_value((unsigned char)nonce[2 * i + 1]);
         if (hi < 0 || lo < 0) return SIP_NONCE_INVALID;
         raw[i] = (uint8_t)(hi << 4 | lo);
     }
@@ -1215,8 +1360,8 @@ static bool set_has(const uint8_t set[32], unsigned c)
 static void set_add_class(uint8_t set[32], char cls)
 {
     for (unsigned c = 1; c < 128; c++) {
-        bool in = (cls == 'd' && isdigit((int)c)) || (cls == 'w' && (isalnum((int)c) || c == '_')) ||
-                  (cls == 's' && isspace((int)c));
+        bool in = (cls == 'd' && isdigit((int)c)) ||
+                  (cls == 'w' && (isalnum((int)c) || c == '_')) || (cls == 's' && isspace((int)c));
         if (in) set_add_range(set, c, c);
     }
 }
@@ -1424,7 +1569,8 @@ int sip_dialplan_match(const char *dest, const char *pattern, char *cap1, size_t
     }
     if (groups < 1) rm[1].rm_so = -1;
     if (groups < 2) rm[2].rm_so = -1;
-    if (!copy_capture(dest, &rm[1], cap1, cap1_size) || !copy_capture(dest, &rm[2], cap2, cap2_size)) {
+    if (!copy_capture(dest, &rm[1], cap1, cap1_size) ||
+        !copy_capture(dest, &rm[2], cap2, cap2_size)) {
         *err = "dialplan capture too long";
         if (cap1 && cap1_size) cap1[0] = '\0';
         if (cap2 && cap2_size) cap2[0] = '\0';

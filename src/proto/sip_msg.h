@@ -21,16 +21,23 @@
 struct buf;
 struct osip_message;
 
+/* libosip2's osip_const.h #defines SIP_OK as 200 (a status code): with it in scope our SIP_OK
+ * would silently become 200, or the enum below a syntax error. ccomet's SIP_OK is the parser
+ * convention, so this header drops libosip2's macro; include libosip2's headers (if at all)
+ * before this one and write 200 for the status. */
+#ifdef SIP_OK
+#undef SIP_OK
+#endif
 enum { SIP_OK = 0, SIP_AGAIN = 1, SIP_ERROR = -1 };
 
 #define SIP_DEFAULT_MAX_BYTES 32768 /* a JsSIP INVITE with a video SDP and candidates: ~3-8 KB */
 #define SIP_MAX_LINES         128   /* start line + header lines (folded lines count) */
 #define SIP_MAX_CONTACTS      16    /* Contact values kept in struct sip_msg (more: 400) */
 
-/* Builds libosip2's header-parser table and silences libosip2's tracing (it prints to stdout
- * otherwise). Must run before the first sip_parse: without it libosip2 dereferences a NULL table
- * and crashes. Idempotent and thread-safe (pthread_once); osip_init() (the transaction layer) is
- * not needed and not called. */
+/* Builds libosip2's header-parser table and silences libosip2's tracing (it prints a line per
+ * malformed message otherwise; this installs a no-op trace function, process-wide). Must run before
+ * the first sip_parse: without it libosip2 dereferences a NULL table and crashes. Idempotent and
+ * thread-safe (pthread_once); osip_init() (the transaction layer) is not needed and not called. */
 void sip_global_init(void);
 
 /* One extra header line for the builders: "name: value". Both must be non-empty, name a token,
@@ -86,9 +93,8 @@ struct sip_msg {
     const char *contact_uri; /* contacts[0].uri, or NULL */
     const char *user_agent;  /* nullable */
 
-    const char
-        *content_type; /* "type/subtype" lower-cased, no parameters; NULL without body type */
-    const char *body;  /* (nullable) a NUL-terminated copy of the body; NULL when empty */
+    const char *content_type; /* "type/subtype", lower case, no parameters; nullable */
+    const char *body;         /* (nullable) a NUL-terminated copy of the body; NULL when empty */
     size_t body_len;
 
     struct sip_auth auth;
@@ -109,11 +115,13 @@ struct sip_msg {
  *
  * Then, as a UAS needs: a request's version is SIP/2.0 (505), its Request-URI sip: or sips: with a
  * host (416), its method a token; a response's status 100..699; Via, From, To, Call-ID and CSeq are
- * present; the top Via has a branch; From has a tag (requests; responses too); To has a tag in
- * BYE, ACK and in responses above 100; CSeq is "<1..2^32-1> <method>" with the request's method;
- * a request has Max-Forwards 0..255; Expires and Contact ;expires are digits; an INVITE has a
- * Contact; at most SIP_MAX_CONTACTS contacts; multipart bodies are refused (415); the body is at
- * least Content-Length bytes (extra bytes are discarded, RFC 3261 §18.3) or, without
+ * present, their parameters well-formed generic-params (an unbalanced quote is refused), and what
+ * libosip2 prints of them parses again (it does not always: such messages are dropped, since
+ * answers echo them); the top Via has a branch; From has a tag (requests; responses too); To has a
+ * tag in BYE, ACK and in responses above 100; CSeq is "<1..2^32-1> <method>" with the request's
+ * method; a request has Max-Forwards 0..255; Expires and Contact ;expires are digits; an INVITE has
+ * a sip: or sips: Contact; at most SIP_MAX_CONTACTS contacts; multipart bodies are refused (415);
+ * the body is at least Content-Length bytes (extra bytes are discarded, RFC 3261 §18.3) or, without
  * Content-Length, all the rest.
  *
  * SIP_OK: *out (transfer full) is the message; free it with sip_msg_free. SIP_ERROR: *err is a
@@ -125,10 +133,13 @@ int sip_parse(const char *buf, size_t len, size_t max_bytes, struct sip_msg **ou
 
 void sip_msg_free(struct sip_msg *m); /* NULL is fine */
 
-/* The first header called name (ASCII case-insensitive, long form) among those libosip2 keeps
- * unparsed: Supported, Require, Allow, Event, Max-Forwards, Expires, User-Agent, Session-Expires,
- * X-... (not Via, From, To, Call-ID, CSeq, Contact, Route, Record-Route, Authorization,
- * Content-*). NULL when absent. (transfer none) */
+/* The value of the header called name (ASCII case-insensitive, long form) among those libosip2
+ * keeps unparsed: Supported, Require, Event, Max-Forwards, Expires, User-Agent, Session-Expires,
+ * Reason, X-... (not those it parses: Via, From, To, Call-ID, CSeq, Contact, Route, Record-Route,
+ * Accept*, Allow, Alert-Info, Call-Info, Error-Info, *Authorization, *Authenticate*, Content-*,
+ * MIME-Version). libosip2 splits comma lists into one field per element ("Supported: path,gruu" is
+ * two fields); they are joined again here with ", ". NULL when absent. (transfer none: lives in
+ * the message; each call allocates a little from it, bounded by the message's size) */
 const char *sip_msg_header(const struct sip_msg *m, const char *name);
 
 /* Records where a request came from in its top Via (RFC 3261 §18.2.1, RFC 3581): adds
@@ -177,7 +188,7 @@ struct sip_dialog {
 };
 
 /* Fills *d from an INVITE we answer with local_tag (a token). SIP_ERROR with *err (and *d
- * zeroed) when invite is not an INVITE, lacks a Contact URI or a From tag, or local_tag is
+ * zeroed) when invite is not an INVITE, lacks a sip:/sips: Contact or a From tag, or local_tag is
  * empty or not a token. */
 int sip_dialog_from_invite(const struct sip_msg *invite, const char *local_tag,
                            struct sip_dialog *d, const char **err);
