@@ -237,16 +237,11 @@ static void close_after_write(struct ws_conn *c)
     mark_dirty(c);
 }
 
+/* Queues bytes that are not a WebSocket frame (the 101 answer). */
 static void send_raw(struct ws_conn *c, const void *bytes, size_t len)
 {
-    struct frame *f = xmalloc(sizeof *f + len);
-    f->refs = 1;
-    f->len = (uint32_t)len;
-    memcpy(f->data, bytes, len);
-    bool was_closing = c->state == WS_CLOSING;
-    if (was_closing) c->state = WS_HTTP; /* HTTP replies go out even while closing */
+    struct frame *f = frame_bytes(bytes, len);
     ws_conn_send(c, f);
-    if (was_closing) c->state = WS_CLOSING;
     frame_unref(f);
 }
 
