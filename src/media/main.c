@@ -3,6 +3,7 @@
  * it: calls are hung up and rooms closed. Holds no protocol or media logic. */
 #include "core/log.h"
 #include "media/conference.h"
+#include "media/esl_server.h"
 #include "media/media_config.h"
 
 #include <glib-unix.h>
@@ -18,6 +19,7 @@ struct media_app {
     GMainLoop *loop;
     struct media_config *cfg;
     struct conf_registry *registry;
+    struct esl_server *esl;
 };
 
 static gboolean on_stop_signal(gpointer data)
@@ -75,10 +77,22 @@ int main(int argc, char **argv)
     app.loop = g_main_loop_new(NULL, FALSE);
     struct conf_limits limits = {(int)app.cfg->max_rooms, (int)app.cfg->max_members_total};
     app.registry = conf_registry_new(NULL, &limits);
+    GError *error = NULL;
+    app.esl = esl_server_start(app.cfg, app.registry, &error);
+    if (!app.esl) {
+        fprintf(stderr, "ccomet-media: %s\n", error->message);
+        g_error_free(error);
+        conf_registry_free(app.registry);
+        g_main_loop_unref(app.loop);
+        media_config_free(app.cfg);
+        return 1;
+    }
+    esl_server_set_version(app.esl, CCOMET_MEDIA_VERSION);
     g_unix_signal_add(SIGTERM, on_stop_signal, &app);
     g_unix_signal_add(SIGINT, on_stop_signal, &app);
     LOG(LOG_INFO, "main", "msg=\"ccomet-media ready\" version=%s", CCOMET_MEDIA_VERSION);
     g_main_loop_run(app.loop);
+    esl_server_stop(app.esl);
     conf_registry_free(app.registry);
     g_main_loop_unref(app.loop);
     media_config_free(app.cfg);

@@ -274,6 +274,7 @@ int esl_parse_command(const uint8_t *buf, size_t len, size_t max_bytes, struct e
     memset(cmd, 0, sizeof *cmd);
     cmd->linger_seconds = -1;
     *err = NULL;
+    if (!len) return ESL_AGAIN; /* nothing yet (buf may be NULL) */
     size_t lim = len < max_bytes ? len : max_bytes;
     const char *base = (const char *)buf, *p = base, *end = base + lim, *ce, *next;
 
@@ -843,6 +844,7 @@ int esl_parse_message(const uint8_t *buf, size_t len, size_t max_bytes, struct e
     if (!max_bytes) max_bytes = ESL_DEFAULT_MAX_MESSAGE;
     memset(m, 0, sizeof *m);
     *err = NULL;
+    if (!len) return ESL_AGAIN; /* nothing yet (buf may be NULL) */
     size_t lim = len < max_bytes ? len : max_bytes;
     const char *base = (const char *)buf, *p = base, *end = base + lim, *ce, *next;
     uint64_t clen = 0;

@@ -2,6 +2,8 @@
  * argv[1]) and ends with "N passed, N failed". */
 #include "test.h"
 
+#include "core/log.h"
+
 #include <stdarg.h>
 #include <stdlib.h>
 
@@ -38,6 +40,11 @@ void test_fail(const char *file, int line, const char *fmt, ...)
 int main(int argc, char **argv)
 {
     int passed = 0, failed = 0;
+    /* modules log as they work; CCOMET_TEST_LOG=debug shows it */
+    enum log_level level = LOG_CRIT;
+    const char *env = getenv("CCOMET_TEST_LOG");
+    if (env) log_parse_level(env, &level);
+    log_set_level(level);
     for (size_t i = 0; i < n_cases; i++) {
         if (argc > 1 && !strstr(cases[i].name, argv[1])) continue;
         current_failures = 0;
