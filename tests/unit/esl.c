@@ -3,8 +3,8 @@
  * replies, BACKGROUND_JOB events and the disconnect notice rebuilt byte for byte; every recorded
  * server message parsed, every plain event decoded and encoded again to the same bytes, and as
  * JSON to the bytes the JSON listener got; FreeSWITCH's URL-encoding rules; malformed input. The
- * small fixtures are embedded; the *_file tests read the captures from ../shared/reference/
- * captures (the binary runs from the repo root). */
+ * small fixtures are embedded; the *_file tests read the captures from
+ * tests/fixtures/freeswitch/ (the binary runs from the repo root). */
 #include "test.h"
 
 #include <jansson.h>
@@ -16,7 +16,7 @@
 #include "core/buf.h"
 #include "proto/esl.h"
 
-#define CAPTURES "../shared/reference/captures/"
+#define CAPTURES "tests/fixtures/freeswitch/"
 
 /* An exact-length heap copy, so that ASan catches any read past the end. */
 static uint8_t *dup_exact(const void *p, size_t n)

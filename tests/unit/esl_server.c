@@ -1,7 +1,7 @@
 /* Unit tests for src/media/esl_server.c: a real esl_server on loopback (port 0), driven by raw
  * client sockets while this thread iterates the default GLib main context, against a conference
  * registry with no media engine (conference.c answers joins by echo). The bytes are compared with
- * FreeSWITCH 1.10.12's (../shared/reference/captures/esl-01..07, read from the repo root) where
+ * FreeSWITCH 1.10.12's (tests/fixtures/freeswitch/esl-01..07, read from the repo root) where
  * they cannot vary, and the event layout with esl-05's header order. */
 #include "test.h"
 
@@ -22,7 +22,7 @@
 #include "media/media_config.h"
 #include "proto/esl.h"
 
-#define CAPTURES "../shared/reference/captures/"
+#define CAPTURES "tests/fixtures/freeswitch/"
 
 #define REQUIRE(x)                                                                                 \
     do {                                                                                           \
