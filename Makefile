@@ -30,7 +30,7 @@ REL_OBJ  := $(patsubst %.c,build/obj/%.o,$(LIB_SRC))
 ASAN_OBJ := $(patsubst %.c,build/asan/obj/%.o,$(LIB_SRC))
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-.PHONY: all asan fuzz run test bench deps format format-check clean
+.PHONY: all asan fuzz run test test-media bench deps format format-check clean
 all: build/ccomet build/ccomet-media
 
 build/obj/%.o: %.c
@@ -55,6 +55,11 @@ build/asan/ccomet-media: $(patsubst %.c,build/asan/obj/%.o,$(CORE_SRC) $(PROTO_S
 
 build/asan/ccomet: $(ASAN_OBJ) build/asan/obj/src/server/main.o
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+
+# The mixer's stand-alone harness (a room behind HTTP, no SIP) for tests/integration/media_mixer.
+build/media-harness: tests/media/mixer_harness.c src/media/mixer.c src/media/mixer.h src/core/log.c src/core/alloc.c
+	@mkdir -p build
+	$(CC) $(CFLAGS_BASE) $(MEDIA_CFLAGS) -O1 $(SAN) -o $@ tests/media/mixer_harness.c src/media/mixer.c src/core/log.c src/core/alloc.c $(MEDIA_LIBS) -lm
 
 # unit tests link everything but the two main()s (the media modules need GLib and GStreamer)
 UNIT_ASAN_OBJ := $(patsubst %.c,build/asan/obj/%.o,$(UNIT_SRC))
@@ -81,6 +86,12 @@ run: deps build/ccomet build/ccomet-media
 test: deps
 	@$(MAKE) --no-print-directory format-check asan build/ccomet build/ccomet-media fuzz
 	@tests/run.sh
+
+# The media tests (headless Chromium in a network namespace); not yet in `make test`: one of them
+# still loses a member's audio in about 1 run in 15 (see the README's ccomet-media section).
+test-media: deps
+	@$(MAKE) --no-print-directory build/media-harness build/asan/ccomet-media
+	@TEST_FILES="$(wildcard tests/integration/media_*.test.mjs)" tests/run.sh integration
 
 bench: deps build/ccomet
 	@bench/run.sh

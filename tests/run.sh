@@ -137,7 +137,13 @@ tier_integration() {
         read -r -a files <<<"$TEST_FILES"
     else
         shopt -s nullglob
-        files=(tests/js/*.test.mjs tests/integration/*.test.mjs)
+        files=()
+        for f in tests/js/*.test.mjs tests/integration/*.test.mjs; do
+            # the mixer's browser test still loses a member's audio about once in 15 runs; it runs
+            # with `make test-media` until that is fixed (README, ccomet-media)
+            [[ $f == tests/integration/media_mixer.test.mjs ]] && continue
+            files+=("$f")
+        done
         shopt -u nullglob
     fi
     if ((${#files[@]} == 0)); then

@@ -5,9 +5,11 @@
 #include "media/conference.h"
 #include "media/esl_server.h"
 #include "media/media_config.h"
+#include "media/mixer.h"
 
 #include <glib-unix.h>
 #include <glib.h>
+#include <gst/gst.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -74,9 +76,13 @@ int main(int argc, char **argv)
         return 0;
     }
     signal(SIGPIPE, SIG_IGN);
+    gst_init(NULL, NULL);
+    struct mixer_options mo = {app.cfg->ice_ip, (int)app.cfg->rtp_min_port,
+                               (int)app.cfg->rtp_max_port, 0};
+    mixer_set_options(&mo);
     app.loop = g_main_loop_new(NULL, FALSE);
     struct conf_limits limits = {(int)app.cfg->max_rooms, (int)app.cfg->max_members_total};
-    app.registry = conf_registry_new(NULL, &limits);
+    app.registry = conf_registry_new(mixer_ops(), &limits);
     GError *error = NULL;
     app.esl = esl_server_start(app.cfg, app.registry, &error);
     if (!app.esl) {

@@ -1,0 +1,1416 @@
+/* mixer: one GStreamer pipeline per room (see mixer.h). The graph, for a video room:
+ *
+ *   videotestsrc(black, live) ─┐
+ *   member A: webrtcbin src(video) → rtpvp8depay → vp8dec → videoconvert → queue ─┤
+ *   member B: ...                                                                 ├→ compositor
+ *     → capsfilter(W×H@fps I420) → videoconvert → queue(leaky) → vp8enc → tee(vtee)
+ *   vtee → per member: queue(leaky) → rtpvp8pay(pt of its offer) → capsfilter → its webrtcbin
+ *
+ *   member X: webrtcbin src(audio) → rtpopusdepay → opusdec → audioconvert → audioresample
+ *     → capsfilter(S16LE 48k stereo) → level → volume(mute) → tee(atee of X)
+ *   atee of X → per other member Y: queue(leaky) → amix of Y           (an "audio link")
+ *   audiotestsrc(silence, live) → amix of Y → capsfilter → volume(deaf) → queue → opusenc
+ *     → rtpopuspay(pt of Y's offer) → capsfilter → queue(leaky) → Y's webrtcbin
+ *
+ * Threads: everything here runs on the main context the room was created on, except the few
+ * callbacks GStreamer calls from its own threads (webrtcbin signals and promises, pad probes):
+ * those only post() to the main context, holding a reference on the member; the member's `gone`
+ * flag tells posted work that arrives too late to do nothing. It never changes element state,
+ * links or reports from a streaming thread. */
+#include "media/mixer.h"
+
+#include <gst/gst.h>
+#include <gst/sdp/sdp.h>
+#include <gst/webrtc/webrtc.h>
+#include <math.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+
+#define SUB                 "mixer"
+#define MIX_LATENCY         (50 * GST_MSECOND) /* compositor and audiomixer */
+#define JITTER_MS           100                /* webrtcbin's jitterbuffers */
+#define ANSWER_TIMEOUT_S    10                 /* ICE gathering must complete by then */
+#define CONNECT_TIMEOUT_S   30                 /* from the answer to DTLS connected */
+#define MEDIA_TIMEOUT_S     15                 /* from connected to the first RTP in */
+#define CAPS_POLL_MS        10
+#define CAPS_WAIT_MAX_MS    2000
+#define REMOVE_TIMEOUT_MS   2000 /* pad probes that never fire (stuck upstream) */
+#define TALK_START_DB_LEVEL 40   /* energy 0..100 */
+#define TALK_START_MS       200
+#define TALK_STOP_MS        600
+#define LEVEL_INTERVAL_MS   100
+
+static struct {
+    char local_ip[64];
+    int min_port, max_port;
+    int vp8_cpu_used;
+} opts = {"127.0.0.1", 0, 0, 8};
+
+GQuark mixer_error_quark(void)
+{
+    return g_quark_from_static_string("ccomet-mixer-error");
+}
+
+void mixer_set_options(const struct mixer_options *o)
+{
+    g_strlcpy(opts.local_ip, o->local_ip && *o->local_ip ? o->local_ip : "127.0.0.1",
+              sizeof opts.local_ip);
+    opts.min_port = o->min_port;
+    opts.max_port = o->max_port;
+    opts.vp8_cpu_used = o->vp8_cpu_used > 0 ? o->vp8_cpu_used : 8;
+}
+
+struct room;
+
+struct member {
+    gint refs;     /* atomic: the room's list + every pending post + webrtcbin handlers */
+    gboolean gone; /* removed or room freed: posted work must do nothing */
+    GMainContext *ctx;
+    struct room *r;        /* valid while !gone */
+    struct conf_member *m; /* valid while !removing */
+    uint32_t id;
+    char room_name[64];
+
+    int opus_pt, vp8_pt;
+    bool video;    /* sends and receives video */
+    bool removing; /* out of the room's list; teardown in progress */
+    bool failed;   /* reported once */
+
+    GstElement *wb;
+    GPtrArray *elements; /* every element of this member in the pipeline (not owned) */
+
+    /* out: video */
+    GstPad *vtee_pad; /* (owned) request pad on the room's vtee */
+    GstElement *vqueue;
+    /* out: audio */
+    GstElement *amix, *deaf_vol;
+    /* in */
+    GstPad *comp_pad; /* (owned) request pad on the compositor */
+    GstElement *atee, *mute_vol, *level;
+    gint rx_buffers;         /* atomic: RTP buffers out of webrtcbin */
+    gint tx_audio, tx_video; /* atomic: RTP buffers into webrtcbin */
+
+    /* negotiation */
+    GstSDPMessage *offer; /* (owned) until set-remote-description */
+    GstPad *send_pads[2]; /* (owned) webrtcbin sink pads: audio, video */
+    guint caps_timer;
+    int caps_waited_ms;
+    void (*done)(struct conf_member *m, const char *answer_sdp, const GError *error, void *ud);
+    void *done_ud;
+    bool answered;
+    guint answer_timer, connect_timer, media_timer;
+    bool connected;
+    bool warned_no_tx;
+
+    /* talking */
+    bool talking;
+    int above_ms, below_ms, energy;
+
+    /* removal */
+    int pending_probes;
+    guint remove_timer;
+};
+
+/* An audio link: from's decoded audio into to's mixer. */
+struct alink {
+    struct member *from, *to;
+    GstPad *tee_pad; /* (owned) request pad on from->atee */
+    GstElement *queue;
+    GstPad *mix_pad; /* (owned) request pad on to->amix */
+};
+
+struct room {
+    struct conf_room *room;
+    char name[64];
+    GMainContext *ctx;
+    bool video;
+    int width, height, fps, video_kbps, audio_kbps;
+    GstElement *pipeline, *comp, *venc, *vtee;
+    guint bus_watch;
+    GList *members; /* struct member *, join order */
+    GList *leaving; /* struct member * in teardown (probes pending) */
+    GList *links;   /* struct alink * */
+    enum conf_layout layout;
+    uint32_t floor_id;
+    guint keyframe_requests;
+    guint stats_timer;
+};
+
+/* ---- members: references and posting to the main context ------------------------------------ */
+
+static struct member *member_ref(struct member *mm)
+{
+    g_atomic_int_inc(&mm->refs);
+    return mm;
+}
+
+static void member_unref(struct member *mm)
+{
+    if (!g_atomic_int_dec_and_test(&mm->refs)) return;
+    g_main_context_unref(mm->ctx);
+    if (mm->offer) gst_sdp_message_free(mm->offer);
+    for (int i = 0; i < 2; i++)
+        if (mm->send_pads[i]) gst_object_unref(mm->send_pads[i]);
+    if (mm->elements) g_ptr_array_unref(mm->elements);
+    xfree(mm);
+}
+
+static void member_closure_unref(gpointer data, GClosure *c)
+{
+    member_unref(data);
+}
+
+typedef void (*member_fn)(struct member *mm, gpointer arg);
+
+struct post {
+    struct member *mm;
+    member_fn fn;
+    gpointer arg;
+    GDestroyNotify free_arg;
+};
+
+static gboolean post_run(gpointer data)
+{
+    struct post *p = data;
+    if (!p->mm->gone) p->fn(p->mm, p->arg);
+    return G_SOURCE_REMOVE;
+}
+
+static void post_free(gpointer data)
+{
+    struct post *p = data;
+    if (p->free_arg && p->arg) p->free_arg(p->arg);
+    member_unref(p->mm);
+    xfree(p);
+}
+
+/* Any thread: runs fn(mm, arg) later on mm's main context (never synchronously), unless the member
+ * is gone by then; arg is freed with free_arg either way. */
+static void post(struct member *mm, member_fn fn, gpointer arg, GDestroyNotify free_arg)
+{
+    struct post *p = xcalloc(1, sizeof *p);
+    p->mm = member_ref(mm);
+    p->fn = fn;
+    p->arg = arg;
+    p->free_arg = free_arg;
+    GSource *s = g_idle_source_new();
+    g_source_set_priority(s, G_PRIORITY_DEFAULT);
+    g_source_set_callback(s, post_run, p, post_free);
+    g_source_attach(s, mm->ctx);
+    g_source_unref(s);
+}
+
+/* ---- small helpers ----------------------------------------------------------------------------
+ */
+
+static GstElement *make(const char *factory)
+{
+    GstElement *e = gst_element_factory_make(factory, NULL);
+    if (!e) {
+        LOG(LOG_CRIT, SUB, "msg=\"GStreamer element missing\" factory=%s", factory);
+        abort(); /* room_new checked them all; a plugin vanishing at run time is fatal */
+    }
+    return e;
+}
+
+static GstElement *member_make(struct member *mm, const char *factory)
+{
+    GstElement *e = make(factory);
+    gst_bin_add(GST_BIN(mm->r->pipeline), e);
+    g_ptr_array_add(mm->elements, e);
+    return e;
+}
+
+static GstCaps *audio_raw_caps(void)
+{
+    return gst_caps_from_string(
+        "audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=2");
+}
+
+static GstElement *capsfilter(struct member *mm, GstCaps *caps /* (transfer full) */)
+{
+    GstElement *f = member_make(mm, "capsfilter");
+    g_object_set(f, "caps", caps, NULL);
+    gst_caps_unref(caps);
+    return f;
+}
+
+static void sync_all(GPtrArray *els, guint from)
+{
+    for (guint i = from; i < els->len; i++)
+        gst_element_sync_state_with_parent(g_ptr_array_index(els, i));
+}
+
+static bool link_pads(GstPad *src, GstPad *sink, const char *what, struct member *mm)
+{
+    GstPadLinkReturn ret = gst_pad_link(src, sink);
+    if (ret == GST_PAD_LINK_OK) return true;
+    LOG(LOG_ERROR, SUB, "room=%s member=%u msg=\"link failed\" what=%s ret=%s", mm->room_name,
+        mm->id, what, gst_pad_link_get_name(ret));
+    return false;
+}
+
+static bool link_static(GstElement *a, GstElement *b, const char *what, struct member *mm)
+{
+    GstPad *src = gst_element_get_static_pad(a, "src");
+    GstPad *sink = gst_element_get_static_pad(b, "sink");
+    bool ok = link_pads(src, sink, what, mm);
+    gst_object_unref(src);
+    gst_object_unref(sink);
+    return ok;
+}
+
+static void report_failed(struct member *mm, const char *why)
+{
+    if (mm->failed || mm->removing || mm->gone) return;
+    mm->failed = true;
+    LOG(LOG_WARN, SUB, "room=%s member=%u msg=\"member failed\" reason=\"%s\"", mm->room_name,
+        mm->id, why);
+    conf_report_failed(mm->m, why);
+}
+
+/* Asks the shared encoder for a keyframe (a joiner must not wait for the next periodic one). */
+static void request_keyframe(struct room *r)
+{
+    if (!r->venc) return;
+    GstPad *src = gst_element_get_static_pad(r->venc, "src");
+    GstStructure *s = gst_structure_new("GstForceKeyUnit", "running-time", GST_TYPE_CLOCK_TIME,
+                                        GST_CLOCK_TIME_NONE, "all-headers", G_TYPE_BOOLEAN, TRUE,
+                                        "count", G_TYPE_UINT, ++r->keyframe_requests, NULL);
+    gst_pad_send_event(src, gst_event_new_custom(GST_EVENT_CUSTOM_UPSTREAM, s));
+    gst_object_unref(src);
+}
+
+/* ---- layout ------------------------------------------------------------------------------------
+ */
+
+static void place(GstPad *pad, int x, int y, int w, int h, int z, bool visible)
+{
+    g_object_set(pad, "xpos", x, "ypos", y, "width", w, "height", h, "zorder", (guint)z, "alpha",
+                 visible ? 1.0 : 0.0, NULL);
+}
+
+/* Main context: puts every member's picture where the layout says. */
+static void relayout(struct room *r)
+{
+    if (!r->video) return;
+    struct member *tiles[64];
+    int n = 0;
+    for (GList *l = r->members; l && n < 64; l = l->next) {
+        struct member *mm = l->data;
+        if (mm->comp_pad) tiles[n++] = mm;
+    }
+    if (n == 0) return;
+    int W = r->width, H = r->height;
+    if (r->layout == CONF_LAYOUT_FLOOR) {
+        int big = 0;
+        for (int i = 0; i < n; i++)
+            if (tiles[i]->id == r->floor_id) big = i;
+        int strip_h = n > 1 ? H / 4 : 0;
+        struct member *bm = tiles[big];
+        place(bm->comp_pad, 0, 0, W, H - strip_h, 1, !conf_member_info(bm->m)->vmute);
+        int k = 0, others = n - 1;
+        for (int i = 0; i < n; i++) {
+            if (i == big) continue;
+            int w = W / others;
+            place(tiles[i]->comp_pad, k * w, H - strip_h, w, strip_h, 2,
+                  !conf_member_info(tiles[i]->m)->vmute);
+            k++;
+        }
+    } else {
+        int cols = 1;
+        while (cols * cols < n)
+            cols++;
+        int rows = n == 2 ? 1 : cols; /* 1: full, 2: side by side, 3-4: 2x2, 5-9: 3x3 ... */
+        int w = W / cols, h = H / rows;
+        for (int i = 0; i < n; i++)
+            place(tiles[i]->comp_pad, (i % cols) * w, (i / cols) * h, w, h, 1,
+                  !conf_member_info(tiles[i]->m)->vmute);
+    }
+    LOG(LOG_DEBUG, SUB, "room=%s msg=\"layout\" layout=%s tiles=%d", r->name,
+        r->layout == CONF_LAYOUT_FLOOR ? "floor" : "grid", n);
+}
+
+/* ---- audio links (mix-minus) ----------------------------------------------------------------- */
+
+/* Main context: from's decoded audio into to's mixer. Both must be in the room with their atee /
+ * amix built. The queue is synced before the live tee pad is linked to it. */
+static void audio_link(struct room *r, struct member *from, struct member *to)
+{
+    struct alink *al = xcalloc(1, sizeof *al);
+    al->from = from;
+    al->to = to;
+    al->queue = make("queue");
+    g_object_set(al->queue, "leaky", 2, "max-size-buffers", 0, "max-size-bytes", 0, "max-size-time",
+                 (guint64)(200 * GST_MSECOND), NULL);
+    gst_bin_add(GST_BIN(r->pipeline), al->queue);
+    al->mix_pad = gst_element_request_pad_simple(to->amix, "sink_%u");
+    al->tee_pad = gst_element_request_pad_simple(from->atee, "src_%u");
+    GstPad *qsrc = gst_element_get_static_pad(al->queue, "src");
+    GstPad *qsink = gst_element_get_static_pad(al->queue, "sink");
+    link_pads(qsrc, al->mix_pad, "alink-mix", to);
+    gst_element_sync_state_with_parent(al->queue);
+    link_pads(al->tee_pad, qsink, "alink-tee", from);
+    gst_object_unref(qsrc);
+    gst_object_unref(qsink);
+    r->links = g_list_append(r->links, al);
+}
+
+/* Main context: stops and removes a link's queue, releases its pads. from's tee pad must be
+ * blocked or from's tee stopped. */
+static void audio_unlink(struct room *r, struct alink *al)
+{
+    GstPad *qsink = gst_element_get_static_pad(al->queue, "sink");
+    gst_pad_unlink(al->tee_pad, qsink);
+    gst_object_unref(qsink);
+    gst_element_release_request_pad(al->from->atee, al->tee_pad);
+    gst_object_unref(al->tee_pad);
+    gst_element_set_state(al->queue, GST_STATE_NULL);
+    GstPad *qsrc = gst_element_get_static_pad(al->queue, "src");
+    gst_pad_unlink(qsrc, al->mix_pad);
+    gst_object_unref(qsrc);
+    gst_element_release_request_pad(al->to->amix, al->mix_pad);
+    gst_object_unref(al->mix_pad);
+    gst_bin_remove(GST_BIN(r->pipeline), al->queue);
+    r->links = g_list_remove(r->links, al);
+    xfree(al);
+}
+
+/* ---- incoming media: webrtcbin src pads ------------------------------------------------------ */
+
+struct padwork {
+    GstPad *pad; /* (owned) */
+    gulong block;
+};
+
+static void padwork_free(gpointer data)
+{
+    struct padwork *w = data;
+    gst_object_unref(w->pad);
+    xfree(w);
+}
+
+static GstPadProbeReturn block_cb(GstPad *pad, GstPadProbeInfo *info, gpointer ud)
+{
+    return GST_PAD_PROBE_OK; /* stays blocked until the main context has built the chain */
+}
+
+static GstPadProbeReturn count_cb(GstPad *pad, GstPadProbeInfo *info, gpointer ud)
+{
+    struct member *mm = ud;
+    g_atomic_int_inc(&mm->rx_buffers);
+    return GST_PAD_PROBE_OK;
+}
+
+/* The counter is in a member, which outlives the member's pads (they go with its elements). */
+static GstPadProbeReturn count_tx_cb(GstPad *pad, GstPadProbeInfo *info, gpointer ud)
+{
+    g_atomic_int_inc((gint *)ud);
+    return GST_PAD_PROBE_OK;
+}
+
+static const char *pad_media(GstPad *pad, const char **encoding)
+{
+    GstCaps *caps = gst_pad_get_current_caps(pad);
+    if (!caps) caps = gst_pad_query_caps(pad, NULL);
+    static const char *kinds[] = {"audio", "video"};
+    const char *kind = NULL;
+    *encoding = NULL;
+    if (caps && gst_caps_get_size(caps) > 0) {
+        GstStructure *s = gst_caps_get_structure(caps, 0);
+        const char *media = gst_structure_get_string(s, "media");
+        const char *enc = gst_structure_get_string(s, "encoding-name");
+        for (int i = 0; i < 2; i++)
+            if (media && strcmp(media, kinds[i]) == 0) kind = kinds[i];
+        if (enc) *encoding = g_intern_string(enc);
+    }
+    if (caps) gst_caps_unref(caps);
+    return kind;
+}
+
+/* Main context: builds the decode chain for a new webrtcbin src pad and unblocks it. */
+static void build_input(struct member *mm, gpointer arg)
+{
+    struct padwork *w = arg;
+    struct room *r = mm->r;
+    if (mm->removing) return; /* webrtcbin goes to NULL, which unblocks the pad */
+    const char *enc;
+    const char *kind = pad_media(w->pad, &enc);
+    guint first = mm->elements->len;
+    GstElement *head;
+    if (kind && strcmp(kind, "video") == 0 && r->video && mm->video && !mm->comp_pad && enc &&
+        g_ascii_strcasecmp(enc, "VP8") == 0) {
+        head = member_make(mm, "rtpvp8depay");
+        g_object_set(head, "request-keyframe", TRUE, "wait-for-keyframe", TRUE, NULL);
+        GstElement *dec = member_make(mm, "vp8dec");
+        g_object_set(dec, "threads", 1, NULL);
+        GstElement *conv = member_make(mm, "videoconvert");
+        GstElement *q = member_make(mm, "queue");
+        g_object_set(q, "leaky", 2, "max-size-buffers", 3, "max-size-bytes", 0, "max-size-time",
+                     (guint64)0, NULL);
+        link_static(head, dec, "vdepay-dec", mm);
+        link_static(dec, conv, "vdec-conv", mm);
+        link_static(conv, q, "vconv-queue", mm);
+        mm->comp_pad = gst_element_request_pad_simple(r->comp, "sink_%u");
+        gst_util_set_object_arg(G_OBJECT(mm->comp_pad), "sizing-policy", "keep-aspect-ratio");
+        place(mm->comp_pad, 0, 0, 1, 1, 1, false); /* relayout() below puts it */
+        GstPad *qsrc = gst_element_get_static_pad(q, "src");
+        link_pads(qsrc, mm->comp_pad, "vqueue-comp", mm);
+        gst_object_unref(qsrc);
+        relayout(r);
+    } else if (kind && strcmp(kind, "audio") == 0 && !mm->atee && enc &&
+               g_ascii_strcasecmp(enc, "OPUS") == 0) {
+        head = member_make(mm, "rtpopusdepay");
+        GstElement *dec = member_make(mm, "opusdec");
+        GstElement *conv = member_make(mm, "audioconvert");
+        GstElement *res = member_make(mm, "audioresample");
+        GstElement *caps = capsfilter(mm, audio_raw_caps());
+        mm->level = member_make(mm, "level");
+        g_object_set(mm->level, "interval", (guint64)(LEVEL_INTERVAL_MS * GST_MSECOND),
+                     "post-messages", TRUE, NULL);
+        mm->mute_vol = member_make(mm, "volume");
+        g_object_set(mm->mute_vol, "mute", (gboolean)conf_member_info(mm->m)->mute, NULL);
+        mm->atee = member_make(mm, "tee");
+        g_object_set(mm->atee, "allow-not-linked", TRUE, NULL);
+        link_static(head, dec, "adepay-dec", mm);
+        link_static(dec, conv, "adec-conv", mm);
+        link_static(conv, res, "aconv-res", mm);
+        link_static(res, caps, "ares-caps", mm);
+        link_static(caps, mm->level, "acaps-level", mm);
+        link_static(mm->level, mm->mute_vol, "alevel-vol", mm);
+        link_static(mm->mute_vol, mm->atee, "avol-tee", mm);
+    } else {
+        LOG(LOG_INFO, SUB, "room=%s member=%u msg=\"unused incoming stream\" media=%s encoding=%s",
+            r->name, mm->id, kind ? kind : "?", enc ? enc : "?");
+        head = member_make(mm, "fakesink");
+        g_object_set(head, "async", FALSE, "sync", FALSE, NULL);
+    }
+    /* The notes' gotcha: the new chain must be in the pipeline's state before live data reaches
+     * it, or the flushing chain returns FLUSHING upstream and stalls everyone. */
+    sync_all(mm->elements, first);
+    GstPad *sink = gst_element_get_static_pad(head, "sink");
+    link_pads(w->pad, sink, "webrtcbin-in", mm);
+    gst_object_unref(sink);
+    if (mm->atee && head != NULL && kind && strcmp(kind, "audio") == 0) {
+        for (GList *l = r->members; l; l = l->next) {
+            struct member *o = l->data;
+            if (o != mm && o->amix) audio_link(r, mm, o);
+        }
+    }
+    gst_pad_remove_probe(w->pad, w->block);
+    LOG(LOG_INFO, SUB, "room=%s member=%u msg=\"incoming stream\" media=%s encoding=%s", r->name,
+        mm->id, kind ? kind : "?", enc ? enc : "?");
+}
+
+/* Streaming thread: block the new pad and hand it to the main context. */
+static void on_pad_added(GstElement *wb, GstPad *pad, gpointer ud)
+{
+    struct member *mm = ud;
+    if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC) return;
+    struct padwork *w = xcalloc(1, sizeof *w);
+    w->pad = gst_object_ref(pad);
+    w->block = gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BLOCK_DOWNSTREAM, block_cb, NULL, NULL);
+    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST, count_cb,
+                      member_ref(mm), (GDestroyNotify)member_unref);
+    post(mm, build_input, w, padwork_free);
+}
+
+/* ---- connection state ---------------------------------------------------------------------------
+ */
+
+static gboolean connect_timeout(gpointer data)
+{
+    struct member *mm = data;
+    mm->connect_timer = 0;
+    if (!mm->connected) report_failed(mm, "not connected");
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean media_timeout(gpointer data)
+{
+    struct member *mm = data;
+    mm->media_timer = 0;
+    if (g_atomic_int_get(&mm->rx_buffers) == 0) report_failed(mm, "no media");
+    return G_SOURCE_REMOVE;
+}
+
+static guint member_timeout(struct member *mm, guint seconds, GSourceFunc fn)
+{
+    GSource *s = g_timeout_source_new_seconds(seconds);
+    g_source_set_callback(s, fn, member_ref(mm), (GDestroyNotify)member_unref);
+    guint id = g_source_attach(s, mm->ctx);
+    g_source_unref(s);
+    return id;
+}
+
+static void remove_source(struct member *mm, guint *id)
+{
+    if (!*id) return;
+    GSource *s = g_main_context_find_source_by_id(mm->ctx, *id);
+    if (s) g_source_destroy(s);
+    *id = 0;
+}
+
+static void check_connection(struct member *mm, gpointer arg)
+{
+    GstWebRTCPeerConnectionState pc;
+    GstWebRTCICEConnectionState ice;
+    g_object_get(mm->wb, "connection-state", &pc, "ice-connection-state", &ice, NULL);
+    if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED && !mm->connected) {
+        mm->connected = true;
+        remove_source(mm, &mm->connect_timer);
+        LOG(LOG_INFO, SUB, "room=%s member=%u msg=\"connected\"", mm->room_name, mm->id);
+        if (mm->video) request_keyframe(mm->r);
+        if (g_atomic_int_get(&mm->rx_buffers) == 0)
+            mm->media_timer = member_timeout(mm, MEDIA_TIMEOUT_S, media_timeout);
+    }
+    if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED)
+        report_failed(mm, "dtls failed");
+    else if (ice == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED)
+        report_failed(mm, "ice failed");
+}
+
+static void on_state_notify(GObject *wb, GParamSpec *ps, gpointer ud)
+{
+    post(ud, check_connection, NULL, NULL);
+}
+
+/* ---- negotiation -------------------------------------------------------------------------------
+ */
+
+static void finish_answer(struct member *mm, const char *sdp, int code, const char *why)
+{
+    if (mm->answered) return;
+    mm->answered = true;
+    remove_source(mm, &mm->answer_timer);
+    if (sdp) {
+        LOG(LOG_INFO, SUB, "room=%s member=%u msg=\"answered\" video=%s", mm->room_name, mm->id,
+            mm->video ? "true" : "false");
+        mm->connect_timer = member_timeout(mm, CONNECT_TIMEOUT_S, connect_timeout);
+        mm->done(mm->m, sdp, NULL, mm->done_ud);
+    } else {
+        LOG(LOG_WARN, SUB, "room=%s member=%u msg=\"join failed\" code=%d reason=\"%s\"",
+            mm->room_name, mm->id, code, why);
+        GError *e = g_error_new_literal(MIXER_ERROR, code, why);
+        mm->done(mm->m, NULL, e, mm->done_ud);
+        g_error_free(e);
+    }
+}
+
+static void member_teardown(struct member *mm); /* below */
+
+/* Main context: the member leaves first (a later member_remove finds nothing), then done() hears
+ * it, since done() may free the room. */
+static void fail_join(struct member *mm, int code, const char *why)
+{
+    member_ref(mm);
+    member_teardown(mm);
+    finish_answer(mm, NULL, code, why);
+    member_unref(mm);
+}
+
+struct join_error {
+    int code;
+    const char *why; /* static */
+};
+
+static void deferred_fail(struct member *mm, gpointer arg)
+{
+    struct join_error *e = arg;
+    fail_join(mm, e->code, e->why);
+}
+
+/* member_add's own checks fail "later" too, as the contract says: never inside member_add. */
+static void fail_join_later(struct member *mm, int code, const char *why)
+{
+    struct join_error *e = xcalloc(1, sizeof *e);
+    e->code = code;
+    e->why = why;
+    post(mm, deferred_fail, e, xfree);
+}
+
+static const char *media_direction(const GstSDPMedia *md)
+{
+    static const char *dirs[] = {"sendrecv", "sendonly", "recvonly", "inactive"};
+    for (guint i = 0; i < gst_sdp_media_attributes_len(md); i++) {
+        const GstSDPAttribute *a = gst_sdp_media_get_attribute(md, i);
+        for (int d = 0; d < 4; d++)
+            if (strcmp(a->key, dirs[d]) == 0) return dirs[d];
+    }
+    return "sendrecv";
+}
+
+/* Our answer must send and receive what we meant: audio always, video when mm->video. The notes:
+ * a PT or pad mismatch makes webrtcbin answer recvonly silently. */
+static const char *check_answer(struct member *mm, const GstSDPMessage *sdp)
+{
+    bool audio_ok = false;
+    for (guint i = 0; i < gst_sdp_message_medias_len(sdp); i++) {
+        const GstSDPMedia *md = gst_sdp_message_get_media(sdp, i);
+        const char *dir = media_direction(md);
+        bool active = gst_sdp_media_get_port(md) != 0 && strcmp(dir, "inactive") != 0;
+        if (strcmp(gst_sdp_media_get_media(md), "audio") == 0) {
+            if (active && strcmp(dir, "sendrecv") == 0) audio_ok = true;
+        } else if (strcmp(gst_sdp_media_get_media(md), "video") == 0) {
+            if (mm->video && strcmp(dir, "sendrecv") != 0) return "answer video not sendrecv";
+            if (!mm->video && active) return "answer video active without video";
+        }
+    }
+    return audio_ok ? NULL : "answer audio not sendrecv";
+}
+
+static void check_gathering(struct member *mm, gpointer arg)
+{
+    if (mm->answered || mm->removing) return;
+    GstWebRTCICEGatheringState gs;
+    GstWebRTCSessionDescription *local = NULL;
+    g_object_get(mm->wb, "ice-gathering-state", &gs, "local-description", &local, NULL);
+    if (gs == GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE && local) {
+        const char *bad = check_answer(mm, local->sdp);
+        if (bad) {
+            gst_webrtc_session_description_free(local);
+            fail_join(mm, MIXER_ERROR_MEDIA, bad);
+            return;
+        }
+        gchar *text = gst_sdp_message_as_text(local->sdp);
+        if (LOG_DEBUG <= log_threshold) {
+            char q[3000];
+            LOG(LOG_DEBUG, SUB, "room=%s member=%u msg=\"answer\" sdp=%s", mm->room_name, mm->id,
+                log_quote(q, sizeof q, text, (unsigned)strlen(text)));
+        }
+        finish_answer(mm, text, 0, NULL);
+        g_free(text);
+    }
+    if (local) gst_webrtc_session_description_free(local);
+}
+
+static void on_gathering_notify(GObject *wb, GParamSpec *ps, gpointer ud)
+{
+    post(ud, check_gathering, NULL, NULL);
+}
+
+static gboolean answer_timeout(gpointer data)
+{
+    struct member *mm = data;
+    mm->answer_timer = 0;
+    if (!mm->answered && !mm->removing) fail_join(mm, MIXER_ERROR_MEDIA, "ice gathering timeout");
+    return G_SOURCE_REMOVE;
+}
+
+static void answer_created(struct member *mm, gpointer arg)
+{
+    GstPromise *p = arg;
+    if (mm->removing || mm->answered) return;
+    const GstStructure *reply = gst_promise_get_reply(p);
+    GstWebRTCSessionDescription *answer = NULL;
+    if (reply)
+        gst_structure_get(reply, "answer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &answer, NULL);
+    if (!answer) {
+        fail_join(mm, MIXER_ERROR_MEDIA, "webrtcbin made no answer");
+        return;
+    }
+    g_signal_emit_by_name(mm->wb, "set-local-description", answer, NULL);
+    gst_webrtc_session_description_free(answer);
+    check_gathering(mm, NULL); /* in case gathering completed before the notify was connected */
+}
+
+static void on_answer_created(GstPromise *p, gpointer ud)
+{
+    post(ud, answer_created, gst_promise_ref(p), (GDestroyNotify)gst_promise_unref);
+}
+
+static void remote_set(struct member *mm, gpointer arg)
+{
+    GstPromise *p = arg;
+    if (mm->removing || mm->answered) return;
+    if (gst_promise_get_reply(p) && gst_structure_has_field(gst_promise_get_reply(p), "error")) {
+        fail_join(mm, MIXER_ERROR_NOT_ACCEPTABLE, "offer rejected by webrtcbin");
+        return;
+    }
+    GstPromise *np = gst_promise_new_with_change_func(on_answer_created, member_ref(mm),
+                                                      (GDestroyNotify)member_unref);
+    g_signal_emit_by_name(mm->wb, "create-answer", NULL, np);
+    gst_promise_unref(np); /* the signal takes its own reference */
+}
+
+static void on_remote_set(GstPromise *p, gpointer ud)
+{
+    post(ud, remote_set, gst_promise_ref(p), (GDestroyNotify)gst_promise_unref);
+}
+
+/* The first payload type of `encoding` (case-insensitive, "VP8", "opus") in an m-line, or -1. */
+static int find_pt(const GstSDPMedia *md, const char *encoding)
+{
+    size_t n = strlen(encoding);
+    for (guint i = 0;; i++) {
+        const char *v = gst_sdp_media_get_attribute_val_n(md, "rtpmap", i);
+        if (!v) return -1;
+        char *end;
+        long pt = strtol(v, &end, 10);
+        while (*end == ' ')
+            end++;
+        if (end != v && g_ascii_strncasecmp(end, encoding, n) == 0 && end[n] == '/') return (int)pt;
+    }
+}
+
+/* A member without video still gets the offer's video m-line answered, as inactive: an inactive
+ * transceiver whose caps match the offer's first video format, added before the offer is set
+ * (webrtcbin would otherwise make a recvonly one of its own). */
+static void add_inactive_video(GstElement *wb, const GstSDPMessage *offer)
+{
+    for (guint i = 0; i < gst_sdp_message_medias_len(offer); i++) {
+        const GstSDPMedia *md = gst_sdp_message_get_media(offer, i);
+        if (strcmp(gst_sdp_media_get_media(md), "video") != 0 || gst_sdp_media_formats_len(md) == 0)
+            continue;
+        int pt = atoi(gst_sdp_media_get_format(md, 0));
+        GstCaps *caps = gst_caps_new_empty_simple("application/x-rtp");
+        if (gst_sdp_media_get_caps_from_media(md, pt)) {
+            gst_caps_unref(caps);
+            caps = gst_sdp_media_get_caps_from_media(md, pt);
+            GstStructure *st = gst_caps_get_structure(caps, 0);
+            gst_structure_set_name(st, "application/x-rtp");
+            gst_structure_set(st, "media", G_TYPE_STRING, "video", NULL);
+        }
+        GstWebRTCRTPTransceiver *t = NULL;
+        g_signal_emit_by_name(wb, "add-transceiver", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_INACTIVE,
+                              caps, &t);
+        gst_caps_unref(caps);
+        if (t) gst_object_unref(t);
+        return; /* one video m-line is what we answer; others get webrtcbin's default */
+    }
+}
+
+/* Main context, polled: the offer is set once our send pads have caps. webrtcbin writes a=ssrc
+ * (and msid) into the answer only from the caps its sink pads have received; Chrome ignored an
+ * audio stream whose SSRC the answer did not announce (seen in about every other run). */
+static gboolean wait_send_caps(gpointer data)
+{
+    struct member *mm = data;
+    if (mm->removing || mm->answered) {
+        mm->caps_timer = 0;
+        return G_SOURCE_REMOVE;
+    }
+    bool ready = true;
+    for (int i = 0; i < 2; i++)
+        if (mm->send_pads[i] && !gst_pad_has_current_caps(mm->send_pads[i])) ready = false;
+    mm->caps_waited_ms += CAPS_POLL_MS;
+    if (!ready && mm->caps_waited_ms < CAPS_WAIT_MAX_MS) return G_SOURCE_CONTINUE;
+    if (!ready)
+        LOG(LOG_WARN, SUB, "room=%s member=%u msg=\"send caps late, answering without them\"",
+            mm->room_name, mm->id);
+    mm->caps_timer = 0;
+    GstWebRTCSessionDescription *desc =
+        gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_OFFER, mm->offer); /* takes it */
+    mm->offer = NULL;
+    GstPromise *p = gst_promise_new_with_change_func(on_remote_set, member_ref(mm),
+                                                     (GDestroyNotify)member_unref);
+    g_signal_emit_by_name(mm->wb, "set-remote-description", desc, p);
+    gst_promise_unref(p); /* the signal takes its own reference */
+    gst_webrtc_session_description_free(desc);
+    return G_SOURCE_REMOVE;
+}
+
+/* ---- member_add -------------------------------------------------------------------------------
+ */
+
+/* The member's mix-minus: silence + everyone else → opusenc → its webrtcbin. */
+static void build_audio_out(struct member *mm, GstPad *wb_sink)
+{
+    struct room *r = mm->r;
+    GstElement *silence = member_make(mm, "audiotestsrc");
+    gst_util_set_object_arg(G_OBJECT(silence), "wave", "silence");
+    g_object_set(silence, "is-live", TRUE, "samplesperbuffer", 960, NULL);
+    GstElement *scaps = capsfilter(mm, audio_raw_caps());
+    mm->amix = member_make(mm, "audiomixer");
+    g_object_set(mm->amix, "latency", (guint64)MIX_LATENCY, NULL);
+    GstElement *mcaps = capsfilter(mm, audio_raw_caps());
+    mm->deaf_vol = member_make(mm, "volume");
+    g_object_set(mm->deaf_vol, "mute", (gboolean)conf_member_info(mm->m)->deaf, NULL);
+    GstElement *q = member_make(mm, "queue");
+    GstElement *enc = member_make(mm, "opusenc");
+    g_object_set(enc, "bitrate", r->audio_kbps * 1000, NULL);
+    gst_util_set_object_arg(G_OBJECT(enc), "frame-size", "20");
+    GstElement *pay = member_make(mm, "rtpopuspay");
+    g_object_set(pay, "pt", (guint)mm->opus_pt, NULL);
+    GstElement *rcaps = capsfilter(
+        mm, gst_caps_new_simple("application/x-rtp", "media", G_TYPE_STRING, "audio",
+                                "encoding-name", G_TYPE_STRING, "OPUS", "clock-rate", G_TYPE_INT,
+                                48000, "payload", G_TYPE_INT, mm->opus_pt, NULL));
+    GstElement *outq = member_make(mm, "queue");
+    g_object_set(outq, "leaky", 2, NULL); /* webrtcbin blocks its sink pads until negotiated */
+    link_static(silence, scaps, "silence-caps", mm);
+    GstPad *fill = gst_element_request_pad_simple(mm->amix, "sink_%u");
+    GstPad *ssrc = gst_element_get_static_pad(scaps, "src");
+    link_pads(ssrc, fill, "silence-mix", mm);
+    gst_object_unref(ssrc);
+    gst_object_unref(fill); /* the mixer keeps it; it goes with the mixer */
+    link_static(mm->amix, mcaps, "amix-caps", mm);
+    link_static(mcaps, mm->deaf_vol, "amix-deaf", mm);
+    link_static(mm->deaf_vol, q, "adeaf-queue", mm);
+    link_static(q, enc, "aqueue-enc", mm);
+    link_static(enc, pay, "aenc-pay", mm);
+    link_static(pay, rcaps, "apay-caps", mm);
+    link_static(rcaps, outq, "acaps-queue", mm);
+    GstPad *qsrc = gst_element_get_static_pad(outq, "src");
+    link_pads(qsrc, wb_sink, "aout-webrtcbin", mm);
+    gst_pad_add_probe(qsrc, GST_PAD_PROBE_TYPE_BUFFER, count_tx_cb, &mm->tx_audio, NULL);
+    gst_object_unref(qsrc);
+}
+
+/* The shared canvas → this member: a leaky queue and its own payloader (its PT). The tee pad is
+ * linked by the caller once the branch is synced. */
+static GstElement *build_video_out(struct member *mm, GstPad *wb_sink)
+{
+    mm->vqueue = member_make(mm, "queue");
+    g_object_set(mm->vqueue, "leaky", 2, "max-size-buffers", 30, "max-size-bytes", 0,
+                 "max-size-time", (guint64)0, NULL);
+    GstElement *pay = member_make(mm, "rtpvp8pay");
+    g_object_set(pay, "pt", (guint)mm->vp8_pt, "mtu", 1200, NULL);
+    gst_util_set_object_arg(G_OBJECT(pay), "picture-id-mode", "15-bit");
+    GstElement *rcaps = capsfilter(
+        mm, gst_caps_new_simple("application/x-rtp", "media", G_TYPE_STRING, "video",
+                                "encoding-name", G_TYPE_STRING, "VP8", "clock-rate", G_TYPE_INT,
+                                90000, "payload", G_TYPE_INT, mm->vp8_pt, NULL));
+    link_static(mm->vqueue, pay, "vqueue-pay", mm);
+    link_static(pay, rcaps, "vpay-caps", mm);
+    GstPad *csrc = gst_element_get_static_pad(rcaps, "src");
+    link_pads(csrc, wb_sink, "vout-webrtcbin", mm);
+    gst_pad_add_probe(csrc, GST_PAD_PROBE_TYPE_BUFFER, count_tx_cb, &mm->tx_video, NULL);
+    gst_object_unref(csrc);
+    return mm->vqueue;
+}
+
+static struct member *find_member(struct room *r, struct conf_member *m)
+{
+    for (GList *l = r->members; l; l = l->next) {
+        struct member *mm = l->data;
+        if (mm->m == m) return mm;
+    }
+    return NULL;
+}
+
+static void mixer_member_add(void *media, struct conf_member *m, const char *offer_sdp,
+                             void (*done)(struct conf_member *m, const char *answer_sdp,
+                                          const GError *error, void *ud),
+                             void *ud)
+{
+    struct room *r = media;
+    struct member *mm = xcalloc(1, sizeof *mm);
+    mm->refs = 1; /* the room's list */
+    mm->ctx = g_main_context_ref(r->ctx);
+    mm->r = r;
+    mm->m = m;
+    mm->id = conf_member_info(m)->id;
+    g_strlcpy(mm->room_name, r->name, sizeof mm->room_name);
+    mm->done = done;
+    mm->done_ud = ud;
+    mm->elements = g_ptr_array_new();
+    mm->opus_pt = mm->vp8_pt = -1;
+    r->members = g_list_append(r->members, mm);
+
+    GstSDPMessage *offer = NULL;
+    if (gst_sdp_message_new_from_text(offer_sdp, &offer) != GST_SDP_OK ||
+        gst_sdp_message_medias_len(offer) == 0) {
+        if (offer) gst_sdp_message_free(offer);
+        fail_join_later(mm, MIXER_ERROR_NOT_ACCEPTABLE, "unparsable offer");
+        return;
+    }
+    for (guint i = 0; i < gst_sdp_message_medias_len(offer); i++) {
+        const GstSDPMedia *md = gst_sdp_message_get_media(offer, i);
+        if (strcmp(gst_sdp_media_get_media(md), "audio") == 0 && mm->opus_pt < 0)
+            mm->opus_pt = find_pt(md, "opus");
+        else if (strcmp(gst_sdp_media_get_media(md), "video") == 0 && mm->vp8_pt < 0)
+            mm->vp8_pt = find_pt(md, "VP8");
+    }
+    if (mm->opus_pt < 0) {
+        gst_sdp_message_free(offer);
+        fail_join_later(mm, MIXER_ERROR_NOT_ACCEPTABLE, "no opus in the offer");
+        return;
+    }
+    mm->video = r->video && mm->vp8_pt >= 0;
+
+    mm->wb = member_make(mm, "webrtcbin");
+    gst_util_set_object_arg(G_OBJECT(mm->wb), "bundle-policy", "max-bundle");
+    g_object_set(mm->wb, "latency", JITTER_MS, NULL);
+    GstWebRTCICE *ice = NULL;
+    g_object_get(mm->wb, "ice-agent", &ice, NULL);
+    if (ice) {
+        gboolean ok = FALSE;
+        g_signal_emit_by_name(ice, "add-local-ip-address", opts.local_ip, &ok);
+        if (!ok)
+            LOG(LOG_WARN, SUB, "room=%s member=%u msg=\"add-local-ip-address failed\" ip=%s",
+                r->name, mm->id, opts.local_ip);
+        g_object_set(ice, "ice-tcp", FALSE, NULL);
+        if (opts.min_port > 0 && opts.max_port >= opts.min_port)
+            g_object_set(ice, "min-rtp-port", (guint)opts.min_port, "max-rtp-port",
+                         (guint)opts.max_port, NULL);
+        gst_object_unref(ice);
+    }
+    g_signal_connect_data(mm->wb, "pad-added", G_CALLBACK(on_pad_added), member_ref(mm),
+                          member_closure_unref, 0);
+    g_signal_connect_data(mm->wb, "notify::ice-gathering-state", G_CALLBACK(on_gathering_notify),
+                          member_ref(mm), member_closure_unref, 0);
+    g_signal_connect_data(mm->wb, "notify::connection-state", G_CALLBACK(on_state_notify),
+                          member_ref(mm), member_closure_unref, 0);
+    g_signal_connect_data(mm->wb, "notify::ice-connection-state", G_CALLBACK(on_state_notify),
+                          member_ref(mm), member_closure_unref, 0);
+
+    /* Send pads first: webrtcbin matches them to the offer's m-lines by kind (the notes, 3.2.6). */
+    mm->send_pads[0] = gst_element_request_pad_simple(mm->wb, "sink_%u");
+    build_audio_out(mm, mm->send_pads[0]);
+    if (mm->video) {
+        mm->send_pads[1] = gst_element_request_pad_simple(mm->wb, "sink_%u");
+        build_video_out(mm, mm->send_pads[1]);
+    }
+    if (!mm->video) add_inactive_video(mm->wb, offer);
+    sync_all(mm->elements, 0);
+    if (mm->video) {
+        mm->vtee_pad = gst_element_request_pad_simple(r->vtee, "src_%u");
+        GstPad *qsink = gst_element_get_static_pad(mm->vqueue, "sink");
+        link_pads(mm->vtee_pad, qsink, "vtee-queue", mm);
+        gst_object_unref(qsink);
+        request_keyframe(r);
+    }
+    for (GList *l = r->members; l; l = l->next) { /* everyone else's voice into my mix */
+        struct member *o = l->data;
+        if (o != mm && o->atee) audio_link(r, o, mm);
+    }
+
+    mm->answer_timer = member_timeout(mm, ANSWER_TIMEOUT_S, answer_timeout);
+    mm->offer = offer;
+    GSource *s = g_timeout_source_new(CAPS_POLL_MS);
+    g_source_set_callback(s, wait_send_caps, member_ref(mm), (GDestroyNotify)member_unref);
+    mm->caps_timer = g_source_attach(s, mm->ctx);
+    g_source_unref(s);
+    LOG(LOG_INFO, SUB, "room=%s member=%u msg=\"member added\" opus_pt=%d vp8_pt=%d video=%s",
+        r->name, mm->id, mm->opus_pt, mm->vp8_pt, mm->video ? "true" : "false");
+}
+
+/* ---- removal ------------------------------------------------------------------------------------
+ */
+
+/* Main context, once every tee pad feeding the member is blocked (or the wait timed out). */
+static void finish_remove(struct member *mm)
+{
+    struct room *r = mm->r;
+    remove_source(mm, &mm->remove_timer);
+    if (mm->vtee_pad) {
+        GstPad *qsink = gst_element_get_static_pad(mm->vqueue, "sink");
+        gst_pad_unlink(mm->vtee_pad, qsink);
+        gst_object_unref(qsink);
+        gst_element_release_request_pad(r->vtee, mm->vtee_pad);
+        gst_object_unref(mm->vtee_pad);
+        mm->vtee_pad = NULL;
+    }
+    for (GList *l = r->links, *next; l; l = next) {
+        next = l->next;
+        struct alink *al = l->data;
+        if (al->from == mm || al->to == mm) audio_unlink(r, al);
+    }
+    /* Stop the member's own elements (webrtcbin first: no more input), then free its canvas pad. */
+    for (guint i = 0; i < mm->elements->len; i++)
+        gst_element_set_state(g_ptr_array_index(mm->elements, i), GST_STATE_NULL);
+    if (mm->comp_pad) {
+        GstPad *peer = gst_pad_get_peer(mm->comp_pad);
+        if (peer) {
+            gst_pad_unlink(peer, mm->comp_pad);
+            gst_object_unref(peer);
+        }
+        gst_element_release_request_pad(r->comp, mm->comp_pad);
+        gst_object_unref(mm->comp_pad);
+        mm->comp_pad = NULL;
+    }
+    for (guint i = 0; i < mm->elements->len; i++)
+        gst_bin_remove(GST_BIN(r->pipeline), g_ptr_array_index(mm->elements, i));
+    g_ptr_array_set_size(mm->elements, 0);
+    mm->wb = NULL;
+    LOG(LOG_INFO, SUB, "room=%s member=%u msg=\"member removed\"", r->name, mm->id);
+    relayout(r);
+    r->leaving = g_list_remove(r->leaving, mm);
+    mm->gone = true;
+    member_unref(mm); /* the room's list reference */
+}
+
+static void probe_fired(struct member *mm, gpointer arg)
+{
+    if (mm->pending_probes > 0 && --mm->pending_probes == 0) finish_remove(mm);
+}
+
+struct idle_probe {
+    struct member *mm;
+    gint fired;
+};
+
+static void idle_probe_free(gpointer data)
+{
+    struct idle_probe *ip = data;
+    member_unref(ip->mm);
+    xfree(ip);
+}
+
+/* Streaming (or calling) thread: the tee pad is idle and stays blocked; tell the main context. */
+static GstPadProbeReturn idle_cb(GstPad *pad, GstPadProbeInfo *info, gpointer ud)
+{
+    struct idle_probe *ip = ud;
+    if (g_atomic_int_compare_and_exchange(&ip->fired, 0, 1)) post(ip->mm, probe_fired, NULL, NULL);
+    return GST_PAD_PROBE_OK;
+}
+
+static void block_tee_pad(struct member *mm, GstPad *pad)
+{
+    struct idle_probe *ip = xcalloc(1, sizeof *ip);
+    ip->mm = member_ref(mm);
+    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_IDLE, idle_cb, ip, idle_probe_free);
+}
+
+static gboolean remove_timeout(gpointer data)
+{
+    struct member *mm = data;
+    mm->remove_timer = 0;
+    if (mm->pending_probes > 0) {
+        LOG(LOG_WARN, SUB, "room=%s member=%u msg=\"tee pads never idle, removing anyway\"",
+            mm->room_name, mm->id);
+        mm->pending_probes = 0;
+        finish_remove(mm);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+/* Main context: takes the member out of the room: blocks the tee pads that feed it, and finishes
+ * when they are all blocked. Nothing is reported for it any more. */
+static void member_teardown(struct member *mm)
+{
+    struct room *r = mm->r;
+    if (mm->removing) return;
+    mm->removing = true;
+    r->members = g_list_remove(r->members, mm);
+    r->leaving = g_list_append(r->leaving, mm);
+    remove_source(mm, &mm->answer_timer);
+    remove_source(mm, &mm->connect_timer);
+    remove_source(mm, &mm->media_timer);
+    remove_source(mm, &mm->caps_timer);
+    GPtrArray *pads = g_ptr_array_new();
+    if (mm->vtee_pad) g_ptr_array_add(pads, mm->vtee_pad);
+    for (GList *l = r->links; l; l = l->next) {
+        struct alink *al = l->data;
+        if (al->to == mm) g_ptr_array_add(pads, al->tee_pad);
+    }
+    mm->pending_probes = (int)pads->len;
+    if (pads->len == 0) {
+        g_ptr_array_unref(pads);
+        finish_remove(mm);
+        return;
+    }
+    GSource *s = g_timeout_source_new(REMOVE_TIMEOUT_MS);
+    g_source_set_callback(s, remove_timeout, member_ref(mm), (GDestroyNotify)member_unref);
+    mm->remove_timer = g_source_attach(s, mm->ctx);
+    g_source_unref(s);
+    for (guint i = 0; i < pads->len; i++)
+        block_tee_pad(mm, g_ptr_array_index(pads, i));
+    g_ptr_array_unref(pads);
+}
+
+static void mixer_member_remove(void *media, struct conf_member *m)
+{
+    struct member *mm = find_member(media, m);
+    if (mm) member_teardown(mm);
+}
+
+static void mixer_member_update(void *media, struct conf_member *m)
+{
+    struct room *r = media;
+    struct member *mm = find_member(r, m);
+    if (!mm) return;
+    const struct conf_member_info *info = conf_member_info(m);
+    if (mm->mute_vol) g_object_set(mm->mute_vol, "mute", (gboolean)info->mute, NULL);
+    if (mm->deaf_vol) g_object_set(mm->deaf_vol, "mute", (gboolean)info->deaf, NULL);
+    relayout(r); /* vmute */
+    LOG(LOG_INFO, SUB, "room=%s member=%u msg=\"member updated\" mute=%d deaf=%d vmute=%d", r->name,
+        mm->id, info->mute, info->deaf, info->vmute);
+}
+
+static void mixer_set_layout(void *media, enum conf_layout layout, uint32_t floor_member_id)
+{
+    struct room *r = media;
+    r->layout = layout;
+    r->floor_id = floor_member_id;
+    relayout(r);
+}
+
+/* ---- talking ----------------------------------------------------------------------------------
+ */
+
+static void on_level(struct room *r, struct member *mm, const GstStructure *s)
+{
+    const GValue *v = gst_structure_get_value(s, "rms");
+    if (!v || mm->removing) return;
+    double sum = 0;
+    guint n = 0;
+    G_GNUC_BEGIN_IGNORE_DEPRECATIONS /* level's "rms" is a GValueArray in 1.22 */
+        if (strcmp(G_VALUE_TYPE_NAME(v), "GValueArray") == 0)
+    {
+        GValueArray *arr = g_value_get_boxed(v);
+        for (; arr && n < arr->n_values; n++)
+            sum += g_value_get_double(g_value_array_get_nth(arr, n));
+    }
+    else if (GST_VALUE_HOLDS_ARRAY(v))
+    {
+        for (; n < gst_value_array_get_size(v); n++)
+            sum += g_value_get_double(gst_value_array_get_value(v, n));
+    }
+    G_GNUC_END_IGNORE_DEPRECATIONS
+    if (n == 0) return;
+    double db = sum / n; /* -inf .. 0 */
+    int energy = db <= -60 ? 0 : db >= 0 ? 100 : (int)lround((db + 60) * 100 / 60);
+    mm->energy = energy;
+    if (energy >= TALK_START_DB_LEVEL) {
+        mm->below_ms = 0;
+        mm->above_ms += LEVEL_INTERVAL_MS;
+        if (!mm->talking && mm->above_ms >= TALK_START_MS) {
+            mm->talking = true;
+            conf_report_talking(mm->m, true, energy);
+        }
+    } else {
+        mm->above_ms = 0;
+        mm->below_ms += LEVEL_INTERVAL_MS;
+        if (mm->talking && mm->below_ms >= TALK_STOP_MS) {
+            mm->talking = false;
+            conf_report_talking(mm->m, false, energy);
+        }
+    }
+}
+
+/* ---- the bus ------------------------------------------------------------------------------------
+ */
+
+static struct member *owner_of(struct room *r, GstObject *src)
+{
+    for (GList *l = r->members; l; l = l->next) {
+        struct member *mm = l->data;
+        for (guint i = 0; i < mm->elements->len; i++) {
+            GstObject *e = g_ptr_array_index(mm->elements, i);
+            if (src == e || gst_object_has_as_ancestor(src, e)) return mm;
+        }
+    }
+    return NULL;
+}
+
+/* Every 5 s: what each member sent and received (RTP buffers) at debug level, and a warning
+ * (once per member) for a connected member that is sent no audio at all. */
+static gboolean log_stats(gpointer data)
+{
+    struct room *r = data;
+    for (GList *l = r->members; l; l = l->next) {
+        struct member *mm = l->data;
+        int rx = g_atomic_int_get(&mm->rx_buffers), ta = g_atomic_int_get(&mm->tx_audio);
+        LOG(LOG_DEBUG, SUB, "room=%s member=%u msg=\"rtp\" rx=%d tx_audio=%d tx_video=%d", r->name,
+            mm->id, rx, ta, g_atomic_int_get(&mm->tx_video));
+        if (mm->connected && ta == 0 && !mm->warned_no_tx) {
+            mm->warned_no_tx = true;
+            LOG(LOG_WARN, SUB, "room=%s member=%u msg=\"connected but no audio sent to it\" rx=%d",
+                r->name, mm->id, rx);
+        }
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_bus(GstBus *bus, GstMessage *msg, gpointer data)
+{
+    struct room *r = data;
+    switch (GST_MESSAGE_TYPE(msg)) {
+    case GST_MESSAGE_LATENCY: gst_bin_recalculate_latency(GST_BIN(r->pipeline)); break;
+    case GST_MESSAGE_ELEMENT: {
+        const GstStructure *s = gst_message_get_structure(msg);
+        if (s && gst_structure_has_name(s, "level")) {
+            for (GList *l = r->members; l; l = l->next) {
+                struct member *mm = l->data;
+                if (GST_MESSAGE_SRC(msg) == GST_OBJECT(mm->level)) on_level(r, mm, s);
+            }
+        }
+        break;
+    }
+    case GST_MESSAGE_ERROR: {
+        GError *e = NULL;
+        gchar *dbg = NULL;
+        gst_message_parse_error(msg, &e, &dbg);
+        struct member *mm = owner_of(r, GST_MESSAGE_SRC(msg));
+        LOG(LOG_ERROR, SUB, "room=%s member=%u msg=\"pipeline error\" src=%s error=\"%s\"", r->name,
+            mm ? mm->id : 0, GST_MESSAGE_SRC_NAME(msg), e ? e->message : "?");
+        if (mm) report_failed(mm, e ? e->message : "media error");
+        g_clear_error(&e);
+        g_free(dbg);
+        break;
+    }
+    case GST_MESSAGE_WARNING: {
+        GError *e = NULL;
+        gst_message_parse_warning(msg, &e, NULL);
+        LOG_RATELIMITED(LOG_DEBUG, SUB, "room=%s msg=\"pipeline warning\" src=%s warning=\"%s\"",
+                        r->name, GST_MESSAGE_SRC_NAME(msg), e ? e->message : "?");
+        g_clear_error(&e);
+        break;
+    }
+    default: break;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+/* ---- rooms --------------------------------------------------------------------------------------
+ */
+
+static const char *const needed[] = {
+    "webrtcbin",    "rtpopuspay",   "rtpopusdepay",  "opusenc",     "opusdec",      "audiomixer",
+    "audiotestsrc", "audioconvert", "audioresample", "level",       "volume",       "tee",
+    "queue",        "capsfilter",   "fakesink",      "compositor",  "videotestsrc", "videoconvert",
+    "vp8enc",       "vp8dec",       "rtpvp8pay",     "rtpvp8depay",
+};
+
+static void *mixer_room_new(struct conf_room *room, const struct conf_profile *p, GError **error)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(needed); i++) {
+        GstElementFactory *f = gst_element_factory_find(needed[i]);
+        if (!f) {
+            g_set_error(error, MIXER_ERROR, MIXER_ERROR_MEDIA, "GStreamer element %s missing",
+                        needed[i]);
+            return NULL;
+        }
+        gst_object_unref(f);
+    }
+    struct room *r = xcalloc(1, sizeof *r);
+    r->room = room;
+    g_strlcpy(r->name, conf_room_name(room), sizeof r->name);
+    r->ctx = g_main_context_ref_thread_default();
+    r->video = p->video;
+    r->width = p->width > 0 ? p->width : 640;
+    r->height = p->height > 0 ? p->height : 480;
+    r->fps = p->fps > 0 ? p->fps : 30;
+    r->video_kbps = p->video_kbps > 0 ? p->video_kbps : 800;
+    r->audio_kbps = p->audio_kbps > 0 ? p->audio_kbps : 32;
+    r->layout = p->layout && strcmp(p->layout, "floor") == 0 ? CONF_LAYOUT_FLOOR : CONF_LAYOUT_GRID;
+    r->pipeline = gst_pipeline_new(NULL);
+
+    if (r->video) {
+        GstBin *bin = GST_BIN(r->pipeline);
+        GstElement *black = make("videotestsrc");
+        gst_util_set_object_arg(G_OBJECT(black), "pattern", "black");
+        g_object_set(black, "is-live", TRUE, NULL);
+        GstCaps *raw = gst_caps_new_simple("video/x-raw", "format", G_TYPE_STRING, "I420", "width",
+                                           G_TYPE_INT, r->width, "height", G_TYPE_INT, r->height,
+                                           "framerate", GST_TYPE_FRACTION, r->fps, 1,
+                                           "pixel-aspect-ratio", GST_TYPE_FRACTION, 1, 1, NULL);
+        GstElement *bcaps = make("capsfilter");
+        g_object_set(bcaps, "caps", raw, NULL);
+        r->comp = make("compositor");
+        gst_util_set_object_arg(G_OBJECT(r->comp), "background", "black");
+        g_object_set(r->comp, "latency", (guint64)MIX_LATENCY, NULL);
+        GstElement *ccaps = make("capsfilter");
+        g_object_set(ccaps, "caps", raw, NULL);
+        gst_caps_unref(raw);
+        GstElement *conv = make("videoconvert");
+        GstElement *q = make("queue");
+        g_object_set(q, "leaky", 2, "max-size-buffers", 3, "max-size-bytes", 0, "max-size-time",
+                     (guint64)0, NULL);
+        r->venc = make("vp8enc");
+        g_object_set(r->venc, "deadline", (gint64)1, "cpu-used", opts.vp8_cpu_used, "threads", 1,
+                     "lag-in-frames", 0, "keyframe-max-dist", 2 * r->fps, "target-bitrate",
+                     r->video_kbps * 1000, NULL);
+        gst_util_set_object_arg(G_OBJECT(r->venc), "end-usage", "cbr");
+        gst_util_set_object_arg(G_OBJECT(r->venc), "error-resilient", "partitions");
+        r->vtee = make("tee");
+        g_object_set(r->vtee, "allow-not-linked", TRUE, NULL);
+        gst_bin_add_many(bin, black, bcaps, r->comp, ccaps, conv, q, r->venc, r->vtee, NULL);
+        GstPad *bsrc = gst_element_get_static_pad(bcaps, "src");
+        GstPad *c0 = gst_element_request_pad_simple(r->comp, "sink_%u");
+        g_object_set(c0, "xpos", 0, "ypos", 0, "width", r->width, "height", r->height, "zorder", 0u,
+                     NULL);
+        bool ok = gst_element_link(black, bcaps) && gst_pad_link(bsrc, c0) == GST_PAD_LINK_OK &&
+                  gst_element_link_many(r->comp, ccaps, conv, q, r->venc, r->vtee, NULL);
+        gst_object_unref(bsrc);
+        gst_object_unref(c0); /* the filler's pad lives as long as the compositor */
+        if (!ok) {
+            g_set_error(error, MIXER_ERROR, MIXER_ERROR_MEDIA, "cannot link the video canvas");
+            gst_object_unref(r->pipeline);
+            g_main_context_unref(r->ctx);
+            xfree(r);
+            return NULL;
+        }
+    }
+    GstBus *bus = gst_pipeline_get_bus(GST_PIPELINE(r->pipeline));
+    GSource *s = gst_bus_create_watch(bus);
+    g_source_set_callback(s, (GSourceFunc)(void (*)(void))on_bus, r, NULL);
+    r->bus_watch = g_source_attach(s, r->ctx);
+    g_source_unref(s);
+    gst_object_unref(bus);
+    if (gst_element_set_state(r->pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+        g_set_error(error, MIXER_ERROR, MIXER_ERROR_MEDIA, "pipeline refused to play");
+        GSource *w = g_main_context_find_source_by_id(r->ctx, r->bus_watch);
+        if (w) g_source_destroy(w);
+        gst_element_set_state(r->pipeline, GST_STATE_NULL);
+        gst_object_unref(r->pipeline);
+        g_main_context_unref(r->ctx);
+        xfree(r);
+        return NULL;
+    }
+    GSource *st = g_timeout_source_new_seconds(5);
+    g_source_set_callback(st, log_stats, r, NULL);
+    r->stats_timer = g_source_attach(st, r->ctx);
+    g_source_unref(st);
+    LOG(LOG_INFO, SUB, "room=%s msg=\"room created\" video=%s canvas=%dx%d@%d video_kbps=%d",
+        r->name, r->video ? "true" : "false", r->width, r->height, r->fps, r->video_kbps);
+    return r;
+}
+
+static void mixer_room_free(void *media)
+{
+    struct room *r = media;
+    if (!r) return;
+    GSource *w = g_main_context_find_source_by_id(r->ctx, r->bus_watch);
+    if (w) g_source_destroy(w);
+    w = g_main_context_find_source_by_id(r->ctx, r->stats_timer);
+    if (w) g_source_destroy(w);
+    gst_element_set_state(r->pipeline, GST_STATE_NULL);
+    /* Members still in teardown (r->leaving) are finished here with the rest. */
+    for (GList *l = r->links; l; l = l->next) {
+        struct alink *al = l->data;
+        gst_object_unref(al->tee_pad);
+        gst_object_unref(al->mix_pad);
+        xfree(al);
+    }
+    g_list_free(r->links);
+    r->members = g_list_concat(r->members, r->leaving);
+    r->leaving = NULL;
+    for (GList *l = r->members; l; l = l->next) {
+        struct member *mm = l->data;
+        mm->removing = true;
+        mm->gone = true;
+        remove_source(mm, &mm->answer_timer);
+        remove_source(mm, &mm->connect_timer);
+        remove_source(mm, &mm->media_timer);
+        remove_source(mm, &mm->remove_timer);
+        remove_source(mm, &mm->caps_timer);
+        if (mm->vtee_pad) gst_object_unref(mm->vtee_pad);
+        if (mm->comp_pad) gst_object_unref(mm->comp_pad);
+        mm->vtee_pad = mm->comp_pad = NULL;
+        member_unref(mm);
+    }
+    g_list_free(r->members);
+    gst_object_unref(r->pipeline);
+    LOG(LOG_INFO, SUB, "room=%s msg=\"room freed\"", r->name);
+    g_main_context_unref(r->ctx);
+    xfree(r);
+}
+
+static const struct conf_media_ops ops = {
+    .room_new = mixer_room_new,
+    .room_free = mixer_room_free,
+    .member_add = mixer_member_add,
+    .member_remove = mixer_member_remove,
+    .member_update = mixer_member_update,
+    .set_layout = mixer_set_layout,
+};
+
+const struct conf_media_ops *mixer_ops(void)
+{
+    return &ops;
+}
