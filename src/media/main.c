@@ -102,6 +102,7 @@ int main(int argc, char **argv)
     conf_registry_free(app.registry);
     g_main_loop_unref(app.loop);
     media_config_free(app.cfg);
+    gst_deinit();
     LOG(LOG_INFO, "main", "msg=\"stopped\"");
     return 0;
 }

@@ -141,7 +141,9 @@ before(async () => {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: {
             ...process.env,
-            ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? 'detect_leaks=1:abort_on_error=0',
+            // slow unwinding lets tests/lsan-media.supp name GLib's load-time allocation
+            ASAN_OPTIONS: `${process.env.ASAN_OPTIONS ?? 'detect_leaks=1:abort_on_error=0'}:fast_unwind_on_malloc=0`,
+            LSAN_OPTIONS: `suppressions=${path.join(ROOT, 'tests', 'lsan-media.supp')}`,
             UBSAN_OPTIONS: process.env.UBSAN_OPTIONS ?? 'print_stacktrace=1:halt_on_error=1',
         },
     });
