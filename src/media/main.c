@@ -6,6 +6,7 @@
 #include "media/esl_server.h"
 #include "media/media_config.h"
 #include "media/mixer.h"
+#include "media/sip_server.h"
 
 #include <glib-unix.h>
 #include <glib.h>
@@ -22,6 +23,7 @@ struct media_app {
     struct media_config *cfg;
     struct conf_registry *registry;
     struct esl_server *esl;
+    struct sip_server *sip;
 };
 
 static gboolean on_stop_signal(gpointer data)
@@ -94,10 +96,21 @@ int main(int argc, char **argv)
         return 1;
     }
     esl_server_set_version(app.esl, CCOMET_MEDIA_VERSION);
+    app.sip = sip_server_start(app.cfg, app.registry, &error);
+    if (!app.sip) {
+        fprintf(stderr, "ccomet-media: %s\n", error->message);
+        g_error_free(error);
+        esl_server_stop(app.esl);
+        conf_registry_free(app.registry);
+        g_main_loop_unref(app.loop);
+        media_config_free(app.cfg);
+        return 1;
+    }
     g_unix_signal_add(SIGTERM, on_stop_signal, &app);
     g_unix_signal_add(SIGINT, on_stop_signal, &app);
     LOG(LOG_INFO, "main", "msg=\"ccomet-media ready\" version=%s", CCOMET_MEDIA_VERSION);
     g_main_loop_run(app.loop);
+    sip_server_stop(app.sip);
     esl_server_stop(app.esl);
     conf_registry_free(app.registry);
     g_main_loop_unref(app.loop);

@@ -39,6 +39,8 @@ static const struct config_opt media_opts[] = {
     {"directory", "file", CFG_STR, F(dir_file), "", 0, 0, false, NULL},
     {"directory", "cache_ttl", CFG_INT, F(dir_cache_ttl), "30", 0, 86400, false, NULL},
     {"directory", "timeout_ms", CFG_INT, F(dir_timeout_ms), "3000", 100, 60000, false, NULL},
+    {"directory", "method", CFG_ENUM, F(dir_method), "post", 0, 0, false, "post|get"},
+    {"directory", "cache_max", CFG_INT, F(dir_cache_max), "10000", 1, 10000000, false, NULL},
 
     {"dialplan", "pattern", CFG_STR, F(dialplan_pattern),
      "^([0-9]{1,9}\\*[0-9A-z_-]+)\\*([0-9A-z_-]+)$", 0, 0, false, NULL},

@@ -30,6 +30,8 @@ struct media_config {
     char *dir_file;                /* a static directory (FreeSWITCH XML) instead or as fallback */
     int64_t dir_cache_ttl;         /* seconds an answer is reused */
     int64_t dir_timeout_ms;
+    char *dir_method;      /* "post" (mod_xml_curl's default) or "get" (CppComet's gateway) */
+    int64_t dir_cache_max; /* answers kept at most */
     /* [dialplan] */
     char *dialplan_pattern;    /* POSIX ERE with two groups: room and profile */
     char *dialplan_conference; /* the conference name: $1, $2 and ${domain} substituted */

@@ -1,0 +1,1350 @@
+/* sip_server: SIP over WebSocket, the UAS and the registrar; see sip_server.h.
+ *
+ * Shape: a connection (struct sip_conn) owns its server transactions (the last response per
+ * branch, for retransmissions, kept 32 s), its registrations, its calls and its REGISTERs waiting
+ * on the directory. The transport is a send function: a libsoup WebSocket in production, a
+ * capture in the unit tests. A call (struct call) is an INVITE server transaction until its final
+ * response, then a dialog with a conference member.
+ *
+ * Reentrancy: conf_join may call its done callback before it returns (no media engine, a full
+ * node), and conf_leave calls it (487) for a member still waiting for its answer. So a call being
+ * joined records the callback's result (in_join) and acts on it when conf_join returns, and a
+ * call being ended (ending) ignores it.
+ *
+ * Bounds: MAX_TXNS server transactions, MAX_BINDINGS registrations, MAX_CALLS calls and
+ * MAX_PENDING directory lookups per connection; a SIP message of at most [sip] max_message bytes
+ * (twice that is read to answer 513; a longer WebSocket message closes the socket, 1009). */
+#include "media/sip_server.h"
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "media/directory.h"
+#include "proto/sip_msg.h"
+
+#include <libsoup/soup.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_TXNS          64
+#define MAX_BINDINGS      16
+#define MAX_CALLS         8
+#define MAX_PENDING       16
+#define TXN_LINGER_US     (32 * G_USEC_PER_SEC) /* 64*T1: Timer J / H */
+#define ACK_TIMEOUT_S     32
+#define BYE_TIMEOUT_S     8
+#define NONCE_MAX_AGE_S   300
+#define WS_KEEPALIVE_S    30
+#define DEFAULT_EXPIRES   3600 /* RFC 3261 §10.2.1.1 */
+#define ALLOW             "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"
+#define SUPPORTED         "path"
+#define MAX_EXTRA_HEADERS 16
+
+enum call_state {
+    CALL_AUTH,      /* waiting for the directory */
+    CALL_JOINING,   /* waiting for the conference's answer */
+    CALL_ANSWERED,  /* 200 sent, waiting for ACK */
+    CALL_CONFIRMED, /* ACKed */
+    CALL_BYE_SENT,  /* we hung up, waiting for the answer to our BYE */
+};
+
+struct call;
+
+struct txn {
+    struct txn *next;
+    char *branch;
+    char method[16];
+    char *response; /* the last response sent (NULL: none yet) */
+    size_t response_len;
+    bool final;
+    gint64 expires_us; /* monotonic; set with the final response */
+    struct call *call; /* INVITE transactions until their final response */
+};
+
+struct binding {
+    struct binding *next;
+    struct sip_conn *conn;
+    char *user, *contact, *call_id;
+    int expires;
+    guint timer;
+};
+
+/* A REGISTER waiting for the directory. */
+struct pending_reg {
+    struct pending_reg *next;
+    struct sip_conn *conn;
+    struct sip_msg *req;
+    struct txn *txn;
+    struct directory_wait *wait;
+    bool retried;
+};
+
+struct call {
+    struct call *next;
+    struct sip_conn *conn;
+    uint64_t id;
+    enum call_state state;
+    struct sip_msg *invite; /* until the final response */
+    struct txn *txn;        /* the INVITE's, until the final response */
+    struct directory_wait *wait;
+    bool retried;
+    char local_tag[SIP_TAG_SIZE];
+    struct sip_dialog dialog; /* from the 200 on */
+    char user[64];            /* the authenticated user */
+    char room[128];
+    struct conf_member *member;
+    char *offer_sdp;  /* the last remote offer */
+    char *answer_sdp; /* the answer the conference gave */
+    char *local_sdp;  /* the answer last sent (directions adjusted) */
+    unsigned sdp_version;
+    guint timer; /* ACK or BYE timeout */
+    char bye_branch[SIP_BRANCH_SIZE];
+    /* conf_join's callback while conf_join runs */
+    bool in_join, joined;
+    struct conf_member *join_member;
+    char *join_sdp;
+    int join_status;
+    char join_reason[96];
+    bool ending;
+};
+
+struct sip_conn {
+    struct sip_server *srv;
+    struct sip_conn *next, *prev;
+    uint64_t id;
+    SoupWebsocketConnection *ws; /* NULL for attached test transports */
+    sip_send_fn send;
+    void *send_ctx;
+    char ip[64];
+    unsigned port;
+    bool tls;
+    uint16_t local_port;
+    struct txn *txns;
+    size_t n_txns;
+    struct binding *bindings;
+    size_t n_bindings;
+    struct call *calls;
+    size_t n_calls;
+    struct pending_reg *pending;
+    size_t n_pending;
+    bool closing;
+};
+
+struct sip_server {
+    const struct media_config *cfg;
+    struct conf_registry *reg;
+    struct directory *dir;
+    SoupServer *soup;
+    uint16_t ws_port, wss_port;
+    uint8_t secret[16];
+    struct sip_conn *conns;
+    uint64_t next_conn_id, next_call_id;
+    GHashTable *member_calls; /* struct conf_member * -> struct call * */
+};
+
+static void call_end(struct call *call);
+static void send_bye(struct call *call);
+
+/* ---- output --------------------------------------------------------------------------------- */
+
+static void conn_send(struct sip_conn *c, const char *data, size_t len)
+{
+    if (c->closing) return;
+    if (c->send) {
+        c->send(c->send_ctx, data, len);
+        return;
+    }
+    if (!c->ws || soup_websocket_connection_get_state(c->ws) != SOUP_WEBSOCKET_STATE_OPEN) return;
+    /* text frames must be UTF-8 (libsoup checks); RFC 7118 allows binary frames otherwise */
+    GBytes *b = g_bytes_new(data, len);
+    soup_websocket_connection_send_message(c->ws,
+                                           g_utf8_validate(data, (gssize)len, NULL)
+                                               ? SOUP_WEBSOCKET_DATA_TEXT
+                                               : SOUP_WEBSOCKET_DATA_BINARY,
+                                           b);
+    g_bytes_unref(b);
+}
+
+static gint64 now_s(void)
+{
+    return g_get_real_time() / G_USEC_PER_SEC;
+}
+
+/* Builds and sends a response to req with the headers FreeSWITCH puts on every answer
+ * (User-Agent, Allow, Supported) after the given ones; remembers it in t (nullable). */
+static void respond(struct sip_conn *c, const struct sip_msg *req, struct txn *t, int code,
+                    const char *reason, const char *to_tag, const struct sip_header *extra,
+                    size_t n_extra, const char *ctype, const char *body)
+{
+    struct sip_header h[MAX_EXTRA_HEADERS];
+    size_t n = 0;
+    for (size_t i = 0; i < n_extra && n < MAX_EXTRA_HEADERS - 3; i++)
+        h[n++] = extra[i];
+    h[n++] = (struct sip_header){"User-Agent", c->srv->cfg->sip_user_agent};
+    h[n++] = (struct sip_header){"Allow", ALLOW};
+    h[n++] = (struct sip_header){"Supported", SUPPORTED};
+    if (!*c->srv->cfg->sip_user_agent) { /* an empty value is not a header */
+        h[n - 3] = h[n - 2];
+        h[n - 2] = h[n - 1];
+        n--;
+    }
+    struct buf out;
+    buf_init(&out);
+    if (sip_build_response(req, code, reason, to_tag, h, n, ctype, body, body ? strlen(body) : 0,
+                           &out) != SIP_OK) {
+        buf_free(&out);
+        out = (struct buf){0};
+        buf_init(&out);
+        /* a reason or header we could not write: the bare status */
+        if (sip_build_response(req, code, NULL, to_tag, NULL, 0, NULL, NULL, 0, &out) != SIP_OK) {
+            buf_free(&out);
+            LOG(LOG_WARN, "sip", "conn=%llu msg=\"cannot build a response\" status=%d",
+                (unsigned long long)c->id, code);
+            return;
+        }
+    }
+    LOG(LOG_DEBUG, "sip", "conn=%llu msg=\"response\" status=%d method=%s call_id=%s",
+        (unsigned long long)c->id, code, req->method, req->call_id);
+    conn_send(c, (const char *)buf_head(&out), buf_unread(&out));
+    if (t) {
+        g_free(t->response);
+        t->response = g_strndup((const char *)buf_head(&out), buf_unread(&out));
+        t->response_len = buf_unread(&out);
+        if (code >= 200) {
+            t->final = true;
+            t->expires_us = g_get_monotonic_time() + TXN_LINGER_US;
+            t->call = NULL;
+        }
+    }
+    buf_free(&out);
+}
+
+static void challenge(struct sip_conn *c, const struct sip_msg *req, struct txn *t, bool proxy,
+                      bool stale)
+{
+    char nonce[SIP_NONCE_LEN + 1], value[512];
+    if (sip_nonce_new(nonce, (uint64_t)now_s(), c->srv->secret) != SIP_OK ||
+        !sip_digest_challenge(value, sizeof value, c->srv->cfg->sip_domain, nonce, stale)) {
+        respond(c, req, t, 500, NULL, NULL, NULL, 0, NULL, NULL);
+        return;
+    }
+    struct sip_header h = {proxy ? "Proxy-Authenticate" : "WWW-Authenticate", value};
+    respond(c, req, t, proxy ? 407 : 401, NULL, NULL, &h, 1, NULL, NULL);
+}
+
+/* ---- transactions --------------------------------------------------------------------------- */
+
+static void txn_free(struct txn *t)
+{
+    g_free(t->branch);
+    g_free(t->response);
+    g_free(t);
+}
+
+static void txn_prune(struct sip_conn *c)
+{
+    gint64 now = g_get_monotonic_time();
+    for (struct txn **pp = &c->txns; *pp;) {
+        struct txn *t = *pp;
+        if (t->final && now >= t->expires_us) {
+            *pp = t->next;
+            txn_free(t);
+            c->n_txns--;
+        } else {
+            pp = &t->next;
+        }
+    }
+}
+
+static struct txn *txn_find(struct sip_conn *c, const char *branch, const char *method)
+{
+    for (struct txn *t = c->txns; t; t = t->next)
+        if (strcmp(t->branch, branch) == 0 && strcmp(t->method, method) == 0) return t;
+    return NULL;
+}
+
+/* NULL when the connection has too many transactions in progress. */
+static struct txn *txn_new(struct sip_conn *c, const char *branch, const char *method)
+{
+    txn_prune(c);
+    if (c->n_txns >= MAX_TXNS) { /* forget the oldest finished one */
+        struct txn **oldest = NULL;
+        for (struct txn **pp = &c->txns; *pp; pp = &(*pp)->next)
+            if ((*pp)->final) oldest = pp;
+        if (!oldest) return NULL;
+        struct txn *t = *oldest;
+        *oldest = t->next;
+        txn_free(t);
+        c->n_txns--;
+    }
+    struct txn *t = g_new0(struct txn, 1);
+    t->branch = g_strdup(branch);
+    g_strlcpy(t->method, method, sizeof t->method);
+    t->next = c->txns; /* newest first */
+    c->txns = t;
+    c->n_txns++;
+    return t;
+}
+
+/* ---- digest --------------------------------------------------------------------------------- */
+
+/* Checks what can be checked before the directory: the realm and the nonce. Answers (challenge)
+ * and returns false when the request cannot go on. */
+static bool auth_precheck(struct sip_conn *c, const struct sip_msg *m, struct txn *t, bool proxy)
+{
+    const struct sip_auth *a = &m->auth;
+    if (!a->present || !a->username || !*a->username || !a->realm ||
+        strcmp(a->realm, c->srv->cfg->sip_domain) != 0 || !a->nonce) {
+        challenge(c, m, t, proxy, false);
+        return false;
+    }
+    switch (sip_nonce_check(a->nonce, (uint64_t)now_s(), NONCE_MAX_AGE_S, c->srv->secret)) {
+    case SIP_NONCE_VALID: return true;
+    case SIP_NONCE_STALE: challenge(c, m, t, proxy, true); return false;
+    default: challenge(c, m, t, proxy, false); return false;
+    }
+}
+
+enum verdict { V_OK, V_RETRY, V_ANSWERED };
+
+/* The directory answered for request m: V_OK when the digest is right, V_RETRY when a cached
+ * password failed (fetch it again), V_ANSWERED when a final response was sent. */
+static enum verdict auth_verdict(struct sip_conn *c, const struct sip_msg *m, struct txn *t,
+                                 bool proxy, const struct directory_result *r, bool retried)
+{
+    const char *user = m->auth.username;
+    if (r->status == DIRECTORY_TEMPFAIL) {
+        struct sip_header h = {"Retry-After", "5"};
+        respond(c, m, t, 503, NULL, NULL, &h, 1, NULL, NULL);
+        return V_ANSWERED;
+    }
+    if (r->status == DIRECTORY_NOT_FOUND || (!r->password && !r->a1_hash)) {
+        LOG(LOG_INFO, "sip", "conn=%llu user=%s msg=\"unknown user\" why=\"%s\"",
+            (unsigned long long)c->id, user, r->why ? r->why : "");
+        respond(c, m, t, 403, NULL, NULL, NULL, 0, NULL, NULL);
+        return V_ANSWERED;
+    }
+    switch (sip_digest_verify(&m->auth, m->method, r->password, r->a1_hash)) {
+    case SIP_DIGEST_VALID: return V_OK;
+    case SIP_DIGEST_WRONG:
+        if (r->source == DIRECTORY_FROM_CACHE && !retried) return V_RETRY;
+        LOG(LOG_INFO, "sip", "conn=%llu user=%s msg=\"wrong password\" method=%s",
+            (unsigned long long)c->id, user, m->method);
+        respond(c, m, t, 403, NULL, NULL, NULL, 0, NULL, NULL);
+        return V_ANSWERED;
+    case SIP_DIGEST_MALFORMED:
+        respond(c, m, t, 400, "Bad Authorization", NULL, NULL, 0, NULL, NULL);
+        return V_ANSWERED;
+    default: challenge(c, m, t, proxy, false); return V_ANSWERED;
+    }
+}
+
+static struct directory_wait *lookup(struct sip_conn *c, const struct sip_msg *m, directory_fn cb,
+                                     void *ud)
+{
+    struct directory_query q = {
+        m->auth.username, c->srv->cfg->sip_domain, &m->auth, m->method, m, c->ip, c->port};
+    return directory_lookup(c->srv->dir, &q, cb, ud);
+}
+
+/* ---- registrar ------------------------------------------------------------------------------ */
+
+static void binding_free(struct binding *b)
+{
+    if (b->timer) g_source_remove(b->timer);
+    g_free(b->user);
+    g_free(b->contact);
+    g_free(b->call_id);
+    g_free(b);
+}
+
+static void binding_remove(struct sip_conn *c, struct binding *b)
+{
+    for (struct binding **pp = &c->bindings; *pp; pp = &(*pp)->next) {
+        if (*pp == b) {
+            *pp = b->next;
+            c->n_bindings--;
+            break;
+        }
+    }
+    binding_free(b);
+}
+
+static gboolean on_binding_expired(gpointer data)
+{
+    struct binding *b = data;
+    b->timer = 0;
+    LOG(LOG_INFO, "sip", "conn=%llu user=%s msg=\"registration expired\"",
+        (unsigned long long)b->conn->id, b->user);
+    binding_remove(b->conn, b);
+    return G_SOURCE_REMOVE;
+}
+
+static struct binding *binding_find(struct sip_conn *c, const char *user, const char *contact)
+{
+    for (struct binding *b = c->bindings; b; b = b->next)
+        if (strcmp(b->user, user) == 0 && strcmp(b->contact, contact) == 0) return b;
+    return NULL;
+}
+
+static void register_accept(struct sip_conn *c, const struct sip_msg *m, struct txn *t)
+{
+    const struct media_config *cfg = c->srv->cfg;
+    const char *user = m->auth.username;
+    for (size_t i = 0; i < m->n_contacts; i++) {
+        const struct sip_contact *ct = &m->contacts[i];
+        long e = ct->expires >= 0         ? ct->expires
+                 : m->expires_header >= 0 ? m->expires_header
+                                          : DEFAULT_EXPIRES;
+        if (strcmp(ct->uri, "*") == 0) { /* "Contact: *" with Expires: 0 */
+            for (struct binding *b = c->bindings, *next; b; b = next) {
+                next = b->next;
+                if (strcmp(b->user, user) == 0) binding_remove(c, b);
+            }
+            continue;
+        }
+        struct binding *b = binding_find(c, user, ct->uri);
+        if (e == 0) {
+            if (b) binding_remove(c, b);
+            LOG(LOG_INFO, "sip", "conn=%llu user=%s msg=\"unregistered\" contact=\"%s\"",
+                (unsigned long long)c->id, user, ct->uri);
+            continue;
+        }
+        if (e < cfg->sip_min_expires) e = (long)cfg->sip_min_expires;
+        if (e > cfg->sip_max_expires) e = (long)cfg->sip_max_expires;
+        if (!b) {
+            if (c->n_bindings >= MAX_BINDINGS) {
+                respond(c, m, t, 503, "Too Many Registrations", NULL, NULL, 0, NULL, NULL);
+                return;
+            }
+            b = g_new0(struct binding, 1);
+            b->conn = c;
+            b->user = g_strdup(user);
+            b->contact = g_strdup(ct->uri);
+            b->next = c->bindings;
+            c->bindings = b;
+            c->n_bindings++;
+        }
+        g_free(b->call_id);
+        b->call_id = g_strdup(m->call_id);
+        b->expires = (int)e;
+        if (b->timer) g_source_remove(b->timer);
+        b->timer = g_timeout_add_seconds((guint)e, on_binding_expired, b);
+        LOG(LOG_INFO, "sip", "conn=%llu user=%s msg=\"registered\" contact=\"%s\" expires=%ld",
+            (unsigned long long)c->id, user, ct->uri, e);
+    }
+    /* 200 lists the user's current bindings (on this connection: bindings belong to it) */
+    struct sip_header h[MAX_BINDINGS + 1];
+    char *values[MAX_BINDINGS];
+    size_t n = 0;
+    for (struct binding *b = c->bindings; b && n < MAX_BINDINGS; b = b->next) {
+        if (strcmp(b->user, user) != 0) continue;
+        values[n] = g_strdup_printf("<%s>;expires=%d", b->contact, b->expires);
+        h[n] = (struct sip_header){"Contact", values[n]};
+        n++;
+    }
+    char date[64];
+    time_t tt = time(NULL);
+    struct tm gt;
+    gmtime_r(&tt, &gt);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &gt);
+    h[n] = (struct sip_header){"Date", date};
+    respond(c, m, t, 200, NULL, NULL, h, n + 1, NULL, NULL);
+    for (size_t i = 0; i < n; i++)
+        g_free(values[i]);
+}
+
+static void pending_free(struct sip_conn *c, struct pending_reg *p)
+{
+    for (struct pending_reg **pp = &c->pending; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            c->n_pending--;
+            break;
+        }
+    }
+    sip_msg_free(p->req);
+    g_free(p);
+}
+
+static void on_register_lookup(const struct directory_result *r, void *ud)
+{
+    struct pending_reg *p = ud;
+    struct sip_conn *c = p->conn;
+    p->wait = NULL;
+    switch (auth_verdict(c, p->req, p->txn, false, r, p->retried)) {
+    case V_RETRY:
+        p->retried = true;
+        directory_forget(c->srv->dir, p->req->auth.username, c->srv->cfg->sip_domain);
+        p->wait = lookup(c, p->req, on_register_lookup, p);
+        return;
+    case V_OK: register_accept(c, p->req, p->txn); break;
+    case V_ANSWERED: break;
+    }
+    pending_free(c, p);
+}
+
+/* Returns true when it kept m. */
+static bool handle_register(struct sip_conn *c, struct sip_msg *m, struct txn *t)
+{
+    if (!auth_precheck(c, m, t, false)) return false;
+    if (m->to_user && strcmp(m->to_user, m->auth.username) != 0) {
+        /* registering someone else's address */
+        respond(c, m, t, 403, NULL, NULL, NULL, 0, NULL, NULL);
+        return false;
+    }
+    if (c->n_pending >= MAX_PENDING) {
+        respond(c, m, t, 503, NULL, NULL, NULL, 0, NULL, NULL);
+        return false;
+    }
+    struct pending_reg *p = g_new0(struct pending_reg, 1);
+    p->conn = c;
+    p->req = m;
+    p->txn = t;
+    p->next = c->pending;
+    c->pending = p;
+    c->n_pending++;
+    p->wait = lookup(c, m, on_register_lookup, p);
+    return true;
+}
+
+/* ---- SDP directions (hold / unhold) --------------------------------------------------------- */
+
+static const char *const directions[] = {"sendrecv", "sendonly", "recvonly", "inactive"};
+
+static const char *line_direction(const char *line)
+{
+    if (strncmp(line, "a=", 2) != 0) return NULL;
+    for (size_t i = 0; i < G_N_ELEMENTS(directions); i++)
+        if (strcmp(line + 2, directions[i]) == 0) return directions[i];
+    return NULL;
+}
+
+/* The lines of an SDP, without their CR/LF and without empty ones. (transfer full) */
+static char **sdp_lines(const char *sdp, guint *n)
+{
+    char **raw = g_strsplit(sdp, "\n", -1);
+    GPtrArray *a = g_ptr_array_new();
+    for (char **p = raw; *p; p++) {
+        g_strchomp(*p); /* drops the CR */
+        if (**p) g_ptr_array_add(a, g_strdup(*p));
+    }
+    g_strfreev(raw);
+    *n = a->len;
+    g_ptr_array_add(a, NULL);
+    return (char **)g_ptr_array_free(a, FALSE);
+}
+
+/* The same SDP but for the o= version and the direction attributes. */
+static bool sdp_same_but_direction(const char *a, const char *b)
+{
+    guint na, nb;
+    char **la = sdp_lines(a, &na), **lb = sdp_lines(b, &nb);
+    guint i = 0, j = 0;
+    bool same = true;
+    for (;;) {
+        while (i < na && (line_direction(la[i]) || strncmp(la[i], "o=", 2) == 0))
+            i++;
+        while (j < nb && (line_direction(lb[j]) || strncmp(lb[j], "o=", 2) == 0))
+            j++;
+        if (i == na || j == nb) {
+            same = i == na && j == nb;
+            break;
+        }
+        if (strcmp(la[i], lb[j]) != 0) {
+            same = false;
+            break;
+        }
+        i++;
+        j++;
+    }
+    g_strfreev(la);
+    g_strfreev(lb);
+    return same;
+}
+
+/* The direction of each m= section (index 0 = the first m=), up to max. */
+static guint sdp_directions(const char *sdp, const char **out, guint max)
+{
+    guint n, count = 0;
+    char **l = sdp_lines(sdp, &n);
+    const char *session = "sendrecv";
+    for (guint i = 0; i < n; i++) {
+        const char *d = line_direction(l[i]);
+        if (strncmp(l[i], "m=", 2) == 0) {
+            if (count < max) out[count] = session;
+            count++;
+        } else if (d) {
+            if (count == 0)
+                session = d;
+            else if (count <= max)
+                out[count - 1] = d;
+        }
+    }
+    g_strfreev(l);
+    return MIN(count, max);
+}
+
+static const char *answer_direction(const char *offered, const char *original)
+{
+    if (strcmp(offered, "sendonly") == 0) return "recvonly";
+    if (strcmp(offered, "recvonly") == 0) return "sendonly";
+    if (strcmp(offered, "inactive") == 0) return "inactive";
+    return original;
+}
+
+/* Our first answer with each m= section's direction answering offer's, and o= version bumped.
+ * (transfer full) */
+static char *sdp_adjust(const char *answer, const char *offer, unsigned version)
+{
+    const char *offered[32], *original[32];
+    guint no = sdp_directions(offer, offered, 32);
+    guint na = sdp_directions(answer, original, 32);
+    guint n;
+    char **l = sdp_lines(answer, &n);
+    GString *s = g_string_new(NULL);
+    int m = -1;
+    for (guint i = 0; i <= n; i++) {
+        bool section_end = i == n || strncmp(l[i], "m=", 2) == 0;
+        if (section_end && m >= 0 && (guint)m < na) {
+            const char *d = (guint)m < no ? answer_direction(offered[m], original[m]) : original[m];
+            g_string_append_printf(s, "a=%s\r\n", d);
+        }
+        if (i == n) break;
+        if (strncmp(l[i], "m=", 2) == 0) m++;
+        if (line_direction(l[i])) continue;
+        if (strncmp(l[i], "o=", 2) == 0) {
+            char **f = g_strsplit(l[i], " ", -1);
+            if (g_strv_length(f) >= 6) {
+                g_string_append_printf(s, "%s %s %u", f[0], f[1], version);
+                for (guint k = 3; f[k]; k++)
+                    g_string_append_printf(s, " %s", f[k]);
+                g_string_append(s, "\r\n");
+                g_strfreev(f);
+                continue;
+            }
+            g_strfreev(f);
+        }
+        g_string_append_printf(s, "%s\r\n", l[i]);
+    }
+    g_strfreev(l);
+    return g_string_free(s, FALSE);
+}
+
+/* ---- calls ---------------------------------------------------------------------------------- */
+
+static struct call *call_find(struct sip_conn *c, const struct sip_msg *m)
+{
+    if (!m->to_tag || !m->from_tag) return NULL;
+    for (struct call *call = c->calls; call; call = call->next)
+        if (call->dialog.call_id && strcmp(call->dialog.call_id, m->call_id) == 0 &&
+            strcmp(call->dialog.remote_tag, m->from_tag) == 0 &&
+            strcmp(call->local_tag, m->to_tag) == 0)
+            return call;
+    return NULL;
+}
+
+/* "$1-${domain}" with $1, $2 and ${domain} substituted; false when it does not fit. */
+static bool expand_name(char *out, size_t n, const char *tmpl, const char *cap1, const char *cap2,
+                        const char *domain)
+{
+    GString *s = g_string_new(NULL);
+    for (const char *p = tmpl; *p;) {
+        if (p[0] == '$' && p[1] == '1') {
+            g_string_append(s, cap1);
+            p += 2;
+        } else if (p[0] == '$' && p[1] == '2') {
+            g_string_append(s, cap2);
+            p += 2;
+        } else if (strncmp(p, "${domain}", 9) == 0 || strncmp(p, "${domain_name}", 14) == 0) {
+            g_string_append(s, domain);
+            p += p[8] == '}' ? 9 : 14;
+        } else {
+            g_string_append_c(s, *p++);
+        }
+    }
+    bool ok = s->len > 0 && s->len < n;
+    if (ok) memcpy(out, s->str, s->len + 1);
+    g_string_free(s, TRUE);
+    return ok;
+}
+
+static void copy_unquoted(char *out, size_t n, const char *s)
+{
+    if (!s) s = "";
+    size_t len = strlen(s);
+    if (len >= 2 && s[0] == '"' && s[len - 1] == '"') {
+        s++;
+        len -= 2;
+    }
+    g_strlcpy(out, s, MIN(n, len + 1));
+}
+
+static gboolean on_ack_timeout(gpointer data)
+{
+    struct call *call = data;
+    call->timer = 0;
+    LOG(LOG_INFO, "sip", "conn=%llu call=%llu msg=\"no ACK: hanging up\"",
+        (unsigned long long)call->conn->id, (unsigned long long)call->id);
+    send_bye(call);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean on_bye_timeout(gpointer data)
+{
+    struct call *call = data;
+    call->timer = 0;
+    call_end(call);
+    return G_SOURCE_REMOVE;
+}
+
+static void send_bye(struct call *call)
+{
+    struct sip_conn *c = call->conn;
+    if (call->state == CALL_BYE_SENT) return;
+    if (call->timer) g_source_remove(call->timer);
+    call->timer = 0;
+    char sent_by[128];
+    snprintf(sent_by, sizeof sent_by, "%s:%u", c->srv->cfg->sip_ip, c->local_port);
+    struct sip_header h = {"User-Agent", c->srv->cfg->sip_user_agent};
+    struct buf out;
+    buf_init(&out);
+    if (sip_build_request(&call->dialog, "BYE", c->tls ? "WSS" : "WS", sent_by, &h,
+                          *h.value ? 1 : 0, NULL, NULL, 0, &out, call->bye_branch) != SIP_OK) {
+        buf_free(&out);
+        call_end(call);
+        return;
+    }
+    call->state = CALL_BYE_SENT;
+    LOG(LOG_INFO, "sip", "conn=%llu call=%llu msg=\"sending BYE\"", (unsigned long long)c->id,
+        (unsigned long long)call->id);
+    conn_send(c, (const char *)buf_head(&out), buf_unread(&out));
+    buf_free(&out);
+    call->timer = g_timeout_add_seconds(BYE_TIMEOUT_S, on_bye_timeout, call);
+}
+
+/* The conference answered (answer_sdp) or refused (status) the call. */
+static void call_join_result(struct call *call, struct conf_member *m, const char *answer_sdp,
+                             int status, const char *reason)
+{
+    struct sip_conn *c = call->conn;
+    if (!answer_sdp) {
+        LOG(LOG_INFO, "sip", "conn=%llu call=%llu room=%s msg=\"join failed\" status=%d",
+            (unsigned long long)c->id, (unsigned long long)call->id, call->room, status);
+        respond(c, call->invite, call->txn, status >= 300 && status < 700 ? status : 500, NULL,
+                call->local_tag, NULL, 0, NULL, NULL);
+        (void)reason;
+        call_end(call);
+        return;
+    }
+    const char *err = NULL;
+    if (sip_dialog_from_invite(call->invite, call->local_tag, &call->dialog, &err) != SIP_OK) {
+        /* sip_parse made sure an INVITE has a usable Contact: should not happen */
+        LOG(LOG_WARN, "sip", "conn=%llu call=%llu msg=\"no dialog\" error=\"%s\"",
+            (unsigned long long)c->id, (unsigned long long)call->id, err);
+        call->member = m;
+        respond(c, call->invite, call->txn, 500, NULL, call->local_tag, NULL, 0, NULL, NULL);
+        call_end(call);
+        return;
+    }
+    call->member = m;
+    g_hash_table_insert(c->srv->member_calls, m, call);
+    call->answer_sdp = g_strdup(answer_sdp);
+    call->local_sdp = g_strdup(answer_sdp);
+    char contact[256];
+    snprintf(contact, sizeof contact, "<sip:%s@%s:%u;transport=%s>",
+             call->invite->ruri_user ? call->invite->ruri_user : "conference", c->srv->cfg->sip_ip,
+             c->local_port, c->tls ? "wss" : "ws");
+    struct sip_header h = {"Contact", contact};
+    respond(c, call->invite, call->txn, 200, NULL, call->local_tag, &h, 1, "application/sdp",
+            answer_sdp);
+    LOG(LOG_INFO, "sip", "conn=%llu call=%llu room=%s member=%u msg=\"answered\"",
+        (unsigned long long)c->id, (unsigned long long)call->id, call->room,
+        conf_member_info(m)->id);
+    sip_msg_free(call->invite);
+    call->invite = NULL;
+    call->txn = NULL;
+    call->state = CALL_ANSWERED;
+    call->timer = g_timeout_add_seconds(ACK_TIMEOUT_S, on_ack_timeout, call);
+}
+
+static void on_join_done(struct conf_member *m, const char *answer_sdp, int status,
+                         const char *reason, void *ud)
+{
+    struct call *call = ud;
+    if (call->ending) return; /* conf_leave from call_end */
+    if (call->in_join) {      /* conf_join has not returned yet */
+        call->joined = true;
+        call->join_member = answer_sdp ? m : NULL;
+        call->join_sdp = g_strdup(answer_sdp);
+        call->join_status = status;
+        g_strlcpy(call->join_reason, reason ? reason : "", sizeof call->join_reason);
+        return;
+    }
+    if (!answer_sdp) { /* the conference forgets m itself */
+        if (call->member) g_hash_table_remove(call->conn->srv->member_calls, call->member);
+        call->member = NULL;
+    }
+    call_join_result(call, answer_sdp ? m : NULL, answer_sdp, status, reason);
+}
+
+static void call_start_join(struct call *call)
+{
+    struct sip_conn *c = call->conn;
+    const struct media_config *cfg = c->srv->cfg;
+    const struct sip_msg *inv = call->invite;
+    char cap1[128], cap2[64], profile_name[64];
+    const char *err = "";
+    int rc = sip_dialplan_match(inv->ruri_user ? inv->ruri_user : "", cfg->dialplan_pattern, cap1,
+                                sizeof cap1, cap2, sizeof cap2, &err);
+    if (rc == SIP_DIALPLAN_ERROR) {
+        LOG_RATELIMITED(LOG_ERROR, "sip", "msg=\"dialplan error\" error=\"%s\"", err);
+        respond(c, inv, call->txn, 500, NULL, call->local_tag, NULL, 0, NULL, NULL);
+        call_end(call);
+        return;
+    }
+    g_strlcpy(profile_name, *cap2 ? cap2 : "default", sizeof profile_name);
+    struct conf_profile profile;
+    if (rc != SIP_DIALPLAN_MATCH || !media_config_profile(cfg, profile_name, &profile) ||
+        !expand_name(call->room, sizeof call->room, cfg->dialplan_conference, cap1, cap2,
+                     cfg->sip_domain)) {
+        LOG(LOG_INFO, "sip", "conn=%llu call=%llu msg=\"no such destination\" dest=\"%s\"",
+            (unsigned long long)c->id, (unsigned long long)call->id,
+            inv->ruri_user ? inv->ruri_user : "");
+        respond(c, inv, call->txn, 404, NULL, call->local_tag, NULL, 0, NULL, NULL);
+        call_end(call);
+        return;
+    }
+    if (!inv->body || !inv->content_type || strcmp(inv->content_type, "application/sdp") != 0) {
+        /* an offerless INVITE would need our offer: not supported */
+        respond(c, inv, call->txn, 488, NULL, call->local_tag, NULL, 0, NULL, NULL);
+        call_end(call);
+        return;
+    }
+    struct conf_member_info who;
+    memset(&who, 0, sizeof who);
+    if (inv->from_display && *inv->from_display)
+        copy_unquoted(who.caller_id_name, sizeof who.caller_id_name, inv->from_display);
+    else
+        g_strlcpy(who.caller_id_name, call->user, sizeof who.caller_id_name);
+    g_strlcpy(who.caller_id_number, call->user, sizeof who.caller_id_number);
+    g_strlcpy(who.user, call->user, sizeof who.user);
+    call->offer_sdp = g_strdup(inv->body);
+    call->state = CALL_JOINING;
+    LOG(LOG_INFO, "sip", "conn=%llu call=%llu user=%s room=%s profile=%s msg=\"joining\"",
+        (unsigned long long)c->id, (unsigned long long)call->id, call->user, call->room,
+        profile.name);
+    call->in_join = true;
+    struct conf_member *m =
+        conf_join(c->srv->reg, call->room, &profile, &who, inv->body, on_join_done, call);
+    call->in_join = false;
+    if (call->joined) { /* answered (or refused) inside conf_join */
+        char *sdp = call->join_sdp;
+        call->join_sdp = NULL;
+        call_join_result(call, call->join_member, sdp, call->join_status, call->join_reason);
+        g_free(sdp);
+        return;
+    }
+    call->member = m; /* waiting for the media engine's answer */
+    g_hash_table_insert(c->srv->member_calls, m, call);
+}
+
+static void on_invite_lookup(const struct directory_result *r, void *ud)
+{
+    struct call *call = ud;
+    struct sip_conn *c = call->conn;
+    call->wait = NULL;
+    switch (auth_verdict(c, call->invite, call->txn, true, r, call->retried)) {
+    case V_RETRY:
+        call->retried = true;
+        directory_forget(c->srv->dir, call->invite->auth.username, c->srv->cfg->sip_domain);
+        call->wait = lookup(c, call->invite, on_invite_lookup, call);
+        return;
+    case V_ANSWERED: call_end(call); return;
+    case V_OK: break;
+    }
+    g_strlcpy(call->user, call->invite->auth.username, sizeof call->user);
+    call_start_join(call);
+}
+
+static bool handle_invite(struct sip_conn *c, struct sip_msg *m, struct txn *t)
+{
+    if (!auth_precheck(c, m, t, true)) return false;
+    if (c->n_calls >= MAX_CALLS) {
+        respond(c, m, t, 486, NULL, NULL, NULL, 0, NULL, NULL);
+        return false;
+    }
+    struct call *call = g_new0(struct call, 1);
+    call->conn = c;
+    call->id = ++c->srv->next_call_id;
+    call->invite = m;
+    call->txn = t;
+    t->call = call;
+    call->state = CALL_AUTH;
+    call->sdp_version = 1;
+    if (sip_tag_new(call->local_tag) != SIP_OK) g_strlcpy(call->local_tag, "ccomet", 7);
+    call->next = c->calls;
+    c->calls = call;
+    c->n_calls++;
+    respond(c, m, t, 100, NULL, NULL, NULL, 0, NULL, NULL);
+    call->wait = lookup(c, m, on_invite_lookup, call);
+    return true;
+}
+
+static void handle_reinvite(struct sip_conn *c, struct sip_msg *m, struct txn *t)
+{
+    struct call *call = call_find(c, m);
+    if (!call || call->state == CALL_BYE_SENT || !call->member) {
+        respond(c, m, t, 481, NULL, NULL, NULL, 0, NULL, NULL);
+        return;
+    }
+    if (m->cseq <= call->dialog.remote_cseq) {
+        respond(c, m, t, 500, "Out of order CSeq", NULL, NULL, 0, NULL, NULL);
+        return;
+    }
+    call->dialog.remote_cseq = m->cseq;
+    char contact[256];
+    snprintf(contact, sizeof contact, "<sip:%s@%s:%u;transport=%s>",
+             m->ruri_user ? m->ruri_user : "conference", c->srv->cfg->sip_ip, c->local_port,
+             c->tls ? "wss" : "ws");
+    struct sip_header h = {"Contact", contact};
+    if (!m->body) { /* offerless: our current SDP is the offer, the ACK its answer */
+        respond(c, m, t, 200, NULL, NULL, &h, 1, "application/sdp", call->local_sdp);
+        return;
+    }
+    if (!m->content_type || strcmp(m->content_type, "application/sdp") != 0 ||
+        !sdp_same_but_direction(call->offer_sdp, m->body)) {
+        LOG(LOG_INFO, "sip",
+            "conn=%llu call=%llu msg=\"re-INVITE changes more than the "
+            "direction: 488\"",
+            (unsigned long long)c->id, (unsigned long long)call->id);
+        respond(c, m, t, 488, NULL, NULL, NULL, 0, NULL, NULL);
+        return;
+    }
+    char *sdp = sdp_adjust(call->answer_sdp, m->body, ++call->sdp_version);
+    g_free(call->local_sdp);
+    call->local_sdp = sdp;
+    g_free(call->offer_sdp);
+    call->offer_sdp = g_strdup(m->body);
+    LOG(LOG_INFO, "sip", "conn=%llu call=%llu msg=\"re-INVITE: direction change\"",
+        (unsigned long long)c->id, (unsigned long long)call->id);
+    respond(c, m, t, 200, NULL, NULL, &h, 1, "application/sdp", sdp);
+}
+
+static void handle_bye(struct sip_conn *c, struct sip_msg *m, struct txn *t)
+{
+    struct call *call = call_find(c, m);
+    if (!call) {
+        respond(c, m, t, 481, NULL, NULL, NULL, 0, NULL, NULL);
+        return;
+    }
+    respond(c, m, t, 200, NULL, NULL, NULL, 0, NULL, NULL);
+    LOG(LOG_INFO, "sip", "conn=%llu call=%llu msg=\"BYE from the caller\"",
+        (unsigned long long)c->id, (unsigned long long)call->id);
+    call_end(call);
+}
+
+static void handle_ack(struct sip_conn *c, struct sip_msg *m)
+{
+    struct call *call = call_find(c, m);
+    if (call) {
+        if (call->state == CALL_ANSWERED) {
+            call->state = CALL_CONFIRMED;
+            if (call->timer) g_source_remove(call->timer);
+            call->timer = 0;
+        }
+        return;
+    }
+    /* the ACK of a non-2xx final response belongs to its INVITE transaction: absorbed */
+}
+
+static void handle_cancel(struct sip_conn *c, struct sip_msg *m, struct txn *t)
+{
+    struct txn *inv = txn_find(c, m->via_branch, "INVITE");
+    if (!inv) {
+        respond(c, m, t, 481, NULL, NULL, NULL, 0, NULL, NULL);
+        return;
+    }
+    respond(c, m, t, 200, NULL, NULL, NULL, 0, NULL, NULL);
+    struct call *call = inv->call;
+    if (!call || inv->final) return; /* answered already: the CANCEL changes nothing */
+    LOG(LOG_INFO, "sip", "conn=%llu call=%llu msg=\"cancelled\"", (unsigned long long)c->id,
+        (unsigned long long)call->id);
+    respond(c, call->invite, inv, 487, NULL, call->local_tag, NULL, 0, NULL, NULL);
+    call_end(call);
+}
+
+static void handle_response(struct sip_conn *c, const struct sip_msg *m)
+{
+    if (!m->via_branch || strcmp(m->method, "BYE") != 0 || m->status < 200) return;
+    for (struct call *call = c->calls; call; call = call->next) {
+        if (call->state == CALL_BYE_SENT && strcmp(call->bye_branch, m->via_branch) == 0) {
+            call_end(call);
+            return;
+        }
+    }
+}
+
+/* Ends a call: cancels its lookup, hangs its member up (conf_leave), frees it. */
+static void call_end(struct call *call)
+{
+    struct sip_conn *c = call->conn;
+    call->ending = true;
+    if (call->wait) directory_cancel(c->srv->dir, call->wait);
+    call->wait = NULL;
+    if (call->timer) g_source_remove(call->timer);
+    call->timer = 0;
+    if (call->txn) call->txn->call = NULL;
+    if (call->member) {
+        struct conf_member *m = call->member;
+        call->member = NULL;
+        g_hash_table_remove(c->srv->member_calls, m);
+        conf_leave(m);
+    }
+    for (struct call **pp = &c->calls; *pp; pp = &(*pp)->next) {
+        if (*pp == call) {
+            *pp = call->next;
+            c->n_calls--;
+            break;
+        }
+    }
+    sip_msg_free(call->invite);
+    sip_dialog_free(&call->dialog);
+    g_free(call->offer_sdp);
+    g_free(call->answer_sdp);
+    g_free(call->local_sdp);
+    g_free(call->join_sdp);
+    g_free(call);
+}
+
+static void on_kick(void *ctx, struct conf_member *m)
+{
+    struct sip_server *srv = ctx;
+    struct call *call = g_hash_table_lookup(srv->member_calls, m);
+    if (!call) {
+        conf_leave(m);
+        return;
+    }
+    switch (call->state) {
+    case CALL_ANSWERED:
+    case CALL_CONFIRMED: send_bye(call); break;
+    case CALL_BYE_SENT: break;
+    default: /* not answered yet: conf_leave calls on_join_done with 487 */ conf_leave(m); break;
+    }
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------- */
+
+void sip_server_receive(struct sip_conn *c, const char *data, size_t len)
+{
+    if (c->closing) return;
+    const struct media_config *cfg = c->srv->cfg;
+    size_t max = (size_t)cfg->sip_max_message;
+    struct sip_msg *m = NULL;
+    const char *err = NULL;
+    if (sip_parse(data, len, 2 * max, &m, &err) != SIP_OK) {
+        if (m) {
+            sip_msg_set_received(m, c->ip, c->port, true);
+            LOG(LOG_INFO, "sip", "conn=%llu msg=\"malformed request\" error=\"%s\" status=%d",
+                (unsigned long long)c->id, err, m->reject_status);
+            respond(c, m, NULL, m->reject_status ? m->reject_status : 400, NULL, NULL, NULL, 0,
+                    NULL, NULL);
+            sip_msg_free(m);
+        } else {
+            LOG_RATELIMITED(LOG_INFO, "sip",
+                            "conn=%llu msg=\"dropped a malformed message\" "
+                            "error=\"%s\" bytes=%zu",
+                            (unsigned long long)c->id, err, len);
+        }
+        return;
+    }
+    if (!m->is_request) {
+        handle_response(c, m);
+        sip_msg_free(m);
+        return;
+    }
+    sip_msg_set_received(m, c->ip, c->port, true);
+    LOG(LOG_DEBUG, "sip", "conn=%llu msg=\"request\" method=%s ruri=\"%s\" call_id=%s",
+        (unsigned long long)c->id, m->method, m->ruri, m->call_id);
+    if (len > max) {
+        respond(c, m, NULL, 513, NULL, NULL, NULL, 0, NULL, NULL);
+        sip_msg_free(m);
+        return;
+    }
+    if (strcmp(m->method, "ACK") == 0) {
+        handle_ack(c, m);
+        sip_msg_free(m);
+        return;
+    }
+    struct txn *t = txn_find(c, m->via_branch, m->method);
+    if (t) { /* a retransmission: the last response again, or nothing while we work */
+        if (t->response) conn_send(c, t->response, t->response_len);
+        sip_msg_free(m);
+        return;
+    }
+    t = txn_new(c, m->via_branch, m->method);
+    if (!t) {
+        respond(c, m, NULL, 503, NULL, NULL, NULL, 0, NULL, NULL);
+        sip_msg_free(m);
+        return;
+    }
+    bool kept = false;
+    if (strcmp(m->method, "REGISTER") == 0) {
+        kept = handle_register(c, m, t);
+    } else if (strcmp(m->method, "INVITE") == 0) {
+        if (m->to_tag)
+            handle_reinvite(c, m, t);
+        else
+            kept = handle_invite(c, m, t);
+    } else if (strcmp(m->method, "BYE") == 0) {
+        handle_bye(c, m, t);
+    } else if (strcmp(m->method, "CANCEL") == 0) {
+        handle_cancel(c, m, t);
+    } else if (strcmp(m->method, "OPTIONS") == 0) {
+        struct sip_header h = {"Accept", "application/sdp"};
+        respond(c, m, t, 200, NULL, NULL, &h, 1, NULL, NULL);
+    } else {
+        respond(c, m, t, 405, NULL, NULL, NULL, 0, NULL, NULL);
+    }
+    if (!kept) sip_msg_free(m);
+}
+
+/* ---- connections ---------------------------------------------------------------------------- */
+
+static struct sip_conn *conn_new(struct sip_server *srv, const char *ip, unsigned port, bool tls,
+                                 uint16_t local_port)
+{
+    struct sip_conn *c = g_new0(struct sip_conn, 1);
+    c->srv = srv;
+    c->id = ++srv->next_conn_id;
+    g_strlcpy(c->ip, ip ? ip : "0.0.0.0", sizeof c->ip);
+    c->port = port;
+    c->tls = tls;
+    c->local_port = local_port;
+    c->next = srv->conns;
+    if (srv->conns) srv->conns->prev = c;
+    srv->conns = c;
+    LOG(LOG_INFO, "sip", "conn=%llu msg=\"connected\" peer=%s:%u tls=%d", (unsigned long long)c->id,
+        c->ip, port, tls);
+    return c;
+}
+
+static void conn_free(struct sip_conn *c)
+{
+    c->closing = true;
+    while (c->calls)
+        call_end(c->calls);
+    while (c->pending) {
+        struct pending_reg *p = c->pending;
+        if (p->wait) directory_cancel(c->srv->dir, p->wait);
+        pending_free(c, p);
+    }
+    while (c->bindings)
+        binding_remove(c, c->bindings);
+    while (c->txns) {
+        struct txn *t = c->txns;
+        c->txns = t->next;
+        txn_free(t);
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->srv->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    if (c->ws) {
+        g_signal_handlers_disconnect_by_data(c->ws, c);
+        if (soup_websocket_connection_get_state(c->ws) == SOUP_WEBSOCKET_STATE_OPEN)
+            soup_websocket_connection_close(c->ws, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, NULL);
+        g_object_unref(c->ws);
+    }
+    LOG(LOG_INFO, "sip", "conn=%llu msg=\"disconnected\"", (unsigned long long)c->id);
+    g_free(c);
+}
+
+struct sip_conn *sip_server_attach(struct sip_server *srv, const char *ip, unsigned port,
+                                   sip_send_fn send, void *ctx)
+{
+    struct sip_conn *c = conn_new(srv, ip, port, false, srv->ws_port);
+    c->send = send;
+    c->send_ctx = ctx;
+    return c;
+}
+
+void sip_server_detach(struct sip_conn *c)
+{
+    conn_free(c);
+}
+
+static void on_ws_message(SoupWebsocketConnection *ws, gint type, GBytes *message, gpointer data)
+{
+    struct sip_conn *c = data;
+    gsize len = 0;
+    const char *p = g_bytes_get_data(message, &len);
+    sip_server_receive(c, p ? p : "", len);
+}
+
+static void on_ws_closed(SoupWebsocketConnection *ws, gpointer data)
+{
+    conn_free(data);
+}
+
+static void on_ws_error(SoupWebsocketConnection *ws, GError *error, gpointer data)
+{
+    struct sip_conn *c = data;
+    LOG(LOG_INFO, "sip", "conn=%llu msg=\"websocket error\" error=\"%s\"",
+        (unsigned long long)c->id, error->message);
+}
+
+static bool offers_sip(const char *protocols)
+{
+    if (!protocols) return false;
+    bool found = false;
+    char **list = g_strsplit(protocols, ",", -1);
+    for (char **p = list; *p && !found; p++)
+        found = g_ascii_strcasecmp(g_strstrip(*p), "sip") == 0;
+    g_strfreev(list);
+    return found;
+}
+
+/* Runs before libsoup's WebSocket handshake: a client that does not offer "sip" is refused
+ * (libsoup itself would accept a handshake without any Sec-WebSocket-Protocol). */
+static void on_http(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
+                    gpointer data)
+{
+    SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
+    const char *upgrade = soup_message_headers_get_one(h, "Upgrade");
+    if (upgrade && g_ascii_strcasecmp(upgrade, "websocket") == 0 &&
+        !offers_sip(soup_message_headers_get_list(h, "Sec-WebSocket-Protocol"))) {
+        soup_server_message_set_status(msg, SOUP_STATUS_BAD_REQUEST,
+                                       "SIP over WebSocket needs the sip subprotocol");
+        return;
+    }
+    if (!upgrade) {
+        soup_server_message_set_status(msg, 426, "Upgrade Required");
+        soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Upgrade",
+                                     "websocket");
+    }
+}
+
+static void on_ws(SoupServer *server, SoupServerMessage *msg, const char *path,
+                  SoupWebsocketConnection *ws, gpointer data)
+{
+    struct sip_server *srv = data;
+    GUri *uri = soup_server_message_get_uri(msg);
+    bool tls = g_strcmp0(g_uri_get_scheme(uri), "https") == 0;
+    unsigned port = 0;
+    GSocketAddress *ra = soup_server_message_get_remote_address(msg);
+    if (ra && G_IS_INET_SOCKET_ADDRESS(ra))
+        port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(ra));
+    struct sip_conn *c = conn_new(srv, soup_server_message_get_remote_host(msg), port, tls,
+                                  tls ? srv->wss_port : srv->ws_port);
+    c->ws = g_object_ref(ws);
+    soup_websocket_connection_set_max_incoming_payload_size(ws,
+                                                            2 * (guint64)srv->cfg->sip_max_message);
+    soup_websocket_connection_set_keepalive_interval(ws, WS_KEEPALIVE_S);
+    g_signal_connect(ws, "message", G_CALLBACK(on_ws_message), c);
+    g_signal_connect(ws, "closed", G_CALLBACK(on_ws_closed), c);
+    g_signal_connect(ws, "error", G_CALLBACK(on_ws_error), c);
+}
+
+/* ---- the server ----------------------------------------------------------------------------- */
+
+struct sip_server *sip_server_new_unbound(const struct media_config *cfg, struct conf_registry *reg,
+                                          GError **error)
+{
+    sip_global_init();
+    struct directory *dir = directory_new(cfg, error);
+    if (!dir) return NULL;
+    struct sip_server *srv = xcalloc(1, sizeof *srv);
+    srv->cfg = cfg;
+    srv->reg = reg;
+    srv->dir = dir;
+    if (RAND_bytes(srv->secret, sizeof srv->secret) != 1) {
+        for (size_t i = 0; i < sizeof srv->secret; i++) /* GLib's RNG as a fallback */
+            srv->secret[i] = (uint8_t)g_random_int();
+    }
+    srv->member_calls = g_hash_table_new(g_direct_hash, g_direct_equal);
+    srv->ws_port = (uint16_t)cfg->sip_ws_port;
+    conf_set_kick_handler(reg, on_kick, srv);
+    return srv;
+}
+
+static bool listen_on(struct sip_server *srv, int port, bool tls, uint16_t *bound, GError **error)
+{
+    GInetAddress *ia = g_inet_address_new_from_string(srv->cfg->sip_ip);
+    if (!ia) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "[sip] ip '%s' is not an IP address", srv->cfg->sip_ip);
+        return false;
+    }
+    GSocketAddress *sa = g_inet_socket_address_new(ia, (guint16)port);
+    g_object_unref(ia);
+    GError *e = NULL;
+    bool ok = soup_server_listen(srv->soup, sa, tls ? SOUP_SERVER_LISTEN_HTTPS : 0, &e);
+    g_object_unref(sa);
+    if (!ok) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "[sip] cannot listen on %s:%d (%s): %s",
+                    srv->cfg->sip_ip, port, tls ? "wss" : "ws", e->message);
+        g_error_free(e);
+        return false;
+    }
+    *bound = (uint16_t)port;
+    LOG(LOG_INFO, "sip", "msg=\"listening\" ip=%s port=%d transport=%s", srv->cfg->sip_ip, port,
+        tls ? "wss" : "ws");
+    return true;
+}
+
+struct sip_server *sip_server_start(const struct media_config *cfg, struct conf_registry *reg,
+                                    GError **error)
+{
+    struct sip_server *srv = sip_server_new_unbound(cfg, reg, error);
+    if (!srv) return NULL;
+    srv->soup = soup_server_new("server-header", NULL, NULL);
+    char *protocols[] = {"sip", NULL};
+    soup_server_add_handler(srv->soup, NULL, on_http, srv, NULL);
+    soup_server_add_websocket_handler(srv->soup, NULL, NULL, protocols, on_ws, srv, NULL);
+    bool ok = listen_on(srv, cfg->sip_ws_port, false, &srv->ws_port, error);
+    if (ok && *cfg->sip_ssl_cert) {
+        GTlsCertificate *cert =
+            g_tls_certificate_new_from_files(cfg->sip_ssl_cert, cfg->sip_ssl_key, error);
+        if (!cert) {
+            g_prefix_error(error, "[sip] ssl_cert / ssl_key: ");
+            ok = false;
+        } else {
+            soup_server_set_tls_certificate(srv->soup, cert);
+            g_object_unref(cert);
+            ok = listen_on(srv, cfg->sip_wss_port, true, &srv->wss_port, error);
+        }
+    }
+    if (!ok) {
+        sip_server_stop(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+void sip_server_stop(struct sip_server *srv)
+{
+    if (!srv) return;
+    while (srv->conns)
+        conn_free(srv->conns);
+    conf_set_kick_handler(srv->reg, NULL, NULL);
+    if (srv->soup) {
+        soup_server_disconnect(srv->soup);
+        g_object_unref(srv->soup);
+    }
+    directory_free(srv->dir);
+    g_hash_table_destroy(srv->member_calls);
+    xfree(srv);
+}
+
+uint16_t sip_server_ws_port(const struct sip_server *srv)
+{
+    return srv->ws_port;
+}
+
+uint16_t sip_server_wss_port(const struct sip_server *srv)
+{
+    return srv->wss_port;
+}
