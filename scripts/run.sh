@@ -17,9 +17,19 @@ qport=$(ini cometql port 3307)
 wport=$(ini ws port 8087)
 password=$(ini main password password)
 
+# wss for ccomet-media: a self-signed certificate for localhost, made once
+if [[ ! -s var/tls/localhost.crt || ! -s var/tls/localhost.key ]]; then
+    mkdir -p var/tls
+    openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 3650 \
+        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+        -keyout var/tls/localhost.key -out var/tls/localhost.crt 2>/dev/null
+fi
+
 build/ccomet --conf "$conf" &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null || true' INT TERM
+build/ccomet-media --conf ccomet-media.ini &
+media_pid=$!
+trap 'kill -TERM $pid $media_pid 2>/dev/null || true' INT TERM
 for _ in $(seq 1 100); do
     if (exec 3<>/dev/tcp/127.0.0.1/"$qport") 2>/dev/null; then break; fi
     kill -0 $pid 2>/dev/null || { wait $pid; exit 1; }
@@ -36,7 +46,11 @@ ccomet is running ($conf; store under var/).
   CometQL:    mariadb -h127.0.0.1 -P$qport -uroot -p$password
               e.g. INSERT INTO pipes_messages (name, event, message) VALUES ('web_demo_chat', 'msg', '{"name":"backend","text":"hi"}');
   Metrics:    http://127.0.0.1:$wport/metrics
+  Media node: SIP over WebSocket ws://127.0.0.1:5066 and wss://127.0.0.1:7443 (self-signed
+              var/tls/localhost.crt), Event Socket 127.0.0.1:8021 (ccomet-media.ini)
 Stop with Ctrl-C (SIGINT) or SIGTERM; reload the configuration with SIGHUP (kill -HUP $pid).
 
 TXT
 wait $pid
+kill -TERM $media_pid 2>/dev/null || true
+wait $media_pid 2>/dev/null || true
