@@ -1,6 +1,7 @@
 /* main: ccomet-media's process: command line, settings, the GLib main loop, the conference
  * registry, and the services on it (SIP over WebSocket, the Event Socket). SIGTERM/SIGINT stop
  * it: calls are hung up and rooms closed. Holds no protocol or media logic. */
+#include "core/cli.h"
 #include "core/log.h"
 #include "media/conference.h"
 #include "media/esl_server.h"
@@ -34,35 +35,13 @@ static gboolean on_stop_signal(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: ccomet-media [--conf FILE] [--check] [--version]\n"
-               "  --conf FILE  settings (default: ./ccomet-media.ini, or built-in defaults)\n"
-               "  --check      validate the settings and exit\n");
-}
-
 int main(int argc, char **argv)
 {
-    const char *conf = NULL;
-    bool check = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--conf") == 0 && i + 1 < argc) {
-            conf = argv[++i];
-        } else if (strcmp(argv[i], "--check") == 0) {
-            check = true;
-        } else if (strcmp(argv[i], "--version") == 0) {
-            printf("ccomet-media %s\n", CCOMET_MEDIA_VERSION);
-            return 0;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "ccomet-media: unknown argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!conf && access("ccomet-media.ini", F_OK) == 0) conf = "ccomet-media.ini";
+    struct cli cli;
+    int rc = cli_parse(argc, argv, "ccomet-media", CCOMET_MEDIA_VERSION, "ccomet-media.ini", &cli);
+    if (rc >= 0) return rc;
+    const char *conf = cli.conf;
+    bool check = cli.check;
     char err[512];
     struct media_app app;
     memset(&app, 0, sizeof app);

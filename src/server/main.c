@@ -3,6 +3,7 @@
  * iteration group commit that every reply waits for. Holds no protocol logic. */
 #include "core/alloc.h"
 #include "core/config.h"
+#include "core/cli.h"
 #include "core/log.h"
 #include "server/cometql_exec.h"
 #include "server/cometql_server.h"
@@ -35,13 +36,6 @@ struct app {
     uv_timer_t purge;
     bool stopping;
 };
-
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: ccomet [--conf FILE] [--check] [--version]\n"
-               "  --conf FILE  comet.ini to read (default: ./comet.ini, or built-in defaults)\n"
-               "  --check      validate the configuration and exit\n");
-}
 
 /* The group commit: runs right before the loop waits for I/O, after every callback of this
  * iteration has queued its replies. */
@@ -153,26 +147,11 @@ static int make_parent_dir(const char *path)
 
 int main(int argc, char **argv)
 {
-    const char *conf = NULL;
-    bool check = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--conf") == 0 && i + 1 < argc) {
-            conf = argv[++i];
-        } else if (strcmp(argv[i], "--check") == 0) {
-            check = true;
-        } else if (strcmp(argv[i], "--version") == 0) {
-            printf("ccomet %s\n", CCOMET_VERSION);
-            return 0;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "ccomet: unknown argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!conf && access("comet.ini", F_OK) == 0) conf = "comet.ini";
+    struct cli cli;
+    int rc = cli_parse(argc, argv, "ccomet", CCOMET_VERSION, "comet.ini", &cli);
+    if (rc >= 0) return rc;
+    const char *conf = cli.conf;
+    bool check = cli.check;
 
     char err[512];
     struct app app;
