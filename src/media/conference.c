@@ -66,6 +66,7 @@ static const char *const actions[] = {
     [CONF_EV_UNDEAF_MEMBER] = "undeaf-member",
     [CONF_EV_FLOOR_CHANGE] = "floor-change",
     [CONF_EV_VIDEO_FLOOR_CHANGE] = "video-floor-change",
+    [CONF_EV_HUP_MEMBER] = "hup-member",
 };
 
 const char *conf_event_action(enum conf_event_kind k)
@@ -376,15 +377,25 @@ struct conf_room *conf_member_room(const struct conf_member *m)
     return m->room;
 }
 
-int conf_kick(struct conf_member *m)
+static int end_member(struct conf_member *m, enum conf_event_kind announce)
 {
     struct conf_registry *r = m->room->reg;
-    emit(r, CONF_EV_KICK_MEMBER, m->room, m, 0, 0);
+    emit(r, announce, m->room, m, 0, 0);
     if (r->on_kick)
         r->on_kick(r->kick_ctx, m); /* the SIP side sends BYE and calls conf_leave */
     else
         conf_leave(m);
     return 0;
+}
+
+int conf_kick(struct conf_member *m)
+{
+    return end_member(m, CONF_EV_KICK_MEMBER);
+}
+
+int conf_hup(struct conf_member *m)
+{
+    return end_member(m, CONF_EV_HUP_MEMBER);
 }
 
 static int set_flag(struct conf_member *m, bool *flag, bool v, enum conf_event_kind on,

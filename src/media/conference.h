@@ -61,6 +61,7 @@ enum conf_event_kind {
     CONF_EV_UNDEAF_MEMBER,
     CONF_EV_FLOOR_CHANGE,
     CONF_EV_VIDEO_FLOOR_CHANGE,
+    CONF_EV_HUP_MEMBER, /* hung up from the API without the kick semantics */
 };
 
 /* "conference-create", "add-member" ...: FreeSWITCH's Action header values. */
@@ -137,6 +138,7 @@ const struct conf_member_info *conf_member_info(const struct conf_member *m);
 struct conf_room *conf_member_room(const struct conf_member *m);
 
 int conf_kick(struct conf_member *m);                  /* 0 ok */
+int conf_hup(struct conf_member *m);                   /* as kick, announced as hup-member */
 int conf_set_mute(struct conf_member *m, bool mute);   /* audio in */
 int conf_set_vmute(struct conf_member *m, bool vmute); /* video in */
 int conf_set_deaf(struct conf_member *m, bool deaf);   /* audio out */

@@ -685,6 +685,7 @@ static const struct {
     [CONF_EV_FLOOR_CHANGE] = {"conference_member.c", "conference_member_set_floor_holder", 1158},
     [CONF_EV_VIDEO_FLOOR_CHANGE] = {"conference_video.c", "conference_video_set_floor_holder",
                                     5115},
+    [CONF_EV_HUP_MEMBER] = {"conference_api.c", "conference_api_sub_hup", 871},
 };
 
 static void add_floor_id(struct esl_event *e, const char *name, uint32_t id)
@@ -1193,7 +1194,7 @@ static void member_cmd(const char *cmd, struct conf_member *m, GString *out)
         conf_kick(m); /* may free m */
     } else if (!strcmp(cmd, "hup")) {
         g_string_append_printf(out, "+OK hup %u\n", id);
-        conf_kick(m);
+        conf_hup(m); /* may free m */
     } else if (!strcmp(cmd, "mute")) {
         g_string_append_printf(out, "+OK mute %u\n", id);
         conf_set_mute(m, true);

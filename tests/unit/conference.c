@@ -68,6 +68,20 @@ TEST(conference_rooms_live_while_they_have_members)
     conf_registry_free(r);
 }
 
+TEST(conference_hup_is_announced_as_hup_member)
+{
+    struct conf_limits lim = {2, 10};
+    struct conf_registry *r = conf_registry_new(NULL, &lim);
+    struct seen s;
+    memset(&s, 0, sizeof s);
+    conf_listen(r, on_event, &s);
+    struct conf_member_info a = who("0000001");
+    struct conf_member *m = conf_join(r, "room", &video_profile, &a, "v=0", on_joined, &s);
+    conf_hup(m);
+    CHECK_STR(s.actions, "conference-create,add-member,hup-member,del-member,conference-destroy");
+    conf_registry_free(r);
+}
+
 TEST(conference_limits_answer_sip_statuses)
 {
     struct conf_limits lim = {1, 10};
