@@ -305,7 +305,20 @@ void conf_leave(struct conf_member *m)
         done(m, NULL, 487, "Request Terminated", m->done_ud);
     }
     LOG(LOG_INFO, "conference", "room=%s member=%u msg=\"member left\"", room->name, m->info.id);
+    /* FreeSWITCH clears a leaving floor holder first (floor-change none -> none), then hands the
+     * floor to the first member left (none -> id), as esl-05 shows */
+    bool had_floor = room->floor_id == m->info.id;
+    if (had_floor) {
+        room->floor_id = 0;
+        m->info.floor = false;
+        emit(r, CONF_EV_FLOOR_CHANGE, room, NULL, 0, 0);
+    }
     emit(r, CONF_EV_DEL_MEMBER, room, m, 0, 0);
+    if (had_floor && room->members) {
+        room->floor_id = room->members->info.id;
+        room->members->info.floor = true;
+        emit(r, CONF_EV_FLOOR_CHANGE, room, room->members, 0, room->floor_id);
+    }
     if (room->video_floor_id == m->info.id) {
         uint32_t old = room->video_floor_id;
         room->video_floor_id = room->members ? room->members->info.id : 0;
@@ -314,7 +327,6 @@ void conf_leave(struct conf_member *m)
         if (room->media && r->ops->set_layout)
             r->ops->set_layout(room->media, room->layout, room->video_floor_id);
     }
-    if (room->floor_id == m->info.id) room->floor_id = 0;
     xfree(m);
     if (!room->count) room_destroy(room);
 }

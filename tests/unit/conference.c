@@ -63,8 +63,8 @@ TEST(conference_rooms_live_while_they_have_members)
     conf_kick(mb); /* no kick handler: leaves at once */
     CHECK(conf_room_find(r, "0*101-d") == NULL);
     CHECK_STR(s.actions, "conference-create,add-member,add-member,mute-member,start-talking,"
-                         "floor-change,stop-talking,del-member,kick-member,del-member,"
-                         "conference-destroy");
+                         "floor-change,stop-talking,floor-change,del-member,floor-change,"
+                         "kick-member,floor-change,del-member,conference-destroy");
     conf_registry_free(r);
 }
 

@@ -844,12 +844,21 @@ TEST(esl_server_conference_events_lists_and_control)
     CHECK_STR(hv(&ev, "Action"), "kick-member");
     CHECK_STR(hv(&ev, "Conference-Size"), "2");
     CHECK_STR(hv(&ev, "Event-Calling-Function"), "conference_api_sub_kick");
+    /* member 2 held the floor: cleared first, handed on after del-member (esl-05) */
+    REQUIRE(next_event(&plain, &a, &ev));
+    CHECK_STR(hv(&ev, "Action"), "floor-change");
+    CHECK_STR(hv(&ev, "Old-ID"), "none");
+    CHECK_STR(hv(&ev, "New-ID"), "none");
     REQUIRE(next_event(&plain, &a, &ev));
     CHECK_STR(hv(&ev, "Action"), "del-member");
     CHECK_STR(hv(&ev, "Member-ID"), "2");
     CHECK_STR(hv(&ev, "Conference-Size"), "1");
     CHECK_STR(hv(&ev, "Answer-State"), "hangup");
     CHECK_STR(hv(&ev, "Hangup-Cause"), "NORMAL_CLEARING");
+    REQUIRE(next_event(&plain, &a, &ev));
+    CHECK_STR(hv(&ev, "Action"), "floor-change");
+    CHECK_STR(hv(&ev, "Old-ID"), "none");
+    CHECK_STR(hv(&ev, "New-ID"), "1");
     r = roundtrip(&ctl, "api conference room1 unmute 2\n\n");
     CHECK_STR(r, "-ERR Non-Existant ID 2\n");
     xfree(r);
@@ -859,6 +868,9 @@ TEST(esl_server_conference_events_lists_and_control)
     xfree(r);
     REQUIRE(next_event(&plain, &a, &ev));
     CHECK_STR(hv(&ev, "Action"), "kick-member");
+    REQUIRE(next_event(&plain, &a, &ev));
+    CHECK_STR(hv(&ev, "Action"), "floor-change"); /* esl-05: kick, floor none->none, del, destroy */
+    CHECK_STR(hv(&ev, "New-ID"), "none");
     REQUIRE(next_event(&plain, &a, &ev));
     CHECK_STR(hv(&ev, "Action"), "del-member");
     REQUIRE(next_event(&plain, &a, &ev));
@@ -874,9 +886,10 @@ TEST(esl_server_conference_events_lists_and_control)
 
     /* the JSON listener saw the same events, in the same order */
     static const char *const actions[] = {
-        "conference-create", "add-member",    "add-member",  "start-talking",     "floor-change",
-        "mute-member",       "unmute-member", "deaf-member", "vmute-member",      "kick-member",
-        "del-member",        "kick-member",   "del-member",  "conference-destroy"};
+        "conference-create", "add-member",        "add-member",   "start-talking", "floor-change",
+        "mute-member",       "unmute-member",     "deaf-member",  "vmute-member",  "kick-member",
+        "floor-change",      "del-member",        "floor-change", "kick-member",   "floor-change",
+        "del-member",        "conference-destroy"};
     for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++) {
         struct msg m;
         REQUIRE(client_next(&json, &m));
