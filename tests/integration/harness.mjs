@@ -13,6 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = process.env.CCOMET_BIN
@@ -312,4 +313,71 @@ export async function startServer(opts = {}) {
     await s.init();
     await s.start();
     return s;
+}
+
+// ---- ccomet-media ------------------------------------------------------------------------------
+
+export const MEDIA_BIN = process.env.CCOMET_MEDIA_BIN
+    ? path.resolve(process.env.CCOMET_MEDIA_BIN)
+    : path.join(ROOT, 'build', 'asan', 'ccomet-media');
+
+/**
+ * A running build/asan/ccomet-media on a config file the test wrote. start() resolves once
+ * `waitPort` accepts connections; stop() sends SIGTERM and asserts a clean exit with no
+ * sanitizer report. `log` is everything it printed so far.
+ */
+export class MediaProcess {
+    constructor() {
+        this.log = '';
+        this.proc = null;
+    }
+
+    static async start(conf, { cwd, waitPort, timeoutMs = 15000 }) {
+        assert.ok(existsSync(MEDIA_BIN), `${MEDIA_BIN} does not exist (make build/asan/ccomet-media)`);
+        const m = new MediaProcess();
+        m.proc = spawn(MEDIA_BIN, ['--conf', conf], {
+            cwd,
+            stdio: ['ignore', 'pipe', 'pipe'],
+            env: {
+                ...process.env,
+                // slow unwinding lets tests/lsan-media.supp name GLib's load-time allocation
+                ASAN_OPTIONS: `${process.env.ASAN_OPTIONS ?? 'detect_leaks=1:abort_on_error=0'}:fast_unwind_on_malloc=0`,
+                LSAN_OPTIONS: `suppressions=${path.join(ROOT, 'tests', 'lsan-media.supp')}`,
+                UBSAN_OPTIONS: process.env.UBSAN_OPTIONS ?? 'print_stacktrace=1:halt_on_error=1',
+            },
+        });
+        m.proc.stdout.setEncoding('utf8').on('data', (d) => { m.log += d; });
+        m.proc.stderr.setEncoding('utf8').on('data', (d) => { m.log += d; });
+        await m.waitForPort(waitPort, timeoutMs);
+        return m;
+    }
+
+    waitForPort(port, timeoutMs) {
+        const deadline = Date.now() + timeoutMs;
+        return new Promise((resolve, reject) => {
+            const tryOnce = () => {
+                if (this.proc.exitCode !== null) {
+                    reject(new Error(`ccomet-media exited during startup (code ${this.proc.exitCode})\n${this.log}`));
+                    return;
+                }
+                const s = net.connect(port, '127.0.0.1');
+                s.once('connect', () => { s.destroy(); resolve(); });
+                s.once('error', () => {
+                    s.destroy();
+                    if (Date.now() > deadline) reject(new Error(`port ${port} never opened\n${this.log}`));
+                    else setTimeout(tryOnce, 20);
+                });
+            };
+            tryOnce();
+        });
+    }
+
+    async stop() {
+        if (!this.proc || this.proc.exitCode !== null) return;
+        const closed = new Promise((r) => this.proc.on('close', (code, signal) => r({ code, signal })));
+        this.proc.kill('SIGTERM');
+        const exit = await closed;
+        assert.equal(exit.code, 0, `ccomet-media exit ${JSON.stringify(exit)}\n${this.log.slice(-4000)}`);
+        assert.doesNotMatch(this.log, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/, this.log.slice(-6000));
+    }
 }

@@ -5,21 +5,17 @@
 // (tests/unit/esl_server.c), which can create members without SIP.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, freePorts } from './harness.mjs';
+import { MediaProcess, ROOT, freePorts } from './harness.mjs';
 
-const BIN = process.env.CCOMET_MEDIA_BIN
-    ? path.resolve(process.env.CCOMET_MEDIA_BIN)
-    : path.join(ROOT, 'build', 'asan', 'ccomet-media');
 const PASSWORD = 'esl-secret';
 const NOTICE = 'Content-Type: text/disconnect-notice\nContent-Length: 67\n\n'
     + 'Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n';
 
-let proc, dir, eslPort, log = '';
+let media, dir, eslPort;
 
 /** An ESL connection: queued messages parsed as FreeSWITCH frames them. */
 class Esl {
@@ -105,29 +101,8 @@ async function login() {
     return c;
 }
 
-function waitForPort(port, timeoutMs = 10000) {
-    const deadline = Date.now() + timeoutMs;
-    return new Promise((resolve, reject) => {
-        const tryOnce = () => {
-            if (proc.exitCode !== null) {
-                reject(new Error(`ccomet-media exited during startup (code ${proc.exitCode})\n${log}`));
-                return;
-            }
-            const s = net.connect(port, '127.0.0.1');
-            s.once('connect', () => { s.destroy(); resolve(); });
-            s.once('error', () => {
-                s.destroy();
-                if (Date.now() > deadline) reject(new Error(`port ${port} never opened\n${log}`));
-                else setTimeout(tryOnce, 20);
-            });
-        };
-        tryOnce();
-    });
-}
-
 before(async () => {
-    assert.ok(existsSync(BIN), `${BIN} does not exist (make build/asan/ccomet-media)`);
-    dir = mkdtempSync(path.join(os.tmpdir(), 'ccomet-media-esl-'));
+        dir = mkdtempSync(path.join(os.tmpdir(), 'ccomet-media-esl-'));
     const [sipPort, wssPort, port] = await freePorts(3);
     eslPort = port;
     const conf = path.join(dir, 'ccomet-media.ini');
@@ -136,30 +111,11 @@ before(async () => {
         '[esl]', 'ip = 127.0.0.1', `port = ${eslPort}`, `password = ${PASSWORD}`, '',
         '[log]', 'level = debug', '',
     ].join('\n'));
-    proc = spawn(BIN, ['--conf', conf], {
-        cwd: dir,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-            ...process.env,
-            // slow unwinding lets tests/lsan-media.supp name GLib's load-time allocation
-            ASAN_OPTIONS: `${process.env.ASAN_OPTIONS ?? 'detect_leaks=1:abort_on_error=0'}:fast_unwind_on_malloc=0`,
-            LSAN_OPTIONS: `suppressions=${path.join(ROOT, 'tests', 'lsan-media.supp')}`,
-            UBSAN_OPTIONS: process.env.UBSAN_OPTIONS ?? 'print_stacktrace=1:halt_on_error=1',
-        },
-    });
-    proc.stdout.setEncoding('utf8').on('data', (d) => { log += d; });
-    proc.stderr.setEncoding('utf8').on('data', (d) => { log += d; });
-    await waitForPort(eslPort);
+    media = await MediaProcess.start(conf, { cwd: dir, waitPort: eslPort });
 });
 
 after(async () => {
-    if (proc && proc.exitCode === null) {
-        const closed = new Promise((r) => proc.on('close', (code, signal) => r({ code, signal })));
-        proc.kill('SIGTERM');
-        const exit = await closed;
-        assert.equal(exit.code, 0, `ccomet-media exit ${JSON.stringify(exit)}\n${log.slice(-4000)}`);
-        assert.doesNotMatch(log, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/, log.slice(-4000));
-    }
+    if (media) await media.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

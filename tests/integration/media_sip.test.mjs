@@ -6,24 +6,19 @@
 // good digest, 403 for a wrong password and for an unknown user.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { ROOT, freePorts, makeCert } from './harness.mjs';
+import { MediaProcess, ROOT, freePorts, makeCert } from './harness.mjs';
 
-const BIN = process.env.CCOMET_MEDIA_BIN
-    ? path.resolve(process.env.CCOMET_MEDIA_BIN)
-    : path.join(ROOT, 'build', 'asan', 'ccomet-media');
 const DOMAIN = 'FSdefaultDomain';
 const GW_USER = 'fsuser';
 const GW_PASS = 'fspass';
 
-let proc, dir, wsPort, wssPort, gw, log = '';
+let media, dir, wsPort, wssPort, gw;
 const gwRequests = [];
 
 const md5 = (s) => createHash('md5').update(s).digest('hex');
@@ -70,7 +65,7 @@ class SipWs {
 
     next(timeoutMs = 10000) {
         return new Promise((resolve, reject) => {
-            const timer = setTimeout(() => reject(new Error(`no SIP message in ${timeoutMs} ms\n${log.slice(-3000)}`)), timeoutMs);
+            const timer = setTimeout(() => reject(new Error(`no SIP message in ${timeoutMs} ms\n${media?.log.slice(-3000) ?? ''}`)), timeoutMs);
             const attempt = () => {
                 if (this.queue.length) { clearTimeout(timer); resolve(this.queue.shift()); return; }
                 if (this.closed) { clearTimeout(timer); reject(new Error('closed')); return; }
@@ -196,29 +191,8 @@ async function inviteWithAuth(c, user, password, dest, opts = {}) {
     return { final, branch };
 }
 
-function waitForPort(port, timeoutMs = 15000) {
-    const deadline = Date.now() + timeoutMs;
-    return new Promise((resolve, reject) => {
-        const tryOnce = () => {
-            if (proc.exitCode !== null) {
-                reject(new Error(`ccomet-media exited during startup (code ${proc.exitCode})\n${log}`));
-                return;
-            }
-            const s = net.connect(port, '127.0.0.1');
-            s.once('connect', () => { s.destroy(); resolve(); });
-            s.once('error', () => {
-                s.destroy();
-                if (Date.now() > deadline) reject(new Error(`port ${port} never opened\n${log}`));
-                else setTimeout(tryOnce, 20);
-            });
-        };
-        tryOnce();
-    });
-}
-
 before(async () => {
-    assert.ok(existsSync(BIN), `${BIN} does not exist (make build/asan/ccomet-media)`);
-    dir = mkdtempSync(path.join(os.tmpdir(), 'ccomet-media-sip-'));
+        dir = mkdtempSync(path.join(os.tmpdir(), 'ccomet-media-sip-'));
     let gwPort, eslPort;
     [wsPort, wssPort, eslPort, gwPort] = await freePorts(4);
     const { cert, key } = await makeCert(dir);
@@ -261,30 +235,12 @@ before(async () => {
         '[esl]', 'ip = 127.0.0.1', `port = ${eslPort}`, 'password = esl-secret', '',
         '[log]', 'level = debug', '',
     ].join('\n'));
-    proc = spawn(BIN, ['--conf', conf], {
-        cwd: dir,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-            ...process.env,
-            ASAN_OPTIONS: `${process.env.ASAN_OPTIONS ?? 'detect_leaks=1:abort_on_error=0'}:fast_unwind_on_malloc=0`,
-            LSAN_OPTIONS: `suppressions=${path.join(ROOT, 'tests', 'lsan-media.supp')}`,
-            UBSAN_OPTIONS: process.env.UBSAN_OPTIONS ?? 'print_stacktrace=1:halt_on_error=1',
-        },
-    });
-    proc.stdout.setEncoding('utf8').on('data', (d) => { log += d; });
-    proc.stderr.setEncoding('utf8').on('data', (d) => { log += d; });
-    await waitForPort(wsPort);
+    media = await MediaProcess.start(conf, { cwd: dir, waitPort: wsPort });
 });
 
 after(async () => {
-    if (proc && proc.exitCode === null) {
-        const closed = new Promise((r) => proc.on('close', (code, signal) => r({ code, signal })));
-        proc.kill('SIGTERM');
-        const exit = await closed;
-        assert.equal(exit.code, 0, `ccomet-media exit ${JSON.stringify(exit)}\n${log.slice(-4000)}`);
-        assert.doesNotMatch(log, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/, log.slice(-6000));
-    }
-    if (process.env.MEDIA_SIP_LOG) process.stderr.write(log);
+    if (media) await media.stop();
+    if (process.env.MEDIA_SIP_LOG) process.stderr.write(media.log);
     if (gw) gw.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -497,7 +453,7 @@ test('closing the WebSocket ends its call (the room goes away)', async () => {
     assert.equal(final.status, 200);
     c.close();
     const deadline = Date.now() + 5000;
-    while (!/room=0\*103-FSdefaultDomain msg="conference destroyed"/.test(log)) {
+    while (!/room=0\*103-FSdefaultDomain msg="conference destroyed"/.test(media.log)) {
         assert.ok(Date.now() < deadline, 'the conference was not destroyed');
         await new Promise((r) => setTimeout(r, 50));
     }
