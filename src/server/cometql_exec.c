@@ -96,12 +96,10 @@ struct sysvar {
 };
 
 /* The variables SHOW VARIABLES lists and SELECT @@name reads. */
-static size_t sysvars(const struct cq_env *env, const struct cq_session *s, struct arena *a,
-                      struct sysvar *out, size_t cap)
+static size_t sysvars(const struct cq_env *env, const struct cq_session *s, struct sysvar *out,
+                      size_t cap)
 {
     const struct config *c = env->cfg;
-    char *port = arena_alloc(a, 8);
-    snprintf(port, 8, "%d", c->cometql_port);
     struct sysvar v[] = {
         {"auto_increment_increment", CQ_COL_INT, 1, NULL},
         {"auto_increment_offset", CQ_COL_INT, 1, NULL},
@@ -151,7 +149,6 @@ static size_t sysvars(const struct cq_env *env, const struct cq_session *s, stru
     size_t n = sizeof v / sizeof v[0];
     if (n > cap) n = cap;
     memcpy(out, v, n * sizeof *out);
-    (void)port;
     return n;
 }
 
@@ -162,7 +159,7 @@ static void show_variables(const struct cq_env *env, struct cq_session *s, const
                            struct arena *a, struct cq_result *r)
 {
     struct sysvar v[64];
-    size_t n = sysvars(env, s, a, v, 64);
+    size_t n = sysvars(env, s, v, 64);
     cq_result_rows(r, "", col_varval, 2);
     for (size_t i = 0; i < n; i++) {
         if (!like_ok(st->like, v[i].name)) continue;
@@ -379,7 +376,7 @@ static bool eval_expr(const struct cq_env *env, struct cq_session *s, const stru
         return true;
     case CQ_EXPR_SYSVAR: {
         struct sysvar v[64];
-        size_t n = sysvars(env, s, a, v, 64);
+        size_t n = sysvars(env, s, v, 64);
         *out = value_null();
         *type = CQ_COL_STR;
         for (size_t i = 0; i < n; i++) {

@@ -300,9 +300,6 @@ static void on_handshake_response(struct conn *c, const uint8_t *p, size_t len)
         c->state = ST_TLS;
         return;
     }
-    if (c->srv->tls && !c->tls) {
-        /* plaintext is allowed too; the operator decides with the client's ssl-mode */
-    }
     c->client_caps = hr.capabilities;
     size_t ul = hr.user_len < sizeof c->sess.user - 1 ? hr.user_len : sizeof c->sess.user - 1;
     memcpy(c->sess.user, hr.user, ul);

@@ -1024,11 +1024,6 @@ static void cmd_subscription(struct ws_conn *c, const struct ccmd *cmd)
     }
 }
 
-static void answer(struct ws_conn *c, struct buf *b)
-{
-    send_json(c, b);
-}
-
 static void cmd_web_pipe2(struct ws_conn *c, const struct ccmd *cmd)
 {
     struct ws_server *s = c->srv;
@@ -1081,7 +1076,7 @@ static void cmd_web_pipe2(struct ws_conn *c, const struct ccmd *cmd)
     int al = snprintf(ap, sizeof ap, "_answer_to_%.*s", (int)pl, pipe);
     env_str(b, "pipe", ap, (size_t)al);
     env_end(b);
-    answer(c, b);
+    send_json(c, b);
 }
 
 struct log_ctx {
@@ -1165,7 +1160,7 @@ static void cmd_pipe_count(struct ws_conn *c, const struct ccmd *cmd)
     env_int(b, "message_send_time", (int64_t)time(NULL));
     env_cstr(b, "pipe", "_answer_pipe_count");
     env_end(b);
-    answer(c, b);
+    send_json(c, b);
 }
 
 struct track_ctx {
@@ -1275,7 +1270,7 @@ static void cmd_user_status(struct ws_conn *c, const struct ccmd *cmd)
     env_int(b, "message_send_time", (int64_t)time(NULL));
     env_cstr(b, "pipe", "_answer_user_status");
     env_end(b);
-    answer(c, b);
+    send_json(c, b);
 }
 
 static void on_text(struct ws_conn *c, const char *msg, size_t len)
