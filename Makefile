@@ -56,6 +56,17 @@ build/asan/ccomet-media: $(patsubst %.c,build/asan/obj/%.o,$(CORE_SRC) $(PROTO_S
 build/asan/ccomet: $(ASAN_OBJ) build/asan/obj/src/server/main.o
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
 
+# JsSIP for the browser: the npm package ships only CommonJS, so esbuild bundles it into one
+# minified IIFE script defining the global JsSIP; ccomet serves it from web/ as /lib/jssip.js.
+JSSIP_BUNDLE := web/lib/jssip.js
+$(JSSIP_BUNDLE): package-lock.json node_modules/.package-lock.json
+	@mkdir -p $(dir $@)
+	node_modules/.bin/esbuild node_modules/jssip/lib/JsSIP.js --bundle --minify --format=iife \
+		--global-name=JsSIP --platform=browser --target=es2019 --log-level=warning --outfile=$@
+
+node_modules/.package-lock.json:
+	@scripts/deps.sh
+
 # The mixer's stand-alone harness (a room behind HTTP, no SIP) for tests/integration/media_mixer.
 build/media-harness: tests/media/mixer_harness.c src/media/mixer.c src/media/mixer.h src/core/log.c src/core/alloc.c
 	@mkdir -p build
@@ -80,17 +91,17 @@ fuzz: $(addprefix build/fuzz/,$(FUZZ_DIRS))
 deps:
 	@scripts/deps.sh
 
-run: deps build/ccomet build/ccomet-media
+run: deps build/ccomet build/ccomet-media $(JSSIP_BUNDLE)
 	@scripts/run.sh
 
 test: deps
-	@$(MAKE) --no-print-directory format-check asan build/ccomet build/ccomet-media fuzz
+	@$(MAKE) --no-print-directory format-check asan build/ccomet build/ccomet-media fuzz $(JSSIP_BUNDLE)
 	@tests/run.sh
 
 # The media tests (headless Chromium in a network namespace); not yet in `make test`: one of them
 # still loses a member's audio in about 1 run in 15 (see the README's ccomet-media section).
 test-media: deps
-	@$(MAKE) --no-print-directory build/media-harness build/asan/ccomet-media
+	@$(MAKE) --no-print-directory build/media-harness build/asan/ccomet-media $(JSSIP_BUNDLE)
 	@TEST_FILES="$(wildcard tests/integration/media_*.test.mjs)" tests/run.sh integration
 
 bench: deps build/ccomet
