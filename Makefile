@@ -9,7 +9,7 @@
 #   make format     clang-format every source file in place
 
 CC      ?= cc
-PKGS    := libuv sqlite3 openssl jansson libosip2
+PKGS    := libuv sqlite3 openssl jansson libosip2 libxml-2.0
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
                -Wno-unused-parameter -Isrc -g $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread

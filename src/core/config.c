@@ -66,6 +66,10 @@ static const struct config_opt ccomet_opts[] = {
 
     {"freeswitch", "ip", CFG_STR, F(freeswitch_ip), "127.0.0.1", 0, 0, false, NULL},
     {"freeswitch", "port", CFG_PORT, F(freeswitch_port), "8082", 1, 65535, false, NULL},
+    {"freeswitch", "user", CFG_STR, F(freeswitch_user), "", 0, 0, false, NULL},
+    {"freeswitch", "password", CFG_STR, F(freeswitch_password), "", 0, 0, false, NULL},
+    {"freeswitch", "allow", CFG_STR, F(freeswitch_allow), "127.0.0.0/8,::1", 0, 0, false, NULL},
+    {"sip", "domain", CFG_STR, F(sip_domain), "FSdefaultDomain", 0, 0, false, NULL},
 
     {"sip", "pipesalt", CFG_STR, F(sip_pipesalt), "pipesalt", 0, 0, false, NULL},
     {"sip", "freeswitch", CFG_LIST, F(sip_freeswitch), "", 0, 0, false, NULL},

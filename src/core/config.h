@@ -62,9 +62,12 @@ struct config {
     /* [freeswitch] (directory endpoint, Video API issue) */
     char *freeswitch_ip;
     int freeswitch_port;
+    char *freeswitch_user, *freeswitch_password; /* HTTP Basic credentials media nodes must send */
+    char *freeswitch_allow;                      /* source addresses: comma-separated CIDRs */
 
     /* [sip] */
     char *sip_pipesalt;
+    char *sip_domain; /* the media nodes' SIP domain: conference names end in "-<domain>" */
     struct config_list sip_freeswitch;
 
     /* [store] */

@@ -17,6 +17,8 @@
 #include "server/hub.h"
 #include "server/store.h"
 
+struct video;
+
 enum cq_coltype { CQ_COL_INT, CQ_COL_STR };
 
 struct cq_column {
@@ -78,6 +80,7 @@ struct cq_env {
     /* Closes every browser connection of a user (DELETE FROM users_auth, revoked JWT). */
     void (*kick_user)(void *ctx, int64_t dev_id, int64_t user_id);
     void *kick_ctx;
+    struct video *video; /* (nullable) the Video API */
 };
 
 /* Runs st (params: values of its `?` placeholders, n_params of them, or NULL). */

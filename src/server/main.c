@@ -11,6 +11,8 @@
 #include "server/pubsub.h"
 #include "server/ws_server.h"
 #include "server/store.h"
+#include "server/video.h"
+#include "server/directory_server.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -30,6 +32,8 @@ struct app {
     struct cometql_server *cometql;
     struct pubsub *pubsub;
     struct ws_server *ws;
+    struct video *video;
+    struct directory_server *directory;
     int services_running;
     uv_prepare_t before_poll;
     uv_signal_t sig_term, sig_int, sig_hup;
@@ -120,6 +124,11 @@ static void on_signal(uv_signal_t *h, int signum)
     app->stopping = true;
     LOG(LOG_INFO, "main", "msg=\"shutting down\" signal=%d", signum);
     uv_timer_stop(&app->purge);
+    directory_server_stop(app->directory);
+    app->directory = NULL;
+    video_free(app->video);
+    app->video = NULL;
+    app->env.video = NULL;
     app->services_running = 2;
     cometql_server_stop(app->cometql, on_stopped, app);
     ws_server_stop(app->ws, on_stopped, app);
@@ -198,6 +207,18 @@ int main(int argc, char **argv)
     hub_set_delivery(&app.hub, &delivery);
     app.env.kick_user = kick_user;
     app.env.kick_ctx = &app;
+
+    app.video = video_new(app.loop, app.cfg, app.store, &app.hub, err, sizeof err);
+    if (!app.video) {
+        fprintf(stderr, "ccomet: configuration error: %s\n", err);
+        return 1;
+    }
+    app.env.video = app.video;
+    app.directory = directory_server_start(app.loop, app.cfg, app.store, err, sizeof err);
+    if (!app.directory && err[0]) {
+        fprintf(stderr, "ccomet: %s\n", err);
+        return 1;
+    }
 
     app.cometql = cometql_server_start(app.loop, app.cfg, &app.env, err, sizeof err);
     if (app.cometql)

@@ -49,6 +49,13 @@ enum stmt_id {
     S_SET_BLOCK,
     S_PURGE_QUEUE,
     S_PURGE_TRUST,
+    S_CONF_PUT,
+    S_CONF_GET,
+    S_CONF_LIST,
+    S_CONF_DEL_USER,
+    S_CONF_DEL_ROOM,
+    S_CONF_NODE,
+    S_CONF_ROOMS,
     S_COUNT
 };
 
@@ -110,6 +117,20 @@ static const char *const sql[S_COUNT] = {
     [S_PURGE_QUEUE] = "DELETE FROM users_messages WHERE time < ?1",
     [S_PURGE_TRUST] =
         "DELETE FROM pipe_messages WHERE time < ?1 AND pipe LIKE 'trust\\_%' ESCAPE '\\'",
+    [S_CONF_PUT] = "INSERT INTO conference(dev_id,name,user_id,caller_id,message,profile,stream,"
+                   "node,time) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9) "
+                   "ON CONFLICT(dev_id,name,user_id) DO UPDATE SET caller_id=excluded.caller_id,"
+                   "message=excluded.message,profile=excluded.profile,stream=excluded.stream,"
+                   "node=excluded.node,time=excluded.time",
+    [S_CONF_GET] = "SELECT name,user_id,caller_id,message,profile,stream,node,time FROM conference "
+                   "WHERE dev_id=?1 AND name=?2 ORDER BY user_id",
+    [S_CONF_LIST] = "SELECT name,user_id,caller_id,message,profile,stream,node,time FROM "
+                    "conference WHERE dev_id=?1 ORDER BY name,user_id LIMIT ?2",
+    [S_CONF_DEL_USER] = "DELETE FROM conference WHERE dev_id=?1 AND name=?2 AND user_id=?3",
+    [S_CONF_DEL_ROOM] = "DELETE FROM conference WHERE dev_id=?1 AND name=?2",
+    [S_CONF_NODE] = "SELECT node FROM conference WHERE dev_id=?1 AND name=?2 "
+                    "ORDER BY time DESC LIMIT 1",
+    [S_CONF_ROOMS] = "SELECT dev_id,name,node FROM conference WHERE node=?1 GROUP BY dev_id,name",
 };
 
 static const char schema[] =
@@ -134,6 +155,11 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS pipe_messages_time ON pipe_messages(time);"
     "CREATE TABLE IF NOT EXISTS pipes_settings(dev_id INTEGER NOT NULL, name TEXT NOT NULL,"
     " length INTEGER NOT NULL, PRIMARY KEY(dev_id,name)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS conference(dev_id INTEGER NOT NULL, name TEXT NOT NULL,"
+    " user_id INTEGER NOT NULL, caller_id INTEGER NOT NULL, message TEXT NOT NULL,"
+    " profile TEXT NOT NULL, stream TEXT NOT NULL, node TEXT NOT NULL, time INTEGER NOT NULL,"
+    " PRIMARY KEY(dev_id,name,user_id)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS conference_node ON conference(node);"
     "INSERT OR IGNORE INTO meta(key,value) VALUES('schema_version','1');";
 
 /* pipes_settings lengths, cached so that publishing never reads the database */
@@ -596,4 +622,41 @@ int store_purge(struct store *s, int64_t now, int64_t queue_ttl, int64_t trust_t
     int b = exec_write(s, S_PURGE_TRUST, bind(s, S_PURGE_TRUST, "i", now - trust_ttl));
     if (a < 0 || b < 0) return -1;
     return a + b;
+}
+
+int store_conf_put(struct store *s, int64_t dev, const struct store_invitation *inv)
+{
+    return exec_write(s, S_CONF_PUT,
+                      bind(s, S_CONF_PUT, "isiissssi", dev, STR(inv->name, strlen(inv->name)),
+                           inv->user_id, inv->caller_id, STR(inv->message, inv->message_len),
+                           STR(inv->profile, strlen(inv->profile)),
+                           STR(inv->stream, strlen(inv->stream)), STR(inv->node, strlen(inv->node)),
+                           inv->time));
+}
+int store_conf_get(struct store *s, int64_t dev, const char *name, size_t len, store_row_fn fn,
+                   void *ctx)
+{
+    return exec_rows(s, S_CONF_GET, bind(s, S_CONF_GET, "is", dev, STR(name, len)), fn, ctx);
+}
+int store_conf_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx)
+{
+    return exec_rows(s, S_CONF_LIST, bind(s, S_CONF_LIST, "ii", dev, limit), fn, ctx);
+}
+int store_conf_delete(struct store *s, int64_t dev, const char *name, size_t len, int64_t user)
+{
+    return exec_write(s, S_CONF_DEL_USER,
+                      bind(s, S_CONF_DEL_USER, "isi", dev, STR(name, len), user));
+}
+int store_conf_delete_room(struct store *s, int64_t dev, const char *name, size_t len)
+{
+    return exec_write(s, S_CONF_DEL_ROOM, bind(s, S_CONF_DEL_ROOM, "is", dev, STR(name, len)));
+}
+int store_conf_node(struct store *s, int64_t dev, const char *name, size_t len, store_row_fn fn,
+                    void *ctx)
+{
+    return exec_rows(s, S_CONF_NODE, bind(s, S_CONF_NODE, "is", dev, STR(name, len)), fn, ctx);
+}
+int store_conf_rooms_on(struct store *s, const char *node, store_row_fn fn, void *ctx)
+{
+    return exec_rows(s, S_CONF_ROOMS, bind(s, S_CONF_ROOMS, "s", STR(node, strlen(node))), fn, ctx);
 }

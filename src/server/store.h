@@ -97,6 +97,28 @@ int store_pipe_setting_delete(struct store *s, int64_t dev, const char *pipe, si
 int store_pipe_setting_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn,
                             void *ctx);
 
+/* conference (Video API invitations): rows (name, user_id, caller_id, message, profile, stream,
+ * node, time), one per (room, invited user). */
+struct store_invitation {
+    const char *name; /* room, NUL-terminated */
+    int64_t user_id, caller_id;
+    const char *message;
+    size_t message_len;
+    const char *profile, *stream, *node; /* NUL-terminated */
+    int64_t time;
+};
+int store_conf_put(struct store *s, int64_t dev, const struct store_invitation *inv);
+int store_conf_get(struct store *s, int64_t dev, const char *name, size_t len, store_row_fn fn,
+                   void *ctx);
+int store_conf_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx);
+int store_conf_delete(struct store *s, int64_t dev, const char *name, size_t len, int64_t user);
+int store_conf_delete_room(struct store *s, int64_t dev, const char *name, size_t len);
+/* The node of the room's newest invitation: one row (node), or none. */
+int store_conf_node(struct store *s, int64_t dev, const char *name, size_t len, store_row_fn fn,
+                    void *ctx);
+/* The rooms with invitations on one node: rows (dev_id, name, node). */
+int store_conf_rooms_on(struct store *s, const char *node, store_row_fn fn, void *ctx);
+
 /* Expiry: drops queued messages older than now - queue_ttl and trust_ history older than
  * now - trust_ttl. Returns rows removed. */
 int store_purge(struct store *s, int64_t now, int64_t queue_ttl, int64_t trust_ttl);

@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "proto/jwt.h"
 #include "server/store.h"
+#include "server/video.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -60,11 +61,16 @@ static const struct cq_column c_conf[] = {KSTR("name"),   INT("user_id"), INT("c
                                           STR("node")};
 static const char *const t_conf[] = {"varchar(32)", "int(11)",      "int(11)",    "text",
                                      "varchar(32)", "varchar(255)", "varchar(64)"};
-static const struct cq_column c_confm[] = {KSTR("name"), INT("user_id"), INT("join_time"),
-                                           INT("last_talking")};
-static const char *const t_confm[] = {"varchar(32)", "int(11)", "int(11)", "int(11)"};
+static const struct cq_column c_confm[] = {KSTR("name"),        INT("user_id"),   INT("join_time"),
+                                           INT("last_talking"), INT("member_id"), INT("talking"),
+                                           INT("mute"),         INT("vmute"),     INT("deaf"),
+                                           INT("video"),        STR("node"),      STR("layout")};
+static const char *const t_confm[] = {"varchar(32)", "int(11)",    "int(11)",     "int(11)",
+                                      "int(11)",     "tinyint(1)", "tinyint(1)",  "tinyint(1)",
+                                      "tinyint(1)",  "tinyint(1)", "varchar(64)", "varchar(32)"};
+_Static_assert(sizeof c_confm / sizeof c_confm[0] == VIDEO_MEMBER_COLS, "conference_members");
 
-#define VIDEO_LATER "Table `%s` belongs to the Video API, which this server does not run yet"
+#define UNAVAILABLE "Table `%s` is not available"
 
 enum table_id {
     T_AUTH,
@@ -99,10 +105,10 @@ static const struct table_def defs[] = {
                  NULL},
     [T_PSET] = {"pipes_settings", c_pset, t_pset, N(c_pset), "history length per pipe", true, true,
                 true, true, NULL},
-    [T_CONF] = {"conference", c_conf, t_conf, N(c_conf), "Video API invitations", false, false,
-                false, false, VIDEO_LATER},
-    [T_CONFM] = {"conference_members", c_confm, t_confm, N(c_confm), "Video API members", false,
-                 false, false, false, VIDEO_LATER},
+    [T_CONF] = {"conference", c_conf, t_conf, N(c_conf), "Video API invitations", true, true, true,
+                false, NULL},
+    [T_CONFM] = {"conference_members", c_confm, t_confm, N(c_confm), "Video API members now", true,
+                 false, false, true, NULL},
 };
 
 const struct table_def *tables_find(const char *name)
@@ -334,6 +340,10 @@ static int from_store(void *ctx, const struct value *cols, size_t n)
         row[5] = cols[4];
         row[6] = cols[5];
         break;
+    case T_CONF: /* (name, user_id, caller_id, message, profile, stream, node, time) */
+        for (int i = 0; i < 7; i++)
+            row[i] = cols[i];
+        break;
     default: return 1;
     }
     (void)n;
@@ -357,6 +367,16 @@ static int from_member(void *ctx, const struct hub_pipe_member *m)
     row[5] = S_(m->origin);
     row[6] = S_(m->language);
 #undef S_
+    if (p->sink(p->sink_ctx, row)) {
+        p->stopped = true;
+        return 1;
+    }
+    return 0;
+}
+
+static int from_video(void *ctx, const struct value *row)
+{
+    struct produce *p = ctx;
     if (p->sink(p->sink_ctx, row)) {
         p->stopped = true;
         return 1;
@@ -415,6 +435,8 @@ static int produce_key(struct produce *p, struct value key)
         return 0;
     }
     case T_UIP: return hub_pipe_members(env->hub, dev, str, len, from_member, p);
+    case T_CONF: return store_conf_get(env->store, dev, str, len, from_store, p);
+    case T_CONFM: return env->video ? video_members(env->video, dev, str, len, from_video, p) : 0;
     default: return 0;
     }
 }
@@ -433,6 +455,8 @@ static int produce_all(struct produce *p, struct cq_result *r)
     case T_PSET: return store_pipe_setting_list(env->store, dev, p->limit, from_store, p);
     case T_PIPES: return hub_pipes(env->hub, dev, from_pipe, p);
     case T_UIP: return hub_pipe_members(env->hub, dev, NULL, 0, from_member, p);
+    case T_CONF: return store_conf_list(env->store, dev, p->limit, from_store, p);
+    case T_CONFM: return env->video ? video_members(env->video, dev, NULL, 0, from_video, p) : 0;
     case T_PMSG:
         cq_result_error(r, CQ_ERR_WHERE, "HY000",
                         "Selection without transferring the requested values of the primary key "
@@ -511,7 +535,7 @@ static bool check_table(const struct table_def *t, const char *op, bool allowed,
                         struct cq_result *r)
 {
     if (t->unavailable) {
-        cq_result_error(r, CQ_ERR_NOT_IMPLEMENTED, "42000", VIDEO_LATER, t->name);
+        cq_result_error(r, CQ_ERR_NOT_IMPLEMENTED, "42000", UNAVAILABLE, t->name);
         return false;
     }
     if (!allowed) {
@@ -594,8 +618,8 @@ void tables_select(const struct cq_env *env, struct cq_session *s, const struct 
 /* ---- INSERT ------------------------------------------------------------------------------- */
 
 struct row_in {
-    struct value v[8];
-    bool has[8];
+    struct value v[16];
+    bool has[16];
 };
 
 /* Per-table validation of one row; on success fills the typed fields. */
@@ -607,7 +631,8 @@ struct checked {
     size_t ev_len;
     const char *msg; /* message text */
     size_t msg_len;
-    int64_t length; /* pipes_settings length */
+    int64_t length;              /* pipes_settings length */
+    struct video_invitation inv; /* conference */
 };
 
 static bool require(const struct table_def *t, const struct row_in *row, int col,
@@ -694,6 +719,63 @@ static bool get_event(const struct table_def *t, const struct row_in *row, int c
     return true;
 }
 
+/* conference: (name, user_id, caller_id, message, profile, stream, node) */
+static bool check_invitation(const struct cq_env *env, const struct table_def *t,
+                             const struct row_in *row, struct arena *a, struct checked *c,
+                             struct cq_result *r)
+{
+    struct video_invitation *inv = &c->inv;
+    const char *s = "";
+    size_t len = 0;
+    if (!require(t, row, 0, r)) return false;
+    as_str(a, row->v[0], &s, &len);
+    if (!video_room_name_ok(s, len)) {
+        cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000",
+                        "The conference name must be 1..32 characters of A-Za-z0-9_-");
+        return false;
+    }
+    inv->name = arena_strndup(a, s, len);
+    if (!get_id(t, row, 1, &inv->user_id, r)) return false;
+    inv->caller_id = 0;
+    if (row->has[2] && row->v[2].kind != VALUE_NULL &&
+        (!as_int(row->v[2], &inv->caller_id) || inv->caller_id < 0 || inv->caller_id > INT32_MAX)) {
+        cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000",
+                        "The caller_id field must be an integer 0..2147483647");
+        return false;
+    }
+    if (!get_text(env, t, row, 3, a, &inv->message, &inv->message_len, r)) return false;
+    inv->profile = "default";
+    if (row->has[4] && row->v[4].kind != VALUE_NULL) {
+        as_str(a, row->v[4], &s, &len);
+        if (!video_room_name_ok(s, len)) {
+            cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000",
+                            "The profile must be 1..32 characters of A-Za-z0-9_- (video, audio, "
+                            "default)");
+            return false;
+        }
+        inv->profile = arena_strndup(a, s, len);
+    }
+    inv->stream = 0;
+    if (row->has[5] && row->v[5].kind != VALUE_NULL && !as_int(row->v[5], &inv->stream)) {
+        cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000", "The stream field must be an integer");
+        return false;
+    }
+    inv->node = NULL;
+    if (row->has[6] && row->v[6].kind != VALUE_NULL) {
+        as_str(a, row->v[6], &s, &len);
+        if (len > 255) {
+            cq_result_error(r, CQ_ERR_OVERFLOW, "22001", "The node field is too long");
+            return false;
+        }
+        inv->node = arena_strndup(a, s, len);
+    }
+    if (!env->video) {
+        cq_result_error(r, CQ_ERR_INTERNAL, "HY000", "The Video API is not running");
+        return false;
+    }
+    return true;
+}
+
 static bool check_row(const struct cq_env *env, const struct table_def *t, const struct row_in *row,
                       struct arena *a, struct checked *c, struct cq_result *r)
 {
@@ -749,6 +831,7 @@ static bool check_row(const struct cq_env *env, const struct table_def *t, const
             }
         }
         return true;
+    case T_CONF: return check_invitation(env, t, row, a, c, r);
     default: return false;
     }
 }
@@ -820,6 +903,14 @@ static bool write_row(const struct cq_env *env, struct cq_session *s, const stru
         break;
     }
     case T_PSET: rc = store_pipe_setting_put(db, dev, c->s1, c->l1, c->length); break;
+    case T_CONF: {
+        char err[256];
+        if (video_invite(env->video, dev, &c->inv, err, sizeof err) != 0) {
+            cq_result_error(r, CQ_ERR_INTERNAL, "HY000", "%s", err);
+            return false;
+        }
+        break;
+    }
     default: break;
     }
     if (rc < 0) {
@@ -939,6 +1030,42 @@ static bool collect(const struct cq_env *env, struct cq_session *s, const struct
     return true;
 }
 
+/* UPDATE conference_members: each assignment becomes a command to the member's node (mute,
+ * vmute, deaf per member; layout once per room). */
+static void update_members(const struct cq_env *env, struct cq_session *s,
+                           const struct table_def *t, const struct cq_stmt *st, const int *cols,
+                           const struct value *params, struct arena *a, struct cq_result *rows,
+                           struct cq_result *r)
+{
+    (void)a;
+    uint64_t changed = 0;
+    const char *last_room = NULL;
+    size_t last_len = 0;
+    for (size_t i = 0; i < rows->n_rows; i++) {
+        const struct value *row = &rows->cells[i * t->n_cols];
+        for (size_t k = 0; k < st->n_assigns; k++) {
+            const char *col = t->cols[cols[k]].name;
+            bool layout = strcmp(col, "layout") == 0;
+            if (layout && last_room && last_len == row[0].len &&
+                memcmp(last_room, row[0].s, last_len) == 0)
+                continue; /* once per room */
+            char err[256];
+            if (video_member_set(env->video, s->dev_id, row[0].s, row[0].len, row[4].i, col,
+                                 operand(&st->assigns[k].value, params), err, sizeof err) != 0) {
+                cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000", "%s", err);
+                return;
+            }
+            if (layout) {
+                last_room = row[0].s;
+                last_len = row[0].len;
+            }
+        }
+        changed++;
+    }
+    r->kind = CQ_RES_OK;
+    r->affected = changed;
+}
+
 void tables_update(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
                    const struct cq_stmt *st, const struct value *params, struct arena *a,
                    struct cq_result *r)
@@ -956,6 +1083,15 @@ void tables_update(const struct cq_env *env, struct cq_session *s, const struct 
                             st->assigns[i].column);
             return;
         }
+        if ((enum table_id)(t - defs) == T_CONFM && strcmp(st->assigns[i].column, "mute") &&
+            strcmp(st->assigns[i].column, "vmute") && strcmp(st->assigns[i].column, "deaf") &&
+            strcmp(st->assigns[i].column, "layout")) {
+            cq_result_error(r, CQ_ERR_READ_ONLY, "HY000",
+                            "Column `%s` of conference_members cannot be updated (mute, vmute, "
+                            "deaf and layout can)",
+                            st->assigns[i].column);
+            return;
+        }
         if (t->cols[cols[i]].primary) {
             cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000",
                             "The key column `%s` cannot be updated; DELETE and INSERT instead",
@@ -968,6 +1104,11 @@ void tables_update(const struct cq_env *env, struct cq_session *s, const struct 
     struct cq_result rows;
     cq_result_init(&rows);
     if (!collect(env, s, t, st, &w, params, a, &rows, "Updating", r)) {
+        cq_result_free(&rows);
+        return;
+    }
+    if ((enum table_id)(t - defs) == T_CONFM) {
+        update_members(env, s, t, st, cols, params, a, &rows, r);
         cq_result_free(&rows);
         return;
     }
@@ -1017,6 +1158,10 @@ static int delete_key(const struct cq_env *env, struct cq_session *s, const stru
         if (key.kind == VALUE_NULL) return 0;
         as_str(a, key, &str, &len);
         return store_history_delete_pipe(db, dev, str, len);
+    case T_CONF:
+        if (key.kind == VALUE_NULL || !env->video) return 0;
+        as_str(a, key, &str, &len);
+        return video_remove(env->video, dev, str, len, 0);
     case T_PSET: {
         if (key.kind == VALUE_NULL) return 0;
         as_str(a, key, &str, &len);
@@ -1035,6 +1180,8 @@ static int delete_row(const struct cq_env *env, struct cq_session *s, const stru
     switch ((enum table_id)(t - defs)) {
     case T_UMSG: return store_queue_delete_id(env->store, s->dev_id, row[1].i);
     case T_PMSG: return store_history_delete_id(env->store, s->dev_id, row[0].i);
+    case T_CONF:
+        return env->video ? video_remove(env->video, s->dev_id, row[0].s, row[0].len, row[1].i) : 0;
     default: return delete_key(env, s, t, row[key_column(t)], a);
     }
 }
@@ -1061,6 +1208,23 @@ void tables_delete(const struct cq_env *env, struct cq_session *s, const struct 
             if (!as_int(operand(&w.conds[0].values[k], params), &id)) continue;
             rc = store_history_delete_id(env->store, s->dev_id, id);
             if (rc > 0) removed += (uint64_t)rc;
+        }
+    } else if (tid == T_CONF && w.key >= 0 && w.n == 2 && !st->has_limit &&
+               strcmp(w.conds[1 - w.key].column, "user_id") == 0 && env->video) {
+        /* by room and user: kick the user's members even without a stored invitation */
+        const struct cq_cond *names = &w.conds[w.key], *users = &w.conds[1 - w.key];
+        for (size_t k = 0; k < names->n_values && rc >= 0; k++) {
+            struct value nv = operand(&names->values[k], params);
+            const char *str = "";
+            size_t len = 0;
+            if (nv.kind == VALUE_NULL) continue;
+            as_str(a, nv, &str, &len);
+            for (size_t u = 0; u < users->n_values && rc >= 0; u++) {
+                int64_t uid;
+                if (!as_int(operand(&users->values[u], params), &uid) || uid <= 0) continue;
+                rc = video_remove(env->video, s->dev_id, str, len, uid);
+                if (rc > 0) removed += (uint64_t)rc;
+            }
         }
     } else if (w.key >= 0 && w.n == 1 && !st->has_limit) {
         const struct cq_cond *c = &w.conds[w.key];

@@ -253,8 +253,10 @@ export function scenario(n = 1) {
     step('pipes: SELECT -> users 0', `SELECT * FROM pipes WHERE name = '${pipe}'`, (r, ctx) =>
         expectRows(r, ctx, [{ name: pipe, users: 0 }], { columns: ['name', 'users'] }));
     step('users_in_pipes: SELECT answers', `SELECT * FROM users_in_pipes WHERE name = '${pipe}'`, (r, ctx) => expectRows(r, ctx, []));
-    step('conference: SELECT -> ERR (not implemented)', 'SELECT * FROM conference', (r, ctx) => expectAnyErr(r, ctx));
-    step('conference_members: SELECT -> ERR (not implemented)', "SELECT * FROM conference_members WHERE name = 'room'", (r, ctx) => expectAnyErr(r, ctx));
+    step('conference: SELECT -> no invitations', "SELECT * FROM conference WHERE name = 'room'", (r, ctx) => expectRows(r, ctx, []));
+    step('conference_members: SELECT -> nobody in the call', "SELECT * FROM conference_members WHERE name = 'room'", (r, ctx) => expectRows(r, ctx, []));
+    step('conference: INSERT without a media node -> ERR', "INSERT INTO conference (name, user_id, caller_id, message, profile) VALUES ('room', 1, 2, '{}', 'video')",
+        (r, ctx) => expectAnyErr(r, ctx));
 
     // errors
     step('unknown table -> ERR 15', 'SELECT * FROM no_such_table', (r, ctx) => expectErr(r, ctx, 15, /doesn't exist/));

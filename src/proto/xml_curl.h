@@ -1,0 +1,39 @@
+/* xml_curl: the directory half of FreeSWITCH's mod_xml_curl, as the HTTP server that answers it
+ * (ccomet's [freeswitch] endpoint), sans I/O. Owns reading a request's form fields (GET query or
+ * POST application/x-www-form-urlencoded body, as captured from FreeSWITCH 1.10.12 in
+ * reference/captures/xmlcurl-*), CppComet's SIP user names (<dev_id zero-padded to 6 digits>
+ * <user_id>), and the two answers: a user with its password, and FreeSWITCH's "not found"
+ * document. It never touches a socket and keeps no state. */
+#ifndef CC_XML_CURL_H
+#define CC_XML_CURL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+#define XML_CURL_MAX_FIELD 255 /* bytes of one decoded field value we read */
+
+/* Finds field `name` in form (name=value pairs joined by '&'), form-decodes its value ('+' is a
+ * space, %XX a byte) into out (cap bytes, NUL-terminated). Names compare byte for byte; the first
+ * match wins. Returns false when absent, when the decoded value does not fit, or when it holds a
+ * bad escape or a NUL byte. */
+bool xml_curl_field(const char *form, size_t len, const char *name, char *out, size_t cap);
+
+/* CppComet's SIP user name: 7..15 digits, the first six the tenant (dev_id), the rest the user id
+ * (1..2147483647, no leading zero): "0000151" is dev_id 15, user 1. Returns false for anything
+ * else. */
+bool xml_curl_user_split(const char *user, int64_t *dev_id, int64_t *user_id);
+
+/* Writes the user name for (dev_id, user_id) into out (at least 16 bytes): "%06d%d". */
+void xml_curl_user_name(int64_t dev_id, int64_t user_id, char *out, size_t cap);
+
+/* The directory document for one user (CppComet's layout, §4.3): domain, user id, password.
+ * Attribute values are XML-escaped. */
+void xml_curl_put_user(struct buf *out, const char *domain, const char *user, const char *password);
+
+/* FreeSWITCH's answer for a user it does not know (capture xmlcurl-04), byte for byte. */
+void xml_curl_put_not_found(struct buf *out);
+
+#endif

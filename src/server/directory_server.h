@@ -1,0 +1,25 @@
+/* directory_server: the [freeswitch] HTTP endpoint media nodes ask who may register (FreeSWITCH's
+ * mod_xml_curl directory binding, or ccomet-media's [directory] url). A SIP user is
+ * "<dev_id zero-padded to 6 digits><user_id>" and its password is that user's users_auth hash.
+ * Unlike CppComet's endpoint it never answers anonymously: a request must come from an allowed
+ * source address ([freeswitch] allow) and carry the HTTP Basic credentials of [freeswitch] user
+ * and password; without credentials configured the endpoint does not start. One request per
+ * connection, bounded in size and time. Loop thread only. */
+#ifndef CC_DIRECTORY_SERVER_H
+#define CC_DIRECTORY_SERVER_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "core/config.h"
+#include "server/store.h"
+
+struct directory_server;
+
+/* NULL with err empty: not configured (no credentials; a warning is logged). NULL with err set:
+ * a configuration or listen error. */
+struct directory_server *directory_server_start(uv_loop_t *loop, const struct config *cfg,
+                                                struct store *store, char *err, size_t errlen);
+void directory_server_stop(struct directory_server *d);
+
+#endif
