@@ -6,6 +6,7 @@
 #   make run        install what is missing, build, start ccomet on ./comet.ini (or defaults)
 #   make test       install what is missing, then unit + fuzz-replay + integration tiers
 #   make bench      benchmarks under bench/ (ccomet against its peers, same run)
+#   make bench-media ccomet-media against Janus's VideoRoom (bench/media/run.sh)
 #   make format     clang-format every source file in place
 
 CC      ?= cc
@@ -30,7 +31,7 @@ REL_OBJ  := $(patsubst %.c,build/obj/%.o,$(LIB_SRC))
 ASAN_OBJ := $(patsubst %.c,build/asan/obj/%.o,$(LIB_SRC))
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-.PHONY: all asan fuzz run test test-media bench deps format format-check clean
+.PHONY: all asan fuzz run test test-media bench bench-media deps format format-check clean
 all: build/ccomet build/ccomet-media
 
 build/obj/%.o: %.c
@@ -106,6 +107,14 @@ test-media: deps
 
 bench: deps build/ccomet
 	@bench/run.sh
+
+# The media benchmark's load client (bench/media/media_load.c): GStreamer webrtcbin, libsoup, jansson.
+build/bench/media_load: bench/media/media_load.c
+	@mkdir -p build/bench
+	$(CC) $(CFLAGS_BASE) $(MEDIA_CFLAGS) -O2 -o $@ $< $(shell pkg-config --cflags --libs gstreamer-video-1.0 jansson 2>/dev/null) $(MEDIA_LIBS) -lm
+
+bench-media: deps build/ccomet-media build/bench/media_load
+	@bench/media/run.sh
 
 format:
 	clang-format -i $(LIB_SRC) $(MEDIA_SRC) src/server/main.c $(wildcard src/media/main.c) $(UNIT_SRC) $(wildcard fuzz/*/driver.c) $(wildcard src/*/*.h tests/unit/*.h)
