@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install what the build and the test tiers need on Debian 12, as root, non-interactively.
 # Idempotent: prints one line per install action and nothing when everything is present.
-# It never stops, disables or reconfigures system services (apt may start redis/nginx on install;
-# the tests run private instances on their own ports).
+# It never stops, disables or reconfigures system services (apt may start redis/nginx/janus on
+# install; the tests and benchmarks run private instances on their own ports: bench/media runs its
+# own janus in a private network namespace, so a janus.service on 8088/8188 changes nothing).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ APT_PKGS=(
     openssl curl ca-certificates
     mariadb-client php-cli php-mysql python3 python3-pymysql
     redis-server nginx-light libnginx-mod-nchan
+    janus
     chromium
 )
 
