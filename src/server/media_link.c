@@ -12,7 +12,7 @@
 #include <strings.h>
 
 #define BACKOFF_MIN_MS   200
-#define BACKOFF_MAX_MS   5000
+#define BACKOFF_MAX_MS   2000
 #define TICK_MS          250
 #define HEARTBEAT_MS     1000 /* an idle up link sends `api status` this often */
 #define ANSWER_WITHIN_MS 2000 /* a command unanswered this long: the node is down */

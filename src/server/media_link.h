@@ -3,7 +3,7 @@
  * line. It connects, authenticates, subscribes to `CUSTOM conference::maintenance`, runs `api`
  * commands in order with a callback each, hands every conference event to its owner, and watches
  * the node: a closed socket, a refused password or a command unanswered for 2 seconds marks the
- * node down; it then reconnects with back-off (0.2 s doubling to 5 s) until the node answers
+ * node down; it then reconnects with back-off (0.2 s doubling to 2 s) until the node answers
  * again. What the commands and events mean is the owner's business (video.c). Loop thread only. */
 #ifndef CC_MEDIA_LINK_H
 #define CC_MEDIA_LINK_H

@@ -50,7 +50,7 @@ export class SipWs {
 
     wake() { const w = this.waiters; this.waiters = []; for (const f of w) f(); }
 
-    next(timeoutMs = 10000) {
+    next(timeoutMs = this.timeoutMs ?? 10000) {
         return new Promise((resolve, reject) => {
             const timer = setTimeout(() => reject(new Error(`no SIP message in ${timeoutMs} ms\n${this.logOf().slice(-3000)}`)), timeoutMs);
             const attempt = () => {
