@@ -137,6 +137,7 @@ struct pc {
     /* counters (atomic) */
     gint64 rx_video, rx_audio, tx_bytes;
     gint frames, frames_ok;
+    gint streak; /* decoded frames in a row with every tile readable */
     /* stamps: last stamp seen per tile */
     int last[MAXM];
 };
@@ -282,7 +283,12 @@ static GstPadProbeReturn decoded_cb(GstPad *pad, GstPadProbeInfo *info, gpointer
     }
     gst_video_frame_unmap(&f);
     g_atomic_int_inc(&pc->frames);
-    if (good == n) g_atomic_int_inc(&pc->frames_ok);
+    if (good == n) {
+        g_atomic_int_inc(&pc->frames_ok);
+        g_atomic_int_inc(&pc->streak);
+    } else {
+        g_atomic_int_set(&pc->streak, 0);
+    }
     return GST_PAD_PROBE_OK;
 }
 
@@ -1227,7 +1233,7 @@ static struct {
     int step;
     enum phase ph;
     gint64 phase_start, step_start;
-    struct snap a, ready_snap;
+    struct snap a;
     double load1;
 } ctl;
 
@@ -1328,14 +1334,9 @@ static bool all_ready(int n)
         for (int j = 0; j < k; j++) {
             struct pc *pc = pcs[j];
             if (ld(&pc->rx_video) < 20000) return false;
-            if (pc->decode && g_atomic_int_get(&pc->frames_ok) < 15) return false;
+            if (pc->decode && g_atomic_int_get(&pc->streak) < 15) return false;
         }
     }
-    /* and readable right now: every decoding pc advanced with all tiles readable */
-    struct snap now;
-    take_snap(&now, n);
-    for (int i = 0; i < n; i++)
-        if (now.frames_ok[i] - ctl.ready_snap.frames_ok[i] < 15) return false;
     return true;
 }
 
@@ -1378,8 +1379,6 @@ static gboolean tick(gpointer data)
             ctl.phase_start = now;
             logf_("%d members ready after %.1f s; settling %.1f s", n,
                   (now - ctl.step_start) / 1e6, opt.settle);
-        } else if (n_members == n) {
-            take_snap(&ctl.ready_snap, n); /* readability is judged over the next tick */
         }
         break;
     }
@@ -1406,7 +1405,6 @@ static gboolean tick(gpointer data)
             room_target = opt.steps[ctl.step];
             ctl.ph = PH_JOIN;
             ctl.step_start = ctl.phase_start = now;
-            memset(&ctl.ready_snap, 0, sizeof ctl.ready_snap);
         }
         break;
     }

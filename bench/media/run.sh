@@ -230,7 +230,7 @@ for ((r = 1; r <= BENCH_ROUNDS; r++)); do
         direct) ;;
         *) die "unknown system $s" ;;
         esac
-        if ! "$CLIENT" "${args[@]}" >"$TMP/step.out" 2> >(tee -a "$TMP/client.err" >&2); then
+        if ! timeout --kill-after=5 "${MEDIA_CLIENT_TIMEOUT:-900}" "$CLIENT" "${args[@]}" >"$TMP/step.out" 2> >(tee -a "$TMP/client.err" >&2); then
             tail -n 30 "$TMP/$s.log" 2>/dev/null >&2 || true
             die "$s: media_load failed"
         fi
