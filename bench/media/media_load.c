@@ -173,6 +173,8 @@ static SoupSession *soup;
 static gboolean measuring;
 static int *samples;
 static int n_samples;
+static int *shown; /* age of what every readable tile shows, repeats included */
+static int n_shown;
 
 static gint64 ld(gint64 *p)
 {
@@ -241,10 +243,11 @@ static int read_stamp(const guint8 *y, int stride, int w, int h, int bx, int by,
     return stamp;
 }
 
-static void add_sample(int ms)
+static void add_sample(int ms, bool fresh)
 {
     g_mutex_lock(&lock);
-    if (measuring && n_samples < MAX_SAMPLE) samples[n_samples++] = ms;
+    if (measuring && fresh && n_samples < MAX_SAMPLE) samples[n_samples++] = ms;
+    if (measuring && n_shown < MAX_SAMPLE) shown[n_shown++] = ms;
     g_mutex_unlock(&lock);
 }
 
@@ -275,11 +278,9 @@ static GstPadProbeReturn decoded_cb(GstPad *pad, GstPadProbeInfo *info, gpointer
         int st = read_stamp(y, stride, fw, fh, (i % cols) * tw, (i / cols) * th, tw, th);
         if (st < 0) continue;
         good++;
-        if (st != pc->last[i]) {
-            pc->last[i] = st;
-            int age = (int)((now - st) & 0xFFFF);
-            if (age < 10000) add_sample(age);
-        }
+        int age = (int)((now - st) & 0xFFFF); /* the stamp wraps after 65.5 s */
+        add_sample(age, st != pc->last[i]);
+        pc->last[i] = st;
     }
     gst_video_frame_unmap(&f);
     g_atomic_int_inc(&pc->frames);
@@ -1279,6 +1280,11 @@ static void report(struct snap *a, struct snap *b, int n)
         mean += samples[i];
     mean = n_samples ? mean / n_samples : NAN;
     int ns = n_samples;
+    qsort(shown, n_shown, sizeof *shown, cmp_int);
+    double sh50 = pct(shown, n_shown, 50), sh95 = pct(shown, n_shown, 95);
+    /* fresh pictures per second per tile seen (ccomet: N tiles in each of N canvases) */
+    double tiles = opt.sys == SYS_CCOMET ? (double)n * n : n;
+    double fresh_fps = ns / dt / tiles;
     g_mutex_unlock(&lock);
     GString *o = g_string_new(NULL);
     g_string_append_printf(o, "{\"system\":\"%s\",\"members\":%d", sys_name(), n);
@@ -1301,6 +1307,9 @@ static void report(struct snap *a, struct snap *b, int n)
              {"latency_p95_ms", p95},
              {"latency_p99_ms", p99},
              {"latency_mean_ms", mean},
+             {"shown_age_p50_ms", sh50},
+             {"shown_age_p95_ms", sh95},
+             {"fresh_fps_per_tile", fresh_fps},
              {"load1", ctl.load1},
              {"ready_after_s", (ctl.phase_start - ctl.step_start) / 1e6}};
     for (size_t i = 0; i < G_N_ELEMENTS(f); i++) {
@@ -1312,8 +1321,8 @@ static void report(struct snap *a, struct snap *b, int n)
     g_string_free(o, TRUE);
     fflush(stdout);
     logf_("%s members=%d server_cpu=%.1f%% client_cpu=%.1f%% down=%.0f kbit/s/member "
-          "latency p50=%.0f p95=%.0f ms (%d samples) fps=%.1f",
-          sys_name(), n, srv, cli, (dv + da) / n, p50, p95, ns, fps / n);
+          "latency p50=%.0f p95=%.0f ms (%d samples) fps=%.1f fresh/tile=%.1f shown age p50=%.0f",
+          sys_name(), n, srv, cli, (dv + da) / n, p50, p95, ns, fps / n, fresh_fps, sh50);
 }
 
 /* Are all members receiving what they should, readable? */
@@ -1386,7 +1395,7 @@ static gboolean tick(gpointer data)
         if ((now - ctl.phase_start) / 1e6 >= opt.settle) {
             ctl.load1 = loadavg1();
             g_mutex_lock(&lock);
-            n_samples = 0;
+            n_samples = n_shown = 0;
             measuring = TRUE;
             g_mutex_unlock(&lock);
             take_snap(&ctl.a, n);
@@ -1520,6 +1529,7 @@ int main(int argc, char **argv)
     if (opt.sys != SYS_DIRECT && !opt.url) usage();
     gst_init(NULL, NULL);
     samples = g_new(int, MAX_SAMPLE);
+    shown = g_new(int, MAX_SAMPLE);
     txns = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     soup = soup_session_new();
     loop = g_main_loop_new(NULL, FALSE);
