@@ -111,6 +111,16 @@ struct member {
     /* removal */
     int pending_probes;
     guint remove_timer;
+
+    /* the two-member bridge (FreeSWITCH's video-bridge-first-two): while the room has exactly two
+     * video members, each one's VP8 goes to the other as it came, and the room neither decodes
+     * nor encodes video */
+    GstElement *vdepay;           /* this member's incoming VP8, depayloaded */
+    GstElement *dec_valve;        /* before its decoder: dropping while bridged */
+    GstElement *vsel;             /* before its payloader: the mix (sel_mix) or the peer's VP8 */
+    GstPad *sel_mix, *sel_bridge; /* (owned) vsel's sink pads */
+    GstElement *bridge_src;       /* appsrc: the peer's VP8 */
+    struct member *peer;          /* (owned ref) the other member while bridged; r->bridge_lock */
 };
 
 /* An audio link: from's decoded audio into to's mixer. */
@@ -136,6 +146,9 @@ struct room {
     uint32_t floor_id;
     guint keyframe_requests;
     guint stats_timer;
+    GstElement *enc_valve; /* before the shared encoder: dropping while bridged */
+    bool bridged;
+    GMutex bridge_lock; /* member->peer, read by streaming threads */
 };
 
 /* ---- members: references and posting to the main context ------------------------------------ */
@@ -237,10 +250,18 @@ static GstElement *capsfilter(struct member *mm, GstCaps *caps /* (transfer full
     return f;
 }
 
-static void sync_all(GPtrArray *els, guint from)
+/* Brings a member's elements [from, len) to the running pipeline's state, the last made first.
+ * Every chain is made upstream first, so each element starts after everything downstream of it.
+ * The other order loses a race to the element's own thread: the live silence source, the
+ * audiomixer's aggregate thread and a queue's thread start pushing as soon as they play, and a
+ * push into a neighbour still in NULL (inactive pads) returns FLUSHING, on which the aggregator
+ * and the queue pause their task for good. That member's mix-minus then never produced a buffer
+ * ("connected but no audio sent to it"), whenever the main thread was preempted between two
+ * syncs: about one test run in fifteen on a loaded 2-core machine. */
+static void sync_downstream_first(GPtrArray *els, guint from)
 {
-    for (guint i = from; i < els->len; i++)
-        gst_element_sync_state_with_parent(g_ptr_array_index(els, i));
+    for (guint i = els->len; i > from; i--)
+        gst_element_sync_state_with_parent(g_ptr_array_index(els, i - 1));
 }
 
 static bool link_pads(GstPad *src, GstPad *sink, const char *what, struct member *mm)
@@ -279,6 +300,19 @@ static void request_keyframe(struct room *r)
     GstStructure *s = gst_structure_new("GstForceKeyUnit", "running-time", GST_TYPE_CLOCK_TIME,
                                         GST_CLOCK_TIME_NONE, "all-headers", G_TYPE_BOOLEAN, TRUE,
                                         "count", G_TYPE_UINT, ++r->keyframe_requests, NULL);
+    gst_pad_send_event(src, gst_event_new_custom(GST_EVENT_CUSTOM_UPSTREAM, s));
+    gst_object_unref(src);
+}
+
+/* Asks a member's browser for a keyframe: an upstream GstForceKeyUnit from its depayloader,
+ * which webrtcbin's RTP session turns into a PLI. */
+static void request_member_keyframe(struct member *mm)
+{
+    if (!mm->vdepay) return;
+    GstPad *src = gst_element_get_static_pad(mm->vdepay, "src");
+    GstStructure *s =
+        gst_structure_new("GstForceKeyUnit", "running-time", GST_TYPE_CLOCK_TIME,
+                          GST_CLOCK_TIME_NONE, "all-headers", G_TYPE_BOOLEAN, TRUE, NULL);
     gst_pad_send_event(src, gst_event_new_custom(GST_EVENT_CUSTOM_UPSTREAM, s));
     gst_object_unref(src);
 }
@@ -430,6 +464,123 @@ static const char *pad_media(GstPad *pad, const char **encoding)
     return kind;
 }
 
+/* ---- the two-member bridge ---------------------------------------------------------------------
+ */
+
+static struct member *peer_of(struct member *mm)
+{
+    struct room *r = mm->r;
+    g_mutex_lock(&r->bridge_lock);
+    struct member *p = mm->peer ? member_ref(mm->peer) : NULL;
+    g_mutex_unlock(&r->bridge_lock);
+    return p;
+}
+
+/* Streaming thread: one depayloaded VP8 frame of mm, for its peer's payloader while bridged. */
+static GstFlowReturn on_bridge_sample(GstElement *sink, gpointer ud)
+{
+    struct member *mm = ud;
+    GstSample *sample = NULL;
+    g_signal_emit_by_name(sink, "pull-sample", &sample);
+    if (!sample) return GST_FLOW_OK;
+    struct member *p = mm->gone ? NULL : peer_of(mm);
+    GstBuffer *in = gst_sample_get_buffer(sample);
+    if (p && p->bridge_src && in) {
+        const GstSegment *seg = gst_sample_get_segment(sample);
+        GstClockTime pts = GST_BUFFER_PTS(in);
+        GstClockTime rt = seg && GST_CLOCK_TIME_IS_VALID(pts)
+                              ? gst_segment_to_running_time(seg, GST_FORMAT_TIME, pts)
+                              : GST_CLOCK_TIME_NONE;
+        GstBuffer *out = gst_buffer_copy(in); /* shares the memory; own timestamps */
+        GST_BUFFER_PTS(out) = rt;
+        GST_BUFFER_DTS(out) = GST_CLOCK_TIME_NONE;
+        GstCaps *caps = gst_sample_get_caps(sample), *cur = NULL;
+        g_object_get(p->bridge_src, "caps", &cur, NULL);
+        if (caps && (!cur || !gst_caps_is_equal(cur, caps)))
+            g_object_set(p->bridge_src, "caps", caps, NULL);
+        if (cur) gst_caps_unref(cur);
+        GstFlowReturn ret;
+        g_signal_emit_by_name(p->bridge_src, "push-buffer", out, &ret);
+        gst_buffer_unref(out);
+    }
+    if (p) member_unref(p);
+    gst_sample_unref(sample);
+    return GST_FLOW_OK;
+}
+
+/* Streaming thread: the peer's browser asked mm for a keyframe (a PLI reached mm's payloader and
+ * came up to the bridge source): ask the peer's browser. */
+static GstPadProbeReturn bridge_upstream_cb(GstPad *pad, GstPadProbeInfo *info, gpointer ud)
+{
+    struct member *mm = ud;
+    GstEvent *ev = GST_PAD_PROBE_INFO_EVENT(info);
+    if (GST_EVENT_TYPE(ev) != GST_EVENT_CUSTOM_UPSTREAM ||
+        !gst_event_has_name(ev, "GstForceKeyUnit"))
+        return GST_PAD_PROBE_OK;
+    struct member *p = mm->gone ? NULL : peer_of(mm);
+    if (p) {
+        if (!p->gone) request_member_keyframe(p);
+        member_unref(p);
+    }
+    return GST_PAD_PROBE_DROP;
+}
+
+static void set_peer(struct room *r, struct member *mm, struct member *peer)
+{
+    g_mutex_lock(&r->bridge_lock);
+    struct member *old = mm->peer;
+    mm->peer = peer ? member_ref(peer) : NULL;
+    g_mutex_unlock(&r->bridge_lock);
+    if (old) member_unref(old);
+}
+
+/* Main context: bridges the room's video while it has exactly two members that send and receive
+ * video, mixes it otherwise; called whenever a member's video input appears or a member leaves. */
+static void update_bridge(struct room *r)
+{
+    if (!r->video) return;
+    struct member *two[2] = {NULL, NULL};
+    int n = 0;
+    for (GList *l = r->members; l; l = l->next) {
+        if (n < 2) two[n] = l->data;
+        n++;
+    }
+    bool want = n == 2 && two[0]->video && two[1]->video && two[0]->vdepay && two[1]->vdepay &&
+                two[0]->vsel && two[1]->vsel;
+    if (want && r->bridged && two[0]->peer == two[1] && two[1]->peer == two[0]) return;
+    if (!want && !r->bridged) return;
+    GList *all = g_list_concat(g_list_copy(r->members), g_list_copy(r->leaving));
+    for (GList *l = all; l; l = l->next) {
+        struct member *mm = l->data;
+        if (mm->peer) set_peer(r, mm, NULL);
+    }
+    if (want) {
+        set_peer(r, two[0], two[1]);
+        set_peer(r, two[1], two[0]);
+        for (int i = 0; i < 2; i++) {
+            g_object_set(two[i]->vsel, "active-pad", two[i]->sel_bridge, NULL);
+            g_object_set(two[i]->dec_valve, "drop", TRUE, NULL);
+            request_member_keyframe(two[i]);
+        }
+        g_object_set(r->enc_valve, "drop", TRUE, NULL);
+        r->bridged = true;
+        LOG(LOG_INFO, SUB, "room=%s msg=\"video bridged\" members=%u,%u", r->name, two[0]->id,
+            two[1]->id);
+    } else {
+        g_object_set(r->enc_valve, "drop", FALSE, NULL);
+        for (GList *l = r->members; l; l = l->next) {
+            struct member *mm = l->data;
+            if (mm->vsel) g_object_set(mm->vsel, "active-pad", mm->sel_mix, NULL);
+            if (mm->dec_valve) g_object_set(mm->dec_valve, "drop", FALSE, NULL);
+            request_member_keyframe(mm); /* its decoder restarts */
+        }
+        request_keyframe(r);
+        r->bridged = false;
+        LOG(LOG_INFO, SUB, "room=%s msg=\"video mixed\" members=%d", r->name, n);
+    }
+    g_list_free(all);
+}
+
 /* Main context: builds the decode chain for a new webrtcbin src pad and unblocks it. */
 static void build_input(struct member *mm, gpointer arg)
 {
@@ -444,13 +595,30 @@ static void build_input(struct member *mm, gpointer arg)
         g_ascii_strcasecmp(enc, "VP8") == 0) {
         head = member_make(mm, "rtpvp8depay");
         g_object_set(head, "request-keyframe", TRUE, "wait-for-keyframe", TRUE, NULL);
+        GstElement *vin_tee = member_make(mm, "tee");
+        g_object_set(vin_tee, "allow-not-linked", TRUE, NULL);
+        mm->dec_valve = member_make(mm, "valve");
+        g_object_set(mm->dec_valve, "drop", (gboolean)r->bridged, NULL);
         GstElement *dec = member_make(mm, "vp8dec");
         g_object_set(dec, "threads", 1, NULL);
         GstElement *conv = member_make(mm, "videoconvert");
         GstElement *q = member_make(mm, "queue");
         g_object_set(q, "leaky", 2, "max-size-buffers", 3, "max-size-bytes", 0, "max-size-time",
                      (guint64)0, NULL);
-        link_static(head, dec, "vdepay-dec", mm);
+        /* the bridge tap: this member's VP8 as it came, for the peer while bridged */
+        GstElement *bq = member_make(mm, "queue");
+        g_object_set(bq, "leaky", 2, "max-size-buffers", 30, "max-size-bytes", 0, "max-size-time",
+                     (guint64)0, NULL);
+        GstElement *tap = member_make(mm, "appsink");
+        g_object_set(tap, "sync", FALSE, "async", FALSE, "emit-signals", TRUE, "max-buffers", 5u,
+                     "drop", TRUE, NULL);
+        g_signal_connect_data(tap, "new-sample", G_CALLBACK(on_bridge_sample), member_ref(mm),
+                              member_closure_unref, 0);
+        link_static(head, vin_tee, "vdepay-tee", mm);
+        if (!gst_element_link(vin_tee, mm->dec_valve) || !gst_element_link(vin_tee, bq))
+            report_failed(mm, "cannot link the video input tee");
+        link_static(bq, tap, "vbridge-tap", mm);
+        link_static(mm->dec_valve, dec, "vvalve-dec", mm);
         link_static(dec, conv, "vdec-conv", mm);
         link_static(conv, q, "vconv-queue", mm);
         mm->comp_pad = gst_element_request_pad_simple(r->comp, "sink_%u");
@@ -459,6 +627,7 @@ static void build_input(struct member *mm, gpointer arg)
         GstPad *qsrc = gst_element_get_static_pad(q, "src");
         link_pads(qsrc, mm->comp_pad, "vqueue-comp", mm);
         gst_object_unref(qsrc);
+        mm->vdepay = head;
         relayout(r);
     } else if (kind && strcmp(kind, "audio") == 0 && !mm->atee && enc &&
                g_ascii_strcasecmp(enc, "OPUS") == 0) {
@@ -489,7 +658,7 @@ static void build_input(struct member *mm, gpointer arg)
     }
     /* The notes' gotcha: the new chain must be in the pipeline's state before live data reaches
      * it, or the flushing chain returns FLUSHING upstream and stalls everyone. */
-    sync_all(mm->elements, first);
+    sync_downstream_first(mm->elements, first);
     GstPad *sink = gst_element_get_static_pad(head, "sink");
     link_pads(w->pad, sink, "webrtcbin-in", mm);
     gst_object_unref(sink);
@@ -502,6 +671,7 @@ static void build_input(struct member *mm, gpointer arg)
     gst_pad_remove_probe(w->pad, w->block);
     LOG(LOG_INFO, SUB, "room=%s member=%u msg=\"incoming stream\" media=%s encoding=%s", r->name,
         mm->id, kind ? kind : "?", enc ? enc : "?");
+    if (mm->vdepay && head == mm->vdepay) update_bridge(r);
 }
 
 /* Streaming thread: block the new pad and hand it to the main context. */
@@ -866,6 +1036,24 @@ static GstElement *build_video_out(struct member *mm, GstPad *wb_sink)
     mm->vqueue = member_make(mm, "queue");
     g_object_set(mm->vqueue, "leaky", 2, "max-size-buffers", 30, "max-size-bytes", 0,
                  "max-size-time", (guint64)0, NULL);
+    mm->bridge_src = member_make(mm, "appsrc");
+    g_object_set(mm->bridge_src, "is-live", TRUE, "do-timestamp", FALSE, "block", FALSE,
+                 "max-bytes", (guint64)(2 * 1024 * 1024), NULL);
+    gst_util_set_object_arg(G_OBJECT(mm->bridge_src), "format", "time");
+    gst_util_set_object_arg(G_OBJECT(mm->bridge_src), "leaky-type", "downstream");
+    GstPad *bsrc = gst_element_get_static_pad(mm->bridge_src, "src");
+    gst_pad_add_probe(bsrc, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, bridge_upstream_cb, member_ref(mm),
+                      (GDestroyNotify)member_unref);
+    mm->vsel = member_make(mm, "input-selector");
+    g_object_set(mm->vsel, "sync-streams", FALSE, "cache-buffers", FALSE, NULL);
+    mm->sel_mix = gst_element_request_pad_simple(mm->vsel, "sink_%u");
+    mm->sel_bridge = gst_element_request_pad_simple(mm->vsel, "sink_%u");
+    GstPad *qsrc = gst_element_get_static_pad(mm->vqueue, "src");
+    link_pads(qsrc, mm->sel_mix, "vqueue-sel", mm);
+    link_pads(bsrc, mm->sel_bridge, "vbridge-sel", mm);
+    gst_object_unref(qsrc);
+    gst_object_unref(bsrc);
+    g_object_set(mm->vsel, "active-pad", mm->sel_mix, NULL);
     GstElement *pay = member_make(mm, "rtpvp8pay");
     g_object_set(pay, "pt", (guint)mm->vp8_pt, "mtu", 1200, NULL);
     gst_util_set_object_arg(G_OBJECT(pay), "picture-id-mode", "15-bit");
@@ -873,7 +1061,7 @@ static GstElement *build_video_out(struct member *mm, GstPad *wb_sink)
         mm, gst_caps_new_simple("application/x-rtp", "media", G_TYPE_STRING, "video",
                                 "encoding-name", G_TYPE_STRING, "VP8", "clock-rate", G_TYPE_INT,
                                 90000, "payload", G_TYPE_INT, mm->vp8_pt, NULL));
-    link_static(mm->vqueue, pay, "vqueue-pay", mm);
+    link_static(mm->vsel, pay, "vsel-pay", mm);
     link_static(pay, rcaps, "vpay-caps", mm);
     GstPad *csrc = gst_element_get_static_pad(rcaps, "src");
     link_pads(csrc, wb_sink, "vout-webrtcbin", mm);
@@ -965,7 +1153,9 @@ static void mixer_member_add(void *media, struct conf_member *m, const char *off
         build_video_out(mm, mm->send_pads[1]);
     }
     if (!mm->video) add_inactive_video(mm->wb, offer);
-    sync_all(mm->elements, 0);
+    /* webrtcbin (made first) is the sink of both out branches: it plays before them. */
+    gst_element_sync_state_with_parent(mm->wb);
+    sync_downstream_first(mm->elements, 1);
     if (mm->video) {
         mm->vtee_pad = gst_element_request_pad_simple(r->vtee, "src_%u");
         GstPad *qsink = gst_element_get_static_pad(mm->vqueue, "sink");
@@ -1026,6 +1216,11 @@ static void finish_remove(struct member *mm)
         gst_bin_remove(GST_BIN(r->pipeline), g_ptr_array_index(mm->elements, i));
     g_ptr_array_set_size(mm->elements, 0);
     mm->wb = NULL;
+    mm->vdepay = mm->dec_valve = mm->vsel = mm->bridge_src = NULL;
+    if (mm->sel_mix) gst_object_unref(mm->sel_mix);
+    if (mm->sel_bridge) gst_object_unref(mm->sel_bridge);
+    mm->sel_mix = mm->sel_bridge = NULL;
+    set_peer(r, mm, NULL);
     LOG(LOG_INFO, SUB, "room=%s member=%u msg=\"member removed\"", r->name, mm->id);
     relayout(r);
     r->leaving = g_list_remove(r->leaving, mm);
@@ -1087,6 +1282,8 @@ static void member_teardown(struct member *mm)
     mm->removing = true;
     r->members = g_list_remove(r->members, mm);
     r->leaving = g_list_append(r->leaving, mm);
+    if (mm->peer || r->bridged) set_peer(r, mm, NULL);
+    update_bridge(r);
     remove_source(mm, &mm->answer_timer);
     remove_source(mm, &mm->connect_timer);
     remove_source(mm, &mm->media_timer);
@@ -1260,10 +1457,12 @@ static gboolean on_bus(GstBus *bus, GstMessage *msg, gpointer data)
  */
 
 static const char *const needed[] = {
-    "webrtcbin",    "rtpopuspay",   "rtpopusdepay",  "opusenc",     "opusdec",      "audiomixer",
-    "audiotestsrc", "audioconvert", "audioresample", "level",       "volume",       "tee",
-    "queue",        "capsfilter",   "fakesink",      "compositor",  "videotestsrc", "videoconvert",
-    "vp8enc",       "vp8dec",       "rtpvp8pay",     "rtpvp8depay",
+    "webrtcbin",      "rtpopuspay",   "rtpopusdepay", "opusenc",       "opusdec",
+    "audiomixer",     "audiotestsrc", "audioconvert", "audioresample", "level",
+    "volume",         "tee",          "queue",        "capsfilter",    "fakesink",
+    "compositor",     "videotestsrc", "videoconvert", "vp8enc",        "vp8dec",
+    "rtpvp8pay",      "rtpvp8depay",  "valve",        "appsrc",        "appsink",
+    "input-selector",
 };
 
 static void *mixer_room_new(struct conf_room *room, const struct conf_profile *p, GError **error)
@@ -1289,6 +1488,7 @@ static void *mixer_room_new(struct conf_room *room, const struct conf_profile *p
     r->audio_kbps = p->audio_kbps > 0 ? p->audio_kbps : 32;
     r->layout = p->layout && strcmp(p->layout, "floor") == 0 ? CONF_LAYOUT_FLOOR : CONF_LAYOUT_GRID;
     r->pipeline = gst_pipeline_new(NULL);
+    g_mutex_init(&r->bridge_lock);
 
     if (r->video) {
         GstBin *bin = GST_BIN(r->pipeline);
@@ -1311,6 +1511,7 @@ static void *mixer_room_new(struct conf_room *room, const struct conf_profile *p
         GstElement *q = make("queue");
         g_object_set(q, "leaky", 2, "max-size-buffers", 3, "max-size-bytes", 0, "max-size-time",
                      (guint64)0, NULL);
+        r->enc_valve = make("valve");
         r->venc = make("vp8enc");
         g_object_set(r->venc, "deadline", (gint64)1, "cpu-used", opts.vp8_cpu_used, "threads", 1,
                      "lag-in-frames", 0, "keyframe-max-dist", 2 * r->fps, "target-bitrate",
@@ -1319,13 +1520,15 @@ static void *mixer_room_new(struct conf_room *room, const struct conf_profile *p
         gst_util_set_object_arg(G_OBJECT(r->venc), "error-resilient", "partitions");
         r->vtee = make("tee");
         g_object_set(r->vtee, "allow-not-linked", TRUE, NULL);
-        gst_bin_add_many(bin, black, bcaps, r->comp, ccaps, conv, q, r->venc, r->vtee, NULL);
+        gst_bin_add_many(bin, black, bcaps, r->comp, ccaps, conv, q, r->enc_valve, r->venc, r->vtee,
+                         NULL);
         GstPad *bsrc = gst_element_get_static_pad(bcaps, "src");
         GstPad *c0 = gst_element_request_pad_simple(r->comp, "sink_%u");
         g_object_set(c0, "xpos", 0, "ypos", 0, "width", r->width, "height", r->height, "zorder", 0u,
                      NULL);
-        bool ok = gst_element_link(black, bcaps) && gst_pad_link(bsrc, c0) == GST_PAD_LINK_OK &&
-                  gst_element_link_many(r->comp, ccaps, conv, q, r->venc, r->vtee, NULL);
+        bool ok =
+            gst_element_link(black, bcaps) && gst_pad_link(bsrc, c0) == GST_PAD_LINK_OK &&
+            gst_element_link_many(r->comp, ccaps, conv, q, r->enc_valve, r->venc, r->vtee, NULL);
         gst_object_unref(bsrc);
         gst_object_unref(c0); /* the filler's pad lives as long as the compositor */
         if (!ok) {
@@ -1391,11 +1594,15 @@ static void mixer_room_free(void *media)
         remove_source(mm, &mm->caps_timer);
         if (mm->vtee_pad) gst_object_unref(mm->vtee_pad);
         if (mm->comp_pad) gst_object_unref(mm->comp_pad);
-        mm->vtee_pad = mm->comp_pad = NULL;
+        if (mm->sel_mix) gst_object_unref(mm->sel_mix);
+        if (mm->sel_bridge) gst_object_unref(mm->sel_bridge);
+        mm->vtee_pad = mm->comp_pad = mm->sel_mix = mm->sel_bridge = NULL;
+        set_peer(r, mm, NULL);
         member_unref(mm);
     }
     g_list_free(r->members);
     gst_object_unref(r->pipeline);
+    g_mutex_clear(&r->bridge_lock);
     LOG(LOG_INFO, SUB, "room=%s msg=\"room freed\"", r->name);
     g_main_context_unref(r->ctx);
     xfree(r);
