@@ -30,6 +30,7 @@ struct conf_room {
     int64_t start_time;
     enum conf_layout layout;
     uint32_t floor_id, video_floor_id;
+    bool video_bridge; /* the media engine forwards video between two members, no mix */
 };
 
 struct listener {
@@ -490,4 +491,14 @@ void conf_report_failed(struct conf_member *m, const char *why)
         r->on_kick(r->kick_ctx, m); /* hang the call up: BYE, then conf_leave */
     else
         conf_leave(m);
+}
+
+void conf_report_video_bridge(struct conf_room *room, bool on)
+{
+    room->video_bridge = on;
+}
+
+bool conf_room_video_bridge(const struct conf_room *room)
+{
+    return room->video_bridge;
 }

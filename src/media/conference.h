@@ -148,5 +148,8 @@ int conf_set_video_floor(struct conf_room *room, uint32_t member_id);
 /* Reports from the media engine (main context only). */
 void conf_report_talking(struct conf_member *m, bool talking, int energy);
 void conf_report_failed(struct conf_member *m, const char *why); /* ICE/DTLS failure, no media */
+/* The media engine bridges the room's video between its two members (no mix), or stopped. */
+void conf_report_video_bridge(struct conf_room *room, bool on);
+bool conf_room_video_bridge(const struct conf_room *room);
 
 #endif

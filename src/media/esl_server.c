@@ -962,7 +962,7 @@ static void xml_room(struct conf_room *room, GString *out)
         xml_text(out, 10, "talking", tf(m->talking));
         xml_text(out, 10, "hold", "false");
         xml_text(out, 10, "has_video", tf(m->video));
-        xml_text(out, 10, "video_bridge", "false");
+        xml_text(out, 10, "video_bridge", tf(conf_room_video_bridge(room) && m->video));
         xml_text(out, 10, "has_floor", tf(m->floor));
         xml_text(out, 10, "is_moderator", "false");
         xml_text(out, 10, "end_conference", "false");
@@ -1105,7 +1105,7 @@ static void json_room(struct json *j, struct conf_room *room)
     json_bool(j, "exit_sound", true);
     json_bool(j, "enter_sound", true);
     json_bool(j, "recording", false);
-    json_bool(j, "video_bridge", false);
+    json_bool(j, "video_bridge", conf_room_video_bridge(room));
     json_bool(j, "video_floor_only", false);
     json_bool(j, "video_rfc4579", false);
     json_key(j, "variables");
@@ -1130,7 +1130,7 @@ static void json_room(struct json *j, struct conf_room *room)
         json_bool(j, "mute_detect", false);
         json_bool(j, "talking", m->talking);
         json_bool(j, "has_video", m->video);
-        json_bool(j, "video_bridge", false);
+        json_bool(j, "video_bridge", conf_room_video_bridge(room) && m->video);
         json_bool(j, "has_floor", m->floor);
         json_bool(j, "is_moderator", false);
         json_bool(j, "end_conference", false);

@@ -564,6 +564,7 @@ static void update_bridge(struct room *r)
         }
         g_object_set(r->enc_valve, "drop", TRUE, NULL);
         r->bridged = true;
+        conf_report_video_bridge(r->room, true);
         LOG(LOG_INFO, SUB, "room=%s msg=\"video bridged\" members=%u,%u", r->name, two[0]->id,
             two[1]->id);
     } else {
@@ -576,6 +577,7 @@ static void update_bridge(struct room *r)
         }
         request_keyframe(r);
         r->bridged = false;
+        conf_report_video_bridge(r->room, false);
         LOG(LOG_INFO, SUB, "room=%s msg=\"video mixed\" members=%d", r->name, n);
     }
     g_list_free(all);

@@ -86,6 +86,11 @@ void conf_report_failed(struct conf_member *m, const char *why)
     LOG(LOG_WARN, "harness", "member=%u msg=\"failed\" reason=\"%s\"", m->info.id, why);
 }
 
+void conf_report_video_bridge(struct conf_room *room, bool on)
+{
+    LOG(LOG_INFO, "harness", "msg=\"video bridge\" on=%d", on);
+}
+
 /* ---- HTTP
  * ----------------------------------------------------------------------------------------- */
 
