@@ -251,6 +251,19 @@ static void add_sample(int ms, bool fresh)
     g_mutex_unlock(&lock);
 }
 
+/* Where the pictures are in what a member receives: for ccomet the grid of src/media/mixer.c
+ * relayout(), except that a two-member room is bridged (each gets the other's stream as sent,
+ * FreeSWITCH's video-bridge-first-two); one full-frame picture otherwise. */
+static void layout(int size, int *n, int *cols, int *rows)
+{
+    *n = *cols = *rows = 1;
+    if (opt.sys != SYS_CCOMET || size == 2) return;
+    *n = size;
+    while (*cols * *cols < size)
+        (*cols)++;
+    *rows = *cols;
+}
+
 static GstPadProbeReturn decoded_cb(GstPad *pad, GstPadProbeInfo *info, gpointer ud)
 {
     struct pc *pc = ud;
@@ -266,13 +279,8 @@ static GstPadProbeReturn decoded_cb(GstPad *pad, GstPadProbeInfo *info, gpointer
     const guint8 *y = GST_VIDEO_FRAME_PLANE_DATA(&f, 0);
     int stride = GST_VIDEO_FRAME_PLANE_STRIDE(&f, 0);
     int fw = GST_VIDEO_INFO_WIDTH(&vi), fh = GST_VIDEO_INFO_HEIGHT(&vi);
-    int n = 1, cols = 1, rows = 1;
-    if (opt.sys == SYS_CCOMET) { /* src/media/mixer.c relayout(), grid */
-        n = room_target;
-        while (cols * cols < n)
-            cols++;
-        rows = n == 2 ? 1 : cols;
-    }
+    int n, cols, rows;
+    layout(room_target, &n, &cols, &rows);
     int tw = fw / cols, th = fh / rows, good = 0;
     for (int i = 0; i < n; i++) {
         int st = read_stamp(y, stride, fw, fh, (i % cols) * tw, (i / cols) * th, tw, th);
@@ -1283,7 +1291,9 @@ static void report(struct snap *a, struct snap *b, int n)
     qsort(shown, n_shown, sizeof *shown, cmp_int);
     double sh50 = pct(shown, n_shown, 50), sh95 = pct(shown, n_shown, 95);
     /* fresh pictures per second per tile seen (ccomet: N tiles in each of N canvases) */
-    double tiles = opt.sys == SYS_CCOMET ? (double)n * n : n;
+    int per, c_, r_;
+    layout(n, &per, &c_, &r_);
+    double tiles = (double)n * per;
     double fresh_fps = ns / dt / tiles;
     g_mutex_unlock(&lock);
     GString *o = g_string_new(NULL);
