@@ -7,6 +7,7 @@
 #include "proto/envelope.h"
 #include "proto/xml_curl.h"
 #include "server/media_link.h"
+#include "server/tables.h"
 
 #include <inttypes.h>
 #include <libxml/parser.h>
@@ -67,14 +68,7 @@ static int64_t now_s(void)
 
 bool video_room_name_ok(const char *s, size_t len)
 {
-    if (len == 0 || len > ROOM_MAX) return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return true;
+    return len > 0 && len <= ROOM_MAX && tables_name_ok(s, len);
 }
 
 /* ---- rooms ---------------------------------------------------------------------------------- */
