@@ -89,6 +89,8 @@
         registerTimeoutMs: 10000, // REGISTER not answered (or the socket not open) by then: failure
         iceGatheringMs: 1000, // send the offer with the candidates gathered so far after this long
         iceServers: [], // the media node is reached directly (its candidates carry its address)
+        audioConstraints: true, // getUserMedia's audio and video constraints (e.g. {echoCancellation: false})
+        videoConstraints: true,
         maxInvitationAgeS: 300, // an invitation that waited longer in the offline queue is dropped
         debug: false,
     };
@@ -284,7 +286,6 @@
             ownStream: false,
             els: {},
             sub: null,
-            kicked: false,
             timers: [],
         };
         call.sub = this._comet.subscription(call.callPipe, (m) => this._onPipe(call, m));
@@ -467,7 +468,8 @@
         if (!md || typeof md.getUserMedia !== 'function') {
             return Promise.reject({ status: 'no-media-stream', cause: 'getUserMedia is not available (an https page is needed)' });
         }
-        return md.getUserMedia({ audio: true, video: sendType === 'video' }).then((stream) => {
+        const constraints = { audio: this.opt.audioConstraints || true, video: sendType === 'video' ? this.opt.videoConstraints || true : false };
+        return md.getUserMedia(constraints).then((stream) => {
             call.stream = stream;
             call.ownStream = true;
             if (call.els.video_local && sendType === 'video') {
@@ -634,7 +636,7 @@
             this._end(call, 'terminated', { notify: true, cause: e && e.cause, sipOriginator: e && e.originator });
         });
         session.on('ended', (e) => {
-            this._end(call, 'terminated', { notify: true, cause: call.kicked ? 'kicked' : e && e.cause, sipOriginator: e && e.originator });
+            this._end(call, 'terminated', { notify: true, cause: e && e.cause, sipOriginator: e && e.originator });
         });
         session.on('confirmed', () => onState());
     };

@@ -17,10 +17,7 @@ await inNetns(import.meta.url, async () => {
     const invite = (room, u) => db.query("INSERT INTO conference (name, user_id, caller_id, message, profile) VALUES (?, ?, 1, '{}', 'video')", [room, u]);
 
     async function call(room) {
-        for (const u of [1, 2]) {
-            await stack.waitEvent(p[u], 'onCall', inRoom(room));
-            assert.equal(await p[u].evaluate(() => T.accept('video')), true);
-        }
+        await stack.joinInTurn(db, room, [p[1], p[2]]);
         await Promise.all([1, 2].map((u) => stack.waitEvent(p[u], 'onCallStart', inRoom(room))));
     }
 

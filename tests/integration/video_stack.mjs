@@ -181,6 +181,23 @@ export class VideoStack {
         return JSON.parse(r.stdout);
     }
 
+    /**
+     * Accepts `room`'s call on each page in turn, each once the previous one is a member (so the
+     * node sets up one member at a time, as people joining do; on two shared cores the sanitizer
+     * build of the node is slow enough that three set-ups at once hold up its main loop).
+     * db: a mysql2 connection; type: what the pages send.
+     */
+    async joinInTurn(db, room, pages, type = 'video') {
+        for (let i = 0; i < pages.length; i++) {
+            await this.waitEvent(pages[i], 'onCall', (x) => x.e.room === room);
+            assert.equal(await pages[i].evaluate((t) => T.accept(t), type), true);
+            await waitUntil(async () => {
+                const [rows] = await db.query('SELECT user_id FROM conference_members WHERE name = ?', [room]);
+                return rows.length === i + 1;
+            }, { what: `${i + 1} member(s) in ${room}`, timeoutMs: 30000 });
+        }
+    }
+
     // ---- what the pages saw ----
 
     /** The callbacks `page` recorded under `name` ([{name, t, e}]). */
@@ -211,8 +228,8 @@ export class VideoStack {
         }, { what: () => `receiving (${JSON.stringify(last)})`, timeoutMs: 30000 });
         return waitUntil(async () => {
             const s = last = await this.stats(page);
-            return s.audio.totalSamplesReceived > s0.audio.totalSamplesReceived + 48000 &&
-                (audioOnly || (s.video.framesDecoded > s0.video.framesDecoded + 20 && s.video.frameWidth > 0 &&
+            return s.audio && s.audio.totalSamplesReceived > s0.audio.totalSamplesReceived + 48000 &&
+                (audioOnly || (s.video && s.video.framesDecoded > s0.video.framesDecoded + 20 && s.video.frameWidth > 0 &&
                     (!mix || (s.video.frameWidth === VideoStack.WIDTH && s.video.frameHeight === VideoStack.HEIGHT)))) && s;
         }, { what: () => `decoding more (had ${JSON.stringify(s0)}, now ${JSON.stringify(last)})`, timeoutMs: 30000 });
     }
@@ -222,6 +239,7 @@ export class VideoStack {
         const a = (await this.stats(page)).audio;
         const b = await waitUntil(async () => {
             const s = (await this.stats(page)).audio;
+            if (!s) throw new Error('the page has no call any more');
             return s.totalSamplesDuration >= a.totalSamplesDuration + seconds && s;
         }, { what: `${seconds} s of audio`, timeoutMs: 20000 });
         return (b.totalAudioEnergy - a.totalAudioEnergy) / (b.totalSamplesDuration - a.totalSamplesDuration);
