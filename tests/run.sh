@@ -4,7 +4,8 @@
 #   fuzz replay  every fuzz/<name>/corpus through build/fuzz/<name>
 #   integration  node --test on tests/js/*.test.mjs (the JS client, in-process) and
 #                tests/integration/*.test.mjs (the real build/asan/ccomet and real
-#                MySQL clients)
+#                MySQL clients; build/asan/ccomet-media, build/media-harness and JsSIP in
+#                headless Chromium)
 # Each tier's output is printed; the last line is the sum over tiers, exactly "N passed, N failed".
 # A tier that cannot run counts as 1 failed. Exit status is non-zero when anything failed.
 #
@@ -137,13 +138,7 @@ tier_integration() {
         read -r -a files <<<"$TEST_FILES"
     else
         shopt -s nullglob
-        files=()
-        for f in tests/js/*.test.mjs tests/integration/*.test.mjs; do
-            # the mixer's browser test still loses a member's audio about once in 15 runs; it runs
-            # with `make test-media` until that is fixed (README, ccomet-media)
-            [[ $f == tests/integration/media_mixer.test.mjs ]] && continue
-            files+=("$f")
-        done
+        files=(tests/js/*.test.mjs tests/integration/*.test.mjs)
         shopt -u nullglob
     fi
     if ((${#files[@]} == 0)); then

@@ -283,6 +283,7 @@ async function inner() {
         assert.equal(r.originator, 'local');
         await waitUntil(async () => (await listRoom(ROOM)).length === 2, { what: 'two members listed' });
         assert.deepEqual((await listRoom(ROOM)).map((m) => m.number).sort(), ['1001', '1002']);
+        // Two left: the mixer bridges them (each gets the other's picture, full frame).
         await Promise.all([1001, 1002].map((u) => receivesMix(pages[u], u)));
         await Promise.all([1001, 1002].map((u) => cellsMove(pages[u], u, 2, 1, [0, 1])));
     }));

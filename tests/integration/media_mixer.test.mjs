@@ -220,27 +220,32 @@ async function inner() {
         assert.ok(Date.now() - off >= 400, `stop after ${Date.now() - off} ms: the hysteresis is ~600 ms`);
     }));
 
-    test('a member leaves: the others keep decoding, side by side', withLogs(async (t) => {
+    test('floor layout: member 1 big on top, members 2 and 3 in the strip; vmute hides a tile', withLogs(async () => {
+        const post = async (q) => assert.equal((await fetch(`${BASE}${q}`, { method: 'POST' })).status, 200);
+        // Floor, three members: the top three quarters hold member 1 (a 4:3 picture letterboxed
+        // in 640x360, so both top halves show some of it), the bottom quarter the strip: member 2
+        // on the left, member 3 on the right (2x4 cells: 6 and 7).
+        await post('/layout?room=r1&layout=floor&floor=1');
+        await cellsMove(pages[1], 1, 2, 4, [0, 1, 2, 3, 4, 5, 6, 7], []);
+        await post('/update?member=2&vmute=1');
+        await cellsMove(pages[1], 1, 2, 4, [0, 1, 2, 3, 4, 5, 7], [6]);
+        await post('/update?member=2&vmute=0');
+        await post('/layout?room=r1&layout=grid');
+        await cellsMove(pages[1], 1, 2, 2, [0, 1, 2], [3]);
+    }));
+
+    test('a member leaves: the two left are bridged and keep decoding each other', withLogs(async (t) => {
+        const bridges = () => (harnessLog.match(/msg="video bridge" on=1/g) ?? []).length;
+        const before = bridges();
         assert.equal(await pages[3].evaluate(() => window.leave()), 200);
         await waitUntil(async () => (await state()).members.filter((m) => m.room === 'r1').length === 2,
             { what: 'two members left in r1' });
+        // Two members: FreeSWITCH's video-bridge-first-two, each gets the other's picture as sent
+        // (the fake camera, full frame) instead of the canvas.
+        await waitUntil(() => bridges() > before, { what: 'the room bridged again' });
         await Promise.all([1, 2].map((id) => receivesMix(pages[id], id)));
-        await Promise.all([1, 2].map((id) => cellsMove(pages[id], id, 2, 1, [0, 1], [])));
+        await Promise.all([1, 2].map((id) => cellsMove(pages[id], id, 2, 2, [0, 1, 2, 3], [])));
         if (process.env.MEDIA_CPU_MS) t.diagnostic(`harness CPU with 2 members: ${(await cpu(Number(process.env.MEDIA_CPU_MS))).toFixed(1)} % of one core`);
-    }));
-
-    test('floor layout: member 1 big on top, member 2 in the strip; vmute hides a tile', withLogs(async () => {
-        const post = async (q) => assert.equal((await fetch(`${BASE}${q}`, { method: 'POST' })).status, 200);
-        // Grid, 2 members side by side: 4:3 pictures letterboxed in 320x480 halves, so the top
-        // and bottom quarters of the canvas are black. Floor: the top three quarters hold member
-        // 1, the bottom quarter the strip with member 2.
-        await post('/layout?room=r1&layout=floor&floor=1');
-        await cellsMove(pages[1], 1, 1, 4, [0, 1, 2, 3], []);
-        await post('/update?member=2&vmute=1');
-        await cellsMove(pages[1], 1, 1, 4, [0, 1, 2], [3]);
-        await post('/update?member=2&vmute=0');
-        await post('/layout?room=r1&layout=grid');
-        await cellsMove(pages[1], 1, 2, 4, [2, 3, 4, 5], [0, 1, 6, 7]);
     }));
 
     test('an audio room negotiates no video and mixes everyone but yourself', withLogs(async () => {
