@@ -30,6 +30,12 @@ die() {
     exit 1
 }
 
+# MEDIA_REPORT=<dir of a kept run>: only print the report again from its raw.jsonl
+if [[ -n ${MEDIA_REPORT:-} ]]; then
+    [[ -f $MEDIA_REPORT/raw.jsonl ]] || die "no $MEDIA_REPORT/raw.jsonl"
+    CCOMET_BENCH_NETNS=1
+fi
+
 # ---- the namespace ----------------------------------------------------------------------------
 if [[ ${CCOMET_BENCH_NETNS:-} != 1 ]]; then
     [[ -x $CLIENT ]] || die "$CLIENT is missing (make build/bench/media_load)"
@@ -54,6 +60,7 @@ fi
 
 mkdir -p var/bench
 TMP=$(mktemp -d "$ROOT/var/bench/media.XXXXXX")
+[[ -z ${MEDIA_REPORT:-} ]] || cp "$MEDIA_REPORT/raw.jsonl" "$TMP/raw.jsonl"
 declare -A PID=()
 STATUS=fail
 cleanup() {
@@ -209,7 +216,7 @@ rotated() {
 }
 
 RAW=$TMP/raw.jsonl
-: >"$RAW"
+[[ -n ${MEDIA_REPORT:-} ]] && BENCH_ROUNDS=0 || : >"$RAW"
 log "steps $MEDIA_STEPS members, ${MEDIA_SETTLE}s settle + ${MEDIA_SECONDS}s measured per step," \
     "$BENCH_ROUNDS rounds, systems: $MEDIA_SYSTEMS, ICE address $NETNS_IP"
 for ((r = 1; r <= BENCH_ROUNDS; r++)); do
@@ -240,7 +247,8 @@ for ((r = 1; r <= BENCH_ROUNDS; r++)); do
         done <"$TMP/step.out"
     done
 done
-log "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+[[ -n ${MEDIA_REPORT:-} ]] && BENCH_ROUNDS=$(grep -o '"round":[0-9]*' "$RAW" | sort -u | wc -l) ||
+    log "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- report -------------------------------------------------------------------------------------
 CCOMET_REV=$(git rev-parse --short HEAD 2>/dev/null || true)
@@ -272,7 +280,7 @@ mkdir -p "$(dirname "$MEDIA_OUT")"
     function tf(x, fmt) { return x == "" ? "-" : sprintf(fmt, x) }
     function jn(x, fmt) { return x == "" ? "null" : sprintf(fmt, x) }
     function add(k, key, v) { if (v != "") L[k, key] = L[k, key] " " v }
-    BEGIN { nk = split("server_cpu_pct client_cpu_pct down_kbps_per_member down_video_kbps_per_member up_kbps_per_member latency_p50_ms latency_p95_ms decoded_fps_per_member readable_frames load1", K, " ") }
+    BEGIN { nk = split("server_cpu_pct client_cpu_pct down_kbps_per_member down_video_kbps_per_member up_kbps_per_member latency_p50_ms latency_p95_ms decoded_fps_per_member readable_frames fresh_fps_per_tile shown_age_p50_ms load1", K, " ") }
     {
         s = jf($0, "system"); n = jf($0, "members"); r = jf($0, "round"); k = s SUBSEP n
         for (i = 1; i <= nk; i++) { v = jf($0, K[i]); add(k, K[i], v); one[k, r, K[i]] = v }
@@ -283,13 +291,13 @@ mkdir -p "$(dirname "$MEDIA_OUT")"
     END {
         for (a = 2; a <= nn; a++) { t = N[a]; for (b = a - 1; b >= 1 && N[b] + 0 > t + 0; b--) N[b + 1] = N[b]; N[b + 1] = t }
         printf "\nOne video room, 640x480@30 members (median over rounds; cpu: %% of one core; kbit/s per member; latency: painted send -> decoded)\n\n" > table
-        printf "%-7s %4s %8s %8s %10s %10s %9s %8s %8s %6s %6s %6s\n", "system", "mem", "srv cpu", "cli cpu", "down kbps", "(video)", "up kbps", "p50 ms", "p95 ms", "fps", "read", "load" > table
+        printf "%-7s %4s %8s %8s %10s %10s %9s %8s %8s %6s %6s %6s %6s %6s\n", "system", "mem", "srv cpu", "cli cpu", "down kbps", "(video)", "up kbps", "p50 ms", "p95 ms", "fps", "fresh", "shown", "read", "load" > table
         printf "  \"results\": ["; first = 1
         for (i = 1; i <= nn; i++) for (j = 1; j <= ns; j++) {
             n = N[i]; s = S[j]; k = s SUBSEP n
             if (!(k in cnt)) continue
             for (q = 1; q <= nk; q++) M[K[q]] = median(L[k, K[q]])
-            printf "%-7s %4d %8s %8s %10s %10s %9s %8s %8s %6s %6s %6s\n", s, n, tf(M["server_cpu_pct"], "%.1f"), tf(M["client_cpu_pct"], "%.1f"), tf(M["down_kbps_per_member"], "%.0f"), tf(M["down_video_kbps_per_member"], "%.0f"), tf(M["up_kbps_per_member"], "%.0f"), tf(M["latency_p50_ms"], "%.0f"), tf(M["latency_p95_ms"], "%.0f"), tf(M["decoded_fps_per_member"], "%.1f"), tf(M["readable_frames"], "%.2f"), tf(M["load1"], "%.1f") > table
+            printf "%-7s %4d %8s %8s %10s %10s %9s %8s %8s %6s %6s %6s %6s %6s\n", s, n, tf(M["server_cpu_pct"], "%.1f"), tf(M["client_cpu_pct"], "%.1f"), tf(M["down_kbps_per_member"], "%.0f"), tf(M["down_video_kbps_per_member"], "%.0f"), tf(M["up_kbps_per_member"], "%.0f"), tf(M["latency_p50_ms"], "%.0f"), tf(M["latency_p95_ms"], "%.0f"), tf(M["decoded_fps_per_member"], "%.1f"), tf(M["fresh_fps_per_tile"], "%.1f"), tf(M["shown_age_p50_ms"], "%.0f"), tf(M["readable_frames"], "%.2f"), tf(M["load1"], "%.1f") > table
             printf "%s\n    {\"system\": \"%s\", \"members\": %d, \"rounds\": %d", first ? "" : ",", s, n, cnt[k]
             for (q = 1; q <= nk; q++) printf ", \"%s\": %s", K[q], jn(M[K[q]], "%.3f")
             printf "}"; first = 0
@@ -320,13 +328,15 @@ mkdir -p "$(dirname "$MEDIA_OUT")"
             if (n == 8) { t_cpu = median(L[kc, "server_cpu_pct"]); t_lat = median(a5) }
         }
         printf "\n  ],\n"
+        for (k in cnt) { split(k, kk, SUBSEP); nl = split(L[k, "load1"], la, " "); for (q = 1; q <= nl; q++) { if (lmin == "" || la[q] + 0 < lmin) lmin = la[q] + 0; if (la[q] + 0 > lmax) lmax = la[q] + 0 } }
+        printf "\nLoad average (1 min) at the start of the measuring windows: %s .. %s on %s cores\n", tf(lmin, "%.1f"), tf(lmax, "%.1f"), ncpu > table
         if (t_cpu != "" || t_lat != "") {
             printf "\nTargets (issue 4), 8 members: node CPU %s%% of one core (<= 100: %s); added p50 latency %s ms over the direct baseline (<= 60: %s)\n", tf(t_cpu, "%.1f"), t_cpu == "" ? "-" : (t_cpu + 0 <= 100 ? "met" : "NOT met"), tf(t_lat, "%+.0f"), t_lat == "" ? "-" : (t_lat + 0 <= 60 ? "met" : "NOT met") > table
         }
         printf "  \"rounds\": [\n"
         for (i = 1; i <= nraw; i++) printf "    %s%s\n", raw[i], i < nraw ? "," : ""
         printf "  ]\n}\n"
-    }' table="$TABLE" "$RAW"
+    }' table="$TABLE" ncpu="$(nproc)" "$RAW"
 } >"$MEDIA_OUT.tmp"
 mv "$MEDIA_OUT.tmp" "$MEDIA_OUT"
 cat "$TABLE"
