@@ -83,7 +83,11 @@ export class VideoStack {
     static WIDTH = 320;
     static HEIGHT = 240;
 
-    constructor({ mediaLog = process.env.MEDIA_LOG_LEVEL ?? 'info', serverLog = 'info' } = {}) {
+    /** videoProfile: the node's [profile.video] canvas ({width, height, fps, kbps}; null: the
+     * node's defaults, 640x480@30); the tests use a smaller one. */
+    constructor({ mediaLog = process.env.MEDIA_LOG_LEVEL ?? 'info', serverLog = 'info',
+        videoProfile = { width: VideoStack.WIDTH, height: VideoStack.HEIGHT, fps: 15, kbps: 300 } } = {}) {
+        this.videoProfile = videoProfile;
         this.mediaLogLevel = mediaLog;
         this.serverLogLevel = serverLog;
         this.media = null;
@@ -107,9 +111,10 @@ export class VideoStack {
             '[directory]', `url = http://127.0.0.1:${this.dirPort}/directory`, `user = ${this.dirUser}`,
             `password = ${this.dirPassword}`, 'method = post', '',
             '[media]', 'ice_ip = 127.0.0.1', '',
-            // a smaller canvas than the default 640x480@30: two shared cores run the pages and
-            // the sanitizer build of the mixer, whose main loop must keep answering ccomet
-            '[profile.video]', `width = ${VideoStack.WIDTH}`, `height = ${VideoStack.HEIGHT}`, 'fps = 15', 'video_kbps = 300', '',
+            // by default a smaller canvas than the node's 640x480@30: two shared cores run the
+            // pages and the sanitizer build of the mixer, whose main loop must keep answering ccomet
+            ...(this.videoProfile ? ['[profile.video]', `width = ${this.videoProfile.width}`, `height = ${this.videoProfile.height}`,
+                `fps = ${this.videoProfile.fps}`, `video_kbps = ${this.videoProfile.kbps}`, ''] : []),
             '[esl]', 'ip = 127.0.0.1', `port = ${this.eslPort}`, `password = ${this.eslPassword}`, '',
             '[log]', `level = ${this.mediaLogLevel}`, '',
         ].join('\n'));
