@@ -41,6 +41,7 @@ await inNetns(import.meta.url, async () => {
         const starts = [];
         const onCalls = [];
         const whole = [];
+        const steps = {}; // set-up step -> ms after acceptCall (onCallStart's timing)
         let failed = 0;
         for (let i = 0; i < CALLS + WARMUP; i++) {
             const room = `bench${n}x${++seq}`;
@@ -57,7 +58,10 @@ await inNetns(import.meta.url, async () => {
             }
             const rings = await Promise.all(inCall.map((p) => stack.events(p, 'onCall')));
             if (evs && i >= WARMUP) {
-                for (const e of evs) starts.push(e.t - t0);
+                for (const e of evs) {
+                    starts.push(e.t - t0);
+                    for (const [k, ms] of Object.entries(e.e.timing || {})) (steps[k] ||= []).push(ms);
+                }
                 whole.push(Math.max(...evs.map((e) => e.t)) - t0);
                 for (const r of rings) {
                     const c = r.find((x) => x.e.room === room);
@@ -73,9 +77,11 @@ await inNetns(import.meta.url, async () => {
             ring50: pct(onCalls, 50), whole50: pct(whole, 50), whole95: pct(whole, 95), failed };
         results.push(r);
         console.log(`${String(n).padStart(7)} ${String(r.calls).padStart(6)} ${fmt(r.p50)}   ${fmt(r.p95)}   ${fmt(r.max)} |        ${fmt(r.ring50)} |      ${fmt(r.whole50)} ${fmt(r.whole95)} | ${failed}`);
+        r.steps = Object.entries(steps).map(([k, xs]) => `${k} ${Math.round(pct(xs, 50))}`).join(', ');
     }
     for (const r of results) {
         console.log(`# ${r.n} members: p50 ${Math.round(r.p50)} ms, p95 ${Math.round(r.p95)} ms -> target < ${TARGET_MS} ms ${r.p95 < TARGET_MS ? 'met (p95)' : r.p50 < TARGET_MS ? 'met at p50 only' : 'not met'}`);
+        console.log(`#   set-up steps, p50 ms after acceptCall: ${r.steps}`);
     }
     await db.end();
     await stack.stop();

@@ -50,7 +50,9 @@
  *                    conference_name, server_info}; also accepted under the name onIncomingCall
  *   onCallAccept(e)  {action:"accept", callInfo, accept_type, user_id}: once per call, when
  *                    another member first accepts or joins
- *   onCallStart(e)   {action:"start", status:"start", callInfo, type}: once per call
+ *   onCallStart(e)   {action:"start", status:"start", callInfo, type, timing}: once per call;
+ *                    timing: ms after acceptCall when media (camera), registered, invited,
+ *                    answered (200 OK), connected (ICE+DTLS) and started were reached
  *   onCallEnd(e)     {action:"out", status, callInfo, time (ms since start, 0 if it never
  *                    started), fullTime (ms since accept), type, cause}; status is one of busy,
  *                    hangup, terminated, registration-failure, no-media-stream, cancel, node-down
@@ -408,7 +410,8 @@
         if (call.started || call.ended || !call.media || !call.peer) return;
         call.started = true;
         call.startedAt = Date.now();
-        this._fire('onCallStart', { action: 'start', status: 'start', callInfo: call.info, type: call.type });
+        this._mark(call, 'started');
+        this._fire('onCallStart', { action: 'start', status: 'start', callInfo: call.info, type: call.type, timing: Object.assign({}, call.marks) });
     };
 
     // ---- accepting ------------------------------------------------------------------------------
@@ -430,6 +433,7 @@
         const sendType = opt.type === 'none' ? 'none' : opt.type === 'audio' || call.type === 'audio' ? 'audio' : 'video';
         call.accepted = true;
         call.acceptedAt = Date.now();
+        call.marks = {};
         call.sendType = sendType;
         call.els = { video_remote: opt.video_remote || null, audio_remote: opt.audio_remote || null, video_local: opt.video_local || null };
         this._active = call;
@@ -444,6 +448,8 @@
         // The camera and the registration in parallel: both take a while.
         const media = this._localMedia(call, sendType, opt.custom_stream);
         const registered = this._register(call.sys, key);
+        media.then(() => this._mark(call, 'media'), () => {});
+        registered.then(() => this._mark(call, 'registered'), () => {});
         Promise.all([media, registered]).then(([stream]) => {
             if (call.ended) {
                 if (call.ownStream) stopTracks(stream);
@@ -455,6 +461,11 @@
             this._end(call, err && err.status ? err.status : 'terminated', { notify: true, cause: err && err.cause });
         });
         return true;
+    };
+
+    /** Notes when a step of the call set-up finished (ms after acceptCall; onCallStart's timing). */
+    V._mark = function (call, what) {
+        if (call.marks && call.marks[what] === undefined) call.marks[what] = Date.now() - call.acceptedAt;
     };
 
     V._localMedia = function (call, sendType, custom) {
@@ -604,6 +615,8 @@
                 e.sdp = setBandwidthInSdp(e.sdp, 'video', this.opt.bandwidth_video);
                 e.sdp = setBandwidthInSdp(e.sdp, 'audio', this.opt.bandwidth_audio);
             },
+            sending: () => this._mark(call, 'invited'),
+            accepted: () => this._mark(call, 'answered'),
             icecandidate: (e) => {
                 // JsSIP waits for the end of ICE gathering; on hosts with many interfaces that
                 // can take long, so the offer goes out with what was gathered by iceGatheringMs.
@@ -625,6 +638,7 @@
             const st = pc.connectionState;
             if (st === 'connected' && !call.media) {
                 call.media = true;
+                this._mark(call, 'connected');
                 this._signal(call, 'mediaStart', { status: 'self' });
                 this._maybeStarted(call);
             } else if (st === 'failed') {
