@@ -144,6 +144,7 @@ async function inner() {
         // its static root there: /lib/jssip.js).
         web = http.createServer((req, res) => {
             const file = req.url === '/lib/jssip.js' ? BUNDLE : req.url.split('?')[0] === '/' ? PAGE : null;
+            if (req.url === '/favicon.ico') { res.writeHead(204).end(); return; }
             if (!file) { res.writeHead(404).end(); return; }
             res.writeHead(200, { 'Content-Type': file.endsWith('.js') ? 'text/javascript' : 'text/html' });
             res.end(readFileSync(file));
@@ -199,8 +200,9 @@ async function inner() {
     /** Resolves once the page decodes the room's 640x480 canvas (unless audioOnly) and receives
      * audio; with `hears`, the audio carries the others' fake microphones (a beep about every
      * second: its energy adds up to 0.1 and more a second, where the silence of a member alone
-     * stays below 1e-6). */
-    async function receivesMix(page, user, { audioOnly = false, hears = true } = {}) {
+     * stays below 1e-6). A bridged member (two in the room) gets the other's camera as sent,
+     * which Chromium scales down under load: `bridged` checks a 4:3 picture, not the canvas. */
+    async function receivesMix(page, user, { audioOnly = false, hears = true, bridged = false } = {}) {
         let last;
         const s0 = await waitUntil(async () => {
             const s = last = await stats(page);
@@ -213,9 +215,12 @@ async function inner() {
                 (!hears || s.audio.totalAudioEnergy > s0.audio.totalAudioEnergy + 0.01) &&
                 (audioOnly || s.video.framesDecoded > s0.video.framesDecoded + 20) && s;
         }, { what: () => `${user} decoding more${hears ? ' and hearing the others' : ''} (had ${JSON.stringify(s0)}, now ${JSON.stringify(last)})` });
-        if (!audioOnly) {
+        if (!audioOnly && !bridged) {
             assert.equal(s1.video.frameWidth, 640);
             assert.equal(s1.video.frameHeight, 480);
+        } else if (!audioOnly) {
+            assert.ok(s1.video.frameWidth > 0 && s1.video.frameWidth * 3 === s1.video.frameHeight * 4,
+                `${user}: a 4:3 picture (${s1.video.frameWidth}x${s1.video.frameHeight})`);
         }
         return s1;
     }
@@ -284,7 +289,7 @@ async function inner() {
         await waitUntil(async () => (await listRoom(ROOM)).length === 2, { what: 'two members listed' });
         assert.deepEqual((await listRoom(ROOM)).map((m) => m.number).sort(), ['1001', '1002']);
         // Two left: the mixer bridges them (each gets the other's picture, full frame).
-        await Promise.all([1001, 1002].map((u) => receivesMix(pages[u], u)));
+        await Promise.all([1001, 1002].map((u) => receivesMix(pages[u], u, { bridged: true })));
         await Promise.all([1001, 1002].map((u) => cellsMove(pages[u], u, 2, 1, [0, 1])));
     }));
 
