@@ -418,8 +418,8 @@
 
     /**
      * Accepts the last offered call (or opt.call, an onCall event or a callPipe).
-     * opt: type ('video' | 'audio' | 'none': what we send; 'none' sends nothing and only
-     * receives), video_remote (the mix is shown there; it also plays the sound unless
+     * opt: type ('video' | 'audio' | 'none': what we send; 'audio' sends no camera, 'none'
+     * neither camera nor microphone; both still receive the room), video_remote (the mix is shown there; it also plays the sound unless
      * audio_remote is given), audio_remote, video_local (our own camera, muted),
      * custom_stream (a MediaStream to send instead of the camera and microphone).
      * Returns false if there is nothing to accept or a call is already active.
@@ -632,6 +632,13 @@
         }
         call.session = session;
         const pc = session.connection;
+        // What we receive but do not send (type 'none', or 'audio' in a video room) still gets a
+        // sendrecv m-line without a track: the node mixes for sendrecv members only, and a
+        // track can be added to it later. JsSIP creates the offer after this returns.
+        const sending = stream ? stream.getTracks().map((tr) => tr.kind) : [];
+        for (const kind of receiveVideo ? ['audio', 'video'] : ['audio']) {
+            if (sending.indexOf(kind) < 0 && typeof pc.addTransceiver === 'function') pc.addTransceiver(kind, { direction: 'sendrecv' });
+        }
         const onTrack = (ev) => this._attachRemote(call, ev.track);
         pc.addEventListener('track', onTrack);
         const onState = () => {

@@ -1,6 +1,6 @@
 // The Video API end to end (2 of 3: kinds of rooms and refusals). An audio room invited with node
-// mysql2 carries no video and ends for everyone on DELETE FROM conference WHERE name; a page
-// whose key is no longer the user's users_auth hash cannot register (onCallEnd
+// mysql2 carries no video and ends for everyone on DELETE FROM conference WHERE name; pages that
+// send no camera (type 'audio') or nothing (type 'none') still get the mix; a page whose key is no longer the user's users_auth hash cannot register (onCallEnd
 // registration-failure); a page declines a call (busy) and the caller hears of it (onOut).
 // See video_browser_call.test.mjs for the set-up (tests/integration/video_stack.mjs).
 import { test, before, after } from 'node:test';
@@ -9,7 +9,7 @@ import { inNetns, VideoStack, waitUntil } from './video_stack.mjs';
 
 await inNetns(import.meta.url, async () => {
     const stack = new VideoStack();
-    const HASH = { 1: 'roomKey1aaaa', 2: 'roomKey2bbbb', 4: 'roomKey4dddd' };
+    const HASH = { 1: 'roomKey1aaaa', 2: 'roomKey2bbbb', 3: 'roomKey3cccc', 4: 'roomKey4dddd' };
     const p = {};
     let db;
     const members = async (room) => (await db.query('SELECT * FROM conference_members WHERE name = ?', [room]))[0];
@@ -21,7 +21,7 @@ await inNetns(import.meta.url, async () => {
         await stack.start();
         db = await stack.db();
         await stack.signIn(HASH);
-        for (const u of [1, 2, 4]) p[u] = await stack.page(u, HASH[u]);
+        for (const u of [1, 2, 3, 4]) p[u] = await stack.page(u, HASH[u]);
     });
     after(async () => {
         await db?.end().catch(() => {});
@@ -39,8 +39,9 @@ await inNetns(import.meta.url, async () => {
             const s = await stack.stats(p[u]);
             assert.ok(!s.video || s.video.framesDecoded === 0, `${u}: no video decoded (${JSON.stringify(s.video)})`);
             assert.ok(s.transceivers.every((t) => t.kind !== 'video'), `${u}: no video offered ${JSON.stringify(s.transceivers)}`);
-            assert.ok((await stack.energyRate(p[u])) > 0, `${u} hears the other`);
         }
+        const heard = await Promise.all([1, 2].map((u) => stack.energyRate(p[u])));
+        assert.ok(heard.every((e) => e > 0), `each hears the other: ${heard}`);
         assert.deepEqual((await members('201')).map((m) => Number(m.video)), [0, 0]);
         await db.query("DELETE FROM conference WHERE name = '201'");
         for (const u of [1, 2]) {
@@ -71,8 +72,21 @@ await inNetns(import.meta.url, async () => {
         assert.equal((await stack.events(p[1], 'onCallStart')).filter(inRoom('202')).length, 0, 'alone: the call never started');
     }));
 
+    test("acceptCall type 'none' (no camera, no microphone) and 'audio' in a video room: both receive the mix", w(async () => {
+        for (const u of [1, 2, 3]) await invite('204', u);
+        await stack.joinInTurn(db, '204', [p[1]], 'video');
+        await stack.joinInTurn(db, '204', [p[2]], 'none', 1);
+        await stack.joinInTurn(db, '204', [p[3]], 'audio', 2);
+        await Promise.all([1, 2, 3].map((u) => stack.waitEvent(p[u], 'onCallStart', inRoom('204'))));
+        await Promise.all([2, 3].map((u) => stack.decodes(p[u], { mix: true })));
+        assert.ok((await stack.energyRate(p[1])) > 0, '1 hears 3');
+        await db.query("DELETE FROM conference WHERE name = '204'");
+        await Promise.all([1, 2, 3].map((u) => stack.waitEvent(p[u], 'onCallEnd', inRoom('204'))));
+    }));
+
     test('a page whose key is no longer the users_auth hash gets onCallEnd registration-failure', w(async () => {
-        // The page signed in with HASH[4]; the backend has changed the hash since.
+        // The page signed in with HASH[4]; the backend has changed the hash since. (User 4 has
+        // not registered before: the node caches directory answers for [directory] cache_ttl.)
         await db.query("INSERT INTO users_auth (id, hash) VALUES (4, 'changedKey4zz')");
         await invite('203', 4);
         await stack.waitEvent(p[4], 'onCall', inRoom('203'));

@@ -190,16 +190,16 @@ export class VideoStack {
      * Accepts `room`'s call on each page in turn, each once the previous one is a member (so the
      * node sets up one member at a time, as people joining do; on two shared cores the sanitizer
      * build of the node is slow enough that three set-ups at once hold up its main loop).
-     * db: a mysql2 connection; type: what the pages send.
+     * db: a mysql2 connection; type: what the pages send; already: members in the room before.
      */
-    async joinInTurn(db, room, pages, type = 'video') {
+    async joinInTurn(db, room, pages, type = 'video', already = 0) {
         for (let i = 0; i < pages.length; i++) {
             await this.waitEvent(pages[i], 'onCall', (x) => x.e.room === room);
             assert.equal(await pages[i].evaluate((t) => T.accept(t), type), true);
             await waitUntil(async () => {
                 const [rows] = await db.query('SELECT user_id FROM conference_members WHERE name = ?', [room]);
-                return rows.length === i + 1;
-            }, { what: `${i + 1} member(s) in ${room}`, timeoutMs: 30000 });
+                return rows.length === already + i + 1;
+            }, { what: `${already + i + 1} member(s) in ${room}`, timeoutMs: 30000 });
         }
     }
 
