@@ -58,8 +58,11 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     gst_init(NULL, NULL);
-    struct mixer_options mo = {app.cfg->ice_ip, (int)app.cfg->rtp_min_port,
-                               (int)app.cfg->rtp_max_port, 0};
+    struct mixer_options mo = {.local_ip = app.cfg->ice_ip,
+                               .min_port = (int)app.cfg->rtp_min_port,
+                               .max_port = (int)app.cfg->rtp_max_port,
+                               .jitter_ms = (int)app.cfg->jitter_ms,
+                               .mix_latency_ms = (int)app.cfg->mix_latency_ms};
     mixer_set_options(&mo);
     app.loop = g_main_loop_new(NULL, FALSE);
     struct conf_limits limits = {(int)app.cfg->max_rooms, (int)app.cfg->max_members_total};

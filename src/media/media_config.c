@@ -56,6 +56,8 @@ static const struct config_opt media_opts[] = {
     {"media", "ice_ip", CFG_STR, F(ice_ip), "127.0.0.1", 0, 0, false, NULL},
     {"media", "rtp_min_port", CFG_INT, F(rtp_min_port), "0", 0, 65535, false, NULL},
     {"media", "rtp_max_port", CFG_INT, F(rtp_max_port), "0", 0, 65535, false, NULL},
+    {"media", "jitter_ms", CFG_INT, F(jitter_ms), "50", 1, 2000, false, NULL},
+    {"media", "mix_latency_ms", CFG_INT, F(mix_latency_ms), "20", 1, 1000, false, NULL},
 
     {"esl", "ip", CFG_STR, F(esl_ip), "127.0.0.1", 0, 0, false, NULL},
     {"esl", "port", CFG_PORT, F(esl_port), "8021", 1, 65535, false, NULL},

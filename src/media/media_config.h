@@ -46,6 +46,8 @@ struct media_config {
     /* [media] */
     char *ice_ip; /* the address ICE candidates use */
     int64_t rtp_min_port, rtp_max_port;
+    int64_t jitter_ms;      /* webrtcbin's jitterbuffer latency (reordering/loss budget) */
+    int64_t mix_latency_ms; /* how long compositor/audiomixer wait for a late input */
     /* [esl] */
     char *esl_ip;
     int esl_port;

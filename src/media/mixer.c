@@ -19,6 +19,7 @@
  * links or reports from a streaming thread. */
 #include "media/mixer.h"
 
+#include <gst/base/gstaggregator.h>
 #include <gst/gst.h>
 #include <gst/sdp/sdp.h>
 #include <gst/webrtc/webrtc.h>
@@ -29,11 +30,9 @@
 #include "core/log.h"
 
 #define SUB                 "mixer"
-#define MIX_LATENCY         (50 * GST_MSECOND) /* compositor and audiomixer */
-#define JITTER_MS           100                /* webrtcbin's jitterbuffers */
-#define ANSWER_TIMEOUT_S    10                 /* ICE gathering must complete by then */
-#define CONNECT_TIMEOUT_S   30                 /* from the answer to DTLS connected */
-#define MEDIA_TIMEOUT_S     15                 /* from connected to the first RTP in */
+#define ANSWER_TIMEOUT_S    10 /* ICE gathering must complete by then */
+#define CONNECT_TIMEOUT_S   30 /* from the answer to DTLS connected */
+#define MEDIA_TIMEOUT_S     15 /* from connected to the first RTP in */
 #define CAPS_POLL_MS        10
 #define CAPS_WAIT_MAX_MS    2000
 #define REMOVE_TIMEOUT_MS   2000 /* pad probes that never fire (stuck upstream) */
@@ -46,7 +45,9 @@ static struct {
     char local_ip[64];
     int min_port, max_port;
     int vp8_cpu_used;
-} opts = {"127.0.0.1", 0, 0, 8};
+    int jitter_ms;            /* webrtcbin's jitterbuffers */
+    GstClockTime mix_latency; /* compositor and audiomixers */
+} opts = {"127.0.0.1", 0, 0, 8, MIXER_JITTER_MS, MIXER_MIX_LATENCY_MS *GST_MSECOND};
 
 GQuark mixer_error_quark(void)
 {
@@ -60,6 +61,29 @@ void mixer_set_options(const struct mixer_options *o)
     opts.min_port = o->min_port;
     opts.max_port = o->max_port;
     opts.vp8_cpu_used = o->vp8_cpu_used > 0 ? o->vp8_cpu_used : 8;
+    opts.jitter_ms = o->jitter_ms > 0 ? o->jitter_ms : MIXER_JITTER_MS;
+    opts.mix_latency =
+        (GstClockTime)(o->mix_latency_ms > 0 ? o->mix_latency_ms : MIXER_MIX_LATENCY_MS) *
+        GST_MSECOND;
+}
+
+/* Any thread (webrtcbin builds its transport bins when a description is set): webrtcbin 1.22 puts
+ * a clocksync in front of rtpbin for every send pad, and its network sinks (nicesink, one per
+ * transport) are GstBaseSinks with sync=TRUE. Both hold every outgoing RTP packet until its
+ * timestamp plus the pipeline's latency, the largest budget of all live paths (jitterbuffer +
+ * mixer latency + ...): with the old 100 ms / 50 ms budgets that was ~190 ms of pure waiting,
+ * even in the bridge where nothing is decoded (GST_TRACERS=latency: the queues in front of
+ * webrtcbin held ~145 ms). A server forwards what it has as soon as it has it: the pacing is the
+ * sender's (the member's clock for the bridge, the compositor's/audiomixers' output for the
+ * mix). */
+static void on_deep_element_added(GstBin *bin, GstBin *sub, GstElement *el, gpointer ud)
+{
+    GstElementFactory *f = gst_element_get_factory(el);
+    const char *name = f ? GST_OBJECT_NAME(f) : "";
+    if (strcmp(name, "nicesink") == 0)
+        g_object_set(el, "sync", FALSE, "async", FALSE, NULL);
+    else if (strcmp(name, "clocksync") == 0)
+        g_object_set(el, "sync", FALSE, NULL);
 }
 
 struct room;
@@ -138,6 +162,7 @@ struct room {
     bool video;
     int width, height, fps, video_kbps, audio_kbps;
     GstElement *pipeline, *comp, *venc, *vtee;
+    gint canvas_late, canvas_late_logged; /* QoS events sent to the compositor (canvas_qos_cb) */
     guint bus_watch;
     GList *members; /* struct member *, join order */
     GList *leaving; /* struct member * in teardown (probes pending) */
@@ -371,6 +396,36 @@ static void relayout(struct room *r)
 
 /* Main context: from's decoded audio into to's mixer. Both must be in the room with their atee /
  * amix built. The queue is synced before the live tee pad is linked to it. */
+/* Any thread: a member's input, as the mixers (compositor, audiomixer) see it, reports no latency
+ * of its own. A live aggregator waits for an input that has nothing queued until the output's
+ * running time plus the largest upstream latency plus its own `latency`; with the member's
+ * jitterbuffer in that sum, one member whose packets stall (a loss, a keyframe wait, a descheduled
+ * decoder) delays the whole canvas (or mix) by the jitter budget. Member media is mixed as soon as
+ * it is decoded whatever its lateness (nothing here syncs), so the only wait is the mixers' own
+ * budget ([media] mix_latency_ms) on top of their live filler's one frame/buffer; the jitterbuffer
+ * budget ([media] jitter_ms) only covers reordering and losses. */
+static GstPadProbeReturn hide_latency_cb(GstPad *pad, GstPadProbeInfo *info, gpointer ud)
+{
+    if (info->type & GST_PAD_PROBE_TYPE_EVENT_UPSTREAM) /* canvas_qos_cb's: not for decoders */
+        return GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_QOS ? GST_PAD_PROBE_DROP
+                                                                               : GST_PAD_PROBE_OK;
+    GstQuery *q = GST_PAD_PROBE_INFO_QUERY(info);
+    if (GST_QUERY_TYPE(q) != GST_QUERY_LATENCY) return GST_PAD_PROBE_OK;
+    gboolean live;
+    gst_query_parse_latency(q, &live, NULL, NULL);
+    gst_query_set_latency(q, live, 0, GST_CLOCK_TIME_NONE);
+    return GST_PAD_PROBE_OK;
+}
+
+static void hide_upstream_latency(GstElement *queue)
+{
+    GstPad *src = gst_element_get_static_pad(queue, "src");
+    gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_QUERY_UPSTREAM | GST_PAD_PROBE_TYPE_PULL,
+                      hide_latency_cb, NULL, NULL);
+    gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, hide_latency_cb, NULL, NULL);
+    gst_object_unref(src);
+}
+
 static void audio_link(struct room *r, struct member *from, struct member *to)
 {
     struct alink *al = xcalloc(1, sizeof *al);
@@ -379,6 +434,7 @@ static void audio_link(struct room *r, struct member *from, struct member *to)
     al->queue = make("queue");
     g_object_set(al->queue, "leaky", 2, "max-size-buffers", 0, "max-size-bytes", 0, "max-size-time",
                  (guint64)(200 * GST_MSECOND), NULL);
+    hide_upstream_latency(al->queue);
     gst_bin_add(GST_BIN(r->pipeline), al->queue);
     al->mix_pad = gst_element_request_pad_simple(to->amix, "sink_%u");
     al->tee_pad = gst_element_request_pad_simple(from->atee, "src_%u");
@@ -605,8 +661,11 @@ static void build_input(struct member *mm, gpointer arg)
         g_object_set(dec, "threads", 1, NULL);
         GstElement *conv = member_make(mm, "videoconvert");
         GstElement *q = member_make(mm, "queue");
-        g_object_set(q, "leaky", 2, "max-size-buffers", 3, "max-size-bytes", 0, "max-size-time",
+        /* one frame: when the compositor is slower than the decoder, a deeper leaky queue stays
+         * full and its depth becomes delay (3 frames = 100 ms); the newest frame is what counts */
+        g_object_set(q, "leaky", 2, "max-size-buffers", 1, "max-size-bytes", 0, "max-size-time",
                      (guint64)0, NULL);
+        hide_upstream_latency(q);
         /* the bridge tap: this member's VP8 as it came, for the peer while bridged */
         GstElement *bq = member_make(mm, "queue");
         g_object_set(bq, "leaky", 2, "max-size-buffers", 30, "max-size-bytes", 0, "max-size-time",
@@ -996,7 +1055,7 @@ static void build_audio_out(struct member *mm, GstPad *wb_sink)
     g_object_set(silence, "is-live", TRUE, "samplesperbuffer", 960, NULL);
     GstElement *scaps = capsfilter(mm, audio_raw_caps());
     mm->amix = member_make(mm, "audiomixer");
-    g_object_set(mm->amix, "latency", (guint64)MIX_LATENCY, NULL);
+    g_object_set(mm->amix, "latency", (guint64)opts.mix_latency, NULL);
     GstElement *mcaps = capsfilter(mm, audio_raw_caps());
     mm->deaf_vol = member_make(mm, "volume");
     g_object_set(mm->deaf_vol, "mute", (gboolean)conf_member_info(mm->m)->deaf, NULL);
@@ -1123,7 +1182,7 @@ static void mixer_member_add(void *media, struct conf_member *m, const char *off
 
     mm->wb = member_make(mm, "webrtcbin");
     gst_util_set_object_arg(G_OBJECT(mm->wb), "bundle-policy", "max-bundle");
-    g_object_set(mm->wb, "latency", JITTER_MS, NULL);
+    g_object_set(mm->wb, "latency", (guint)opts.jitter_ms, NULL);
     GstWebRTCICE *ice = NULL;
     g_object_get(mm->wb, "ice-agent", &ice, NULL);
     if (ice) {
@@ -1401,6 +1460,12 @@ static struct member *owner_of(struct room *r, GstObject *src)
 static gboolean log_stats(gpointer data)
 {
     struct room *r = data;
+    int late = g_atomic_int_get(&r->canvas_late);
+    if (late != r->canvas_late_logged) {
+        LOG(LOG_WARN, SUB, "room=%s msg=\"canvas ran late, skipping frames to catch up\" late=%d",
+            r->name, late - r->canvas_late_logged);
+        r->canvas_late_logged = late;
+    }
     for (GList *l = r->members; l; l = l->next) {
         struct member *mm = l->data;
         int rx = g_atomic_int_get(&mm->rx_buffers), ta = g_atomic_int_get(&mm->tx_audio);
@@ -1467,6 +1532,45 @@ static const char *const needed[] = {
     "input-selector",
 };
 
+/* Compositor's streaming thread: the canvas must follow the clock. The compositor times its
+ * output by running time, one frame after the other; once it runs late (a CPU stall, a 2-core
+ * machine under load) it would compose every missed frame in turn, never catching up, showing
+ * each member's picture of `lag` ago (the queues in front drop the newer ones): the canvas kept
+ * running while its tiles were 1-5 s old and updated 4-8 times a second. Nothing downstream
+ * syncs (see on_deep_element_added), so nobody sends QoS: when an output frame is later than the
+ * compositor's own latency plus one frame, tell it, as a sink would, and it skips (does not
+ * compose) the frames that are already due until it is back on time. */
+static GstPadProbeReturn canvas_qos_cb(GstPad *pad, GstPadProbeInfo *info, gpointer ud)
+{
+    struct room *r = ud;
+    GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+    GstClockTime pts = GST_BUFFER_PTS(buf);
+    GstElement *comp = GST_ELEMENT(GST_OBJECT_PARENT(pad));
+    GstClock *clock = comp ? gst_element_get_clock(comp) : NULL;
+    if (!clock || !GST_CLOCK_TIME_IS_VALID(pts)) {
+        if (clock) gst_object_unref(clock);
+        return GST_PAD_PROBE_OK;
+    }
+    GstClockTime now = gst_clock_get_time(clock) - gst_element_get_base_time(comp);
+    gst_object_unref(clock);
+    GstEvent *seg_ev = gst_pad_get_sticky_event(pad, GST_EVENT_SEGMENT, 0);
+    GstClockTime rt = pts;
+    if (seg_ev) {
+        const GstSegment *seg;
+        gst_event_parse_segment(seg_ev, &seg);
+        rt = gst_segment_to_running_time(seg, GST_FORMAT_TIME, pts);
+        gst_event_unref(seg_ev);
+    }
+    GstClockTime lat = gst_aggregator_get_latency(GST_AGGREGATOR(comp));
+    GstClockTime frame = GST_SECOND / (GstClockTime)r->fps;
+    if (!GST_CLOCK_TIME_IS_VALID(rt) || !GST_CLOCK_TIME_IS_VALID(lat) || now <= rt + lat + frame)
+        return GST_PAD_PROBE_OK;
+    GstClockTimeDiff late = GST_CLOCK_DIFF(rt, now);
+    g_atomic_int_inc(&r->canvas_late);
+    gst_pad_send_event(pad, gst_event_new_qos(GST_QOS_TYPE_UNDERFLOW, 1.0, late, rt));
+    return GST_PAD_PROBE_OK;
+}
+
 static void *mixer_room_new(struct conf_room *room, const struct conf_profile *p, GError **error)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(needed); i++) {
@@ -1490,6 +1594,7 @@ static void *mixer_room_new(struct conf_room *room, const struct conf_profile *p
     r->audio_kbps = p->audio_kbps > 0 ? p->audio_kbps : 32;
     r->layout = p->layout && strcmp(p->layout, "floor") == 0 ? CONF_LAYOUT_FLOOR : CONF_LAYOUT_GRID;
     r->pipeline = gst_pipeline_new(NULL);
+    g_signal_connect(r->pipeline, "deep-element-added", G_CALLBACK(on_deep_element_added), NULL);
     g_mutex_init(&r->bridge_lock);
 
     if (r->video) {
@@ -1505,13 +1610,13 @@ static void *mixer_room_new(struct conf_room *room, const struct conf_profile *p
         g_object_set(bcaps, "caps", raw, NULL);
         r->comp = make("compositor");
         gst_util_set_object_arg(G_OBJECT(r->comp), "background", "black");
-        g_object_set(r->comp, "latency", (guint64)MIX_LATENCY, NULL);
+        g_object_set(r->comp, "latency", (guint64)opts.mix_latency, NULL);
         GstElement *ccaps = make("capsfilter");
         g_object_set(ccaps, "caps", raw, NULL);
         gst_caps_unref(raw);
         GstElement *conv = make("videoconvert");
-        GstElement *q = make("queue");
-        g_object_set(q, "leaky", 2, "max-size-buffers", 3, "max-size-bytes", 0, "max-size-time",
+        GstElement *q = make("queue"); /* one frame, as in front of the compositor */
+        g_object_set(q, "leaky", 2, "max-size-buffers", 1, "max-size-bytes", 0, "max-size-time",
                      (guint64)0, NULL);
         r->enc_valve = make("valve");
         r->venc = make("vp8enc");
@@ -1525,6 +1630,9 @@ static void *mixer_room_new(struct conf_room *room, const struct conf_profile *p
         gst_bin_add_many(bin, black, bcaps, r->comp, ccaps, conv, q, r->enc_valve, r->venc, r->vtee,
                          NULL);
         GstPad *bsrc = gst_element_get_static_pad(bcaps, "src");
+        GstPad *csrc = gst_element_get_static_pad(r->comp, "src");
+        gst_pad_add_probe(csrc, GST_PAD_PROBE_TYPE_BUFFER, canvas_qos_cb, r, NULL);
+        gst_object_unref(csrc);
         GstPad *c0 = gst_element_request_pad_simple(r->comp, "sink_%u");
         g_object_set(c0, "xpos", 0, "ypos", 0, "width", r->width, "height", r->height, "zorder", 0u,
                      NULL);

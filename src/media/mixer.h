@@ -14,8 +14,12 @@ struct mixer_options {
     const char *local_ip; /* the one address ICE gathers on; (nullable) default "127.0.0.1" */
     int min_port;         /* UDP range for ICE; 0 = any */
     int max_port;
-    int vp8_cpu_used; /* vp8enc cpu-used (speed, 0..16); 0 = default 8 */
+    int vp8_cpu_used;   /* vp8enc cpu-used (speed, 0..16); 0 = default 8 */
+    int jitter_ms;      /* webrtcbin's jitterbuffer latency; 0 = default (MIXER_JITTER_MS) */
+    int mix_latency_ms; /* compositor/audiomixer latency; 0 = default (MIXER_MIX_LATENCY_MS) */
 };
+#define MIXER_JITTER_MS      50
+#define MIXER_MIX_LATENCY_MS 20
 
 /* Copied; call before the first room_new. Safe to call again (later rooms use the new values). */
 void mixer_set_options(const struct mixer_options *o);
