@@ -57,7 +57,7 @@ function cellDiff(a, b) {
 }
 
 /** One Event Socket api command on a fresh connection (auth first): the api/response body. */
-function eslApi(port, password, command, timeoutMs = 5000) {
+function eslApi(port, password, command, timeoutMs = 20000) {
     return new Promise((resolve, reject) => {
         const sock = net.connect(port, '127.0.0.1');
         let buf = Buffer.alloc(0);
