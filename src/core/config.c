@@ -70,6 +70,7 @@ static const struct config_opt ccomet_opts[] = {
     {"freeswitch", "password", CFG_STR, F(freeswitch_password), "", 0, 0, false, NULL},
     {"freeswitch", "allow", CFG_STR, F(freeswitch_allow), "127.0.0.0/8,::1", 0, 0, false, NULL},
     {"sip", "domain", CFG_STR, F(sip_domain), "FSdefaultDomain", 0, 0, false, NULL},
+    {"sip", "node_timeout_ms", CFG_INT, F(sip_node_timeout_ms), "5000", 500, 60000, false, NULL},
 
     {"sip", "pipesalt", CFG_STR, F(sip_pipesalt), "pipesalt", 0, 0, false, NULL},
     {"sip", "freeswitch", CFG_LIST, F(sip_freeswitch), "", 0, 0, false, NULL},

@@ -68,6 +68,7 @@ struct config {
     /* [sip] */
     char *sip_pipesalt;
     char *sip_domain; /* the media nodes' SIP domain: conference names end in "-<domain>" */
+    int64_t sip_node_timeout_ms; /* an Event Socket command unanswered this long: node down */
     struct config_list sip_freeswitch;
 
     /* [store] */

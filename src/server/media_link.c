@@ -11,13 +11,13 @@
 #include <string.h>
 #include <strings.h>
 
-#define BACKOFF_MIN_MS   200
-#define BACKOFF_MAX_MS   2000
-#define TICK_MS          250
-#define HEARTBEAT_MS     1000 /* an idle up link sends `api status` this often */
-#define ANSWER_WITHIN_MS 2000 /* a command unanswered this long: the node is down */
-#define MAX_MESSAGE      (16 * 1024 * 1024)
-#define MAX_PENDING      4096
+#define BACKOFF_MIN_MS    200
+#define BACKOFF_MAX_MS    2000
+#define TICK_MS           250
+#define HEARTBEAT_MS      1000 /* an idle up link sends `api status` this often */
+#define CONNECT_WITHIN_MS 2000 /* connect, auth and subscribe within this */
+#define MAX_MESSAGE       (16 * 1024 * 1024)
+#define MAX_PENDING       4096
 
 enum link_state {
     LINK_IDLE,        /* waiting to reconnect */
@@ -39,6 +39,7 @@ struct media_link {
     uv_loop_t *loop;
     struct media_node_conf conf;
     int index;
+    unsigned answer_ms; /* a command unanswered this long: the node is down */
     struct media_link_cbs cbs;
     enum link_state state;
     uv_tcp_t *tcp; /* (nullable) the current socket, freed in its close callback */
@@ -434,11 +435,11 @@ static void on_tick(uv_timer_t *t)
     case LINK_AUTH_WAIT:
     case LINK_AUTH_SENT:
     case LINK_EVENTS_SENT:
-        if (now - l->state_since_ms > ANSWER_WITHIN_MS) link_down(l, "no answer while connecting");
+        if (now - l->state_since_ms > CONNECT_WITHIN_MS) link_down(l, "no answer while connecting");
         break;
     case LINK_UP:
-        if (l->p_count && now - l->pending[l->p_head].sent_ms > ANSWER_WITHIN_MS) {
-            link_down(l, "a command was not answered within 2 s");
+        if (l->p_count && now - l->pending[l->p_head].sent_ms > l->answer_ms) {
+            link_down(l, "a command was not answered in time ([sip] node_timeout_ms)");
         } else if (!l->p_count && now - l->last_heartbeat_ms >= HEARTBEAT_MS) {
             l->last_heartbeat_ms = now;
             media_link_api(l, "status", NULL, NULL);
@@ -448,12 +449,13 @@ static void on_tick(uv_timer_t *t)
 }
 
 struct media_link *media_link_new(uv_loop_t *loop, const struct media_node_conf *conf, int index,
-                                  const struct media_link_cbs *cbs)
+                                  unsigned answer_ms, const struct media_link_cbs *cbs)
 {
     struct media_link *l = xcalloc(1, sizeof *l);
     l->loop = loop;
     l->conf = *conf;
     l->index = index;
+    l->answer_ms = answer_ms;
     l->cbs = *cbs;
     l->backoff_ms = BACKOFF_MIN_MS;
     buf_init(&l->in);

@@ -2,9 +2,11 @@
  * mod_conference), from one `[sip] freeswitch = []Server=..,Port=..,Pwd=..,WSport=..,WShost=..`
  * line. It connects, authenticates, subscribes to `CUSTOM conference::maintenance`, runs `api`
  * commands in order with a callback each, hands every conference event to its owner, and watches
- * the node: a closed socket, a refused password or a command unanswered for 2 seconds marks the
- * node down; it then reconnects with back-off (0.2 s doubling to 2 s) until the node answers
- * again. What the commands and events mean is the owner's business (video.c). Loop thread only. */
+ * the node: a closed socket (a node process that dies: noticed at once), a refused password, or a
+ * command unanswered for [sip] node_timeout_ms (a hung node or host; an `api status` heartbeat runs
+ * every second) marks the node down; it then reconnects with back-off (0.2 s doubling to 2 s) until
+ * the node answers again. What the commands and events mean is the owner's business (video.c). Loop
+ * thread only. */
 #ifndef CC_MEDIA_LINK_H
 #define CC_MEDIA_LINK_H
 
@@ -46,9 +48,10 @@ struct media_link_cbs {
 typedef void (*media_api_cb)(void *ctx, struct media_link *l, bool ok, const char *body,
                              size_t len);
 
-/* (transfer full) Starts connecting at once. index is the owner's (media_link_index). */
+/* (transfer full) Starts connecting at once. index is the owner's (media_link_index); a command
+ * (the heartbeat included) unanswered for answer_ms marks the node down. */
 struct media_link *media_link_new(uv_loop_t *loop, const struct media_node_conf *conf, int index,
-                                  const struct media_link_cbs *cbs);
+                                  unsigned answer_ms, const struct media_link_cbs *cbs);
 /* Closes the socket and frees the link once libuv is done with it. Pending callbacks are
  * called with ok = false first. */
 void media_link_free(struct media_link *l);

@@ -56,6 +56,8 @@ enum stmt_id {
     S_CONF_DEL_ROOM,
     S_CONF_NODE,
     S_CONF_ROOMS,
+    S_QUEUE_DEL_CALL,
+    S_QUEUE_DEL_CALL_USER,
     S_COUNT
 };
 
@@ -131,6 +133,10 @@ static const char *const sql[S_COUNT] = {
     [S_CONF_NODE] = "SELECT node FROM conference WHERE dev_id=?1 AND name=?2 "
                     "ORDER BY time DESC LIMIT 1",
     [S_CONF_ROOMS] = "SELECT dev_id,name,node FROM conference WHERE node=?1 GROUP BY dev_id,name",
+    [S_QUEUE_DEL_CALL] = "DELETE FROM users_messages WHERE dev_id=?1 AND event='sys_sipCall' AND "
+                         "message LIKE ?2 ESCAPE '\\'",
+    [S_QUEUE_DEL_CALL_USER] = "DELETE FROM users_messages WHERE dev_id=?1 AND user_id=?3 AND "
+                              "event='sys_sipCall' AND message LIKE ?2 ESCAPE '\\'",
 };
 
 static const char schema[] =
@@ -659,4 +665,26 @@ int store_conf_node(struct store *s, int64_t dev, const char *name, size_t len, 
 int store_conf_rooms_on(struct store *s, const char *node, store_row_fn fn, void *ctx)
 {
     return exec_rows(s, S_CONF_ROOMS, bind(s, S_CONF_ROOMS, "s", STR(node, strlen(node))), fn, ctx);
+}
+
+/* The queued invitations to a room: sys_sipCall rows whose JSON names it (video.c writes
+ * "conference_name":"<room>"; room names are [A-Za-z0-9_-], so only '_' needs escaping). */
+int store_queue_delete_call(struct store *s, int64_t dev, const char *room, size_t len,
+                            int64_t user)
+{
+    char pattern[160];
+    size_t n = 0;
+    const char *head = "%\"conference_name\":\"";
+    for (const char *p = head; *p; p++)
+        pattern[n++] = *p;
+    for (size_t i = 0; i < len && n + 4 < sizeof pattern; i++) {
+        if (room[i] == '_' || room[i] == '%' || room[i] == '\\') pattern[n++] = '\\';
+        pattern[n++] = room[i];
+    }
+    pattern[n++] = '"';
+    pattern[n++] = '%';
+    if (user > 0)
+        return exec_write(s, S_QUEUE_DEL_CALL_USER,
+                          bind(s, S_QUEUE_DEL_CALL_USER, "isi", dev, STR(pattern, n), user));
+    return exec_write(s, S_QUEUE_DEL_CALL, bind(s, S_QUEUE_DEL_CALL, "is", dev, STR(pattern, n)));
 }

@@ -116,6 +116,10 @@ int store_conf_delete_room(struct store *s, int64_t dev, const char *name, size_
 /* The node of the room's newest invitation: one row (node), or none. */
 int store_conf_node(struct store *s, int64_t dev, const char *name, size_t len, store_row_fn fn,
                     void *ctx);
+/* Drops the queued (undelivered) sys_sipCall messages of a room: to one user, or (user 0) to
+ * everyone. Returns rows removed or -1. */
+int store_queue_delete_call(struct store *s, int64_t dev, const char *room, size_t len,
+                            int64_t user);
 /* The rooms with invitations on one node: rows (dev_id, name, node). */
 int store_conf_rooms_on(struct store *s, const char *node, store_row_fn fn, void *ctx);
 

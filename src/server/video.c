@@ -509,7 +509,8 @@ struct video *video_new(uv_loop_t *loop, const struct config *cfg, struct store 
     }
     struct media_link_cbs cbs = {v, on_up, on_down, on_event};
     for (size_t i = 0; i < v->n_nodes; i++)
-        v->nodes[i].link = media_link_new(loop, &v->nodes[i].conf, (int)i, &cbs);
+        v->nodes[i].link = media_link_new(loop, &v->nodes[i].conf, (int)i,
+                                          (unsigned)cfg->sip_node_timeout_ms, &cbs);
     return v;
 }
 
@@ -743,6 +744,8 @@ int video_remove(struct video *v, int64_t dev, const char *name, size_t len, int
             }
         }
     }
+    /* an invitation still queued for an offline user must not ring after the room is gone */
+    if (store_queue_delete_call(v->store, dev, name, len, user_id) < 0) return -1;
     return user_id == 0 ? store_conf_delete_room(v->store, dev, name, len)
                         : store_conf_delete(v->store, dev, name, len, user_id);
 }

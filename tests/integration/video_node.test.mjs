@@ -180,6 +180,21 @@ test('bad invitations are refused with a reason', async () => {
     await bad("INSERT INTO conference (name, user_id, message) VALUES ('101', -1, '')", /user_id/);
 });
 
+test('ending a room takes back the invitations still queued for offline users', async () => {
+    for (const room of ['5_5', '505']) {
+        await db.query('INSERT INTO conference (name, user_id, caller_id, message, profile) VALUES (?, 7, 2, ?, ?)', [room, 'x', 'video']);
+    }
+    let [q] = await db.query('SELECT * FROM users_messages WHERE id = 7');
+    assert.equal(q.length, 2);
+    await db.query("DELETE FROM conference WHERE name = '5_5'"); // '_' is not a wildcard here
+    [q] = await db.query('SELECT * FROM users_messages WHERE id = 7');
+    assert.equal(q.length, 1);
+    assert.match(q[0].message, /"conference_name":"505"/);
+    await db.query("DELETE FROM conference WHERE name = '505' AND user_id = 7");
+    [q] = await db.query('SELECT * FROM users_messages WHERE id = 7');
+    assert.deepEqual(q, []);
+});
+
 /** A SIP client registered as <dev6><uid> with its users_auth hash, in the call to room. */
 async function join(uid, hash, room, profile = 'video') {
     const user = `000000${uid}`;
