@@ -658,7 +658,11 @@ static void build_input(struct member *mm, gpointer arg)
         mm->dec_valve = member_make(mm, "valve");
         g_object_set(mm->dec_valve, "drop", (gboolean)r->bridged, NULL);
         GstElement *dec = member_make(mm, "vp8dec");
-        g_object_set(dec, "threads", 1, NULL);
+        /* Its input may start on a delta frame (a joiner, or the valve reopening when the room
+         * leaves the bridge): it asks the browser for a keyframe itself (a PLI through
+         * webrtcbin), drops what it cannot decode, and never gives up on the stream. */
+        g_object_set(dec, "threads", 1, "automatic-request-sync-points", TRUE,
+                     "discard-corrupted-frames", TRUE, "max-errors", -1, NULL);
         GstElement *conv = member_make(mm, "videoconvert");
         GstElement *q = member_make(mm, "queue");
         /* one frame: when the compositor is slower than the decoder, a deeper leaky queue stays
