@@ -12,49 +12,14 @@
 // in order: join, picture, hang-up, kick, audio room, wrong password, clean exit.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cellDiff, inNetns, waitUntil } from './netns.mjs';
 
-const NETNS_ENV = 'CCOMET_MEDIA_NETNS';
-
-if (process.env[NETNS_ENV] !== '1') {
-    const ok = spawnSync('unshare', ['-n', 'true']).status === 0;
-    if (!ok) {
-        test('JsSIP against ccomet-media in a lo-only network namespace', { skip: 'unshare -n is not permitted here' }, () => {});
-    } else {
-        const r = spawnSync('unshare', ['-n', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh',
-            process.execPath, ...process.execArgv, fileURLToPath(import.meta.url)],
-        { stdio: 'inherit', env: { ...process.env, [NETNS_ENV]: '1' } });
-        process.exit(r.status ?? 1);
-    }
-} else {
-    await inner();
-}
-
-async function waitUntil(pred, { timeoutMs = 20000, what = 'condition', everyMs = 100 } = {}) {
-    const deadline = Date.now() + timeoutMs;
-    let last;
-    for (;;) {
-        last = await pred();
-        if (last) return last;
-        if (Date.now() > deadline) {
-            throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}`);
-        }
-        await new Promise((r) => setTimeout(r, everyMs));
-    }
-}
-
-/** Mean absolute difference between two snapshots of one cell (0..255). */
-function cellDiff(a, b) {
-    let s = 0;
-    for (let i = 0; i < a.grid.length; i++) s += Math.abs(a.grid[i] - b.grid[i]);
-    return s / a.grid.length;
-}
+await inNetns(import.meta.url, inner, { title: 'JsSIP against ccomet-media in a lo-only network namespace' });
 
 /** One Event Socket api command on a fresh connection (auth first): the api/response body. */
 function eslApi(port, password, command, timeoutMs = 20000) {

@@ -8,9 +8,10 @@
 // node --test reads the inner run's report as this file's.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { cellDiff, inNetns, waitUntil } from './netns.mjs';
 import path from 'node:path';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -18,41 +19,8 @@ const HARNESS = process.env.MEDIA_HARNESS ?? path.join(ROOT, 'build/media-harnes
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const PORT = 18480;
 const BASE = `http://127.0.0.1:${PORT}`;
-const NETNS_ENV = 'CCOMET_MEDIA_NETNS';
 
-if (process.env[NETNS_ENV] !== '1') {
-    const ok = spawnSync('unshare', ['-n', 'true']).status === 0;
-    if (!ok) {
-        test('media mixer in a lo-only network namespace', { skip: 'unshare -n is not permitted here' }, () => {});
-    } else {
-        const r = spawnSync('unshare', ['-n', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh',
-            process.execPath, ...process.execArgv, fileURLToPath(import.meta.url)],
-        { stdio: 'inherit', env: { ...process.env, [NETNS_ENV]: '1' } });
-        process.exit(r.status ?? 1);
-    }
-} else {
-    await inner();
-}
-
-async function waitUntil(pred, { timeoutMs = 15000, what = 'condition', everyMs = 100 } = {}) {
-    const deadline = Date.now() + timeoutMs;
-    let last;
-    for (;;) {
-        last = await pred();
-        if (last) return last;
-        if (Date.now() > deadline) {
-            throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}`);
-        }
-        await new Promise((r) => setTimeout(r, everyMs));
-    }
-}
-
-/** Mean absolute difference between two snapshots of one cell (0..255). */
-function cellDiff(a, b) {
-    let s = 0;
-    for (let i = 0; i < a.grid.length; i++) s += Math.abs(a.grid[i] - b.grid[i]);
-    return s / a.grid.length;
-}
+await inNetns(import.meta.url, inner, { title: 'media mixer in a lo-only network namespace' });
 
 async function inner() {
     const { chromium } = await import('playwright-core');

@@ -14,17 +14,16 @@
 // Chromium's WebRTC needs a network namespace with only `lo` for ICE to pick 127.0.0.1:
 // inNetns() re-executes the calling file under `unshare -n` (as media_jssip.test.mjs does).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { MediaProcess, ROOT, Server, freePorts, run } from './harness.mjs';
 import { mysql2Connect, runPhp } from './clients.mjs';
+import { inNetns as netnsRun, waitUntil } from './netns.mjs';
 
 export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -32,45 +31,10 @@ export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic',
     '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
     '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required'];
 
-const NETNS_ENV = 'CCOMET_VIDEO_NETNS';
-
-/**
- * Runs `inner` in a fresh network namespace with only `lo`: outside one, re-executes the file
- * `url` under `unshare -n` (its TAP report is this file's, through the inherited stdout) and
- * exits with its status; inside, awaits inner(). The inner run gets `deadlineMs` (node --test
- * gives a file 60 s): past it, it is stopped with SIGTERM and the file fails.
- */
-export async function inNetns(url, inner, { deadlineMs = 58000 } = {}) {
-    if (process.env[NETNS_ENV] === '1') {
-        await inner();
-        return;
-    }
-    if (spawnSync('unshare', ['-n', 'true']).status !== 0) {
-        test('the Video API in Chromium in a lo-only network namespace', { skip: 'unshare -n is not permitted here' }, () => {});
-        return;
-    }
-    const r = spawnSync('unshare', ['-n', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh',
-        process.execPath, ...process.execArgv, fileURLToPath(url)],
-    { stdio: 'inherit', env: { ...process.env, [NETNS_ENV]: '1' }, timeout: deadlineMs, killSignal: 'SIGTERM' });
-    if (r.error && r.error.code === 'ETIMEDOUT') {
-        console.log(`not ok 999 - ${path.basename(fileURLToPath(url))} did not finish within ${deadlineMs} ms`);
-        process.exit(1);
-    }
-    process.exit(r.status ?? 1);
-}
-
-/** Resolves with pred()'s first truthy value (polled every `everyMs`); rejects after timeoutMs. */
-export async function waitUntil(pred, { timeoutMs = 20000, what = 'condition', everyMs = 100 } = {}) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        const v = await pred();
-        if (v) return v;
-        if (Date.now() > deadline) {
-            throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}`);
-        }
-        await new Promise((r) => setTimeout(r, everyMs));
-    }
-}
+/** Runs the file's browser tests in a lo-only namespace (netns.mjs). */
+export const inNetns = (url, inner, opts = {}) =>
+    netnsRun(url, inner, { title: 'the Video API in Chromium in a lo-only network namespace', ...opts });
+export { waitUntil };
 
 const PAGE = path.join(ROOT, 'tests/media/video_page.html');
 const FILES = {
