@@ -23,7 +23,7 @@ const FS_PASS = 'fspass';
 const ESL_PASS = 'esl-test-secret';
 const FIXTURES = path.join(ROOT, 'tests', 'fixtures', 'freeswitch');
 
-let srv, media, db, mediaConf, sipPort, eslPort, dirPort;
+let srv, media, db, mediaConf, sipPort, eslPort, dirPort, deadEsl, deadSip;
 
 async function startMedia() {
     media = await MediaProcess.start(mediaConf, { cwd: srv.dir, waitPort: sipPort });
@@ -33,11 +33,13 @@ const nodeUp = () => waitUntil(() => /msg="media node (up|resynchronised)"/.test
     { timeoutMs: 15000, what: 'ccomet to see the media node up' });
 
 before(async () => {
-    [sipPort, eslPort, dirPort] = await freePorts(3);
+    [sipPort, eslPort, dirPort, deadEsl, deadSip] = await freePorts(5);
     srv = new Server({
         extraConf: [
             '[freeswitch]', 'ip = 127.0.0.1', `port = ${dirPort}`, `user = ${FS_USER}`, `password = ${FS_PASS}`, '',
             '[sip]', 'pipesalt = test-salt',
+            // a second node that never answers: every room must go to the live one
+            `freeswitch = []Server=127.0.0.1,Port=${deadEsl},Pwd=${ESL_PASS},WSport=${deadSip},WSproto=ws`,
             `freeswitch = []Server=127.0.0.1,Port=${eslPort},Pwd=${ESL_PASS},WSport=${sipPort},WSproto=ws`, '',
         ].join('\n'),
     });
@@ -169,6 +171,17 @@ test('INSERT INTO conference sends sys_sipCall to an online user and queues it f
     assert.equal(qd.sys.callPipe, sys.callPipe, 'everyone in a room shares its call pipe');
     await page.close();
     await page3.close();
+});
+
+test('rooms go to the node that is up; asking for the down one is a clear error', async () => {
+    for (const room of ['n1', 'n2', 'n3']) {
+        await db.query('INSERT INTO conference (name, user_id, caller_id, message, profile) VALUES (?, 7, 2, ?, ?)', [room, '', 'video']);
+    }
+    const [rows] = await db.query("SELECT * FROM conference WHERE name IN ('n1', 'n2', 'n3')");
+    assert.deepEqual(rows.map((r) => r.node), Array(3).fill(`127.0.0.1:${sipPort}`));
+    await assert.rejects(db.query('INSERT INTO conference (name, user_id, message, node) VALUES (?, 7, ?, ?)', ['n4', '', `127.0.0.1:${deadSip}`]),
+        (e) => { assert.match(e.sqlMessage, /Media node 127\.0\.0\.1:\d+ is down/); return true; });
+    await db.query("DELETE FROM conference WHERE name IN ('n1', 'n2', 'n3')");
 });
 
 test('bad invitations are refused with a reason', async () => {
