@@ -1185,6 +1185,28 @@ static const struct {
 };
 
 /* One member command on one member; writes FreeSWITCH's reply line. */
+/* The member flags the API sets and clears, answered "+OK <cmd> <id>" as FreeSWITCH does.
+ * Returns false when cmd is none of them. */
+static bool set_flag(const char *cmd, struct conf_member *m, GString *out)
+{
+    static const struct {
+        const char *cmd;
+        int (*set)(struct conf_member *m, bool on);
+        bool on;
+    } flags[] = {
+        {"mute", conf_set_mute, true},   {"unmute", conf_set_mute, false},
+        {"vmute", conf_set_vmute, true}, {"unvmute", conf_set_vmute, false},
+        {"deaf", conf_set_deaf, true},   {"undeaf", conf_set_deaf, false},
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(flags); i++) {
+        if (strcmp(cmd, flags[i].cmd) != 0) continue;
+        g_string_append_printf(out, "+OK %s %u\n", cmd, conf_member_info(m)->id);
+        flags[i].set(m, flags[i].on);
+        return true;
+    }
+    return false;
+}
+
 static void member_cmd(const char *cmd, struct conf_member *m, GString *out)
 {
     const struct conf_member_info *info = conf_member_info(m);
@@ -1195,28 +1217,12 @@ static void member_cmd(const char *cmd, struct conf_member *m, GString *out)
     } else if (!strcmp(cmd, "hup")) {
         g_string_append_printf(out, "+OK hup %u\n", id);
         conf_hup(m); /* may free m */
-    } else if (!strcmp(cmd, "mute")) {
-        g_string_append_printf(out, "+OK mute %u\n", id);
-        conf_set_mute(m, true);
-    } else if (!strcmp(cmd, "unmute")) {
-        g_string_append_printf(out, "+OK unmute %u\n", id);
-        conf_set_mute(m, false);
+    } else if (set_flag(cmd, m, out)) {
+        /* mute, unmute, vmute, unvmute, deaf, undeaf */
     } else if (!strcmp(cmd, "tmute")) {
         bool to = !info->mute;
         g_string_append_printf(out, "+OK %s %u\n", to ? "mute" : "unmute", id);
         conf_set_mute(m, to);
-    } else if (!strcmp(cmd, "vmute")) {
-        g_string_append_printf(out, "+OK vmute %u\n", id);
-        conf_set_vmute(m, true);
-    } else if (!strcmp(cmd, "unvmute")) {
-        g_string_append_printf(out, "+OK unvmute %u\n", id);
-        conf_set_vmute(m, false);
-    } else if (!strcmp(cmd, "deaf")) {
-        g_string_append_printf(out, "+OK deaf %u\n", id);
-        conf_set_deaf(m, true);
-    } else if (!strcmp(cmd, "undeaf")) {
-        g_string_append_printf(out, "+OK undeaf %u\n", id);
-        conf_set_deaf(m, false);
     } else if (!strcmp(cmd, "vid-floor")) {
         struct conf_room *room = conf_member_room(m);
         if (!info->video) {

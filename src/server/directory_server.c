@@ -34,7 +34,6 @@ struct directory_server {
     struct cidr allow[MAX_ALLOW];
     size_t n_allow;
     size_t conns;
-    uint64_t answered, refused;
     bool stopping, listener_closed;
 };
 
@@ -237,7 +236,6 @@ static void answer(struct dconn *c, const struct http1_request *req, const char 
     } else {
         xml_curl_put_not_found(&body);
     }
-    d->answered++;
     LOG(LOG_DEBUG, "directory", "msg=\"lookup\" peer=%s section=%s action=%s user=%s found=%d",
         c->peer, section, action, user, found);
     reply(c, 200, "OK", NULL, "text/xml", &body);
@@ -273,7 +271,6 @@ static void handle(struct dconn *c)
     }
     if (buf_unread(&c->in) < req.head_len + clen) return; /* the body is still coming */
     if (!credentials_ok(d, &req)) {
-        d->refused++;
         LOG_RATELIMITED(LOG_WARN, "directory",
                         "msg=\"refused: wrong or missing credentials\" peer=%s", c->peer);
         reply_text(c, 401, "Unauthorized", "WWW-Authenticate: Basic realm=\"ccomet directory\"\r\n",
@@ -347,7 +344,6 @@ static void on_connection(uv_stream_t *server, int status)
     else if (ss.ss_family == AF_INET6)
         uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof c->peer);
     if (!peer_allowed(d, &ss)) {
-        d->refused++;
         LOG_RATELIMITED(LOG_WARN, "directory", "msg=\"refused: source not allowed\" peer=%s",
                         c->peer);
         reply_text(c, 403, "Forbidden", NULL, "source address not allowed ([freeswitch] allow)\n");

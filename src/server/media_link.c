@@ -55,7 +55,6 @@ struct media_link {
     bool heartbeat_pending; /* the head command is our own `api status` */
     bool freeing;
     bool timer_closed;
-    bool was_up;
     char last_down[128];
 };
 

@@ -55,7 +55,6 @@ enum stmt_id {
     S_CONF_DEL_USER,
     S_CONF_DEL_ROOM,
     S_CONF_NODE,
-    S_CONF_ROOMS,
     S_QUEUE_DEL_CALL,
     S_QUEUE_DEL_CALL_USER,
     S_COUNT
@@ -132,7 +131,6 @@ static const char *const sql[S_COUNT] = {
     [S_CONF_DEL_ROOM] = "DELETE FROM conference WHERE dev_id=?1 AND name=?2",
     [S_CONF_NODE] = "SELECT node FROM conference WHERE dev_id=?1 AND name=?2 "
                     "ORDER BY time DESC LIMIT 1",
-    [S_CONF_ROOMS] = "SELECT dev_id,name,node FROM conference WHERE node=?1 GROUP BY dev_id,name",
     [S_QUEUE_DEL_CALL] = "DELETE FROM users_messages WHERE dev_id=?1 AND event='sys_sipCall' AND "
                          "message LIKE ?2 ESCAPE '\\'",
     [S_QUEUE_DEL_CALL_USER] = "DELETE FROM users_messages WHERE dev_id=?1 AND user_id=?3 AND "
@@ -165,7 +163,6 @@ static const char schema[] =
     " user_id INTEGER NOT NULL, caller_id INTEGER NOT NULL, message TEXT NOT NULL,"
     " profile TEXT NOT NULL, stream TEXT NOT NULL, node TEXT NOT NULL, time INTEGER NOT NULL,"
     " PRIMARY KEY(dev_id,name,user_id)) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS conference_node ON conference(node);"
     "INSERT OR IGNORE INTO meta(key,value) VALUES('schema_version','1');";
 
 /* pipes_settings lengths, cached so that publishing never reads the database */
@@ -661,10 +658,6 @@ int store_conf_node(struct store *s, int64_t dev, const char *name, size_t len, 
                     void *ctx)
 {
     return exec_rows(s, S_CONF_NODE, bind(s, S_CONF_NODE, "is", dev, STR(name, len)), fn, ctx);
-}
-int store_conf_rooms_on(struct store *s, const char *node, store_row_fn fn, void *ctx)
-{
-    return exec_rows(s, S_CONF_ROOMS, bind(s, S_CONF_ROOMS, "s", STR(node, strlen(node))), fn, ctx);
 }
 
 /* The queued invitations to a room: sys_sipCall rows whose JSON names it (video.c writes

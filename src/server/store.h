@@ -120,8 +120,6 @@ int store_conf_node(struct store *s, int64_t dev, const char *name, size_t len, 
  * everyone. Returns rows removed or -1. */
 int store_queue_delete_call(struct store *s, int64_t dev, const char *room, size_t len,
                             int64_t user);
-/* The rooms with invitations on one node: rows (dev_id, name, node). */
-int store_conf_rooms_on(struct store *s, const char *node, store_row_fn fn, void *ctx);
 
 /* Expiry: drops queued messages older than now - queue_ttl and trust_ history older than
  * now - trust_ttl. Returns rows removed. */

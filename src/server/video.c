@@ -51,7 +51,6 @@ struct node {
 };
 
 struct video {
-    uv_loop_t *loop;
     char pipesalt[128];
     struct store *store;
     struct hub *hub;
@@ -491,7 +490,6 @@ struct video *video_new(uv_loop_t *loop, const struct config *cfg, struct store 
                         struct hub *hub, char *err, size_t errlen)
 {
     struct video *v = xcalloc(1, sizeof *v);
-    v->loop = loop;
     snprintf(v->pipesalt, sizeof v->pipesalt, "%s", cfg->sip_pipesalt);
     v->store = store;
     v->hub = hub;
