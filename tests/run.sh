@@ -148,7 +148,7 @@ tier_integration() {
     fi
     # node 18 prints TAP by default; the flag exists from 18.15 on, so pass it when known.
     if node --help 2>/dev/null | grep -q -- '--test-reporter'; then args+=(--test-reporter=tap); fi
-    if node --help 2>/dev/null | grep -q -- '--test-timeout'; then args+=(--test-timeout=60000); fi
+    if node --help 2>/dev/null | grep -q -- '--test-timeout'; then args+=(--test-timeout=240000); fi
     out=$(mktemp)
     timeout "$INTEGRATION_TIMEOUT" node --test "${args[@]}" "${files[@]}" 2>&1 | tee "$out"
     rc=${PIPESTATUS[0]}
