@@ -101,6 +101,7 @@ static bool read_buffer_busy;
 
 static void conn_close(struct conn *c, const char *why);
 static void conn_process(struct conn *c);
+static void pause_reading(struct conn *c);
 static void conn_flush(struct conn *c);
 static void restart_idle_timer(struct conn *c);
 
@@ -675,7 +676,10 @@ static long process_bytes(struct conn *c, const uint8_t *data, size_t len)
 {
     size_t done = 0;
     while (done < len && c->state != ST_CLOSING) {
-        if (queued_output(c) > (size_t)c->srv->cfg->cometql_max_output) break;
+        if (queued_output(c) > (size_t)c->srv->cfg->cometql_max_output) {
+            pause_reading(c); /* on_write resumes us and processes what is left */
+            break;
+        }
         struct mysql_frame f;
         const char *err = NULL;
         int rc = mysql_frame_parse(data + done, len - done, (size_t)c->srv->cfg->cometql_max_packet,
@@ -802,11 +806,20 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
         buf_append(&c->in, data, len);
         conn_process(c);
     }
-    if (c->state != ST_CLOSING && queued_output(c) > (size_t)c->srv->cfg->cometql_max_output &&
-        !c->reading_paused) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading_paused = true;
-    }
+    if (c->state != ST_CLOSING && queued_output(c) > (size_t)c->srv->cfg->cometql_max_output)
+        pause_reading(c);
+}
+
+/* Back-pressure. A paused connection is resumed only by on_write, so conn_flush never drains a
+ * paused connection with uv_try_write alone: an output drained without an on_write would leave
+ * it paused for good with its client waiting (the old 16 MiB hang: a result larger than
+ * max_output that the kernel happened to take in one write). */
+static void pause_reading(struct conn *c)
+{
+    if (c->reading_paused || c->state == ST_CLOSING) return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading_paused = true;
+    mark_dirty(c); /* the flush after the next commit starts the uv_write whose on_write resumes */
 }
 
 /* ---- output -----------------------------------------------------------------------------------
@@ -849,7 +862,7 @@ static void conn_flush(struct conn *c)
     }
     if (!c->writing && buf_unread(&c->out)) {
         uv_buf_t b = uv_buf_init((char *)buf_head(&c->out), (unsigned)buf_unread(&c->out));
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        int n = c->reading_paused ? 0 : uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
         if (n > 0)
             buf_consume(&c->out, (size_t)n);
         else if (n < 0 && n != UV_EAGAIN) {

@@ -5,7 +5,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './harness.mjs';
 import { mysql2Connect } from './clients.mjs';
-import { RawConn, rawLogin, packet, COM } from './mysql_raw.mjs';
+import { RawConn, rawLogin, packet, COM, comQuery } from './mysql_raw.mjs';
 
 const small = await startServer({
     extraConf: [
@@ -19,7 +19,9 @@ const small = await startServer({
 });
 const few = await startServer({ extraConf: '[cometql]\nmax_connections = 3\n' });
 const big = await startServer();
-after(() => Promise.all([small.stop(), few.stop(), big.stop()]));
+// max_output at its floor, so that any result of a few hundred KiB crosses it
+const tight = await startServer({ extraConf: '[cometql]\nmax_output = 64K\n' });
+after(() => Promise.all([small.stop(), few.stop(), big.stop(), tight.stop()]));
 
 const MiB = 1024 * 1024;
 const CHUNK = 0xffffff;
@@ -211,6 +213,43 @@ test('max_connections = 3: the 4th connection gets ERR 1040; after one closes, a
         await assert.rejects(mysql2Connect(few), (e) => e.errno === 1040, 'full again');
     } finally {
         for (const x of [a, b, c, ...extra]) await x.end().catch(() => x.destroy());
+    }
+}));
+
+// ---- back-pressure (max_output) -----------------------------------------------------------------
+// Guards the hang that once failed a clean-clone `make test` in the 16 MiB case: a result larger
+// than max_output paused the connection's reading, and when the kernel took the whole result in
+// one uv_try_write no on_write ever came to resume it, so the next query waited for ever. With
+// max_output = 64K the kernel takes a 300 KB result in one write every time: deterministic.
+
+test('max_output = 64K: results far larger than max_output, one after another, never stall the connection', { timeout: 30000 }, tight.wrap(async () => {
+    await withConn(tight, {}, async (c) => {
+        for (let i = 0; i < 50; i++) {
+            const n = 100000 + i * 4099;
+            const [rows] = await c.query({ sql: `SELECT '${'r'.repeat(n)}' AS v`, rowsAsArray: true });
+            assert.equal(rows[0][0].length, n, `round ${i}: length`);
+            await stillWorks(c, `a ${n}-byte result over a 64 KiB max_output (round ${i})`);
+        }
+    });
+}));
+
+test('max_output = 64K: 20 pipelined queries with 300 KB results each are all answered, in order', { timeout: 30000 }, tight.wrap(async () => {
+    const c = await rawLogin(tight);
+    try {
+        const n = 300000;
+        const qs = [];
+        for (let i = 0; i < 20; i++) qs.push(comQuery(`SELECT '${String(i).padStart(2, '0')}${'p'.repeat(n)}'`));
+        await c.write(Buffer.concat(qs)); // one write: the server has every query buffered at once
+        for (let i = 0; i < 20; i++) {
+            const r = await c.readResult();
+            assert.equal(r.ok, true, `reply ${i}: ${r.message ?? ''}`);
+            assert.equal(r.rows[0][0].length, n + 2, `reply ${i}: length`);
+            assert.equal(r.rows[0][0].slice(0, 2), String(i).padStart(2, '0'), `reply ${i} in order`);
+        }
+        const p = await c.ping();
+        assert.equal(p.ok, true, 'PING after the pipelined results');
+    } finally {
+        c.destroy();
     }
 }));
 

@@ -219,6 +219,16 @@ static void check_large_round_trip(size_t len)
     CHECK_INT(mysql_frame_parse(out.data, out.len - 1, len, &scratch, &f, &err), MYSQL_AGAIN);
     CHECK_INT(mysql_frame_parse(out.data, 4 + MYSQL_MAX_PACKET_PAYLOAD, len, &scratch, &f, &err),
               MYSQL_AGAIN);
+    /* A read that ends at any offset around a chunk boundary or the next header is AGAIN (the
+     * parser keeps no state: the connection re-parses its buffered prefix). */
+    for (size_t k = 0, at = 0; k < packets; k++) {
+        size_t n = k + 1 < packets ? MYSQL_MAX_PACKET_PAYLOAD : len % MYSQL_MAX_PACKET_PAYLOAD;
+        for (size_t cut = at + n > 12 ? at + n - 12 : 0; cut < at + n + 4 + 12; cut++) {
+            if (cut >= out.len) break;
+            CHECK_INT(mysql_frame_parse(out.data, cut, len, &scratch, &f, &err), MYSQL_AGAIN);
+        }
+        at += 4 + n;
+    }
     CHECK_INT(mysql_frame_parse(out.data, out.len, len, &scratch, &f, &err), MYSQL_OK);
     CHECK_INT(f.len, len);
     CHECK_INT(f.consumed, out.len);
