@@ -103,6 +103,8 @@ done
 build/ccomet --conf "$conf" &
 pid=$!
 php_pid=
+# A stop (Ctrl-C or SIGTERM) is the normal end: pass it on, wait for the processes to exit, and
+# exit with ccomet's status (0 when it stopped cleanly; not 130/143, which make prints as an error).
 trap 'kill -TERM $pid $media_pid $php_pid 2>/dev/null || true' INT TERM
 for _ in $(seq 1 100); do
     if (exec 3<>/dev/tcp/127.0.0.1/"$qport") 2>/dev/null; then break; fi
@@ -144,6 +146,10 @@ ccomet is running ($conf, from comet.ini; store under var/).
 Stop with Ctrl-C (SIGINT) or SIGTERM; reload the configuration with SIGHUP (kill -HUP $pid).
 
 TXT
-wait $pid
+# a wait interrupted by the trap returns > 128 while ccomet is still shutting down: wait again
+while kill -0 $pid 2>/dev/null; do wait $pid || true; done
+rc=0
+wait $pid || rc=$? # the exit status bash kept for it
 kill -TERM $media_pid $php_pid 2>/dev/null || true
 wait $media_pid $php_pid 2>/dev/null || true
+exit $rc
