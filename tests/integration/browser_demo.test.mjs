@@ -159,6 +159,7 @@ test('chat demo: two browsers chat, see each other online, history after a reloa
 
     // the server restarts: the pages reconnect by themselves and the chat goes on
     await db.end().catch(() => db.destroy());
+    s.expectOutage(); // a reconnect timer firing while the server is down logs a refusal
     await srv.restart();
     db = await mysql2Connect(srv);
     db.on('error', () => {});
