@@ -21,9 +21,12 @@ MEDIA_LIBS   := $(shell pkg-config --libs $(MEDIA_PKGS) 2>/dev/null)
 
 CORE_SRC   := $(wildcard src/core/*.c)
 PROTO_SRC  := $(wildcard src/proto/*.c)
-SERVER_SRC := $(filter-out src/server/main.c,$(wildcard src/server/*.c))
+# ccomet: the CometQL server, the browser side (push), the Video API, the state backend, and the
+# process (main, listeners, TLS); see the README's tour of the source.
+SERVER_DIRS := cometql push video state server
+SERVER_SRC := $(filter-out src/server/main.c,$(foreach d,$(SERVER_DIRS),$(wildcard src/$(d)/*.c)))
 LIB_SRC    := $(CORE_SRC) $(PROTO_SRC) $(SERVER_SRC)
-UNIT_SRC   := $(wildcard tests/unit/*.c)
+UNIT_SRC   := $(wildcard tests/unit/*.c tests/unit/*/*.c)
 MEDIA_SRC  := $(filter-out src/media/main.c,$(wildcard src/media/*.c))
 FUZZ_DIRS  := $(patsubst fuzz/%/,%,$(dir $(wildcard fuzz/*/driver.c)))
 
@@ -75,7 +78,7 @@ build/media-harness: tests/media/mixer_harness.c src/media/mixer.c src/media/mix
 
 # unit tests link everything but the two main()s (the media modules need GLib and GStreamer)
 UNIT_ASAN_OBJ := $(patsubst %.c,build/asan/obj/%.o,$(UNIT_SRC))
-$(UNIT_ASAN_OBJ): CFLAGS_BASE += $(MEDIA_CFLAGS)
+$(UNIT_ASAN_OBJ): CFLAGS_BASE += $(MEDIA_CFLAGS) -Itests/unit
 build/asan/unit-tests: $(ASAN_OBJ) $(patsubst %.c,build/asan/obj/%.o,$(MEDIA_SRC)) $(UNIT_ASAN_OBJ)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS) $(MEDIA_LIBS)
 

@@ -1,9 +1,9 @@
 /* cometql_exec: statement dispatch and the statements about the server rather than a table:
  * SHOW ..., SET, USE, transactions, and SELECT without FROM (system variables and functions that
  * MySQL clients probe on connect). See cometql_exec.h. */
-#include "server/cometql_exec.h"
+#include "cometql/cometql_exec.h"
 #include "core/alloc.h"
-#include "server/tables.h"
+#include "cometql/tables.h"
 
 #include <inttypes.h>
 #include <stdarg.h>

@@ -13,9 +13,10 @@
 #include "core/arena.h"
 #include "core/config.h"
 #include "core/value.h"
+#include "core/version.h"
 #include "proto/cometql.h"
-#include "server/hub.h"
-#include "server/store.h"
+#include "push/hub.h"
+#include "state/store.h"
 
 struct video;
 
@@ -98,7 +99,6 @@ bool cq_use_database(const struct cq_env *env, struct cq_session *s, const char 
                      struct cq_result *r);
 
 /* The server's version string as the handshake and @@version show it. */
-#define CCOMET_VERSION         "0.1.0"
 #define CCOMET_SERVER_VERSION  "5.7.99-ccomet-" CCOMET_VERSION
 #define CCOMET_VERSION_COMMENT "ccomet " CCOMET_VERSION " (CometQL, CppComet-compatible)"
 #define COMETQL_DATABASE       "CometQL_v1"

@@ -6,7 +6,7 @@
  * iteration, after the store commits, pending is encrypted (TLS) or moved to `out` and written
  * with one uv_write. A connection whose queued output exceeds [cometql] max_output stops being
  * read until its client catches up. */
-#include "server/cometql_server.h"
+#include "cometql/cometql_server.h"
 #include "core/alloc.h"
 #include "core/log.h"
 #include "proto/mysql_packet.h"

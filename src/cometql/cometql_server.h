@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
-#include "server/cometql_exec.h"
+#include "cometql/cometql_exec.h"
 
 struct cometql_server;
 

@@ -1,12 +1,13 @@
 /* tables: the virtual tables; see tables.h. Rows are produced per table (from the store or the
  * hub), then filtered by every WHERE condition, limited and projected generically, so =, IN and
  * AND mean the same thing on every table. Writes validate every row before touching the store. */
-#include "server/tables.h"
+#include "cometql/tables.h"
 #include "core/alloc.h"
 #include "core/log.h"
 #include "proto/jwt.h"
-#include "server/store.h"
-#include "server/video.h"
+#include "proto/names.h"
+#include "state/store.h"
+#include "video/video.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -140,17 +141,6 @@ static int key_column(const struct table_def *t)
     for (size_t i = 0; i < t->n_cols; i++)
         if (t->cols[i].primary) return (int)i;
     return -1;
-}
-
-bool tables_name_ok(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return true;
 }
 
 static bool hash_ok(const char *s, size_t len)
@@ -692,7 +682,7 @@ static bool get_pipe(const struct table_def *t, const struct row_in *row, int co
         cq_result_error(r, CQ_ERR_OVERFLOW, "22001", "Channel name is too long (3..64 characters)");
         return false;
     }
-    if (!tables_name_ok(*s, *len)) {
+    if (!comet_name_ok(*s, *len)) {
         cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000",
                         "The channel name can contain only the characters A-Za-z0-9_-");
         return false;
@@ -711,7 +701,7 @@ static bool get_event(const struct table_def *t, const struct row_in *row, int c
         cq_result_error(r, CQ_ERR_OVERFLOW, "22001", "Channel event_name is too long (64 max)");
         return false;
     }
-    if (!tables_name_ok(*s, *len)) {
+    if (!comet_name_ok(*s, *len)) {
         cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000",
                         "The event name can contain only the characters A-Za-z0-9_-");
         return false;

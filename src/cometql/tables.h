@@ -6,7 +6,7 @@
 #ifndef CC_TABLES_H
 #define CC_TABLES_H
 
-#include "server/cometql_exec.h"
+#include "cometql/cometql_exec.h"
 
 struct table_column {
     struct cq_column col;
@@ -41,8 +41,5 @@ void tables_update(const struct cq_env *env, struct cq_session *s, const struct 
 void tables_delete(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
                    const struct cq_stmt *st, const struct value *params, struct arena *a,
                    struct cq_result *r);
-
-/* Validation shared with the browser side: [A-Za-z0-9_-], the pipe and event name rule. */
-bool tables_name_ok(const char *s, size_t len);
 
 #endif

@@ -1,5 +1,5 @@
 /* hub: dispatch to the registered delivery; see hub.h. */
-#include "server/hub.h"
+#include "push/hub.h"
 
 #include <string.h>
 

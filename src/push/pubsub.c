@@ -5,7 +5,7 @@
  * recovery window, so a client that was the only subscriber can still recover, then the sweep
  * frees it (CppComet never freed pipes). Frames are built once per message; clients that speak
  * the pre-4 API get a second encoding, built only if one of them is subscribed. */
-#include "server/pubsub.h"
+#include "push/pubsub.h"
 #include "core/alloc.h"
 #include "core/hmap.h"
 #include "core/log.h"

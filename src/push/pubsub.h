@@ -13,9 +13,9 @@
 
 #include "core/config.h"
 #include "proto/comet_cmd.h"
-#include "server/hub.h"
-#include "server/store.h"
-#include "server/ws_conn.h"
+#include "push/hub.h"
+#include "state/store.h"
+#include "push/ws_conn.h"
 
 struct pubsub;
 

@@ -6,17 +6,17 @@
  * Timeouts and keep-alive pings come from one sweep timer, not a timer per connection.
  * Teardown of a connection (unsubscribe, user detach) never happens inside a fan-out: closes
  * requested during one are carried out in the flush phase. */
-#include "server/ws_server.h"
+#include "push/ws_server.h"
 #include "core/alloc.h"
 #include "core/log.h"
+#include "core/version.h"
 #include "proto/comet_cmd.h"
 #include "proto/envelope.h"
 #include "proto/http1.h"
 #include "proto/jwt.h"
+#include "proto/names.h"
 #include "proto/ws_frame.h"
-#include "server/cometql_exec.h"
 #include "server/listener.h"
-#include "server/tables.h"
 #include "server/tls.h"
 
 #include <errno.h>
@@ -923,7 +923,7 @@ static void ws_open(struct ws_conn *c, const struct http1_request *req, const ch
     if (url_param(params, params_len, "uuid", 4, &v, &len)) {
         size_t ul = len > 32 ? 32 : len;
         for (size_t i = 0; i < ul; i++)
-            c->uuid[i] = tables_name_ok(v + i, 1) ? v[i] : '_';
+            c->uuid[i] = comet_name_ok(v + i, 1) ? v[i] : '_';
         c->uuid[ul] = '\0';
     }
     c->dev_id = dev_id;
@@ -983,7 +983,7 @@ static bool on_request(struct ws_conn *c, const struct http1_request *req)
 
 static bool pipe_name_ok(const char *s, size_t len)
 {
-    return len >= 2 && len <= 64 && tables_name_ok(s, len);
+    return len >= 2 && len <= 64 && comet_name_ok(s, len);
 }
 
 static void cmd_subscription(struct ws_conn *c, const struct ccmd *cmd)
@@ -1049,7 +1049,7 @@ static void cmd_web_pipe2(struct ws_conn *c, const struct ccmd *cmd)
         send_error(c, "The channel name can only contain characters A-Za-z0-9_-");
         return;
     }
-    if (cmd->event.len > 64 || !tables_name_ok(cmd->event.s, cmd->event.len)) {
+    if (cmd->event.len > 64 || !comet_name_ok(cmd->event.s, cmd->event.len)) {
         send_error(c, "The event name can only contain characters A-Za-z0-9_- (64 max)");
         return;
     }
@@ -1111,7 +1111,7 @@ static int send_history_row(void *ctx, const struct value *cols, size_t n)
 
 static bool marker_ok(const struct ccmd_str *m)
 {
-    return m->len <= 64 && tables_name_ok(m->s, m->len);
+    return m->len <= 64 && comet_name_ok(m->s, m->len);
 }
 
 static void cmd_pipe_log(struct ws_conn *c, const struct ccmd *cmd)

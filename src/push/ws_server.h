@@ -11,9 +11,9 @@
 #include <uv.h>
 
 #include "core/config.h"
-#include "server/hub.h"
-#include "server/pubsub.h"
-#include "server/store.h"
+#include "push/hub.h"
+#include "push/pubsub.h"
+#include "state/store.h"
 
 struct ws_server;
 

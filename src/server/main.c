@@ -5,14 +5,14 @@
 #include "core/config.h"
 #include "core/cli.h"
 #include "core/log.h"
-#include "server/cometql_exec.h"
-#include "server/cometql_server.h"
-#include "server/hub.h"
-#include "server/pubsub.h"
-#include "server/ws_server.h"
-#include "server/store.h"
-#include "server/video.h"
-#include "server/directory_server.h"
+#include "cometql/cometql_exec.h"
+#include "cometql/cometql_server.h"
+#include "push/hub.h"
+#include "push/pubsub.h"
+#include "push/ws_server.h"
+#include "state/store.h"
+#include "video/video.h"
+#include "video/directory_server.h"
 
 #include <errno.h>
 #include <signal.h>

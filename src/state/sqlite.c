@@ -1,7 +1,7 @@
 /* store: SQLite schema, prepared statements and group commit; see store.h. It must never block
  * on anything but the database file, and never commit behind the server's back: commits happen
  * only in store_commit(), which the loop calls before replies are sent. */
-#include "server/store.h"
+#include "state/store.h"
 #include "core/alloc.h"
 #include "core/log.h"
 

@@ -1,5 +1,5 @@
 /* directory_server: the mod_xml_curl directory endpoint; see directory_server.h. */
-#include "server/directory_server.h"
+#include "video/directory_server.h"
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/log.h"

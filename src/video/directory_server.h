@@ -12,7 +12,7 @@
 #include <uv.h>
 
 #include "core/config.h"
-#include "server/store.h"
+#include "state/store.h"
 
 struct directory_server;
 

@@ -1,5 +1,5 @@
 /* media_link: an Event Socket client with reconnect and a heartbeat; see media_link.h. */
-#include "server/media_link.h"
+#include "video/media_link.h"
 #include "core/alloc.h"
 #include "core/arena.h"
 #include "core/buf.h"

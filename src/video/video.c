@@ -1,13 +1,13 @@
 /* video: media nodes, rooms, invitations and members; see video.h. */
-#include "server/video.h"
+#include "video/video.h"
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/hmap.h"
 #include "core/log.h"
 #include "proto/envelope.h"
+#include "proto/names.h"
 #include "proto/xml_curl.h"
-#include "server/media_link.h"
-#include "server/tables.h"
+#include "video/media_link.h"
 
 #include <inttypes.h>
 #include <libxml/parser.h>
@@ -67,7 +67,7 @@ static int64_t now_s(void)
 
 bool video_room_name_ok(const char *s, size_t len)
 {
-    return len > 0 && len <= ROOM_MAX && tables_name_ok(s, len);
+    return len > 0 && len <= ROOM_MAX && comet_name_ok(s, len);
 }
 
 /* ---- rooms ---------------------------------------------------------------------------------- */

@@ -17,8 +17,8 @@
 
 #include "core/config.h"
 #include "core/value.h"
-#include "server/hub.h"
-#include "server/store.h"
+#include "push/hub.h"
+#include "state/store.h"
 
 struct video;
 

@@ -2,7 +2,7 @@
 // build/asan/ccomet-media (or $CCOMET_MEDIA_BIN) on a generated config with a private [esl] port,
 // driven over raw `net` sockets. The expected bytes are FreeSWITCH 1.10.12's
 // (reference/captures/esl-02, -03, -04). Events with live members are covered by the unit tests
-// (tests/unit/esl_server.c), which can create members without SIP.
+// (tests/unit/media/esl_server.c), which can create members without SIP.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -266,7 +266,7 @@ export class VideoStack {
                 if (e && typeof e === 'object') {
                     const evs = await this.pageEvents();
                     // ccomet ends every call of a node that leaves a command unanswered for 2 s
-                    // (src/server/media_link.c); on a loaded machine a busy node hits that.
+                    // (src/video/media_link.c); on a loaded machine a busy node hits that.
                     const down = /media node down[^\n]*not answered/.test(this.srv?.log ?? '')
                         ? '\n(note: ccomet declared the media node down when it left a command unanswered for 2 s)' : '';
                     try { e.message = `${e.message}${down}\n--- page callbacks ---\n${evs}${this.report()}`; } catch { /* read-only */ }

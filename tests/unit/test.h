@@ -1,6 +1,7 @@
-/* test: the unit-test harness. A test file mirrors a source file (tests/unit/mysql_packet.c for
- * src/proto/mysql_packet.c) and declares tests with TEST(name) { ... }; they register themselves
- * and tests/unit/main.c runs them all, each one's failures counted, never aborting the run. */
+/* test: the unit-test harness. A test file mirrors a source file (tests/unit/proto/mysql_packet.c
+ * for src/proto/mysql_packet.c) and declares tests with TEST(name) { ... }; they register
+ * themselves and tests/unit/main.c runs them all, each one's failures counted, never aborting
+ * the run. */
 #ifndef CC_TEST_H
 #define CC_TEST_H
 

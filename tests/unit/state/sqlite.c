@@ -1,7 +1,7 @@
-/* Unit tests for src/server/store.c, on a temporary SQLite file. */
+/* Unit tests for src/state/sqlite.c, on a temporary SQLite file. */
 #include "test.h"
 
-#include "server/store.h"
+#include "state/store.h"
 
 #include <stdio.h>
 #include <unistd.h>

@@ -1,11 +1,11 @@
 /* Unit tests for the Video API's parsers: src/proto/xml_curl.c (mod_xml_curl form fields, SIP
- * user names, the directory answers) and media_node_parse in src/server/media_link.c (the
+ * user names, the directory answers) and media_node_parse in src/video/media_link.c (the
  * `[sip] freeswitch` line). */
 #include "test.h"
 
 #include "core/buf.h"
 #include "proto/xml_curl.h"
-#include "server/media_link.h"
+#include "video/media_link.h"
 
 #include <string.h>
 
