@@ -477,10 +477,35 @@ bool cq_use_database(const struct cq_env *env, struct cq_session *s, const char 
 /* ---- dispatch ---------------------------------------------------------------------------------
  */
 
-void cq_exec(const struct cq_env *env, struct cq_session *s, const struct cq_stmt *st,
-             const struct value *params, struct arena *a, struct cq_result *r)
+void cq_result_hold(struct cq_result *r)
+{
+    r->pending++;
+}
+
+void cq_result_release(struct cq_result *r)
+{
+    if (--r->pending == 0 && !r->in_exec && r->later) r->later(r->later_ctx, r);
+}
+
+static void dispatch(const struct cq_env *env, struct cq_session *s, const struct cq_stmt *st,
+                     const struct value *params, struct arena *a, struct cq_result *r);
+
+bool cq_exec(const struct cq_env *env, struct cq_session *s, const struct cq_stmt *st,
+             const struct value *params, struct arena *a, struct cq_result *r,
+             void (*later)(void *ctx, struct cq_result *r), void *ctx)
 {
     cq_result_init(r);
+    r->later = later;
+    r->later_ctx = ctx;
+    r->in_exec = true;
+    dispatch(env, s, st, params, a, r);
+    r->in_exec = false;
+    return r->pending == 0;
+}
+
+static void dispatch(const struct cq_env *env, struct cq_session *s, const struct cq_stmt *st,
+                     const struct value *params, struct arena *a, struct cq_result *r)
+{
     const struct table_def *t;
     switch (st->kind) {
     case CQ_STMT_SELECT:
@@ -568,7 +593,7 @@ bool cq_describe(const struct cq_env *env, const struct cq_session *s, const str
         struct cq_session copy = *s;
         struct cq_result tmp;
         struct value *none = NULL;
-        cq_exec(env, &copy, st, none, a, &tmp);
+        cq_exec(env, &copy, st, none, a, &tmp, NULL, NULL); /* SHOW and expressions: never wait */
         if (tmp.kind == CQ_RES_ERR) {
             *r = tmp;
             r->cells = NULL;

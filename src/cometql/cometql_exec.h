@@ -1,7 +1,8 @@
 /* cometql_exec: runs a parsed CometQL statement for one session and produces its result (OK,
  * ERR or rows) in protocol-neutral form; the MySQL connection module encodes it. Owns the
  * statements that are not about a table (SHOW, SET, USE, SELECT @@var, the probes clients send
- * on connect); tables.c owns the virtual tables. Never does I/O besides the store and the hub. */
+ * on connect); tables.c owns the virtual tables. Never does I/O: the state backend (state.h) and
+ * the hub hold everything a statement reads or writes. */
 #ifndef CC_COMETQL_EXEC_H
 #define CC_COMETQL_EXEC_H
 
@@ -16,7 +17,7 @@
 #include "core/version.h"
 #include "proto/cometql.h"
 #include "push/hub.h"
-#include "state/store.h"
+#include "state/state.h"
 
 struct video;
 
@@ -44,8 +45,13 @@ struct cq_result {
     size_t n_cols;
     struct value *cells; /* n_rows * n_cols, row-major; (transfer full) free with cq_result_free */
     size_t n_rows, cap_rows;
-    /* The statement wrote to the store: its reply must wait for the iteration's commit. */
+    /* The statement wrote to the state: its reply must wait for the iteration's commit. */
     bool wrote;
+    /* State calls the result still waits on (cq_exec): see cq_result_hold. */
+    unsigned pending;
+    bool in_exec;
+    void (*later)(void *ctx, struct cq_result *r);
+    void *later_ctx;
 };
 
 void cq_result_init(struct cq_result *r);
@@ -56,6 +62,10 @@ void cq_result_error(struct cq_result *r, int code, const char *sqlstate, const 
 void cq_result_rows(struct cq_result *r, const char *table, const struct cq_column *cols, size_t n);
 /* Appends a row; string values are copied into the arena. */
 void cq_result_add_row(struct cq_result *r, struct arena *a, const struct value *vals);
+/* A statement step that waits on the state holds the result; its last release completes it
+ * (calls r->later when that happens after cq_exec has returned). */
+void cq_result_hold(struct cq_result *r);
+void cq_result_release(struct cq_result *r);
 
 /* Per-connection state that statements read and change. */
 struct cq_session {
@@ -73,8 +83,8 @@ struct cq_session {
 /* What statements run against; owned by the server. */
 struct cq_env {
     const struct config *cfg;
-    struct store *store;
-    struct hub *hub;
+    struct state *state; /* every table's rows */
+    struct hub *hub;     /* live pipes and presence */
     time_t started;
     uint64_t *connections_now; /* live CometQL connections */
     uint64_t *queries_total;
@@ -84,9 +94,14 @@ struct cq_env {
     struct video *video; /* (nullable) the Video API */
 };
 
-/* Runs st (params: values of its `?` placeholders, n_params of them, or NULL). */
-void cq_exec(const struct cq_env *env, struct cq_session *s, const struct cq_stmt *st,
-             const struct value *params, struct arena *a, struct cq_result *r);
+/* Runs st (params: values of its `?` placeholders, n_params of them, or NULL). Returns true when
+ * r is complete. Returns false when r waits on the state backend: later(ctx, r) is then called
+ * exactly once, from the loop, when it is complete; until then s, st, params, a and r must stay
+ * alive and the session must run nothing else (one statement at a time per connection, as
+ * MySQL's protocol has it). later may be NULL only where no statement can wait (describe). */
+bool cq_exec(const struct cq_env *env, struct cq_session *s, const struct cq_stmt *st,
+             const struct value *params, struct arena *a, struct cq_result *r,
+             void (*later)(void *ctx, struct cq_result *r), void *ctx);
 
 /* The result columns st will have, without running it (COM_STMT_PREPARE). *n = 0 for
  * statements that answer OK. Returns false with r filled as ERR when st cannot run at all

@@ -74,6 +74,13 @@ struct conn {
     char want_db[65];
     bool has_db;
     bool health_check; /* haproxy_check login: answers PING/QUIT, every query gets ERR 403 */
+    /* The statement in flight. With a state backend that answers later (state.h), the
+     * connection runs nothing else until it completes: input waits in `in` (reading stops once
+     * a packet's worth is buffered), and a close defers freeing the connection until then. */
+    struct cq_result result;
+    bool stmt_waiting, stmt_binary, read_held, free_after_stmt;
+    size_t stmt_mark;
+    struct prepared *stmt_ps; /* its long data is freed when the statement ends */
 };
 
 struct cometql_server {
@@ -202,21 +209,62 @@ static void reply_result(struct conn *c, struct cq_result *r, bool binary)
     }
 }
 
-/* Runs a statement and queues its reply; a write's reply waits for the commit. */
-static void run_statement(struct conn *c, const struct cq_stmt *st, const struct value *params,
-                          bool binary)
+/* Queues the reply of the statement that just completed; a write's reply waits for the commit. */
+static void statement_end(struct conn *c)
 {
-    struct cq_result r;
-    size_t mark = c->pending.len - c->pending.off;
-    cq_exec(c->srv->env, &c->sess, st, params, &c->arena, &r);
+    struct cq_result *r = &c->result;
     c->sess.queries++;
     c->srv->queries++;
-    if (r.wrote && !c->awaiting_commit) {
+    if (r->wrote && !c->awaiting_commit) {
         c->awaiting_commit = true;
-        c->commit_mark = mark;
+        c->commit_mark = c->stmt_mark;
     }
-    reply_result(c, &r, binary);
-    cq_result_free(&r);
+    reply_result(c, r, c->stmt_binary);
+    cq_result_free(r);
+}
+
+static void free_long_data(struct prepared *ps);
+static void conn_free(struct conn *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b);
+
+/* The state answered a statement that was waiting: reply, then go on with buffered input. */
+static void statement_later(void *ctx, struct cq_result *r)
+{
+    struct conn *c = ctx;
+    (void)r;
+    c->stmt_waiting = false;
+    if (c->stmt_ps) free_long_data(c->stmt_ps);
+    c->stmt_ps = NULL;
+    if (c->free_after_stmt) {
+        cq_result_free(&c->result);
+        conn_free(c);
+        return;
+    }
+    statement_end(c);
+    mark_dirty(c);
+    if (c->state == ST_CLOSING) return;
+    if (c->read_held) {
+        c->read_held = false;
+        if (!c->reading_paused) uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+    conn_process(c);
+}
+
+/* Runs a statement; returns false when it waits on the state (its reply comes later, and ps's
+ * long data must live until then). */
+static bool run_statement(struct conn *c, const struct cq_stmt *st, const struct value *params,
+                          bool binary, struct prepared *ps)
+{
+    c->stmt_mark = c->pending.len - c->pending.off;
+    c->stmt_binary = binary;
+    if (!cq_exec(c->srv->env, &c->sess, st, params, &c->arena, &c->result, statement_later, c)) {
+        c->stmt_waiting = true;
+        c->stmt_ps = ps;
+        return false;
+    }
+    statement_end(c);
+    return true;
 }
 
 /* ---- authentication -----------------------------------------------------------------------------
@@ -403,7 +451,7 @@ static void com_query(struct conn *c, const uint8_t *p, size_t len)
         reply_err(c, err.code, err.code == CQ_ERR_SYNTAX ? "42000" : "HY000", err.msg);
         return;
     }
-    run_statement(c, st, NULL, false);
+    run_statement(c, st, NULL, false, NULL);
 }
 
 static void com_prepare(struct conn *c, const uint8_t *p, size_t len)
@@ -490,8 +538,12 @@ static void com_execute(struct conn *c, const uint8_t *p, size_t len)
     }
     for (uint16_t i = 0; i < ps->n_params; i++)
         values[i] = params[i].v;
-    run_statement(c, ps->st, values, true);
-    /* long data is per execution */
+    if (run_statement(c, ps->st, values, true, ps)) free_long_data(ps);
+}
+
+/* Long data is per execution. */
+static void free_long_data(struct prepared *ps)
+{
     for (uint16_t i = 0; i < ps->n_params; i++) {
         if (ps->long_data[i]) {
             buf_free(ps->long_data[i]);
@@ -665,6 +717,13 @@ static void on_payload(struct conn *c, uint8_t seq, const uint8_t *p, size_t len
         break;
     case ST_READY:
         arena_reset(&c->arena);
+        if (!c->srv->env->state->ops->completes_inline && len) {
+            /* a statement keeps pointers into its packet; a later answer must find it intact
+             * (the read buffer and the joined-payload scratch are shared) */
+            uint8_t *copy = arena_alloc(&c->arena, len);
+            memcpy(copy, p, len);
+            p = copy;
+        }
         on_command(c, p, len);
         break;
     case ST_CLOSING: break;
@@ -675,7 +734,7 @@ static void on_payload(struct conn *c, uint8_t seq, const uint8_t *p, size_t len
 static long process_bytes(struct conn *c, const uint8_t *data, size_t len)
 {
     size_t done = 0;
-    while (done < len && c->state != ST_CLOSING) {
+    while (done < len && c->state != ST_CLOSING && !c->stmt_waiting) {
         if (queued_output(c) > (size_t)c->srv->cfg->cometql_max_output) {
             pause_reading(c); /* on_write resumes us and processes what is left */
             break;
@@ -728,7 +787,7 @@ static void conn_process(struct conn *c)
         before = buf_unread(&c->in);
         conn_process_once(c);
     } while (buf_unread(&c->in) && buf_unread(&c->in) != before && c->state != ST_CLOSING &&
-             !c->reading_paused);
+             !c->reading_paused && !c->stmt_waiting);
 }
 
 static void conn_process_once(struct conn *c)
@@ -808,6 +867,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     }
     if (c->state != ST_CLOSING && queued_output(c) > (size_t)c->srv->cfg->cometql_max_output)
         pause_reading(c);
+    if (c->stmt_waiting && !c->read_held && !c->reading_paused && c->state != ST_CLOSING &&
+        buf_unread(&c->in) > (size_t)c->srv->cfg->cometql_max_packet) {
+        uv_read_stop((uv_stream_t *)&c->tcp); /* statement_later starts it again */
+        c->read_held = true;
+    }
 }
 
 /* Back-pressure. A paused connection is resumed only by on_write, so conn_flush never drains a
@@ -837,7 +901,7 @@ static void on_write(uv_write_t *req, int status)
     if (c->reading_paused && c->state != ST_CLOSING &&
         queued_output(c) <= (size_t)c->srv->cfg->cometql_max_output / 2) {
         c->reading_paused = false;
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        if (!c->read_held) uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
         conn_process(c);
     }
     conn_flush(c);
@@ -953,6 +1017,16 @@ static void on_handle_closed(uv_handle_t *h)
         }
     }
     s->n_conns--;
+    if (c->stmt_waiting) {
+        c->free_after_stmt = true; /* its statement still points into it: statement_later frees */
+    } else {
+        conn_free(c);
+    }
+    if (s->stopping && !s->conns) stop_done(s);
+}
+
+static void conn_free(struct conn *c)
+{
     free_all_stmts(c);
     buf_free(&c->in);
     buf_free(&c->pending);
@@ -961,7 +1035,6 @@ static void on_handle_closed(uv_handle_t *h)
     arena_free(&c->arena);
     tls_session_free(c->tls);
     xfree(c);
-    if (s->stopping && !s->conns) stop_done(s);
 }
 
 static void conn_close(struct conn *c, const char *why)

@@ -1,12 +1,14 @@
-/* tables: the virtual tables; see tables.h. Rows are produced per table (from the store or the
- * hub), then filtered by every WHERE condition, limited and projected generically, so =, IN and
- * AND mean the same thing on every table. Writes validate every row before touching the store. */
+/* tables: the virtual tables; see tables.h. Rows are produced per table (from the state backend,
+ * the hub or the Video API), then filtered by every WHERE condition, limited and projected
+ * generically, so =, IN and AND mean the same thing on every table. Writes validate every row
+ * before touching the state. The state may answer later than it is asked (state.h), so each
+ * statement runs as a chain of steps (struct run). */
 #include "cometql/tables.h"
 #include "core/alloc.h"
 #include "core/log.h"
 #include "proto/jwt.h"
 #include "proto/names.h"
-#include "state/store.h"
+#include "state/state.h"
 #include "video/video.h"
 
 #include <errno.h>
@@ -280,29 +282,153 @@ static bool row_matches(const struct table_def *t, const struct where *w, const 
     return true;
 }
 
-/* ---- row production ---------------------------------------------------------------------- */
+/* ---- a statement in flight ----------------------------------------------------------------- */
+
+/* One table statement, from its first state call to its reply. The state backend may complete
+ * a call before it returns (embedded) or later (Redis), so every statement is a chain of
+ * steps: a step issues state calls one at a time (seq_run), and the step after it runs when the
+ * last one completes. seq_run loops instead of recursing while calls complete inline, so a
+ * thousand-row INSERT does not nest a thousand calls deep. Lives in the statement's arena; the
+ * result's hold keeps the caller waiting until run_finish. */
+struct run;
+typedef void (*run_step)(struct run *);
+typedef void (*run_issue)(struct run *, size_t i);
 
 /* Receives each candidate row of the table (all columns); returns non-zero to stop. */
-typedef int (*row_sink)(void *ctx, const struct value *row);
+typedef int (*row_sink)(struct run *, const struct value *row);
 
-struct produce {
+struct run {
     const struct cq_env *env;
-    const struct cq_session *s;
+    struct cq_session *s;
     const struct table_def *t;
+    const struct cq_stmt *st;
+    const struct value *params;
     struct arena *a;
+    struct cq_result *r;
+    struct where w;
+    /* the sequence being run */
+    size_t seq_i, seq_n;
+    run_issue seq_issue;
+    run_step seq_then;
+    bool seq_looping, seq_again, failed;
+    int64_t last; /* result of the latest call */
+    /* row production */
     row_sink sink;
-    void *sink_ctx;
-    int64_t limit;   /* rows to ask the store for */
+    int64_t limit;   /* rows to ask the state for */
     int64_t running; /* pipes_messages index */
-    int64_t key_int;
     bool stopped;
+    int64_t key_id; /* the key being read, for users_time */
+    size_t key_rows;
+    /* SELECT */
+    const int *proj;
+    size_t n_proj;
+    uint64_t skip, take; /* LIMIT */
+    bool limited;
+    int64_t max_rows;
+    bool overflow;
+    /* INSERT / UPDATE / DELETE */
+    struct checked *rows;
+    size_t n_rows;
+    struct cq_result found; /* rows an UPDATE or DELETE selected, all columns */
+    const int *assign_cols; /* UPDATE: column per assignment */
+    uint64_t removed;
+    int64_t jwt_user; /* revoked_tokens: the user whose hash the token revokes */
 };
 
-static int from_store(void *ctx, const struct value *cols, size_t n)
+static struct run *run_new(const struct cq_env *env, struct cq_session *s,
+                           const struct table_def *t, const struct cq_stmt *st,
+                           const struct value *params, struct arena *a, struct cq_result *r)
 {
-    struct produce *p = ctx;
+    struct run *run = arena_alloc(a, sizeof *run);
+    memset(run, 0, sizeof *run);
+    run->env = env;
+    run->s = s;
+    run->t = t;
+    run->st = st;
+    run->params = params;
+    run->a = a;
+    run->r = r;
+    cq_result_init(&run->found);
+    cq_result_hold(r);
+    return run;
+}
+
+static void run_finish(struct run *run)
+{
+    cq_result_free(&run->found);
+    cq_result_release(run->r);
+}
+
+/* A state error ends the statement with "Storage error: ..." (the first one wins). */
+static void run_fail(struct run *run, const char *err)
+{
+    if (!run->failed)
+        cq_result_error(run->r, CQ_ERR_INTERNAL, "HY000", "Storage error: %s",
+                        err ? err : "unknown");
+    run->failed = true;
+}
+
+static void seq_loop(struct run *run)
+{
+    if (run->seq_looping) {
+        run->seq_again = true; /* the call completed inline: the loop below goes on */
+        return;
+    }
+    run->seq_looping = true;
+    do {
+        run->seq_again = false;
+        if (run->failed || run->stopped || run->seq_i >= run->seq_n) {
+            run->seq_looping = false;
+            run->seq_then(run);
+            return;
+        }
+        run->seq_issue(run, run->seq_i++);
+    } while (run->seq_again);
+    run->seq_looping = false; /* waiting on the backend: its completion re-enters seq_loop */
+}
+
+/* Runs issue(run, 0..n-1), each one after the previous has called seq_next, then `then`. */
+static void seq_run(struct run *run, size_t n, run_issue issue, run_step then)
+{
+    run->seq_i = 0;
+    run->seq_n = n;
+    run->seq_issue = issue;
+    run->seq_then = then;
+    seq_loop(run);
+}
+
+/* The end of one issued item. */
+static void seq_next(struct run *run)
+{
+    seq_loop(run);
+}
+
+static void seq_done(void *ctx, int64_t result, const char *err)
+{
+    struct run *run = ctx;
+    run->last = result;
+    if (result < 0) run_fail(run, err);
+    seq_next(run);
+}
+
+/* ---- row production ---------------------------------------------------------------------- */
+
+static int put_row(struct run *run, const struct value *row)
+{
+    if (run->stopped) return 1;
+    if (run->sink(run, row)) {
+        run->stopped = true;
+        return 1;
+    }
+    return 0;
+}
+
+static int from_state(void *ctx, const struct value *cols, size_t n)
+{
+    struct run *p = ctx;
     struct value row[8];
     enum table_id id = (enum table_id)(p->t - defs);
+    p->key_rows++;
     switch (id) {
     case T_AUTH:
     case T_DATA:
@@ -337,16 +463,11 @@ static int from_store(void *ctx, const struct value *cols, size_t n)
     default: return 1;
     }
     (void)n;
-    if (p->sink(p->sink_ctx, row)) {
-        p->stopped = true;
-        return 1;
-    }
-    return 0;
+    return put_row(p, row);
 }
 
 static int from_member(void *ctx, const struct hub_pipe_member *m)
 {
-    struct produce *p = ctx;
     struct value row[7];
 #define S_(x) ((x) ? value_str((x), strlen(x)) : value_null())
     row[0] = S_(m->pipe);
@@ -357,153 +478,149 @@ static int from_member(void *ctx, const struct hub_pipe_member *m)
     row[5] = S_(m->origin);
     row[6] = S_(m->language);
 #undef S_
-    if (p->sink(p->sink_ctx, row)) {
-        p->stopped = true;
-        return 1;
-    }
-    return 0;
+    return put_row(ctx, row);
 }
 
 static int from_video(void *ctx, const struct value *row)
 {
-    struct produce *p = ctx;
-    if (p->sink(p->sink_ctx, row)) {
-        p->stopped = true;
-        return 1;
-    }
-    return 0;
+    return put_row(ctx, row);
 }
 
 static int from_pipe(void *ctx, const char *pipe, size_t subs)
 {
-    struct produce *p = ctx;
     struct value row[2] = {value_str(pipe, strlen(pipe)), value_int((int64_t)subs)};
-    if (p->sink(p->sink_ctx, row)) {
-        p->stopped = true;
-        return 1;
-    }
-    return 0;
+    return put_row(ctx, row);
 }
 
-/* Produces the rows for one key value. Returns -1 on a storage error. */
-static int produce_key(struct produce *p, struct value key)
+/* users_time: a user with no stored time reads as -1 (unknown). */
+static void time_done(void *ctx, int64_t result, const char *err)
+{
+    struct run *run = ctx;
+    if (result == 0 && !run->stopped) {
+        struct value row[2] = {value_int(run->key_id), value_int(-1)};
+        put_row(run, row);
+    }
+    seq_done(ctx, result, err);
+}
+
+/* In-process answers (hub, video) complete at once. */
+static void local_done(struct run *run, int rc)
+{
+    if (rc < 0) run_fail(run, "the live state could not be read");
+    seq_next(run);
+}
+
+/* Produces the rows for key value i of the key condition (duplicates in an IN list are read
+ * once). */
+static void produce_key(struct run *p, size_t i)
 {
     const struct cq_env *env = p->env;
+    struct state *st = env->state;
+    const struct cq_cond *c = &p->w.conds[p->w.key];
+    struct value key = operand(&c->values[i], p->params);
+    int keycol = key_column(p->t);
+    for (size_t j = 0; j < i; j++) {
+        if (value_equal(p->t->cols[keycol].type, key, operand(&c->values[j], p->params))) {
+            seq_next(p);
+            return;
+        }
+    }
     int64_t dev = p->s->dev_id, id = 0;
     const char *str = "";
     size_t len = 0;
-    enum table_id tid = (enum table_id)(p->t - defs);
-    if (p->t->cols[key_column(p->t)].type == CQ_COL_INT) {
-        if (!as_int(key, &id)) return 0; /* a non-number never matches an integer key */
+    if (p->t->cols[keycol].type == CQ_COL_INT) {
+        if (!as_int(key, &id)) { /* a non-number never matches an integer key */
+            seq_next(p);
+            return;
+        }
     } else if (!as_str(p->a, key, &str, &len)) {
-        return 0;
+        seq_next(p);
+        return;
     }
-    switch (tid) {
-    case T_AUTH: return store_auth_get(env->store, dev, id, from_store, p);
-    case T_DATA: return store_data_get(env->store, dev, id, from_store, p);
-    case T_TOKENS: return store_token_get(env->store, dev, str, len, from_store, p);
-    case T_TIME: {
+    struct state_cb cb = {from_state, seq_done, p};
+    p->key_rows = 0;
+    switch ((enum table_id)(p->t - defs)) {
+    case T_AUTH: st->ops->auth_get(st, dev, id, &cb); return;
+    case T_DATA: st->ops->data_get(st, dev, id, &cb); return;
+    case T_TOKENS: st->ops->token_get(st, dev, str, len, &cb); return;
+    case T_TIME:
         if (hub_user_online(env->hub, dev, id)) {
             struct value row[2] = {value_int(id), value_int(0)};
-            if (p->sink(p->sink_ctx, row)) p->stopped = true;
-            return 0;
+            put_row(p, row);
+            seq_next(p);
+            return;
         }
-        int n = store_time_get(env->store, dev, id, from_store, p);
-        if (n == 0) {
-            struct value row[2] = {value_int(id), value_int(-1)};
-            if (p->sink(p->sink_ctx, row)) p->stopped = true;
-        }
-        return n < 0 ? -1 : 0;
-    }
-    case T_UMSG: return store_queue_list(env->store, dev, id, p->limit, from_store, p);
-    case T_PMSG: return store_history_list(env->store, dev, str, len, p->limit, from_store, p);
-    case T_PSET: return store_pipe_setting_get(env->store, dev, str, len, from_store, p);
+        p->key_id = id;
+        cb.done = time_done;
+        st->ops->time_get(st, dev, id, &cb);
+        return;
+    case T_UMSG: st->ops->queue_list(st, dev, id, p->limit, &cb); return;
+    case T_PMSG: st->ops->history_list(st, dev, str, len, p->limit, &cb); return;
+    case T_PSET: st->ops->pipe_setting_get(st, dev, str, len, &cb); return;
+    case T_CONF: st->ops->conf_get(st, dev, str, len, &cb); return;
     case T_PIPES: {
         struct value row[2] = {value_str(str, len),
                                value_int((int64_t)hub_pipe_subscribers(env->hub, dev, str, len))};
-        if (p->sink(p->sink_ctx, row)) p->stopped = true;
-        return 0;
+        put_row(p, row);
+        seq_next(p);
+        return;
     }
-    case T_UIP: return hub_pipe_members(env->hub, dev, str, len, from_member, p);
-    case T_CONF: return store_conf_get(env->store, dev, str, len, from_store, p);
-    case T_CONFM: return env->video ? video_members(env->video, dev, str, len, from_video, p) : 0;
-    default: return 0;
+    case T_UIP: local_done(p, hub_pipe_members(env->hub, dev, str, len, from_member, p)); return;
+    case T_CONFM:
+        local_done(p, env->video ? video_members(env->video, dev, str, len, from_video, p) : 0);
+        return;
+    default: seq_next(p); return;
     }
 }
 
 /* Produces every row of the tenant's table (no key condition). */
-static int produce_all(struct produce *p, struct cq_result *r)
+static void produce_all(struct run *p, size_t i)
 {
+    (void)i;
     const struct cq_env *env = p->env;
+    struct state *st = env->state;
     int64_t dev = p->s->dev_id;
+    struct state_cb cb = {from_state, seq_done, p};
     switch ((enum table_id)(p->t - defs)) {
-    case T_AUTH: return store_auth_list(env->store, dev, p->limit, from_store, p);
-    case T_DATA: return store_data_list(env->store, dev, p->limit, from_store, p);
-    case T_TOKENS: return store_token_list(env->store, dev, p->limit, from_store, p);
-    case T_TIME: return store_time_list(env->store, dev, p->limit, from_store, p);
-    case T_UMSG: return store_queue_list_all(env->store, dev, p->limit, from_store, p);
-    case T_PSET: return store_pipe_setting_list(env->store, dev, p->limit, from_store, p);
-    case T_PIPES: return hub_pipes(env->hub, dev, from_pipe, p);
-    case T_UIP: return hub_pipe_members(env->hub, dev, NULL, 0, from_member, p);
-    case T_CONF: return store_conf_list(env->store, dev, p->limit, from_store, p);
-    case T_CONFM: return env->video ? video_members(env->video, dev, NULL, 0, from_video, p) : 0;
-    case T_PMSG:
-        cq_result_error(r, CQ_ERR_WHERE, "HY000",
-                        "Selection without transferring the requested values of the primary key "
-                        "is not supported (add WHERE name = '...')");
-        return -2;
-    default: return 0;
+    case T_AUTH: st->ops->auth_list(st, dev, p->limit, &cb); return;
+    case T_DATA: st->ops->data_list(st, dev, p->limit, &cb); return;
+    case T_TOKENS: st->ops->token_list(st, dev, p->limit, &cb); return;
+    case T_TIME: st->ops->time_list(st, dev, p->limit, &cb); return;
+    case T_UMSG: st->ops->queue_list_all(st, dev, p->limit, &cb); return;
+    case T_PSET: st->ops->pipe_setting_list(st, dev, p->limit, &cb); return;
+    case T_CONF: st->ops->conf_list(st, dev, p->limit, &cb); return;
+    case T_PIPES: local_done(p, hub_pipes(env->hub, dev, from_pipe, p)); return;
+    case T_UIP: local_done(p, hub_pipe_members(env->hub, dev, NULL, 0, from_member, p)); return;
+    case T_CONFM:
+        local_done(p, env->video ? video_members(env->video, dev, NULL, 0, from_video, p) : 0);
+        return;
+    default: seq_next(p); return;
     }
 }
 
-/* Runs the production for the WHERE: per key value, or the whole table. */
-static bool produce_rows(struct produce *p, const struct where *w, const struct value *params,
-                         struct cq_result *r)
+/* Runs the production for the WHERE (per key value, or the whole table), then `then`. Returns
+ * false with the result filled when the table cannot be listed without its key. */
+static bool produce_rows(struct run *p, run_step then)
 {
-    int rc = 0;
-    if (w->key >= 0) {
-        const struct cq_cond *c = &w->conds[w->key];
-        for (size_t k = 0; k < c->n_values && !p->stopped && rc >= 0; k++) {
-            /* skip duplicates in the IN list so that a row is produced once */
-            bool dup = false;
-            struct value v = operand(&c->values[k], params);
-            for (size_t j = 0; j < k && !dup; j++)
-                dup = value_equal(p->t->cols[key_column(p->t)].type, v,
-                                  operand(&c->values[j], params));
-            if (!dup) rc = produce_key(p, v);
-        }
-    } else {
-        rc = produce_all(p, r);
-        if (rc == -2) return false;
+    if (p->w.key >= 0) {
+        seq_run(p, p->w.conds[p->w.key].n_values, produce_key, then);
+        return true;
     }
-    if (rc < 0) {
-        cq_result_error(r, CQ_ERR_INTERNAL, "HY000", "Storage error: %s",
-                        store_errmsg(p->env->store));
+    if ((enum table_id)(p->t - defs) == T_PMSG) {
+        cq_result_error(p->r, CQ_ERR_WHERE, "HY000",
+                        "Selection without transferring the requested values of the primary key "
+                        "is not supported (add WHERE name = '...')");
         return false;
     }
+    seq_run(p, 1, produce_all, then);
     return true;
 }
 
 /* ---- SELECT ------------------------------------------------------------------------------- */
 
-struct select_ctx {
-    const struct table_def *t;
-    const struct where *w;
-    const struct value *params;
-    struct cq_result *r;
-    struct arena *a;
-    const int *proj;
-    size_t n_proj;
-    uint64_t skip, take; /* LIMIT */
-    bool limited;
-    int64_t max_rows;
-    bool overflow;
-};
-
-static int select_sink(void *ctx, const struct value *row)
+static int select_sink(struct run *c, const struct value *row)
 {
-    struct select_ctx *c = ctx;
-    if (!row_matches(c->t, c->w, row, c->params)) return 0;
+    if (!row_matches(c->t, &c->w, row, c->params)) return 0;
     if (c->skip) {
         c->skip--;
         return 0;
@@ -519,6 +636,17 @@ static int select_sink(void *ctx, const struct value *row)
     cq_result_add_row(c->r, c->a, out);
     if (c->limited) c->take--;
     return c->limited && c->take == 0;
+}
+
+static void select_end(struct run *run)
+{
+    if (!run->failed && run->overflow) {
+        cq_result_error(run->r, CQ_ERR_OVERFLOW, "HY000",
+                        "The result has more than %" PRId64
+                        " rows ([cometql] max_result_rows); narrow the WHERE or add a LIMIT",
+                        run->max_rows);
+    }
+    run_finish(run);
 }
 
 static bool check_table(const struct table_def *t, const char *op, bool allowed,
@@ -586,23 +714,20 @@ void tables_select(const struct cq_env *env, struct cq_session *s, const struct 
         }
     }
     cq_result_rows(r, t->name, cols, n_proj);
-    struct select_ctx sc = {
-        t, &w, params, r, a, proj, n_proj, 0, 0, false, env->cfg->cometql_max_result_rows, false};
+    if (st->has_limit && st->limit_count == 0) return;
+    struct run *run = run_new(env, s, t, st, params, a, r);
+    run->w = w;
+    run->proj = proj;
+    run->n_proj = n_proj;
+    run->max_rows = env->cfg->cometql_max_result_rows;
+    run->limit = env->cfg->cometql_max_result_rows + 1;
     if (st->has_limit) {
-        sc.limited = true;
-        sc.skip = st->limit_offset;
-        sc.take = st->limit_count;
-        if (sc.take == 0) return;
+        run->limited = true;
+        run->skip = st->limit_offset;
+        run->take = st->limit_count;
     }
-    struct produce p = {env, s, t,    a, select_sink, &sc, env->cfg->cometql_max_result_rows + 1,
-                        0,   0, false};
-    if (!produce_rows(&p, &w, params, r)) return;
-    if (sc.overflow) {
-        cq_result_error(r, CQ_ERR_OVERFLOW, "HY000",
-                        "The result has more than %" PRId64
-                        " rows ([cometql] max_result_rows); narrow the WHERE or add a LIMIT",
-                        sc.max_rows);
-    }
+    run->sink = select_sink;
+    if (!produce_rows(run, select_end)) run_finish(run);
 }
 
 /* ---- INSERT ------------------------------------------------------------------------------- */
@@ -826,94 +951,134 @@ static bool check_row(const struct cq_env *env, const struct table_def *t, const
     }
 }
 
+/* ---- writes ------------------------------------------------------------------------------ */
+
 static int64_t now_s(void)
 {
     return (int64_t)time(NULL);
 }
 
-/* Writes one validated row. Returns false with r filled on a storage error. */
-static bool write_row(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
-                      const struct checked *c, struct cq_result *r)
+/* One row written: count it, remember the id it got. */
+static void row_written(struct run *run, int64_t id)
 {
-    struct store *db = env->store;
-    int64_t dev = s->dev_id, id = 0;
-    int rc = 0;
-    switch ((enum table_id)(t - defs)) {
-    case T_AUTH:
-        rc = store_auth_put(db, dev, c->id, c->s1, c->l1);
-        id = c->id;
-        break;
-    case T_DATA:
-        rc = store_data_put(db, dev, c->id, c->s1, c->l1);
-        id = c->id;
-        break;
-    case T_TOKENS: {
-        rc = store_token_put(db, dev, c->s1, c->l1, now_s());
-        if (rc < 0) break;
-        /* A valid token of this tenant: its user loses the stored hash and is disconnected. */
-        char secret[512];
-        int sl = snprintf(secret, sizeof secret, "%s%" PRId64, env->cfg->password, dev);
-        int64_t user = -1;
-        if (sl > 0 && (size_t)sl < sizeof secret &&
-            jwt_verify_hs256(c->s1, c->l1, secret, (size_t)sl, now_s(), &user) == JWT_VALID &&
-            user > 0) {
-            rc = store_auth_delete(db, dev, user);
-            if (env->kick_user) env->kick_user(env->kick_ctx, dev, user);
-            LOG(LOG_INFO, "cometql", "msg=\"token revoked\" dev_id=%" PRId64 " user_id=%" PRId64,
-                dev, user);
-        }
-        break;
-    }
-    case T_UMSG: {
-        int64_t t0 = now_s();
-        struct hub_message m = {dev, "msg", 3, c->ev, c->ev_len, c->msg, c->msg_len, 0, t0, 0};
-        if (hub_send_user(env->hub, c->id, &m) == 0) {
-            id = store_queue_add(db, dev, c->id, t0, c->ev, c->ev_len, c->msg, c->msg_len);
-            rc = id < 0 ? -1 : 1;
-        }
-        break;
-    }
-    case T_PMSG: {
-        int64_t t0 = now_s();
-        bool trust = c->l1 >= 6 && memcmp(c->s1, "trust_", 6) == 0;
-        int64_t keep = trust ? 0 : store_pipe_history_length(db, dev, c->s1, c->l1);
-        if (keep < 0) {
-            rc = -1;
-            break;
-        }
-        id = store_next_message_id(db);
-        if (id < 0 || ((trust || keep > 0) &&
-                       store_history_add(db, dev, id, c->s1, c->l1, t0, c->ev, c->ev_len, c->msg,
-                                         c->msg_len, 0, keep) < 0)) {
-            rc = -1;
-            break;
-        }
-        struct hub_message m = {dev, c->s1, c->l1, c->ev, c->ev_len, c->msg, c->msg_len, id, t0, 0};
-        hub_publish_pipe(env->hub, &m);
-        break;
-    }
-    case T_PSET: rc = store_pipe_setting_put(db, dev, c->s1, c->l1, c->length); break;
-    case T_CONF: {
-        char err[256];
-        if (video_invite(env->video, dev, &c->inv, err, sizeof err) != 0) {
-            cq_result_error(r, CQ_ERR_INTERNAL, "HY000", "%s", err);
-            return false;
-        }
-        break;
-    }
-    default: break;
-    }
-    if (rc < 0) {
-        cq_result_error(r, CQ_ERR_INTERNAL, "HY000", "Storage error: %s", store_errmsg(db));
-        return false;
-    }
-    r->wrote = r->wrote || store_dirty(db);
+    struct cq_result *r = run->r;
     r->affected++;
     if (id > 0) {
         r->insert_id = (uint64_t)id;
-        s->last_insert_id = (uint64_t)id;
+        run->s->last_insert_id = (uint64_t)id;
     }
-    return true;
+    seq_next(run);
+}
+
+static void written_done(void *ctx, int64_t result, const char *err)
+{
+    struct run *run = ctx;
+    if (result < 0) {
+        run_fail(run, err);
+        seq_next(run);
+        return;
+    }
+    const struct checked *c = &run->rows[run->seq_i - 1];
+    switch ((enum table_id)(run->t - defs)) {
+    case T_AUTH:
+    case T_DATA: row_written(run, c->id); return;
+    case T_UMSG:
+    case T_PMSG: row_written(run, result); return;
+    default: row_written(run, 0); return;
+    }
+}
+
+/* revoked_tokens: the revoked user's stored hash is gone too; disconnect them. */
+static void token_user_done(void *ctx, int64_t result, const char *err)
+{
+    struct run *run = ctx;
+    if (result < 0) {
+        run_fail(run, err);
+        seq_next(run);
+        return;
+    }
+    const struct cq_env *env = run->env;
+    if (env->kick_user) env->kick_user(env->kick_ctx, run->s->dev_id, run->jwt_user);
+    LOG(LOG_INFO, "cometql", "msg=\"token revoked\" dev_id=%" PRId64 " user_id=%" PRId64,
+        run->s->dev_id, run->jwt_user);
+    row_written(run, 0);
+}
+
+static void token_put_done(void *ctx, int64_t result, const char *err)
+{
+    struct run *run = ctx;
+    if (result < 0) {
+        run_fail(run, err);
+        seq_next(run);
+        return;
+    }
+    /* A valid token of this tenant: its user loses the stored hash and is disconnected. */
+    const struct checked *c = &run->rows[run->seq_i - 1];
+    const struct cq_env *env = run->env;
+    int64_t dev = run->s->dev_id;
+    char secret[512];
+    int sl = snprintf(secret, sizeof secret, "%s%" PRId64, env->cfg->password, dev);
+    int64_t user = -1;
+    if (sl > 0 && (size_t)sl < sizeof secret &&
+        jwt_verify_hs256(c->s1, c->l1, secret, (size_t)sl, now_s(), &user) == JWT_VALID &&
+        user > 0) {
+        run->jwt_user = user;
+        struct state_cb cb = {NULL, token_user_done, run};
+        env->state->ops->auth_delete(env->state, dev, user, &cb);
+        return;
+    }
+    row_written(run, 0);
+}
+
+/* Writes validated row i; completes through seq_next. */
+static void write_row(struct run *run, size_t i)
+{
+    const struct cq_env *env = run->env;
+    struct state *st = env->state;
+    const struct checked *c = &run->rows[i];
+    int64_t dev = run->s->dev_id;
+    struct state_cb cb = {NULL, written_done, run};
+    switch ((enum table_id)(run->t - defs)) {
+    case T_AUTH: st->ops->auth_put(st, dev, c->id, c->s1, c->l1, &cb); return;
+    case T_DATA: st->ops->data_put(st, dev, c->id, c->s1, c->l1, &cb); return;
+    case T_TOKENS:
+        cb.done = token_put_done;
+        st->ops->token_put(st, dev, c->s1, c->l1, now_s(), &cb);
+        return;
+    case T_UMSG: {
+        struct state_message m = {dev,       NULL,   0,          c->id,  c->ev,
+                                  c->ev_len, c->msg, c->msg_len, now_s()};
+        st->ops->user_message(st, &m, &cb);
+        return;
+    }
+    case T_PMSG: {
+        struct state_message m = {dev,       c->s1,  c->l1,      0,      c->ev,
+                                  c->ev_len, c->msg, c->msg_len, now_s()};
+        st->ops->pipe_publish(st, &m, &cb);
+        return;
+    }
+    case T_PSET: st->ops->pipe_setting_put(st, dev, c->s1, c->l1, c->length, &cb); return;
+    case T_CONF: {
+        char err[256];
+        if (video_invite(env->video, dev, &c->inv, err, sizeof err) != 0) {
+            if (!run->failed) cq_result_error(run->r, CQ_ERR_INTERNAL, "HY000", "%s", err);
+            run->failed = true;
+            seq_next(run);
+            return;
+        }
+        row_written(run, 0);
+        return;
+    }
+    default: row_written(run, 0); return;
+    }
+}
+
+/* The end of an INSERT or UPDATE: its reply waits for the commit when the state says so. */
+static void write_end(struct run *run)
+{
+    run->r->wrote = run->r->wrote || state_commit_pending(run->env->state);
+    if (run->st->kind == CQ_STMT_UPDATE) run->r->insert_id = 0;
+    run_finish(run);
 }
 
 void tables_insert(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
@@ -974,75 +1139,75 @@ void tables_insert(const struct cq_env *env, struct cq_session *s, const struct 
         }
     }
     r->kind = CQ_RES_OK;
-    for (size_t i = 0; i < st->n_rows; i++)
-        if (!write_row(env, s, t, &rows[i], r)) return;
+    struct run *run = run_new(env, s, t, st, params, a, r);
+    run->rows = rows;
+    run->n_rows = st->n_rows;
+    seq_run(run, run->n_rows, write_row, write_end);
 }
 
 /* ---- UPDATE and DELETE --------------------------------------------------------------------- */
 
-struct collect_ctx {
-    const struct table_def *t;
-    const struct where *w;
-    const struct value *params;
-    struct cq_result *rows; /* the matching rows, all columns */
-    struct arena *a;
-    uint64_t take;
-    bool limited;
-};
-
-static int collect_sink(void *ctx, const struct value *row)
+static int collect_sink(struct run *c, const struct value *row)
 {
-    struct collect_ctx *c = ctx;
-    if (!row_matches(c->t, c->w, row, c->params)) return 0;
-    cq_result_add_row(c->rows, c->a, row);
+    if (!row_matches(c->t, &c->w, row, c->params)) return 0;
+    cq_result_add_row(&c->found, c->a, row);
     if (c->limited && --c->take == 0) return 1;
     return 0;
 }
 
-/* Collects the rows a WHERE selects (key condition required). */
-static bool collect(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
-                    const struct cq_stmt *st, const struct where *w, const struct value *params,
-                    struct arena *a, struct cq_result *rows, const char *verb, struct cq_result *r)
+/* Collects the rows a WHERE selects into run->found (key condition required), then `then`.
+ * Returns false with the result filled when the statement cannot run. */
+static bool collect(struct run *run, const char *verb, run_step then)
 {
-    if (w->key < 0) {
-        cq_result_error(r, CQ_ERR_WHERE, "HY000",
+    const struct table_def *t = run->t;
+    const struct cq_stmt *st = run->st;
+    if (run->w.key < 0) {
+        cq_result_error(run->r, CQ_ERR_WHERE, "HY000",
                         "%s without transferring the values of the key column `%s` is not "
                         "supported (add WHERE %s = ...)",
                         verb, t->cols[key_column(t)].name, t->cols[key_column(t)].name);
         return false;
     }
-    cq_result_rows(rows, t->name, t->cols, t->n_cols);
-    struct collect_ctx cc = {t, w, params, rows, a, st->limit_count, st->has_limit};
-    if (st->has_limit && st->limit_count == 0) return true;
-    struct produce p = {env, s, t,    a, collect_sink, &cc, env->cfg->cometql_max_result_rows,
-                        0,   0, false};
-    if (!produce_rows(&p, w, params, r)) return false;
-    return true;
+    cq_result_rows(&run->found, t->name, t->cols, t->n_cols);
+    run->limited = st->has_limit;
+    run->take = st->limit_count;
+    run->limit = run->env->cfg->cometql_max_result_rows;
+    run->sink = collect_sink;
+    if (st->has_limit && st->limit_count == 0) {
+        then(run);
+        return true;
+    }
+    return produce_rows(run, then);
 }
 
 /* UPDATE conference_members: each assignment becomes a command to the member's node (mute,
  * vmute, deaf per member; layout once per room). */
-static void update_members(const struct cq_env *env, struct cq_session *s,
-                           const struct table_def *t, const struct cq_stmt *st, const int *cols,
-                           const struct value *params, struct arena *a, struct cq_result *rows,
-                           struct cq_result *r)
+static void update_members(struct run *run)
 {
-    (void)a;
+    const struct table_def *t = run->t;
+    const struct cq_stmt *st = run->st;
+    struct cq_result *r = run->r;
+    if (run->failed) {
+        run_finish(run);
+        return;
+    }
     uint64_t changed = 0;
     const char *last_room = NULL;
     size_t last_len = 0;
-    for (size_t i = 0; i < rows->n_rows; i++) {
-        const struct value *row = &rows->cells[i * t->n_cols];
+    for (size_t i = 0; i < run->found.n_rows; i++) {
+        const struct value *row = &run->found.cells[i * t->n_cols];
         for (size_t k = 0; k < st->n_assigns; k++) {
-            const char *col = t->cols[cols[k]].name;
+            const char *col = t->cols[run->assign_cols[k]].name;
             bool layout = strcmp(col, "layout") == 0;
             if (layout && last_room && last_len == row[0].len &&
                 memcmp(last_room, row[0].s, last_len) == 0)
                 continue; /* once per room */
             char err[256];
-            if (video_member_set(env->video, s->dev_id, row[0].s, row[0].len, row[4].i, col,
-                                 operand(&st->assigns[k].value, params), err, sizeof err) != 0) {
+            if (video_member_set(run->env->video, run->s->dev_id, row[0].s, row[0].len, row[4].i,
+                                 col, operand(&st->assigns[k].value, run->params), err,
+                                 sizeof err) != 0) {
                 cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000", "%s", err);
+                run_finish(run);
                 return;
             }
             if (layout) {
@@ -1054,6 +1219,39 @@ static void update_members(const struct cq_env *env, struct cq_session *s,
     }
     r->kind = CQ_RES_OK;
     r->affected = changed;
+    run_finish(run);
+}
+
+/* UPDATE of a stored table: each collected row, with the assignments applied, is validated as
+ * an INSERT would be, then written. */
+static void update_rows(struct run *run)
+{
+    const struct table_def *t = run->t;
+    const struct cq_stmt *st = run->st;
+    if (run->failed) {
+        run_finish(run);
+        return;
+    }
+    size_t n = run->found.n_rows;
+    run->rows = arena_alloc(run->a, (n + 1) * sizeof *run->rows);
+    for (size_t i = 0; i < n; i++) {
+        struct row_in in;
+        memset(&in, 0, sizeof in);
+        for (size_t k = 0; k < t->n_cols; k++) {
+            in.v[k] = run->found.cells[i * t->n_cols + k];
+            in.has[k] = true;
+        }
+        for (size_t k = 0; k < st->n_assigns; k++)
+            in.v[run->assign_cols[k]] = operand(&st->assigns[k].value, run->params);
+        if (!check_row(run->env, t, &in, run->a, &run->rows[i], run->r)) {
+            run_finish(run);
+            return;
+        }
+    }
+    run->n_rows = n;
+    run->r->kind = CQ_RES_OK;
+    run->stopped = false; /* the collection's LIMIT is spent; the writes all run */
+    seq_run(run, n, write_row, write_end);
 }
 
 void tables_update(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
@@ -1061,8 +1259,8 @@ void tables_update(const struct cq_env *env, struct cq_session *s, const struct 
                    struct cq_result *r)
 {
     if (!check_table(t, "UPDATE", t->updatable, r)) return;
-    int cols[16];
-    if (st->n_assigns > N(cols)) {
+    int *cols = arena_alloc(a, 16 * sizeof *cols);
+    if (st->n_assigns > 16) {
         cq_result_error(r, CQ_ERR_COLUMNS, "HY000", "Too many assignments");
         return;
     }
@@ -1091,89 +1289,143 @@ void tables_update(const struct cq_env *env, struct cq_session *s, const struct 
     }
     struct where w;
     if (!check_where(t, st, &w, r)) return;
-    struct cq_result rows;
-    cq_result_init(&rows);
-    if (!collect(env, s, t, st, &w, params, a, &rows, "Updating", r)) {
-        cq_result_free(&rows);
-        return;
-    }
-    if ((enum table_id)(t - defs) == T_CONFM) {
-        update_members(env, s, t, st, cols, params, a, &rows, r);
-        cq_result_free(&rows);
-        return;
-    }
-    struct checked *checked = arena_alloc(a, (rows.n_rows + 1) * sizeof *checked);
-    for (size_t i = 0; i < rows.n_rows; i++) {
-        struct row_in in;
-        memset(&in, 0, sizeof in);
-        for (size_t k = 0; k < t->n_cols; k++) {
-            in.v[k] = rows.cells[i * t->n_cols + k];
-            in.has[k] = true;
-        }
-        for (size_t k = 0; k < st->n_assigns; k++)
-            in.v[cols[k]] = operand(&st->assigns[k].value, params);
-        if (!check_row(env, t, &in, a, &checked[i], r)) {
-            cq_result_free(&rows);
-            return;
-        }
-    }
-    r->kind = CQ_RES_OK;
-    for (size_t i = 0; i < rows.n_rows; i++)
-        if (!write_row(env, s, t, &checked[i], r)) break;
-    r->insert_id = 0;
-    cq_result_free(&rows);
+    struct run *run = run_new(env, s, t, st, params, a, r);
+    run->w = w;
+    run->assign_cols = cols;
+    bool members = (enum table_id)(t - defs) == T_CONFM;
+    if (!collect(run, "Updating", members ? update_members : update_rows)) run_finish(run);
 }
 
-/* Deletes everything stored under one key value; returns rows removed or -1. */
-static int delete_key(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
-                      struct value key, struct arena *a)
+static void removed_done(void *ctx, int64_t result, const char *err)
 {
-    struct store *db = env->store;
-    int64_t dev = s->dev_id, id = 0;
+    struct run *run = ctx;
+    if (result > 0) run->removed += (uint64_t)result;
+    seq_done(ctx, result, err);
+}
+
+/* users_auth: the user's browser connections close with the hash. */
+static void auth_removed_done(void *ctx, int64_t result, const char *err)
+{
+    struct run *run = ctx;
+    if (result >= 0 && run->env->kick_user)
+        run->env->kick_user(run->env->kick_ctx, run->s->dev_id, run->key_id);
+    removed_done(ctx, result, err);
+}
+
+/* A removal that does not go through the state (video): counted at once. */
+static void removed_now(struct run *run, int rc)
+{
+    if (rc < 0) {
+        run_fail(run, "the Video API could not remove it");
+    } else {
+        run->removed += (uint64_t)rc;
+    }
+    seq_next(run);
+}
+
+/* Deletes everything stored under one key value. */
+static void delete_key(struct run *run, struct value key)
+{
+    const struct cq_env *env = run->env;
+    struct state *st = env->state;
+    int64_t dev = run->s->dev_id, id = 0;
     const char *str = "";
     size_t len = 0;
-    switch ((enum table_id)(t - defs)) {
-    case T_AUTH: {
-        if (!as_int(key, &id)) return 0;
-        int n = store_auth_delete(db, dev, id);
-        if (n >= 0 && env->kick_user) env->kick_user(env->kick_ctx, dev, id);
-        return n;
-    }
-    case T_DATA: return as_int(key, &id) ? store_data_delete(db, dev, id) : 0;
-    case T_UMSG: return as_int(key, &id) ? store_queue_delete_user(db, dev, id) : 0;
+    struct state_cb cb = {NULL, removed_done, run};
+    switch ((enum table_id)(run->t - defs)) {
+    case T_AUTH:
+        if (!as_int(key, &id)) break;
+        run->key_id = id;
+        cb.done = auth_removed_done;
+        st->ops->auth_delete(st, dev, id, &cb);
+        return;
+    case T_DATA:
+        if (!as_int(key, &id)) break;
+        st->ops->data_delete(st, dev, id, &cb);
+        return;
+    case T_UMSG:
+        if (!as_int(key, &id)) break;
+        st->ops->queue_delete_user(st, dev, id, &cb);
+        return;
     case T_TOKENS:
-        as_str(a, key, &str, &len);
-        return key.kind == VALUE_NULL ? 0 : store_token_delete(db, dev, str, len);
+        if (key.kind == VALUE_NULL) break;
+        as_str(run->a, key, &str, &len);
+        st->ops->token_delete(st, dev, str, len, &cb);
+        return;
     case T_PMSG:
-        if (key.kind == VALUE_NULL) return 0;
-        as_str(a, key, &str, &len);
-        return store_history_delete_pipe(db, dev, str, len);
+        if (key.kind == VALUE_NULL) break;
+        as_str(run->a, key, &str, &len);
+        st->ops->history_delete_pipe(st, dev, str, len, &cb);
+        return;
     case T_CONF:
-        if (key.kind == VALUE_NULL || !env->video) return 0;
-        as_str(a, key, &str, &len);
-        return video_remove(env->video, dev, str, len, 0);
-    case T_PSET: {
-        if (key.kind == VALUE_NULL) return 0;
-        as_str(a, key, &str, &len);
-        int n = store_pipe_setting_delete(db, dev, str, len);
-        if (n >= 0 && store_history_delete_pipe(db, dev, str, len) < 0) return -1;
-        return n;
+        if (key.kind == VALUE_NULL || !env->video) break;
+        as_str(run->a, key, &str, &len);
+        removed_now(run, video_remove(env->video, dev, str, len, 0));
+        return;
+    case T_PSET:
+        if (key.kind == VALUE_NULL) break;
+        as_str(run->a, key, &str, &len);
+        st->ops->pipe_setting_delete(st, dev, str, len, &cb);
+        return;
+    default: break;
     }
-    default: return 0;
+    seq_next(run);
+}
+
+static void delete_key_i(struct run *run, size_t i)
+{
+    delete_key(run, operand(&run->w.conds[run->w.key].values[i], run->params));
+}
+
+/* pipes_messages by message id alone: CppComet's DELETE ... WHERE id IN (...) */
+static void delete_message_i(struct run *run, size_t i)
+{
+    int64_t id;
+    if (!as_int(operand(&run->w.conds[0].values[i], run->params), &id)) {
+        seq_next(run);
+        return;
+    }
+    struct state_cb cb = {NULL, removed_done, run};
+    run->env->state->ops->history_delete_id(run->env->state, run->s->dev_id, id, &cb);
+}
+
+/* Deletes collected row i by its identity. */
+static void delete_row_i(struct run *run, size_t i)
+{
+    const struct cq_env *env = run->env;
+    struct state *st = env->state;
+    const struct value *row = &run->found.cells[i * run->t->n_cols];
+    struct state_cb cb = {NULL, removed_done, run};
+    switch ((enum table_id)(run->t - defs)) {
+    case T_UMSG: st->ops->queue_delete_id(st, run->s->dev_id, row[1].i, &cb); return;
+    case T_PMSG: st->ops->history_delete_id(st, run->s->dev_id, row[0].i, &cb); return;
+    case T_CONF:
+        removed_now(run, env->video ? video_remove(env->video, run->s->dev_id, row[0].s, row[0].len,
+                                                   row[1].i)
+                                    : 0);
+        return;
+    default: delete_key(run, row[key_column(run->t)]); return;
     }
 }
 
-/* Deletes one collected row by its identity; returns rows removed or -1. */
-static int delete_row(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
-                      const struct value *row, struct arena *a)
+static void delete_end(struct run *run)
 {
-    switch ((enum table_id)(t - defs)) {
-    case T_UMSG: return store_queue_delete_id(env->store, s->dev_id, row[1].i);
-    case T_PMSG: return store_history_delete_id(env->store, s->dev_id, row[0].i);
-    case T_CONF:
-        return env->video ? video_remove(env->video, s->dev_id, row[0].s, row[0].len, row[1].i) : 0;
-    default: return delete_key(env, s, t, row[key_column(t)], a);
+    if (!run->failed) {
+        run->r->kind = CQ_RES_OK;
+        run->r->affected = run->removed;
     }
+    run->r->wrote = state_commit_pending(run->env->state);
+    run_finish(run);
+}
+
+static void delete_collected(struct run *run)
+{
+    if (run->failed) {
+        run_finish(run);
+        return;
+    }
+    run->stopped = false; /* the collection's LIMIT is spent; the deletes all run */
+    seq_run(run, run->found.n_rows, delete_row_i, delete_end);
 }
 
 void tables_delete(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
@@ -1187,22 +1439,17 @@ void tables_delete(const struct cq_env *env, struct cq_session *s, const struct 
     }
     struct where w;
     if (!check_where(t, st, &w, r)) return;
-    int rc = 0;
-    uint64_t removed = 0;
     enum table_id tid = (enum table_id)(t - defs);
-    /* pipes_messages by message id alone: CppComet's DELETE ... WHERE id IN (...) */
+    struct run *run = run_new(env, s, t, st, params, a, r);
+    run->w = w;
     if (tid == T_PMSG && w.key < 0 && w.n == 1 && strcmp(w.conds[0].column, "id") == 0 &&
         !st->has_limit) {
-        for (size_t k = 0; k < w.conds[0].n_values && rc >= 0; k++) {
-            int64_t id;
-            if (!as_int(operand(&w.conds[0].values[k], params), &id)) continue;
-            rc = store_history_delete_id(env->store, s->dev_id, id);
-            if (rc > 0) removed += (uint64_t)rc;
-        }
+        seq_run(run, w.conds[0].n_values, delete_message_i, delete_end);
     } else if (tid == T_CONF && w.key >= 0 && w.n == 2 && !st->has_limit &&
                strcmp(w.conds[1 - w.key].column, "user_id") == 0 && env->video) {
         /* by room and user: kick the user's members even without a stored invitation */
         const struct cq_cond *names = &w.conds[w.key], *users = &w.conds[1 - w.key];
+        int rc = 0;
         for (size_t k = 0; k < names->n_values && rc >= 0; k++) {
             struct value nv = operand(&names->values[k], params);
             const char *str = "";
@@ -1213,33 +1460,14 @@ void tables_delete(const struct cq_env *env, struct cq_session *s, const struct 
                 int64_t uid;
                 if (!as_int(operand(&users->values[u], params), &uid) || uid <= 0) continue;
                 rc = video_remove(env->video, s->dev_id, str, len, uid);
-                if (rc > 0) removed += (uint64_t)rc;
+                if (rc > 0) run->removed += (uint64_t)rc;
             }
         }
+        if (rc < 0) run_fail(run, "the Video API could not remove it");
+        delete_end(run);
     } else if (w.key >= 0 && w.n == 1 && !st->has_limit) {
-        const struct cq_cond *c = &w.conds[w.key];
-        for (size_t k = 0; k < c->n_values && rc >= 0; k++) {
-            rc = delete_key(env, s, t, operand(&c->values[k], params), a);
-            if (rc > 0) removed += (uint64_t)rc;
-        }
-    } else {
-        struct cq_result rows;
-        cq_result_init(&rows);
-        if (!collect(env, s, t, st, &w, params, a, &rows, "Deleting", r)) {
-            cq_result_free(&rows);
-            return;
-        }
-        for (size_t i = 0; i < rows.n_rows && rc >= 0; i++) {
-            rc = delete_row(env, s, t, &rows.cells[i * t->n_cols], a);
-            if (rc > 0) removed += (uint64_t)rc;
-        }
-        cq_result_free(&rows);
+        seq_run(run, w.conds[w.key].n_values, delete_key_i, delete_end);
+    } else if (!collect(run, "Deleting", delete_collected)) {
+        run_finish(run);
     }
-    if (rc < 0) {
-        cq_result_error(r, CQ_ERR_INTERNAL, "HY000", "Storage error: %s", store_errmsg(env->store));
-        return;
-    }
-    r->kind = CQ_RES_OK;
-    r->affected = removed;
-    r->wrote = store_dirty(env->store);
 }

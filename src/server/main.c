@@ -10,6 +10,7 @@
 #include "push/hub.h"
 #include "push/pubsub.h"
 #include "push/ws_server.h"
+#include "state/state.h"
 #include "state/store.h"
 #include "video/video.h"
 #include "video/directory_server.h"
@@ -27,6 +28,7 @@ struct app {
     uv_loop_t *loop;
     struct config *cfg;
     struct store *store;
+    struct state *state; /* the tables' view of store + hub */
     struct hub hub;
     struct cq_env env;
     struct cometql_server *cometql;
@@ -198,7 +200,8 @@ int main(int argc, char **argv)
     app.loop = uv_default_loop();
     hub_init(&app.hub);
     app.env.cfg = app.cfg;
-    app.env.store = app.store;
+    app.state = state_embedded_new(app.store, &app.hub);
+    app.env.state = app.state;
     app.env.hub = &app.hub;
     app.env.started = time(NULL);
 
@@ -253,6 +256,7 @@ int main(int argc, char **argv)
 
     uv_run(app.loop, UV_RUN_DEFAULT);
 
+    state_free(app.state);
     store_close(app.store); /* commits anything still pending */
     cometql_server_free(app.cometql);
     ws_server_free(app.ws);
