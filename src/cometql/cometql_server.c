@@ -953,7 +953,7 @@ static void conn_flush(struct conn *c)
         conn_close(c, "closed by server");
 }
 
-void cometql_server_after_commit(struct cometql_server *s, bool ok)
+void cometql_server_after_commit(struct cometql_server *s, bool ok, const char *why)
 {
     struct conn *c = s->dirty;
     s->dirty = NULL;
@@ -964,12 +964,21 @@ void cometql_server_after_commit(struct cometql_server *s, bool ok)
         if (c->awaiting_commit) {
             c->awaiting_commit = false;
             if (!ok) {
-                /* nothing after the first unconfirmed write may reach the client */
+                /* Nothing after the first unconfirmed write may reach the client: its reply
+                 * becomes an ERR (the reply to a command starts at sequence 1), and the
+                 * connection closes after it, since the statements pipelined behind it ran in
+                 * the transaction that was lost. */
                 size_t keep = c->commit_mark;
                 if (keep < buf_unread(&c->pending)) c->pending.len = c->pending.off + keep;
+                char msg[320];
+                snprintf(msg, sizeof msg, "Storage error: the write was not committed (%s)",
+                         why && *why ? why : "commit failed");
+                c->seq = 1;
+                reply_err(c, CQ_ERR_INTERNAL, "HY000", msg);
                 close_later(c);
-                LOG(LOG_ERROR, "cometql", "conn=%u msg=\"store commit failed; dropping client\"",
-                    c->id);
+                LOG(LOG_ERROR, "cometql",
+                    "conn=%u msg=\"store commit failed; the write was answered ERR\" error=\"%s\"",
+                    c->id, why && *why ? why : "?");
             }
         }
         conn_flush(c);

@@ -17,9 +17,10 @@ struct cometql_server;
 /* Binds and listens; returns NULL with err filled (address in use, bad TLS files ...). */
 struct cometql_server *cometql_server_start(uv_loop_t *loop, const struct config *cfg,
                                             struct cq_env *env, char *err, size_t errlen);
-/* Called once per loop iteration after store_commit(): ok=false drops the connections whose
- * replies were waiting on it. Then flushes every connection's pending replies. */
-void cometql_server_after_commit(struct cometql_server *s, bool ok);
+/* Called once per loop iteration after store_commit(): ok=false answers the first write that
+ * waited on it with an ERR naming why (transfer none) and closes that connection. Then flushes
+ * every connection's pending replies. */
+void cometql_server_after_commit(struct cometql_server *s, bool ok, const char *why);
 /* A reloaded configuration (the caller keeps it alive until the next reload or stop). */
 void cometql_server_reconfigure(struct cometql_server *s, const struct config *cfg);
 /* Stops listening and closes every connection after flushing what is pending; done is called

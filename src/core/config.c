@@ -82,6 +82,7 @@ static const struct config_opt ccomet_opts[] = {
     {"store", "trust_ttl", CFG_INT, F(store_trust_ttl), "86400", 1, 315360000LL, true, NULL},
     {"store", "purge_interval", CFG_INT, F(store_purge_interval), "60", 1, 86400, false, NULL},
     {"store", "history_max", CFG_INT, F(store_history_max), "1000", 0, 1000000, true, NULL},
+    {"store", "busy_timeout", CFG_INT, F(store_busy_timeout), "100", 0, 10000, false, NULL},
 
     {"log", "level", CFG_LEVEL, F(log_level), "info", 0, 0, true, NULL},
 };

@@ -79,6 +79,7 @@ struct config {
     int64_t store_trust_ttl;      /* seconds trust_ pipe history is kept */
     int64_t store_history_max;    /* max pipes_settings length */
     int64_t store_purge_interval; /* seconds between expiry runs */
+    int64_t store_busy_timeout;   /* ms a write waits for another process's lock on the file */
 
     /* [log] */
     enum log_level log_level;

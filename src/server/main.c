@@ -50,7 +50,8 @@ static void on_before_poll(uv_prepare_t *h)
     struct app *app = h->data;
     bool ok = true;
     if (store_dirty(app->store)) ok = store_commit(app->store) == 0;
-    if (app->cometql) cometql_server_after_commit(app->cometql, ok);
+    if (app->cometql)
+        cometql_server_after_commit(app->cometql, ok, ok ? NULL : store_errmsg(app->store));
     if (app->ws) ws_server_flush(app->ws);
 }
 
@@ -197,6 +198,7 @@ int main(int argc, char **argv)
         config_free(app.cfg);
         return 1;
     }
+    store_set_busy_timeout(app.store, (int)app.cfg->store_busy_timeout);
     app.loop = uv_default_loop();
     hub_init(&app.hub);
     app.env.cfg = app.cfg;

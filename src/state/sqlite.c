@@ -177,6 +177,9 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[S_COUNT];
     bool in_txn;
+    /* SQLite rolled the iteration's transaction back on an error (disk full, I/O): every write
+     * of the iteration is gone, so the commit must fail and later writes must not commit alone */
+    bool txn_lost;
     char err[256];
     struct pset_entry **pset;
     size_t pset_buckets, pset_count;
@@ -260,6 +263,7 @@ static int take_int(void *ctx, const struct value *cols, size_t n);
 
 static int fail(struct store *s, const char *what)
 {
+    if (s->in_txn && sqlite3_get_autocommit(s->db)) s->txn_lost = true;
     snprintf(s->err, sizeof s->err, "%s: %s", what, sqlite3_errmsg(s->db));
     LOG_RATELIMITED(LOG_ERROR, "store", "msg=\"storage error\" op=%s error=\"%s\"", what,
                     sqlite3_errmsg(s->db));
@@ -286,7 +290,7 @@ struct store *store_open(const char *path, bool sync_full, char *err, size_t err
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
-             "PRAGMA busy_timeout=5000; PRAGMA wal_autocheckpoint=4000;",
+             "PRAGMA busy_timeout=100; PRAGMA wal_autocheckpoint=4000;",
              sync_full ? "FULL" : "NORMAL");
     char *msg = NULL;
     if (sqlite3_exec(s->db, pragmas, NULL, NULL, &msg) != SQLITE_OK ||
@@ -350,18 +354,30 @@ static int run_simple(struct store *s, enum stmt_id id)
 
 static int begin_write(struct store *s)
 {
+    if (s->txn_lost) return -1; /* s->err still says why */
     if (s->in_txn) return 0;
     if (run_simple(s, S_BEGIN) != 0) return -1;
     s->in_txn = true;
     return 0;
 }
 
+void store_set_busy_timeout(struct store *s, int ms)
+{
+    sqlite3_busy_timeout(s->db, ms);
+}
+
 int store_commit(struct store *s)
 {
     if (!s->in_txn) return 0;
     s->in_txn = false;
+    if (s->txn_lost) {
+        s->txn_lost = false;
+        pset_load(s);
+        return -1;
+    }
     if (run_simple(s, S_COMMIT) == 0) return 0;
-    run_simple(s, S_ROLLBACK);
+    /* keep the COMMIT's error in s->err; SQLite may have rolled back already (disk full) */
+    if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     pset_load(s); /* the rolled-back settings must not stay cached */
     return -1;
 }

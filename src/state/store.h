@@ -25,6 +25,10 @@ struct store;
 typedef int (*store_row_fn)(void *ctx, const struct value *cols, size_t n);
 
 struct store *store_open(const char *path, bool sync_full, char *err, size_t errlen);
+/* How long a write waits for a lock another process holds on the file (default 100 ms). The
+ * loop is blocked meanwhile, so keep it short: past it the write fails (SQLITE_BUSY) and its
+ * statement answers ERR. */
+void store_set_busy_timeout(struct store *s, int ms);
 void store_close(struct store *s); /* commits what is pending */
 
 /* Commits the open write transaction, if any. 0 or -1 (then everything since the last commit is

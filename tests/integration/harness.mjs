@@ -148,7 +148,8 @@ export class Server {
     async init() {
         this.dir = mkdtempSync(path.join(os.tmpdir(), 'ccomet-it-'));
         [this.port, this.wsPort] = await freePorts(2);
-        this.storePath = path.join(this.dir, 'ccomet.db');
+        // opts.storeDir: the store on a file system of the test's making (full, read-only ...)
+        this.storePath = path.join(this.opts.storeDir ?? this.dir, 'ccomet.db');
         this.confPath = path.join(this.dir, 'comet.ini');
         if (this.opts.tls) Object.assign(this, await makeCert(this.dir));
         const lines = [
