@@ -103,6 +103,10 @@ struct cometql_server {
     struct buf scratch; /* joined multi-packet payloads */
 };
 
+/* The largest packet before authentication: a handshake response with TLS, connection
+ * attributes and a long user name fits in a few KiB (MySQL bounds it likewise). */
+#define PREAUTH_MAX (64 * 1024)
+
 static uint8_t read_buffer[READ_CHUNK];
 static bool read_buffer_busy;
 
@@ -741,8 +745,10 @@ static long process_bytes(struct conn *c, const uint8_t *data, size_t len)
         }
         struct mysql_frame f;
         const char *err = NULL;
-        int rc = mysql_frame_parse(data + done, len - done, (size_t)c->srv->cfg->cometql_max_packet,
-                                   &c->srv->scratch, &f, &err);
+        /* before authentication nothing bigger than a handshake response is accepted, so an
+         * unauthenticated client cannot make us buffer max_packet (audit H3) */
+        size_t max = c->state == ST_READY ? (size_t)c->srv->cfg->cometql_max_packet : PREAUTH_MAX;
+        int rc = mysql_frame_parse(data + done, len - done, max, &c->srv->scratch, &f, &err);
         if (rc == MYSQL_AGAIN) break;
         if (rc == MYSQL_ERROR) {
             c->seq = 1;
@@ -841,7 +847,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     if (c->state == ST_CLOSING) return;
     const uint8_t *data = (const uint8_t *)b->base;
     size_t len = (size_t)nread;
-    restart_idle_timer(c);
+    if (!c->health_check) restart_idle_timer(c); /* a health check's PINGs do not extend it */
     if (c->tls && c->state != ST_HANDSHAKE) {
         if (tls_session_feed(c->tls, data, len, &c->in, &c->out) != 0) {
             conn_close(c, "TLS error");
@@ -1070,8 +1076,11 @@ static void on_timeout(uv_timer_t *t)
 static void restart_idle_timer(struct conn *c)
 {
     const struct config *cfg = c->srv->cfg;
+    /* a haproxy_check session proved its point with the login: it keeps the handshake's
+     * deadline, so password-less logins cannot hold connection slots for idle_timeout */
     uint64_t secs =
-        (uint64_t)(c->state == ST_READY ? cfg->cometql_idle_timeout : cfg->cometql_connect_timeout);
+        (uint64_t)(c->state == ST_READY && !c->health_check ? cfg->cometql_idle_timeout
+                                                            : cfg->cometql_connect_timeout);
     uv_timer_start(&c->timer, on_timeout, secs * 1000, 0);
 }
 

@@ -1016,12 +1016,12 @@ static void token_put_done(void *ctx, int64_t result, const char *err)
     const struct checked *c = &run->rows[run->seq_i - 1];
     const struct cq_env *env = run->env;
     int64_t dev = run->s->dev_id;
-    char secret[512];
-    int sl = snprintf(secret, sizeof secret, "%s%" PRId64, env->cfg->password, dev);
+    size_t sl;
+    char *secret = jwt_tenant_secret(env->cfg->password, dev, &sl);
     int64_t user = -1;
-    if (sl > 0 && (size_t)sl < sizeof secret &&
-        jwt_verify_hs256(c->s1, c->l1, secret, (size_t)sl, now_s(), &user) == JWT_VALID &&
-        user > 0) {
+    bool valid = jwt_verify_hs256(c->s1, c->l1, secret, sl, now_s(), &user) == JWT_VALID;
+    xfree(secret);
+    if (valid && user > 0) {
         run->jwt_user = user;
         struct state_cb cb = {NULL, token_user_done, run};
         env->state->ops->auth_delete(env->state, dev, user, &cb);

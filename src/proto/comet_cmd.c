@@ -1,6 +1,8 @@
 /* comet_cmd: browser command splitting; see comet_cmd.h. */
 #include "proto/comet_cmd.h"
 
+#include <stdint.h>
+
 #include <string.h>
 
 /* Next '\n'-terminated field starting at *pos (the last field runs to the end). */
@@ -39,7 +41,9 @@ static bool parse_int(struct ccmd_str s, int64_t *v)
     }
     for (; i < s.len; i++) {
         if (s.s[i] < '0' || s.s[i] > '9') return false;
-        n = n * 10 + (s.s[i] - '0');
+        int d = s.s[i] - '0';
+        if (n > (INT64_MAX - d) / 10) return false; /* 19 digits can overflow (audit L2) */
+        n = n * 10 + d;
     }
     *v = neg ? -n : n;
     return true;

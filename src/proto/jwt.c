@@ -1,6 +1,10 @@
 /* jwt: HS256 verification; see jwt.h. Never allocates beyond what jansson needs for the two
  * small JSON objects, bounded by the token length (callers cap tokens at 600 bytes). */
 #include "proto/jwt.h"
+#include "core/alloc.h"
+
+#include <inttypes.h>
+#include <stdio.h>
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -22,14 +26,15 @@ static int b64url_value(unsigned char c)
     return -1;
 }
 
-/* Decodes base64url without padding; returns the length or -1. */
+/* Decodes canonical base64url (RFC 7515 §2: no padding); returns the length or -1. Only one
+ * spelling of each byte string is accepted: '=' is refused, and so is a last character whose
+ * unused low bits are not zero. Otherwise four spellings of a signature verify alike, and a
+ * token revoked by its text could come back as another spelling of itself (audit H1). */
 static long b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap)
 {
     size_t o = 0;
     unsigned acc = 0;
     int bits = 0;
-    while (len && in[len - 1] == '=')
-        len--;
     if (len % 4 == 1) return -1;
     for (size_t i = 0; i < len; i++) {
         int v = b64url_value((unsigned char)in[i]);
@@ -42,6 +47,7 @@ static long b64url_decode(const char *in, size_t len, unsigned char *out, size_t
             out[o++] = (unsigned char)(acc >> bits);
         }
     }
+    if (bits && (acc & ((1u << bits) - 1u))) return -1; /* non-zero unused bits */
     return (long)o;
 }
 
@@ -121,6 +127,15 @@ enum jwt_status jwt_verify_hs256(const char *token, size_t len, const char *secr
     }
     json_decref(payload);
     return st;
+}
+
+char *jwt_tenant_secret(const char *password, int64_t dev_id, size_t *len)
+{
+    size_t pl = strlen(password);
+    char *s = xmalloc(pl + 24);
+    int n = snprintf(s, pl + 24, "%s%" PRId64, password, dev_id);
+    *len = n > 0 ? (size_t)n : 0;
+    return s;
 }
 
 size_t jwt_sign_hs256(const char *payload_json, const char *secret, size_t secret_len, char *out,

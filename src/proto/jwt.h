@@ -13,6 +13,11 @@ enum jwt_status { JWT_VALID = 0, JWT_MALFORMED, JWT_UNSUPPORTED, JWT_BAD_SIGNATU
 enum jwt_status jwt_verify_hs256(const char *token, size_t len, const char *secret,
                                  size_t secret_len, int64_t now, int64_t *user_id);
 
+/* The secret CppComet signs a tenant's browser tokens with: [main] password followed by the
+ * dev_id in decimal, for a password of any length. (transfer full) free with xfree; *len is its
+ * length. */
+char *jwt_tenant_secret(const char *password, int64_t dev_id, size_t *len);
+
 /* Signs a payload (JSON text) with HS256: out gets header.payload.signature, NUL-terminated.
  * Returns the length, or 0 if out is too small. For tests and tools. */
 size_t jwt_sign_hs256(const char *payload_json, const char *secret, size_t secret_len, char *out,

@@ -795,14 +795,14 @@ static void authenticate(struct ws_conn *c, const char *session, size_t session_
     struct ws_server *s = c->srv;
     char hash[65] = "";
     if (c->user_id > 0 && session_len) {
-        char secret[512];
-        int sl = snprintf(secret, sizeof secret, "%s%" PRId64, s->cfg->password, c->dev_id);
+        size_t sl;
+        char *secret = jwt_tenant_secret(s->cfg->password, c->dev_id, &sl);
         int64_t uid = -1;
         bool revoked = false;
         struct hash_ctx h = {"", false};
         store_auth_get(s->store, c->dev_id, c->user_id, take_hash, &h);
         if (session_len <= 600 && memchr(session, '.', session_len) &&
-            jwt_verify_hs256(session, session_len, secret, (size_t)sl, (int64_t)time(NULL), &uid) ==
+            jwt_verify_hs256(session, session_len, secret, sl, (int64_t)time(NULL), &uid) ==
                 JWT_VALID &&
             uid == c->user_id) {
             store_token_get(s->store, c->dev_id, session, session_len, take_found, &revoked);
@@ -825,6 +825,7 @@ static void authenticate(struct ws_conn *c, const char *session, size_t session_
             c->authorized = true;
         }
         if (c->authorized) snprintf(hash, sizeof hash, "%s", h.hash);
+        xfree(secret);
     }
     if (c->authorized && !pubsub_user_attach(s->ps, c)) {
         c->authorized = false;

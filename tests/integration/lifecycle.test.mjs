@@ -235,7 +235,7 @@ test('trust_ pipes keep history without pipes_settings; with trust_ttl = 1 it ex
 
 // ---- HAProxy health check ----------------------------------------------------------------------
 
-const hc = await startServer({ password: 'hc-secret' });
+const hc = await startServer({ password: 'hc-secret', extraConf: '[cometql]\nconnect_timeout = 2\n' });
 after(() => hc.stop());
 
 test('haproxy_check with an empty password: OK; COM_PING works; COM_QUERY gets ERR 403', hc.wrap(async () => {
@@ -273,3 +273,60 @@ test('haproxy_check with a wrong password is an ordinary failed login (ERR 16)',
         c.destroy();
     }
 }));
+
+// ---- before authentication (audit H3) -----------------------------------------------------------
+
+const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+
+test('before authentication a packet over 64 KiB is refused at its header (ERR 1153, close) and nothing is buffered', hc.wrap(async () => {
+    // the header alone: answered ERR 1153, then closed
+    const c0 = await RawConn.connect(hc.port);
+    await c0.readHandshake();
+    await c0.write(Buffer.from([0xff, 0xff, 0xff, 0x01])); // announces a 16 MiB packet
+    const { payload } = await c0.readPacket();
+    assert.equal(payload[0], 0xff, 'an ERR packet');
+    assert.equal(payload.readUInt16LE(1), 1153, 'ER_NET_PACKET_TOO_LARGE');
+    assert.equal(await c0.waitClosed(), true, 'and the connection closes');
+    // streaming the packet on 16 connections: each is cut at the header (the ERR may then be
+    // lost to the TCP reset that unread input causes), and nothing is buffered
+    const before = rssKiB(hc.proc.pid);
+    const conns = [];
+    for (let i = 0; i < 16; i++) {
+        const c = await RawConn.connect(hc.port);
+        await c.readHandshake();
+        conns.push(c);
+    }
+    const junk = Buffer.alloc(1024 * 1024, 0x41);
+    for (const c of conns) {
+        c.sock.write(Buffer.from([0xff, 0xff, 0xff, 0x01]));
+        c.sock.write(junk);
+    }
+    for (const c of conns) assert.equal(await c.waitClosed(), true, 'the connection is closed');
+    const grown = rssKiB(hc.proc.pid) - before;
+    assert.ok(grown < 8 * 1024, `16 connections x 1 MiB of unauthenticated junk grew the server by ${grown} KiB`);
+    // an ordinary login still works, and an authenticated connection may send big packets
+    const root = await rawLogin(hc, { password: 'hc-secret' });
+    const r = await root.query(`SELECT '${'x'.repeat(200 * 1024)}' AS big`);
+    assert.equal(r.rows[0][0].length, 200 * 1024);
+    root.destroy();
+}));
+
+test('a haproxy_check session is closed after connect_timeout, PINGs or not', hc.wrap(async () => {
+    const c = await RawConn.connect(hc.port);
+    try {
+        const r = await c.login({ user: 'haproxy_check', token: Buffer.alloc(0) });
+        assert.equal(r.ok, true, JSON.stringify(r));
+        const t0 = Date.now();
+        let pings = 0;
+        while (!c.isClosed && Date.now() - t0 < 6000) {
+            try { if ((await c.ping()).ok) pings++; } catch { break; }
+            await new Promise((res) => setTimeout(res, 300));
+        }
+        assert.equal(await c.waitClosed(1000), true, 'the health-check session is closed');
+        const held = Date.now() - t0;
+        assert.ok(held < 4000, `closed after ${held} ms with connect_timeout = 2 s (${pings} PINGs answered)`);
+    } finally {
+        c.destroy();
+    }
+}));
+

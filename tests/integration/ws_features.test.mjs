@@ -97,8 +97,36 @@ test('auth by JWT: a revoked token is refused, and INSERT INTO revoked_tokens di
     assert.equal(again.info.authorized, false, 'a revoked token still authorizes');
     assert.ok(bystander.isOpen, 'another connection was closed by the revocation');
     await bystander.sync();
+    // audit H1: other spellings of the revoked token (padding, the last character's unused
+    // bits) do not verify, and mint no new key
+    const tab = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const last = tab.indexOf(token.at(-1));
+    const variants = [`${token}=`, `${token}==`, ...[1, 2, 3].map((x) => token.slice(0, -1) + tab[(last & ~3) | ((last & 3) ^ x)])];
+    for (const v of variants) {
+        const c = await wsOpen(srv, { session: v, userId: 17 });
+        assert.equal(c.info.authorized, false, `a re-spelt revoked token authorizes: ${v.slice(-6)}`);
+        assert.equal(c.info.data, '');
+        await c.close();
+    }
+    assert.deepEqual(await rows(db, 'SELECT * FROM users_auth WHERE id = 17'), [], 'no key was created');
     await Promise.all([again.close(), bystander.close()]);
 }));
+
+test('auth by JWT with a 4 KiB [main] password (audit L1): accepted with the whole secret, refused with a cut one', async () => {
+    const pw = 'p'.repeat(4096);
+    const big = await startServer({ password: pw });
+    try {
+        await big.wrap(async () => {
+            const ok = await wsOpen(big, { session: signJwt({ user_id: 3, exp: now() + 60 }, `${pw}0`), userId: 3 });
+            assert.equal(ok.info.authorized, true, JSON.stringify(ok.info));
+            const cut = await wsOpen(big, { session: signJwt({ user_id: 3, exp: now() + 60 }, pw.slice(0, 511)), userId: 3 });
+            assert.equal(cut.info.authorized, false, 'a token signed with the first 511 bytes');
+            await Promise.all([ok.close(), cut.close()]);
+        })();
+    } finally {
+        await big.stop(); // asserts exit 0 and no sanitizer report
+    }
+});
 
 test('DELETE FROM users_auth disconnects every open connection of that user', srv.wrap(async () => {
     await db.query("INSERT INTO users_auth (id, hash) VALUES (12, 'hash12'), (13, 'hash13')");

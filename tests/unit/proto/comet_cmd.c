@@ -55,6 +55,10 @@ TEST(ccmd_other_commands)
     parse("user_data\nm2\nx42", CCMD_ERROR);
     c = parse("user_status\n7", CCMD_OK);
     CHECK_INT(c->user_id, 7);
+    /* 19 digits past INT64_MAX are refused, not overflowed (audit L2; UBSan would abort) */
+    parse("user_status\n9999999999999999999", CCMD_ERROR);
+    c = parse("user_status\n9223372036854775807", CCMD_OK);
+    CHECK(c->user_id == INT64_MAX);
     c = parse("pipe_since\nweb_chat\n99", CCMD_OK);
     CHECK_INT(c->last_id, 99);
     parse("pipe_since\nweb_chat\n-1", CCMD_ERROR);

@@ -1,7 +1,10 @@
 /* Unit tests for src/proto/jwt.c. */
 #include "test.h"
 
+#include "core/alloc.h"
 #include "proto/jwt.h"
+
+#include <string.h>
 
 TEST(jwt_sign_and_verify)
 {
@@ -29,4 +32,53 @@ TEST(jwt_string_user_id_and_malformed)
     /* alg none is refused */
     const char *none = "eyJhbGciOiJub25lIn0.eyJ1c2VyX2lkIjoxfQ.";
     CHECK_INT(jwt_verify_hs256(none, strlen(none), "s", 1, 0, &uid), JWT_UNSUPPORTED);
+}
+
+/* Audit H1: only the canonical spelling of a token verifies. The last character of a 32-byte
+ * signature carries 2 unused bits; '=' padding is not base64url (RFC 7515 §2). */
+TEST(jwt_only_the_canonical_spelling_verifies)
+{
+    char tok[512], alt[520];
+    size_t n = jwt_sign_hs256("{\"user_id\":2,\"exp\":2000000000}", "k", 1, tok, sizeof tok);
+    CHECK(n > 0);
+    int64_t uid;
+    CHECK_INT(jwt_verify_hs256(tok, n, "k", 1, 1700000000, &uid), JWT_VALID);
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    int v = (int)(strchr(tab, tok[n - 1]) - tab);
+    for (int low = 1; low < 4; low++) { /* the other three spellings of the last character */
+        memcpy(alt, tok, n);
+        alt[n - 1] = tab[(v & ~3) | ((v & 3) ^ low)];
+        CHECK(jwt_verify_hs256(alt, n, "k", 1, 1700000000, &uid) != JWT_VALID);
+    }
+    for (int pad = 1; pad <= 2; pad++) {
+        memcpy(alt, tok, n);
+        memset(alt + n, '=', (size_t)pad);
+        CHECK(jwt_verify_hs256(alt, n + (size_t)pad, "k", 1, 1700000000, &uid) != JWT_VALID);
+    }
+    /* a padded header or payload segment is refused too */
+    const char *d1 = strchr(tok, '.');
+    size_t h = (size_t)(d1 - tok);
+    memcpy(alt, tok, h);
+    alt[h] = '=';
+    memcpy(alt + h + 1, tok + h, n - h);
+    CHECK(jwt_verify_hs256(alt, n + 1, "k", 1, 1700000000, &uid) != JWT_VALID);
+}
+
+/* Audit L1: the tenant secret of a long password is whole (it was cut at 512 bytes, and the
+ * untruncated length was passed on as the key length). */
+TEST(jwt_tenant_secret_of_a_long_password)
+{
+    char pw[4097];
+    memset(pw, 'p', 4096);
+    pw[4096] = '\0';
+    size_t len;
+    char *s = jwt_tenant_secret(pw, 123, &len);
+    CHECK_INT((long long)len, 4099);
+    CHECK(memcmp(s + 4096, "123", 4) == 0);
+    char tok[512];
+    size_t n = jwt_sign_hs256("{\"user_id\":9}", s, len, tok, sizeof tok);
+    int64_t uid;
+    CHECK_INT(jwt_verify_hs256(tok, n, s, len, 0, &uid), JWT_VALID);
+    CHECK_INT(uid, 9);
+    xfree(s);
 }
