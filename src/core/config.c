@@ -14,6 +14,8 @@
 #define MiB      (1024LL * 1024)
 static const struct config_opt ccomet_opts[] = {
     {"main", "password", CFG_STR, F(password), "password", 0, 0, true, NULL},
+    {"main", "allow_default_password", CFG_BOOL, F(allow_default_password), "false", 0, 0, false,
+     NULL},
     {"main", "node_name", CFG_STR, F(node_name), "ccomet", 0, 0, false, NULL},
     {"main", "base_dir", CFG_STR, F(base_dir), "web", 0, 0, false, NULL},
     {"main", "send_user_online_events", CFG_BOOL, F(send_user_online_events), "true", 0, 0, true,
@@ -25,7 +27,7 @@ static const struct config_opt ccomet_opts[] = {
     {"main", "dev_index_size", CFG_INT, F(dev_index_size), "1000000000", 1, 2147483647LL, false,
      NULL},
 
-    {"cometql", "ip", CFG_STR, F(cometql_ip), "0.0.0.0", 0, 0, false, NULL},
+    {"cometql", "ip", CFG_STR, F(cometql_ip), "127.0.0.1", 0, 0, false, NULL},
     {"cometql", "port", CFG_PORT, F(cometql_port), "3307", 1, 65535, false, NULL},
     {"cometql", "max_connections", CFG_INT, F(cometql_max_connections), "4096", 1, 1000000, true,
      NULL},
@@ -48,7 +50,7 @@ static const struct config_opt ccomet_opts[] = {
     {"cometql", "ssl_cert", CFG_STR, F(cometql_ssl_cert), "", 0, 0, false, NULL},
     {"cometql", "ssl_key", CFG_STR, F(cometql_ssl_key), "", 0, 0, false, NULL},
 
-    {"ws", "ip", CFG_STR, F(ws_ip), "0.0.0.0", 0, 0, false, NULL},
+    {"ws", "ip", CFG_STR, F(ws_ip), "127.0.0.1", 0, 0, false, NULL},
     {"ws", "port", CFG_PORT, F(ws_port), "8087", 1, 65535, false, NULL},
     {"ws", "max_connections", CFG_INT, F(ws_max_connections), "1000000", 1, 100000000, true, NULL},
     {"ws", "max_connections_per_user", CFG_INT, F(ws_max_connections_per_user), "16", 1, 100000,
@@ -387,4 +389,26 @@ void config_log_restart_needed(const struct config *old, const struct config *ne
             LOG(LOG_WARN, "config", "msg=\"changed setting needs a restart\" section=%s key=%s",
                 o->section, o->key);
     }
+}
+
+static bool loopback(const char *ip)
+{
+    return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0 || strcmp(ip, "localhost") == 0;
+}
+
+bool config_exposure_ok(const struct config *cfg, char *err, size_t errlen)
+{
+    bool weak = !*cfg->password || strcmp(cfg->password, "password") == 0;
+    if (!weak || cfg->allow_default_password) return true;
+    const char *key = !loopback(cfg->cometql_ip) ? "[cometql] ip"
+                      : !loopback(cfg->ws_ip)    ? "[ws] ip"
+                                                 : NULL;
+    if (!key) return true;
+    snprintf(err, errlen,
+             "[main] password is %s while %s = %s is reachable from other hosts: anyone could "
+             "log in to every tenant and sign browser tokens; set your own [main] password (or "
+             "[main] allow_default_password = yes on a closed network)",
+             *cfg->password ? "the shipped default" : "empty", key,
+             strcmp(key, "[ws] ip") == 0 ? cfg->ws_ip : cfg->cometql_ip);
+    return false;
 }

@@ -22,7 +22,8 @@ struct config {
     char *path; /* the file read, or NULL when running on defaults */
 
     /* [main] */
-    char *password; /* CometQL password; JWT secret prefix */
+    char *password;              /* CometQL password; JWT secret prefix */
+    bool allow_default_password; /* the shipped password on a non-loopback listener (closed nets) */
     char *node_name;
     char *base_dir; /* static files for the ws port */
     bool send_user_online_events, send_user_offline_events, save_users_last_online_time;
@@ -130,6 +131,10 @@ int config_table_load(void *target, const struct config_opt *opts, size_t n, con
 struct config *config_load(const char *path, char *err, size_t errlen);
 /* Defaults, as config_load(NULL). (transfer full) */
 struct config *config_defaults(void);
+/* The shipped (public) or an empty [main] password on a listener that is not loopback opens
+ * every tenant to anyone who can reach the port, and lets anyone mint browser JWTs (audit C2):
+ * false with err naming the key, unless [main] allow_default_password is set. */
+bool config_exposure_ok(const struct config *cfg, char *err, size_t errlen);
 void config_free(struct config *c);
 /* Logs which non-reloadable settings differ between old and new. */
 void config_log_restart_needed(const struct config *old, const struct config *neu);

@@ -174,6 +174,11 @@ int main(int argc, char **argv)
         return 1;
     }
     log_set_level(app.cfg->log_level);
+    if (!config_exposure_ok(app.cfg, err, sizeof err)) {
+        fprintf(stderr, "ccomet: configuration error: %s\n", err);
+        config_free(app.cfg);
+        return 1;
+    }
     if (check) {
         printf("ccomet: configuration %s is valid\n", conf ? conf : "(defaults)");
         config_free(app.cfg);

@@ -3,8 +3,10 @@
 // login, and COM_QUIT.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { startServer, Server, BIN, run } from './harness.mjs';
+import { readFileSync, writeFileSync, rmSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startServer, Server, BIN, run, ROOT } from './harness.mjs';
 import { mysql2Connect } from './clients.mjs';
 import { RawConn, rawLogin, packet, COM } from './mysql_raw.mjs';
 
@@ -330,3 +332,27 @@ test('a haproxy_check session is closed after connect_timeout, PINGs or not', hc
     }
 }));
 
+// ---- the shipped password on an open port (audit C2) ----------------------------------------------
+
+test('the shipped or an empty [main] password with a non-loopback listener stops the start; allow_default_password or an own password lets it', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ccomet-c2-'));
+    try {
+        const check = async (lines) => {
+            const f = path.join(dir, 'c.ini');
+            writeFileSync(f, lines.join('\n') + '\n');
+            return run(BIN, ['--check', '--conf', f], { timeoutMs: 10_000 });
+        };
+        for (const [pw, key, ip] of [['password', 'cometql', '0.0.0.0'], ['', 'cometql', '0.0.0.0'], ['password', 'ws', '::']]) {
+            const r = await check(['[main]', `password = ${pw}`, `[${key}]`, `ip = ${ip}`]);
+            assert.notEqual(r.code, 0, `password '${pw}' with [${key}] ip = ${ip} must not start`);
+            assert.ok(r.stderr.includes(`[${key}] ip`) && r.stderr.includes('[main] password'), r.stderr);
+        }
+        assert.equal((await check(['[main]', 'password = password', 'allow_default_password = yes', '[cometql]', 'ip = 0.0.0.0'])).code, 0);
+        assert.equal((await check(['[main]', 'password = mine', '[cometql]', 'ip = 0.0.0.0', '[ws]', 'ip = 0.0.0.0'])).code, 0);
+        assert.equal((await check(['[main]', 'password = password'])).code, 0, 'loopback by default: the shipped password is fine there');
+        const committed = await run(BIN, ['--check', '--conf', path.join(ROOT, 'comet.ini')], { timeoutMs: 10_000 });
+        assert.notEqual(committed.code, 0, 'the committed comet.ini ([ws] ip = 0.0.0.0, shipped password) needs a password of its own');
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
+});
