@@ -155,6 +155,7 @@ tier_integration() {
     p=$(grep -E '^# pass [0-9]+$' "$out" | tail -n 1 | awk '{print $3}')
     f=$(grep -E '^# fail [0-9]+$' "$out" | tail -n 1 | awk '{print $3}')
     c=$(grep -E '^# cancelled [0-9]+$' "$out" | tail -n 1 | awk '{print $3}')
+    slowest_tests "$out"
     rm -f "$out"
     if [[ -z $p || -z $f ]]; then
         echo "not ok - node --test printed no '# pass'/'# fail' summary (exit $rc)"
@@ -167,6 +168,18 @@ tier_integration() {
         f=1
     fi
     tier_result integration "$p" "$f"
+}
+
+# The time budget of one test is node's --test-timeout above (240 s: past it the test fails).
+# The ten slowest tests are printed after every run, and those past SLOW_TEST_S (default 60 s)
+# are marked, so a test drifting towards the budget is seen long before it fails CI.
+slowest_tests() {
+    local limit=${SLOW_TEST_S:-60}
+    echo "# slowest tests (seconds; '!' past ${limit} s, the budget is 240 s):"
+    awk '
+        /^[ ]*(not )?ok [0-9]+ - / { name = $0; sub(/^[ ]*(not )?ok [0-9]+ - /, "", name); next }
+        /^[ ]*duration_ms: [0-9.]+/ && name != "" { printf "%.1f\t%s\n", $2 / 1000, name; name = "" }
+    ' "$1" | sort -rn -k1,1 | head -n 10 | awk -F'\t' -v lim="$limit" '{ printf "#   %7.1f %s %s\n", $1, ($1 > lim ? "!" : " "), $2 }'
 }
 
 tiers=("$@")
