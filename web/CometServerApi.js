@@ -37,6 +37,9 @@
  *           user_data\n<marker>\n<user_id>
  *           user_status\n<user_id>
  *           pipe_since\n<pipe>\n<last_id>         (ccomet extension, sent after every reconnect)
+ *           msg_ack\n<queue_id>\n...               (ccomet extension: with &ack=1 in the URL, a
+ *                                                 queued private message carries "queue_id" and
+ *                                                 stays queued until it is acked)
  *
  * In a browser, this file defines the globals `CometServer` (a constructor that also works as a
  * factory) and `cometApi` (a ready instance). Under Node it exports { CometServer, cometApi }.
@@ -383,6 +386,7 @@
         this._queue = [];
         this._nodeState = new Map(); // node -> {lastIds: Map(pipe -> id), seen: BoundedSet, exact}
         this._seenUuids = new BoundedSet(SEEN_UUIDS);
+        this._seenQueued = new BoundedSet(SEEN_IDS); // queue ids of offline messages shown
         this._fingerprints = new Map(); // cross-node de-duplication
         this._fpSweep = 0;
         this._subTimer = null;
@@ -505,7 +509,7 @@
         // are escaped.
         const key = this._opts.user_key.replace(/[^A-Za-z0-9._~=+\/-]/g, encodeURIComponent);
         return scheme + '://' + n + '/ws/sesion=' + key + '&myid=' + this._opts.user_id + '&devid=' +
-            this._opts.dev_id + '&v=' + API_VERSION + '&uuid=' + this._uuid + '&api=js';
+            this._opts.dev_id + '&v=' + API_VERSION + '&uuid=' + this._uuid + '&api=js&ack=1';
     };
 
     P._openLinks = function () {
@@ -539,6 +543,20 @@
         for (const item of q) this._sendCommand(item.text, item.mode);
         this._fire('connect', { node: link.node });
         this._post({ type: 'status', connected: true, node: link.node });
+    };
+
+    /** Acks queued messages on the link they came from, one msg_ack per frame's worth. */
+    P._ackQueued = function (node, queueId) {
+        const link = this._links.find((l) => l.node === node);
+        if (!link) return; // a follower tab: the leader acks
+        if (!link.acks) link.acks = [];
+        link.acks.push(queueId);
+        if (link.acks.length > 1) return;
+        Promise.resolve().then(() => {
+            const ids = link.acks;
+            link.acks = [];
+            for (let i = 0; i < ids.length; i += 256) link.send('msg_ack\n' + ids.slice(i, i + 256).join('\n'));
+        });
     };
 
     P._linkFrame = function (link, text) {
@@ -1096,6 +1114,13 @@
             if (node !== null && this._multiNode() && !this._crossNodeFresh(node, pipe, event, env)) return false;
         }
 
+        if (pipe === 'msg' && typeof env.queue_id === 'number') {
+            // A message that waited in the offline queue: the server keeps it until we ack it,
+            // and sends it again if this connection dies first, so show it once per queue id.
+            if (node !== null) this._ackQueued(node, env.queue_id);
+            if (this._seenQueued.has(env.queue_id)) return false;
+            this._seenQueued.add(env.queue_id);
+        }
         if (pipe === 'msg') this._emit(['msg', 'msg.' + event], arg);
         else this._emit([pipe, pipe + '.' + event], arg);
         this._emit([ALL_SIGNAL], arg);

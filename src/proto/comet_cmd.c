@@ -139,6 +139,28 @@ int ccmd_parse(const char *msg, size_t len, struct ccmd *out, const char **err)
         }
         return CCMD_OK;
     }
+    if (cmd_is(&cmd, "msg_ack")) {
+        out->kind = CCMD_MSG_ACK;
+        out->n_acks = 0;
+        struct ccmd_str id;
+        while (field(msg, len, &pos, &id)) {
+            if (id.len == 0) continue; /* a trailing newline */
+            if (out->n_acks == CCMD_MAX_ACKS) {
+                *err = "msg_ack takes at most 256 ids";
+                return CCMD_ERROR;
+            }
+            if (!parse_int(id, &out->acks[out->n_acks]) || out->acks[out->n_acks] <= 0) {
+                *err = "msg_ack needs positive numeric queue ids";
+                return CCMD_ERROR;
+            }
+            out->n_acks++;
+        }
+        if (!out->n_acks) {
+            *err = "msg_ack needs at least one queue id";
+            return CCMD_ERROR;
+        }
+        return CCMD_OK;
+    }
     if (cmd_is(&cmd, "statistics")) {
         out->kind = CCMD_STATISTICS;
         return CCMD_OK;

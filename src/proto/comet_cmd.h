@@ -21,7 +21,10 @@ enum ccmd_kind {
     CCMD_PIPE_SINCE,       /* pipe_since\n<pipe>\n<last_id>  (ccomet: missed-message recovery) */
     CCMD_STATISTICS,       /* statistics\n<json>: accepted, ignored */
     CCMD_IGNORED,          /* cgi_call, CometQL_call: accepted, no effect (as CppComet) */
+    CCMD_MSG_ACK,          /* msg_ack\n<queue id>\n<queue id>...  (ccomet: offline queue ack) */
 };
+
+#define CCMD_MAX_ACKS 256
 
 struct ccmd_str {
     const char *s;
@@ -34,8 +37,10 @@ struct ccmd {
     size_t n_names;
     bool names_truncated; /* more names than CCMD_MAX_NAMES */
     struct ccmd_str pipe, event, marker, message, auth_type;
-    int64_t user_id; /* USER_DATA, USER_STATUS */
-    int64_t last_id; /* PIPE_SINCE */
+    int64_t user_id;             /* USER_DATA, USER_STATUS */
+    int64_t last_id;             /* PIPE_SINCE */
+    int64_t acks[CCMD_MAX_ACKS]; /* MSG_ACK: queue ids, each > 0 */
+    size_t n_acks;
 };
 
 enum { CCMD_OK = 0, CCMD_ERROR = -1 };

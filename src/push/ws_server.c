@@ -782,6 +782,7 @@ static int send_queued(void *ctx, const struct value *cols, size_t n)
     env_str(b, "data", cols[4].s, cols[4].len);
     env_str(b, "event", cols[3].s, cols[3].len);
     env_bool(b, "fromQueue", true);
+    if (q->c->acks_queue) env_int(b, "queue_id", cols[1].i); /* to ack with msg_ack */
     env_int(b, "message_send_time", cols[2].i);
     env_cstr(b, "pipe", "msg");
     env_end(b);
@@ -842,7 +843,11 @@ static void authenticate(struct ws_conn *c, const char *session, size_t session_
         q->c = c;
         q->n = 0;
         store_queue_list(s->store, c->dev_id, c->user_id, 1000, send_queued, q);
-        for (size_t i = 0; i < q->n; i++)
+        /* A client that acks (ack=1) keeps its messages queued until it says it has them, so a
+         * connection that dies before the page read them loses nothing (they come again on the
+         * next connection). Others (CppComet's clients) lose them from the queue once they are
+         * handed to the socket, as CppComet does. */
+        for (size_t i = 0; i < q->n && !c->acks_queue; i++)
             store_queue_delete_id(s->store, c->dev_id, q->ids[i]);
         xfree(q);
     }
@@ -921,6 +926,8 @@ static void ws_open(struct ws_conn *c, const struct http1_request *req, const ch
         dot++;
     parse_i64(v, dot, &major);
     c->api_major = (uint8_t)(major > 255 ? 255 : major);
+    c->acks_queue =
+        http1_query_param(params, params_len, "ack", &v, &len) && len == 1 && v[0] == '1';
     if (url_param(params, params_len, "uuid", 4, &v, &len)) {
         size_t ul = len > 32 ? 32 : len;
         for (size_t i = 0; i < ul; i++)
@@ -1293,6 +1300,17 @@ static void on_text(struct ws_conn *c, const char *msg, size_t len)
     case CCMD_TRACK_PIPE_USERS: cmd_track_pipe_users(c, cmd); break;
     case CCMD_USER_DATA: cmd_user_data(c, cmd); break;
     case CCMD_USER_STATUS: cmd_user_status(c, cmd); break;
+    case CCMD_MSG_ACK:
+        if (!c->authorized) {
+            send_error(c, "msg_ack: not authorized");
+            break;
+        }
+        for (size_t i = 0; i < cmd->n_acks; i++)
+            if (store_queue_ack(c->srv->store, c->dev_id, c->user_id, cmd->acks[i]) < 0) {
+                send_error(c, "msg_ack: storage error");
+                break;
+            }
+        break;
     case CCMD_PIPE_SINCE:
         if (!pipe_name_ok(cmd->pipe.s, cmd->pipe.len) ||
             !pubsub_is_subscribed(c, cmd->pipe.s, cmd->pipe.len)) {

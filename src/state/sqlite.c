@@ -34,6 +34,7 @@ enum stmt_id {
     S_QUEUE_LIST_ALL,
     S_QUEUE_DEL_USER,
     S_QUEUE_DEL_ID,
+    S_QUEUE_DEL_USER_ID,
     S_HIST_ADD,
     S_HIST_TRIM,
     S_HIST_LIST,
@@ -92,6 +93,7 @@ static const char *const sql[S_COUNT] = {
                          "WHERE dev_id=?1 ORDER BY id LIMIT ?2",
     [S_QUEUE_DEL_USER] = "DELETE FROM users_messages WHERE dev_id=?1 AND user_id=?2",
     [S_QUEUE_DEL_ID] = "DELETE FROM users_messages WHERE dev_id=?1 AND id=?2",
+    [S_QUEUE_DEL_USER_ID] = "DELETE FROM users_messages WHERE dev_id=?1 AND user_id=?2 AND id=?3",
     [S_HIST_ADD] = "INSERT INTO pipe_messages(dev_id,pipe,time,event,message,user_id,id) "
                    "VALUES(?1,?2,?3,?4,?5,?6,?7)",
     [S_HIST_TRIM] = "DELETE FROM pipe_messages WHERE dev_id=?1 AND pipe=?2 AND id <= "
@@ -537,6 +539,11 @@ int store_queue_delete_user(struct store *s, int64_t dev, int64_t user)
 int store_queue_delete_id(struct store *s, int64_t dev, int64_t id)
 {
     return exec_write(s, S_QUEUE_DEL_ID, bind(s, S_QUEUE_DEL_ID, "ii", dev, id));
+}
+
+int store_queue_ack(struct store *s, int64_t dev, int64_t user, int64_t id)
+{
+    return exec_write(s, S_QUEUE_DEL_USER_ID, bind(s, S_QUEUE_DEL_USER_ID, "iii", dev, user, id));
 }
 
 static int take_int(void *ctx, const struct value *cols, size_t n)

@@ -72,6 +72,8 @@ int store_queue_list(struct store *s, int64_t dev, int64_t user, int64_t limit, 
 int store_queue_list_all(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx);
 int store_queue_delete_user(struct store *s, int64_t dev, int64_t user);
 int store_queue_delete_id(struct store *s, int64_t dev, int64_t id);
+/* A browser has the queued message `id` of `user`: removed only if it is that user's. */
+int store_queue_ack(struct store *s, int64_t dev, int64_t user, int64_t id);
 
 /* pipe history: rows (id, time, pipe, event, message, user_id), oldest first. keep > 0 trims
  * the pipe to its newest `keep` rows after the insert; keep == 0 keeps everything (trust_). */

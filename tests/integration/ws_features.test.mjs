@@ -8,7 +8,7 @@
 // ([ws] recovery_messages = 2) for recovery beyond the in-memory ring.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from './harness.mjs';
+import { startServer, wsUrl } from './harness.mjs';
 import { mysql2Connect } from './clients.mjs';
 import { wsOpen, closeAll, signJwt, waitUntil } from './wsclient.mjs';
 
@@ -255,6 +255,41 @@ test('users_messages: reaches every connection of the user; queued while offline
     }
     assert.deepEqual(await rows(db, 'SELECT * FROM users_messages WHERE id = 31'), [], 'the queue is not empty after the flush');
     await c.close();
+}));
+
+test('offline queue with ack=1: queued messages carry queue_id and stay queued until msg_ack; only the owner can ack them', srv.wrap(async () => {
+    await db.query("INSERT INTO users_auth (id, hash) VALUES (32, 'hash32'), (33, 'hash33')");
+    await db.query("INSERT INTO users_messages (id, event, message) VALUES (32, 'pm', 'one'), (32, 'pm', 'two')");
+    const url = () => `${wsUrl(srv, { session: 'hash32', userId: 32 })}&ack=1`;
+    const take = async (c) => {
+        const a = await c.next((m) => m.pipe === 'msg', { what: 'queued one' });
+        const b = await c.next((m) => m.pipe === 'msg', { what: 'queued two' });
+        return [a, b];
+    };
+    // the page dies before it acks: nothing is lost, the next connection gets both again
+    let c = await wsOpen(srv, { url: url() });
+    const [a, b] = await take(c);
+    assert.deepEqual([a.data, b.data], ['one', 'two']);
+    assert.ok(Number.isInteger(a.queue_id) && Number.isInteger(b.queue_id) && a.queue_id !== b.queue_id, JSON.stringify([a, b]));
+    await c.close();
+    assert.equal((await rows(db, 'SELECT * FROM users_messages WHERE id = 32')).length, 2, 'unacked messages stay queued');
+    c = await wsOpen(srv, { url: url() });
+    const [a2, b2] = await take(c);
+    assert.deepEqual([a2.queue_id, b2.queue_id], [a.queue_id, b.queue_id], 'the same messages, the same ids');
+    // another user cannot ack them away
+    const other = await wsOpen(srv, { session: 'hash33', userId: 33 });
+    other.send(`msg_ack\n${a.queue_id}\n${b.queue_id}`);
+    await other.sync();
+    assert.equal((await rows(db, 'SELECT * FROM users_messages WHERE id = 32')).length, 2, "another user's ack removes nothing");
+    // the owner acks the first: only the second is left
+    c.send(`msg_ack\n${a.queue_id}`);
+    await c.sync();
+    assert.deepEqual((await rows(db, 'SELECT message FROM users_messages WHERE id = 32')).map((r) => r.message), ['two']);
+    // a bad ack is an error, the connection goes on
+    c.send('msg_ack\nx');
+    const err = await c.nextError();
+    assert.match(JSON.stringify(err), /msg_ack/);
+    await Promise.all([c.close(), other.close()]);
 }));
 
 // ---- history ------------------------------------------------------------------------------------

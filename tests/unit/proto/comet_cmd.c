@@ -64,6 +64,13 @@ TEST(ccmd_other_commands)
     parse("pipe_since\nweb_chat\n-1", CCMD_ERROR);
     CHECK_INT(parse("statistics\n{}", CCMD_OK)->kind, CCMD_STATISTICS);
     CHECK_INT(parse("cgi_call\nx", CCMD_OK)->kind, CCMD_IGNORED);
+    c = parse("msg_ack\n5\n7\n", CCMD_OK);
+    CHECK_INT(c->kind, CCMD_MSG_ACK);
+    CHECK_INT((long long)c->n_acks, 2);
+    CHECK_INT(c->acks[1], 7);
+    parse("msg_ack", CCMD_ERROR);
+    parse("msg_ack\n0", CCMD_ERROR);
+    parse("msg_ack\n5\nx", CCMD_ERROR);
     parse("bogus\nx", CCMD_ERROR);
     parse("", CCMD_ERROR);
 }
