@@ -55,7 +55,10 @@ void cq_result_add_row(struct cq_result *r, struct arena *a, const struct value 
     struct value *row = &r->cells[r->n_rows * r->n_cols];
     for (size_t i = 0; i < r->n_cols; i++) {
         row[i] = vals[i];
-        if (vals[i].kind == VALUE_STR) row[i].s = arena_strndup(a, vals[i].s, vals[i].len);
+        if (vals[i].kind == VALUE_STR) {
+            row[i].s = arena_strndup(a, vals[i].s, vals[i].len);
+            r->bytes += vals[i].len;
+        }
     }
     r->n_rows++;
 }

@@ -45,6 +45,7 @@ struct cq_result {
     size_t n_cols;
     struct value *cells; /* n_rows * n_cols, row-major; (transfer full) free with cq_result_free */
     size_t n_rows, cap_rows;
+    size_t bytes; /* string bytes in cells */
     /* The statement wrote to the state: its reply must wait for the iteration's commit. */
     bool wrote;
     /* State calls the result still waits on (cq_exec): see cq_result_hold. */

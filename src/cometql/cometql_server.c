@@ -81,6 +81,7 @@ struct conn {
     bool stmt_waiting, stmt_binary, read_held, free_after_stmt;
     size_t stmt_mark;
     struct prepared *stmt_ps; /* its long data is freed when the statement ends */
+    size_t long_data_bytes;   /* held by every prepared statement's long data */
 };
 
 struct cometql_server {
@@ -227,7 +228,7 @@ static void statement_end(struct conn *c)
     cq_result_free(r);
 }
 
-static void free_long_data(struct prepared *ps);
+static void free_long_data(struct conn *c, struct prepared *ps);
 static void conn_free(struct conn *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b);
@@ -238,7 +239,7 @@ static void statement_later(void *ctx, struct cq_result *r)
     struct conn *c = ctx;
     (void)r;
     c->stmt_waiting = false;
-    if (c->stmt_ps) free_long_data(c->stmt_ps);
+    if (c->stmt_ps) free_long_data(c, c->stmt_ps);
     c->stmt_ps = NULL;
     if (c->free_after_stmt) {
         cq_result_free(&c->result);
@@ -542,14 +543,16 @@ static void com_execute(struct conn *c, const uint8_t *p, size_t len)
     }
     for (uint16_t i = 0; i < ps->n_params; i++)
         values[i] = params[i].v;
-    if (run_statement(c, ps->st, values, true, ps)) free_long_data(ps);
+    if (run_statement(c, ps->st, values, true, ps)) free_long_data(c, ps);
 }
 
-/* Long data is per execution. */
-static void free_long_data(struct prepared *ps)
+/* Long data is per execution (and counts towards the connection's max_long_data). */
+static void free_long_data(struct conn *c, struct prepared *ps)
 {
     for (uint16_t i = 0; i < ps->n_params; i++) {
         if (ps->long_data[i]) {
+            size_t n = buf_unread(ps->long_data[i]);
+            c->long_data_bytes -= n < c->long_data_bytes ? n : c->long_data_bytes;
             buf_free(ps->long_data[i]);
             xfree(ps->long_data[i]);
             ps->long_data[i] = NULL;
@@ -574,6 +577,15 @@ static void com_long_data(struct conn *c, const uint8_t *p, size_t len)
         close_later(c);
         return;
     }
+    /* the total over every parameter of every prepared statement is bounded too (audit M4):
+     * long data has no reply, so output back-pressure would never stop it */
+    if ((int64_t)(c->long_data_bytes + len - 7) > c->srv->cfg->cometql_max_long_data) {
+        reply_err(c, 1153, "08S01",
+                  "Long data over [cometql] max_long_data bytes on this connection");
+        close_later(c);
+        return;
+    }
+    c->long_data_bytes += len - 7;
     buf_append(b, p + 7, len - 7);
 }
 
@@ -656,6 +668,7 @@ static void on_command(struct conn *c, const uint8_t *p, size_t len)
         if (mysql_peek_stmt_id(p, len, &id) == MYSQL_OK && find_stmt(c, id, &link)) {
             struct prepared *ps = *link;
             *link = ps->next;
+            free_long_data(c, ps);
             free_stmt(ps);
             c->n_stmts--;
         }
@@ -670,13 +683,7 @@ static void on_command(struct conn *c, const uint8_t *p, size_t len)
                       "Unknown prepared statement handler given to mysqld_stmt_reset");
             return;
         }
-        for (uint16_t i = 0; i < ps->n_params; i++) {
-            if (ps->long_data[i]) {
-                buf_free(ps->long_data[i]);
-                xfree(ps->long_data[i]);
-                ps->long_data[i] = NULL;
-            }
-        }
+        free_long_data(c, ps);
         reply_ok(c, 0, 0);
         return;
     }

@@ -325,7 +325,7 @@ struct run {
     uint64_t skip, take; /* LIMIT */
     bool limited;
     int64_t max_rows;
-    bool overflow;
+    bool overflow, overflow_bytes;
     /* INSERT / UPDATE / DELETE */
     struct checked *rows;
     size_t n_rows;
@@ -630,6 +630,10 @@ static int select_sink(struct run *c, const struct value *row)
         c->overflow = true;
         return 1;
     }
+    if ((int64_t)c->r->bytes > c->env->cfg->cometql_max_result_size) {
+        c->overflow_bytes = true; /* a result is built whole before it is sent: bound it */
+        return 1;
+    }
     struct value out[16];
     for (size_t i = 0; i < c->n_proj; i++)
         out[i] = row[c->proj[i]];
@@ -640,6 +644,12 @@ static int select_sink(struct run *c, const struct value *row)
 
 static void select_end(struct run *run)
 {
+    if (!run->failed && run->overflow_bytes) {
+        cq_result_error(run->r, CQ_ERR_OVERFLOW, "HY000",
+                        "The result is larger than %" PRId64
+                        " bytes ([cometql] max_result_size); narrow the WHERE or add a LIMIT",
+                        run->env->cfg->cometql_max_result_size);
+    }
     if (!run->failed && run->overflow) {
         cq_result_error(run->r, CQ_ERR_OVERFLOW, "HY000",
                         "The result has more than %" PRId64

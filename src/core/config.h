@@ -39,6 +39,8 @@ struct config {
     int64_t cometql_max_in_values;    /* values in one IN list / rows in one INSERT */
     int64_t cometql_max_conditions;
     int64_t cometql_max_result_rows;
+    int64_t cometql_max_result_size; /* bytes of values in one result (audit M4) */
+    int64_t cometql_max_long_data;   /* COM_STMT_SEND_LONG_DATA bytes held per connection */
     int64_t cometql_max_prepared;    /* prepared statements per connection */
     int64_t cometql_connect_timeout; /* seconds to finish the handshake */
     int64_t cometql_idle_timeout;    /* seconds without a command (MySQL wait_timeout) */

@@ -21,7 +21,9 @@ const few = await startServer({ extraConf: '[cometql]\nmax_connections = 3\n' })
 const big = await startServer();
 // max_output at its floor, so that any result of a few hundred KiB crosses it
 const tight = await startServer({ extraConf: '[cometql]\nmax_output = 64K\n' });
-after(() => Promise.all([small.stop(), few.stop(), big.stop(), tight.stop()]));
+// the memory bounds of one result and of long data (audit M4), at their floors
+const budget = await startServer({ extraConf: '[cometql]\nmax_result_size = 64K\nmax_long_data = 64K\n' });
+after(() => Promise.all([small.stop(), few.stop(), big.stop(), tight.stop(), budget.stop()]));
 
 const MiB = 1024 * 1024;
 const CHUNK = 0xffffff;
@@ -396,5 +398,54 @@ test('exact 0xffffff boundaries on the wire: a query payload of 16777215 bytes a
         assert.deepEqual(p.seqs, [1]);
     } finally {
         c.destroy();
+    }
+}));
+
+// ---- memory bounds of an authenticated client (audit M4) ---------------------------------------
+
+test('max_result_size = 64K: a SELECT whose values pass 64 KiB is ERR 11 naming the setting; with a LIMIT it fits; the connection stays', budget.wrap(async () => {
+    await withConn(budget, {}, async (c) => {
+        for (let i = 1; i <= 10; i++) await c.query('INSERT INTO users_data (id, data) VALUES (?, ?)', [i, 'd'.repeat(10000)]);
+        const err = await c.query('SELECT * FROM users_data').then(() => null, (e) => e);
+        assert.ok(err, 'the 100 KB result is refused');
+        assert.equal(err.errno, 11, err.message);
+        assert.match(err.sqlMessage, /max_result_size/);
+        const [rows] = await c.query('SELECT * FROM users_data LIMIT 5');
+        assert.equal(rows.length, 5, 'a result under the bound is answered');
+    });
+}));
+
+test('max_long_data = 64K: long data past the bound over several parameters is ERR 1153 and a close; another connection is served', budget.wrap(async () => {
+    const other = await mysql2Connect(budget);
+    other.on('error', () => {});
+    const c = await rawLogin(budget);
+    try {
+        const sql = Buffer.from('INSERT INTO users_data (id, data) VALUES (?, ?)');
+        await c.write(packet(0, Buffer.concat([Buffer.from([0x16]), sql]))); // COM_STMT_PREPARE
+        const { payload: okp } = await c.readPacket();
+        assert.equal(okp[0], 0x00, 'prepare OK');
+        const stmtId = okp.readUInt32LE(1);
+        for (let i = 0; i < 3; i++) await c.readPacket(); // 2 parameter definitions + EOF
+        const chunk = Buffer.alloc(30000, 0x61);
+        const longData = (param) => {
+            const head = Buffer.alloc(7);
+            head[0] = 0x18; // COM_STMT_SEND_LONG_DATA: no reply while under the bound
+            head.writeUInt32LE(stmtId, 1);
+            head.writeUInt16LE(param, 5);
+            return packet(0, Buffer.concat([head, chunk]));
+        };
+        await c.write(longData(1));
+        await c.write(longData(0)); // 60 KB on two parameters: still under 64 KiB
+        assert.equal((await c.ping()).ok, true, 'under the bound nothing is answered but PING');
+        await c.write(longData(1)); // 90 KB in all
+        const { payload } = await c.readPacket();
+        assert.equal(payload[0], 0xff);
+        assert.equal(payload.readUInt16LE(1), 1153);
+        assert.match(payload.subarray(9).toString(), /max_long_data/);
+        assert.equal(await c.waitClosed(), true);
+        await stillWorks(other, 'another connection passed max_long_data');
+    } finally {
+        c.destroy();
+        await other.end().catch(() => other.destroy());
     }
 }));
