@@ -308,7 +308,7 @@ static void run_sql(struct fixture *f, struct state *st, const char *sql, char *
 {
     f->env.state = st;
     arena_reset(&f->arena);
-    struct cq_limits lim = {1000, 64, 64};
+    struct cq_limits lim = {4000, 64, 64}; /* comet.ini's max_in_values */
     struct cq_stmt *stmt;
     struct cq_error err;
     if (cq_parse(sql, strlen(sql), &lim, false, &f->arena, &stmt, &err) != CQ_OK) {
@@ -406,6 +406,39 @@ TEST(tables_pipe_messages_get_increasing_ids_in_order_when_late)
     CHECK_STR(out, "OK 1000 1000");
     run_sql(&f, f.late_state, sql, out, sizeof out);
     CHECK_STR(out, "OK 1000 1000");
+    xfree(sql);
+    fixture_close(&f);
+}
+
+/* An IN list with repeats reads each key once, whatever its spelling (audit M5 replaced the
+ * pairwise comparison with a hash set keyed as value_equal compares). */
+TEST(tables_in_list_repeats_read_once)
+{
+    struct fixture f;
+    CHECK(fixture_open(&f, "tables-dups"));
+    if (!f.db) return;
+    char out[2048];
+    run_sql(&f, f.inline_state, "INSERT INTO users_auth (id, hash) VALUES (1, 'a'), (2, 'b')", out,
+            sizeof out);
+    run_sql(&f, f.inline_state,
+            "SELECT id FROM users_auth WHERE id IN ('1', 1, '01', 2, 1, 'x', NULL)", out,
+            sizeof out);
+    CHECK_STR(out, "ROWS 2: 1 2");
+    run_sql(&f, f.inline_state,
+            "INSERT INTO pipes_settings (name, length) VALUES ('p12', 1), ('p_b', 2)", out,
+            sizeof out);
+    run_sql(&f, f.inline_state,
+            "SELECT name FROM pipes_settings WHERE name IN ('p_b', 'p12', 'p_b', 'p12', 'nope')",
+            out, sizeof out);
+    CHECK_STR(out, "ROWS 2: 'p_b' 'p12'");
+    /* 4,000 values, every one a repeat of ten keys */
+    char *sql = xmalloc(64 * 1024);
+    size_t o = (size_t)snprintf(sql, 64 * 1024, "SELECT id FROM users_auth WHERE id IN (");
+    for (int i = 0; i < 4000; i++)
+        o += (size_t)snprintf(sql + o, 64 * 1024 - o, "%s'%d'", i ? "," : "", 1 + i % 10);
+    snprintf(sql + o, 64 * 1024 - o, ")");
+    run_sql(&f, f.inline_state, sql, out, sizeof out);
+    CHECK_STR(out, "ROWS 2: 1 2");
     xfree(sql);
     fixture_close(&f);
 }
