@@ -21,6 +21,7 @@
 #include "media/directory.h"
 #include "proto/sip_msg.h"
 
+#include <ctype.h>
 #include <libsoup/soup.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -1048,8 +1049,13 @@ void sip_server_receive(struct sip_conn *c, const char *data, size_t len)
             sip_msg_set_received(m, c->ip, c->port, true);
             LOG(LOG_INFO, "sip", "conn=%llu msg=\"malformed request\" error=\"%s\" status=%d",
                 (unsigned long long)c->id, err, m->reject_status);
-            respond(c, m, NULL, m->reject_status ? m->reject_status : 400, NULL, NULL, NULL, 0,
-                    NULL, NULL);
+            int status = m->reject_status ? m->reject_status : 400;
+            /* a 400's reason phrase names the syntax problem (RFC 3261 §21.4.1): "Bad
+             * Content-Length"; the other statuses keep their standard phrase */
+            char reason[80] = "";
+            if (status == 400 && err && *err)
+                snprintf(reason, sizeof reason, "%c%s", toupper((unsigned char)err[0]), err + 1);
+            respond(c, m, NULL, status, *reason ? reason : NULL, NULL, NULL, 0, NULL, NULL);
             sip_msg_free(m);
         } else {
             LOG_RATELIMITED(LOG_INFO, "sip",

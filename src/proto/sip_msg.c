@@ -196,6 +196,9 @@ struct frame {
                        * Content-Type / Content-Length */
     size_t osip_len;
     char *content_type; /* (transfer full, nullable) the Content-Type value, unfolded */
+    const char *clen_err; /* a Content-Length we could not read (bad, duplicate, folded): the
+                           * message is still framed, with the body all the rest, so a request
+                           * whose Via, From, To, Call-ID and CSeq parse gets a 400 naming it */
 };
 
 static bool name_is(const char *p, size_t n, const char *long_name, const char *compact)
@@ -266,8 +269,9 @@ static int frame_message(const char *buf, size_t len, size_t *start, struct fram
             while (line_len && (line[0] == ' ' || line[0] == '\t'))
                 line++, line_len--;
             if (cur == CLEN) {
-                *err = "folded Content-Length";
-                return SIP_ERROR;
+                if (!f->clen_err) f->clen_err = "folded Content-Length";
+                f->content_len = -1;
+                continue;
             }
             if (cur == CTYPE) {
                 f->content_type[ct_len++] = ' ';
@@ -305,24 +309,26 @@ static int frame_message(const char *buf, size_t len, size_t *start, struct fram
             while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
                 vl--;
             if (name_is(line, nl, "content-length", "l")) {
+                cur = CLEN;
+                if (f->clen_err) continue;
                 if (f->content_len >= 0) {
-                    *err = "duplicate Content-Length";
-                    return SIP_ERROR;
+                    f->clen_err = "duplicate Content-Length";
+                    f->content_len = -1;
+                    continue;
                 }
                 uint64_t n = 0;
                 char tmp[16];
-                if (vl == 0 || vl >= sizeof tmp) {
-                    *err = "bad Content-Length";
-                    return SIP_ERROR;
+                bool ok = vl > 0 && vl < sizeof tmp;
+                if (ok) {
+                    memcpy(tmp, v, vl);
+                    tmp[vl] = '\0';
+                    ok = parse_uint_strict(tmp, UINT32_MAX, &n);
                 }
-                memcpy(tmp, v, vl);
-                tmp[vl] = '\0';
-                if (!parse_uint_strict(tmp, UINT32_MAX, &n)) {
-                    *err = "bad Content-Length";
-                    return SIP_ERROR;
+                if (!ok) {
+                    f->clen_err = "bad Content-Length";
+                    continue;
                 }
                 f->content_len = (long)n;
-                cur = CLEN;
                 continue;
             }
             if (name_is(line, nl, "content-type", "c")) {
@@ -647,6 +653,10 @@ int sip_parse(const char *buf, size_t len, size_t max_bytes, struct sip_msg **ou
         return fail(m, false, 0, *err, out, err);
     }
     bool req = m->is_request; /* a request with the five headers can be answered */
+    if (f.clen_err) {
+        xfree(ctype);
+        return fail(m, req, 400, f.clen_err, out, err);
+    }
 
     /* body and its type */
     size_t avail = len - f.head_end;

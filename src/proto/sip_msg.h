@@ -109,9 +109,11 @@ struct sip_msg {
  *
  * Checked before libosip2 sees anything (guards for libosip2, which works on C strings): len <=
  * max_bytes; no NUL or control byte but HTAB in the head; lines end in CRLF or LF, a bare CR is an
- * error; at most SIP_MAX_LINES lines; the head ends in an empty line; Content-Length is digits
- * only and appears once. libosip2 then parses the head without the Content-Type and
- * Content-Length lines, so its body and multipart code never runs; the body is ours.
+ * error; at most SIP_MAX_LINES lines; the head ends in an empty line. libosip2 then parses the
+ * head without the Content-Type and Content-Length lines, so its body and multipart code never
+ * runs; the body is ours. A Content-Length that is not digits only, appears twice or is folded
+ * does not stop the parse: the request is answered 400 once its Via, From, To, Call-ID and CSeq
+ * are read (RFC 3261 §8.2, §21.4.1).
  *
  * Then, as a UAS needs: a request's version is SIP/2.0 (505), its Request-URI sip: or sips: with a
  * host (416), its method a token; a response's status 100..699; Via, From, To, Call-ID and CSeq are
@@ -127,7 +129,8 @@ struct sip_msg {
  * SIP_OK: *out (transfer full) is the message; free it with sip_msg_free. SIP_ERROR: *err is a
  * static reason; *out is non-NULL (transfer full, free it too) only for a request well-formed
  * enough to answer (Via, From, To, Call-ID, CSeq parsed): answer (*out)->reject_status with
- * sip_build_response. Otherwise (*out NULL: garbage, a bad response, too big) drop it. */
+ * sip_build_response, with *err as the reason phrase's detail (it names the bad header). Otherwise
+ * (*out NULL: garbage, a bad response, too big) drop it. */
 int sip_parse(const char *buf, size_t len, size_t max_bytes, struct sip_msg **out,
               const char **err);
 

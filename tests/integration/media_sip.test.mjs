@@ -197,6 +197,34 @@ test('a malformed request gets 400 and the connection goes on working', async ()
     c.close();
 });
 
+// RFC 3261 §8.2 / §21.4.1: a request whose Via, From, To, Call-ID and CSeq can be read is answered
+// 400 with a reason phrase naming the bad header, never dropped (a bad Content-Length was dropped
+// before, so a JsSIP-style client waited for its transaction timeout instead of an answer).
+test('a bad Content-Length (12x) or Max-Forwards gets 400 naming the header, with the request\'s Call-ID', async () => {
+    const c = await SipWs.open();
+    const opts = () => sipRequest({ method: 'OPTIONS', ruri: `sip:${DOMAIN}`, user: '0000002', c });
+    const cases = [
+        [(t) => t.replace(/Content-Length: \d+/, 'Content-Length: 12x'), /^Bad Content-Length$/],
+        [(t) => t.replace(/Content-Length: (\d+)/, 'Content-Length: $1\r\nl: $1'), /^Duplicate Content-Length$/],
+        [(t) => t.replace('Max-Forwards: 69', 'Max-Forwards: abc'), /^Bad Max-Forwards$/],
+        [(t) => t.replace('Max-Forwards: 69\r\n', ''), /^No Max-Forwards$/],
+        // both bad: one 400, naming the first
+        [(t) => t.replace(/Content-Length: \d+/, 'Content-Length: 12x').replace('Max-Forwards: 69', 'Max-Forwards: abc'),
+            /^Bad Content-Length$/],
+    ];
+    for (const [spoil, reason] of cases) {
+        const text = opts();
+        const bad = spoil(text);
+        assert.notEqual(bad, text);
+        const r = await c.request(bad);
+        assert.equal(r.status, 400, r.raw);
+        assert.match(r.reason, reason);
+        assert.equal(r.h('call-id'), /\r\nCall-ID: ([^\r]+)/.exec(text)[1]);
+    }
+    assert.equal((await c.request(opts())).status, 200);
+    c.close();
+});
+
 test('a message over [sip] max_message gets 513; an unknown method 405 with Allow', async () => {
     const c = await SipWs.open();
     const big = sipRequest({ method: 'OPTIONS', ruri: `sip:${DOMAIN}`, user: '0000002', c,
