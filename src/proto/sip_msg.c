@@ -195,7 +195,7 @@ struct frame {
     char *osip_head;  /* (transfer full, xmalloc) the head for libosip2: CRLF lines, no
                        * Content-Type / Content-Length */
     size_t osip_len;
-    char *content_type; /* (transfer full, nullable) the Content-Type value, unfolded */
+    char *content_type;   /* (transfer full, nullable) the Content-Type value, unfolded */
     const char *clen_err; /* a Content-Length we could not read (bad, duplicate, folded): the
                            * message is still framed, with the body all the rest, so a request
                            * whose Via, From, To, Call-ID and CSeq parse gets a 400 naming it */
