@@ -34,7 +34,7 @@ REL_OBJ  := $(patsubst %.c,build/obj/%.o,$(LIB_SRC))
 ASAN_OBJ := $(patsubst %.c,build/asan/obj/%.o,$(LIB_SRC))
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-.PHONY: all asan fuzz run test test-media bench bench-media deps format format-check clean
+.PHONY: all asan fuzz fuzz-short fuzz-long run test test-media bench bench-media deps format format-check clean
 all: build/ccomet build/ccomet-media
 
 build/obj/%.o: %.c
@@ -102,6 +102,15 @@ test: deps
 	@$(MAKE) --no-print-directory format-check asan build/ccomet build/ccomet-media fuzz \
 		build/media-harness $(JSSIP_BUNDLE)
 	@tests/run.sh
+
+# libFuzzer runs (scripts/fuzz.sh; new inputs in var/fuzz/): fuzz-short is each target for 30 s,
+# two at a time (a tier of make test); fuzz-long is the campaign, each target up to 10 million
+# executions or 30 minutes, one at a time, so it can run niced in the background while you work.
+fuzz-short: fuzz
+	@scripts/fuzz.sh -t 30
+
+fuzz-long: fuzz
+	@nice -n 19 scripts/fuzz.sh -t 1800 -r 10000000 -j 1
 
 # Only the media tests (headless Chromium in a network namespace: the mixer through its harness,
 # JsSIP against ccomet-media, its SIP and Event Socket); `make test` runs them with the rest.

@@ -2,6 +2,8 @@
 # The test runner `make test` calls after building (asan, release, fuzz targets):
 #   unit         build/asan/unit-tests
 #   fuzz replay  every fuzz/<name>/corpus through build/fuzz/<name>
+#   fuzz-short   scripts/fuzz.sh: each target fuzzed FUZZ_SHORT_S (30) seconds, two at a time,
+#                new inputs in var/fuzz/ (make fuzz-short alone)
 #   integration  node --test on tests/js/*.test.mjs (the JS client, in-process) and
 #                tests/integration/*.test.mjs (the real build/asan/ccomet and real
 #                MySQL clients; build/asan/ccomet-media, build/media-harness and JsSIP in
@@ -9,7 +11,7 @@
 # Each tier's output is printed; the last line is the sum over tiers, exactly "N passed, N failed".
 # A tier that cannot run counts as 1 failed. Exit status is non-zero when anything failed.
 #
-#   tests/run.sh [unit|fuzz|integration ...]     (default: all three)
+#   tests/run.sh [unit|fuzz|fuzz-short|integration ...]     (default: all four)
 #   TEST_FILES="tests/integration/crash.test.mjs" tests/run.sh integration
 set -uo pipefail
 
@@ -117,6 +119,24 @@ tier_fuzz() {
     tier_result fuzz "$p" "$f"
 }
 
+# ---- fuzz-short ---------------------------------------------------------------------------------
+tier_fuzz_short() {
+    local out rc line p f
+    out=$(mktemp)
+    scripts/fuzz.sh -t "${FUZZ_SHORT_S:-30}" | tee "$out"
+    rc=${PIPESTATUS[0]}
+    line=$(tail -1 "$out")
+    rm -f "$out"
+    if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        p=${BASH_REMATCH[1]}
+        f=${BASH_REMATCH[2]}
+        ((rc != 0 && f == 0)) && f=1
+        tier_result fuzz-short "$p" "$f"
+    else
+        tier_result fuzz-short 0 1 "no summary, exit $rc"
+    fi
+}
+
 # ---- integration ----------------------------------------------------------------------------------
 INTEGRATION_TIMEOUT=900
 
@@ -183,13 +203,14 @@ slowest_tests() {
 }
 
 tiers=("$@")
-((${#tiers[@]})) || tiers=(unit fuzz integration)
+((${#tiers[@]})) || tiers=(unit fuzz fuzz-short integration)
 for t in "${tiers[@]}"; do
     case $t in
         unit) tier_unit ;;
         fuzz) tier_fuzz ;;
+        fuzz-short) tier_fuzz_short ;;
         integration) tier_integration ;;
-        *) echo "unknown tier $t (unit|fuzz|integration)" >&2; exit 2 ;;
+        *) echo "unknown tier $t (unit|fuzz|fuzz-short|integration)" >&2; exit 2 ;;
     esac
     echo
 done

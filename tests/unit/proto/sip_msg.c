@@ -1037,6 +1037,32 @@ TEST(sip_malformed_dropped)
                 "To: <sip:1000@127.0.0.1>");
     CHECK_INT(PARSE_ERR(s), 0);
     xfree(s);
+    /* found by the fuzzer: after a stray quote libosip2 reads one Via over a comma, prints it with
+     * the comma, and the answer's receiver (us too) splits it into a top Via without a branch */
+    s = replace(JSSIP_OPTIONS, "Via: SIP/2.0/WSS 0j7v8pr1ushq.invalid;branch=z9hG4bK1010101",
+                "Via: S\"IP/2.0/WSS a.invalid=z9hG4bKc1, SIP/2.0/UDP b;branch=z9hG4bKc2");
+    CHECK(strcmp(s, JSSIP_OPTIONS) != 0);
+    CHECK_INT(PARSE_ERR(s), 0);
+    xfree(s);
+    /* two Vias in one line, as RFC 3261 allows, still parse and are answered in order */
+    s = replace(JSSIP_OPTIONS, "Via: SIP/2.0/WSS 0j7v8pr1ushq.invalid;branch=z9hG4bK1010101",
+                "Via: SIP/2.0/WSS a.invalid;branch=z9hG4bKc1, SIP/2.0/UDP b;branch=z9hG4bKc2");
+    {
+        struct sip_msg *m = PARSE_OK(s);
+        if (m) {
+            CHECK_STR(m->via_branch, "z9hG4bKc1");
+            struct buf b;
+            buf_init(&b);
+            CHECK_INT(sip_build_response(m, 200, NULL, "t1", NULL, 0, NULL, NULL, 0, &b), SIP_OK);
+            char *r = buf_cstr(&b);
+            CHECK(strstr(r, "\r\nVia: SIP/2.0/WSS a.invalid;branch=z9hG4bKc1\r\nVia: SIP/2.0/UDP "
+                            "b;branch=z9hG4bKc2\r\n") != NULL);
+            xfree(r);
+            buf_free(&b);
+            sip_msg_free(m);
+        }
+    }
+    xfree(s);
     /* found by the fuzzer: libosip2 keeps an unbalanced quote in a To parameter; a ";tag=" appended
      * to it would land inside the quotes */
     s = replace(CAP01_REGISTER, "To: <sip:1000@127.0.0.1>", "To: <sip:1000@127.0.0.1>;once=\"5");
