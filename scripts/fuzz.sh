@@ -11,7 +11,8 @@
 # a run leaves the tree clean; copy a crash's regression input into fuzz/<name>/corpus once fixed.
 # A crash, leak or sanitizer report leaves its input in var/fuzz/artifacts/ and its log in
 # var/fuzz/<name>.log, and makes the exit status non-zero. The last line is "N passed, N failed"
-# (one per target), like every tier of tests/run.sh.
+# (one per target), like every tier of tests/run.sh. FUZZ_OUT moves var/fuzz (a campaign running
+# beside make test), FUZZ_MAX_LEN sets -max_len (16384).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +33,7 @@ if ((${#TARGETS[@]} == 0)); then
     for d in fuzz/*/driver.c; do TARGETS+=("$(basename "$(dirname "$d")")"); done
 fi
 
-OUT=var/fuzz
+OUT=${FUZZ_OUT:-var/fuzz}
 mkdir -p "$OUT/artifacts"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
