@@ -17,6 +17,7 @@
  *
  * Wire protocol (ccomet, which is CppComet's protocol plus fixes and the pipe_since extension)
  *   URL     ws[s]://<node>/ws/sesion=<user_key>&myid=<user_id>&devid=<dev_id>&v=4.09&uuid=<32 hex>&api=js
+ *           [&ack=1&marker=1]
  *           (`sesion` is spelled that way on purpose. The server reads the fields by position.)
  *   server -> client: text frames. Each holds one JSON object per line:
  *           {"pipe","event","data","message_send_time", optional "user_id","marker","fromQueue",
@@ -40,6 +41,8 @@
  *           msg_ack\n<queue_id>\n...               (ccomet extension: with &ack=1 in the URL, a
  *                                                 queued private message carries "queue_id" and
  *                                                 stays queued until it is acked)
+ *           (&marker=1 in the URL, a ccomet extension: pipe_log's history carries the
+ *            request's marker; CppComet sent none, so without it the history has no marker)
  *
  * In a browser, this file defines the globals `CometServer` (a constructor that also works as a
  * factory) and `cometApi` (a ready instance). Under Node it exports { CometServer, cometApi }.
@@ -509,7 +512,7 @@
         // are escaped.
         const key = this._opts.user_key.replace(/[^A-Za-z0-9._~=+\/-]/g, encodeURIComponent);
         return scheme + '://' + n + '/ws/sesion=' + key + '&myid=' + this._opts.user_id + '&devid=' +
-            this._opts.dev_id + '&v=' + API_VERSION + '&uuid=' + this._uuid + '&api=js&ack=1';
+            this._opts.dev_id + '&v=' + API_VERSION + '&uuid=' + this._uuid + '&api=js&ack=1&marker=1';
     };
 
     P._openLinks = function () {

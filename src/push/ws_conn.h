@@ -63,8 +63,9 @@ struct ws_conn {
     bool dirty;   /* on the server's flush list */
     bool writing; /* a uv_write is in flight */
     bool close_after_flush;
-    uint8_t api_major; /* the client's v=major.minor */
-    bool acks_queue;   /* ack=1: queued messages are removed when the browser acks them */
+    uint8_t api_major;  /* the client's v=major.minor */
+    bool acks_queue;    /* ack=1: queued messages are removed when the browser acks them */
+    bool marks_history; /* marker=1: pipe_log's history carries the request's marker */
     uint16_t n_subs, cap_subs;
     uint32_t last_seen; /* coarse seconds, for the ping sweep */
     char uuid[33];

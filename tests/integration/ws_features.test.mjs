@@ -294,23 +294,66 @@ test('offline queue with ack=1: queued messages carry queue_id and stay queued u
 
 // ---- history ------------------------------------------------------------------------------------
 
-test('pipe_log: the newest `length` messages, oldest first, with fromQueue, history and marker', srv.wrap(async () => {
+test('pipe_log: the newest `length` messages, oldest first, with fromQueue, history and (marker=1) the marker', srv.wrap(async () => {
     await db.query("INSERT INTO pipes_settings (name, length) VALUES ('hist_pipe', 3)");
     for (let i = 1; i <= 5; i++) await publish(db, 'hist_pipe', `ev${i}`, `m${i}`);
-    const c = await wsOpen(srv);
-    c.send('pipe_log\nhist_pipe\nmk42\n');
-    const got = [];
-    for (let i = 0; i < 3; i++) got.push(await c.nextOn('hist_pipe'));
-    assert.deepEqual(got.map((m) => m.data), ['m3', 'm4', 'm5']);
-    assert.deepEqual(got.map((m) => m.event), ['ev3', 'ev4', 'ev5']);
-    for (const m of got) {
-        assert.equal(m.fromQueue, true);
-        assert.equal(m.history, true);
-        assert.equal(m.marker, 'mk42');
-        assert.equal(typeof m.message_send_time, 'number');
+    for (const marks of [false, true]) {
+        const c = await wsOpen(srv, marks ? { url: `${wsUrl(srv)}&marker=1` } : {});
+        c.send('pipe_log\nhist_pipe\nmk42\n');
+        const got = [];
+        for (let i = 0; i < 3; i++) got.push(await c.nextOn('hist_pipe'));
+        assert.deepEqual(got.map((m) => m.data), ['m3', 'm4', 'm5']);
+        assert.deepEqual(got.map((m) => m.event), ['ev3', 'ev4', 'ev5']);
+        for (const m of got) {
+            assert.equal(m.fromQueue, true);
+            assert.equal(m.history, true);
+            assert.equal(m.marker, marks ? 'mk42' : undefined, JSON.stringify(m));
+            assert.equal(typeof m.message_send_time, 'number');
+        }
+        await c.sync();
+        assert.deepEqual(c.pending((m) => m.pipe === 'hist_pipe'), [], 'more than `length` messages');
+        await c.close();
     }
-    await c.sync();
-    assert.deepEqual(c.pending((m) => m.pipe === 'hist_pipe'), [], 'more than `length` messages');
+}));
+
+// Guards CppComet's own browser client (api/CometServerApi.js of CppComet/comet-server, 4.02):
+// get_pipe_log(pipe, cb) subscribes cb to <pipe> and sends pipe_log with a random marker; its
+// msg_cultivate emits the signals <pipe> and <pipe>.<event>, and every subscription callback
+// returns early when server_info.marker is set and is not the tab's custom_id. So history that
+// carries the request's marker never reaches subscription('<pipe>.<event>'). Here the client's
+// routing is replayed on the frames as they come off the wire (its file is not in the repo).
+test('CppComet client: get_pipe_log history reaches subscription(\'pipe.event\') (no marker unless marker=1)', srv.wrap(async () => {
+    await db.query("INSERT INTO pipes_settings (name, length) VALUES ('cpp_hist', 10)");
+    await publish(db, 'cpp_hist', 'chat', '{"text":"one"}');
+    await publish(db, 'cpp_hist', 'chat', '{"text":"two"}');
+    const tabCustomId = '4839201735'; // the client's custom_id: 10 random digits
+    const requestMarker = '7364519028'; // getCustomString(): another 10 random digits
+    /** The signals CppComet's client emits for one frame line and whether each callback runs. */
+    const deliveredTo = (line) => {
+        const msg = JSON.parse(line.replace(/\\'/g, "'"));
+        if (msg.data === undefined) return [];
+        const signals = [];
+        if (msg.pipe !== undefined) {
+            signals.push(msg.pipe);
+            if (typeof msg.event === 'string' || typeof msg.event === 'number') signals.push(`${msg.pipe}.${msg.event}`);
+        }
+        const passes = msg.marker === undefined || msg.marker === tabCustomId;
+        return passes ? signals : [];
+    };
+    const c = await wsOpen(srv);
+    c.send(`pipe_log\ncpp_hist\n${requestMarker}\n`);
+    const got = [await c.nextOn('cpp_hist'), await c.nextOn('cpp_hist')];
+    assert.equal(got[1].id, got[0].id + 1);
+    // the frames as the client splits them: trimmed, one JSON object per line
+    const lines = c.raw.map((b) => b.toString('utf8')).filter((t) => t.includes('"cpp_hist"'))
+        .flatMap((t) => t.replace(/^\s+|\s+$/, '').split('\n'));
+    assert.equal(lines.length, 2);
+    assert.deepEqual(lines.map(deliveredTo), [['cpp_hist', 'cpp_hist.chat'], ['cpp_hist', 'cpp_hist.chat']],
+        'both history messages reach the pipe and pipe.event subscribers');
+    for (const m of got) {
+        assert.equal(m.history, true);
+        assert.equal(m.fromQueue, true);
+    }
     await c.close();
 }));
 
@@ -488,7 +531,7 @@ test('v=3.x: event_name and api_data on private, web_pipe2, history and track_ m
     peer.send('web_pipe2\nweb_v3hist\nsay\n*\nfrom a browser');
     legacy(await old.nextOn('web_v3hist', 'say'), 'web_pipe2');
     old.send('pipe_log\nweb_v3hist\nmkv3\n');
-    legacy(await old.next((m) => m.pipe === 'web_v3hist' && m.marker === 'mkv3', { what: 'the pipe_log row' }), 'pipe_log');
+    legacy(await old.next((m) => m.pipe === 'web_v3hist' && m.history === true, { what: 'the pipe_log row' }), 'pipe_log');
     await peer.subscribe('track_v3');
     const ev = await old.nextOn('track_v3', 'subscription');
     legacy(ev, 'track_ subscription event');

@@ -172,7 +172,7 @@ test('URL carries the key, ids, version, a 32-hex uuid and api=js', () => {
     const { c, last } = started();
     const uuid = c.getUUID();
     assert.match(uuid, /^[0-9a-f]{32}$/);
-    assert.equal(last().url, `ws://h:1/ws/sesion=key42&myid=42&devid=7&v=4.09&uuid=${uuid}&api=js&ack=1`);
+    assert.equal(last().url, `ws://h:1/ws/sesion=key42&myid=42&devid=7&v=4.09&uuid=${uuid}&api=js&ack=1&marker=1`);
     assert.equal(c.getUserId(), 42);
     assert.equal(c.getDevId(), 7);
     c.stop();
@@ -184,13 +184,13 @@ test('URL carries the key, ids, version, a 32-hex uuid and api=js', () => {
 
 test('URL options: wss, a scheme in the node, a given uuid, defaults', () => {
     let s = started({ opts: { wss: true, uuid: 'a'.repeat(32) } });
-    assert.equal(s.last().url, `wss://h:1/ws/sesion=key42&myid=42&devid=7&v=4.09&uuid=${'a'.repeat(32)}&api=js&ack=1`);
+    assert.equal(s.last().url, `wss://h:1/ws/sesion=key42&myid=42&devid=7&v=4.09&uuid=${'a'.repeat(32)}&api=js&ack=1&marker=1`);
     s.c.stop();
     s = started({ opts: { node: 'wss://x.example:9/comet-server/' } });
     assert.ok(s.last().url.startsWith('wss://x.example:9/comet-server/ws/sesion=key42&'));
     s.c.stop();
     s = started({ opts: { node: undefined, dev_id: undefined, user_id: undefined, user_key: undefined } });
-    assert.match(s.last().url, /^ws:\/\/localhost:8087\/ws\/sesion=&myid=0&devid=0&v=4\.09&uuid=[0-9a-f]{32}&api=js&ack=1$/);
+    assert.match(s.last().url, /^ws:\/\/localhost:8087\/ws\/sesion=&myid=0&devid=0&v=4\.09&uuid=[0-9a-f]{32}&api=js&ack=1&marker=1$/);
     s.c.stop();
     // characters that would break the URL are escaped; JWT/hash characters are not
     s = started({ opts: { user_key: 'eyJ.a-b_c=&#x' } });
@@ -1014,7 +1014,7 @@ test('over a real socket (the ws package, an in-process server): URL, frames bot
     assert.equal(c.isAuthorized(), true);
     c.web_pipe_send('web_a', 'e', 'hi');
     for (let i = 0; i < 100 && (!answers.length || !got.length); i++) await new Promise((r) => setTimeout(r, 10));
-    assert.match(seen.url, /^\/ws\/sesion=k&myid=3&devid=0&v=4\.09&uuid=[0-9a-f]{32}&api=js&ack=1$/);
+    assert.match(seen.url, /^\/ws\/sesion=k&myid=3&devid=0&v=4\.09&uuid=[0-9a-f]{32}&api=js&ack=1&marker=1$/);
     assert.deepEqual(seen.frames, ['subscription\nweb_a', 'web_pipe2\nweb_a\ne\n*\nhi']);
     assert.deepEqual(got, [{ 'ü': '✓' }]);
     assert.deepEqual(answers, [{ number_messages: 0, message: 'hi' }]);
