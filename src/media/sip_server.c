@@ -36,6 +36,7 @@
 #define ACK_TIMEOUT_S     32
 #define BYE_TIMEOUT_S     8
 #define NONCE_MAX_AGE_S   300
+#define MAX_USED_NONCES   65536 /* nonces remembered with their highest nc */
 #define WS_KEEPALIVE_S    30
 #define DEFAULT_EXPIRES   3600 /* RFC 3261 §10.2.1.1 */
 #define ALLOW             "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"
@@ -142,6 +143,17 @@ struct sip_server {
     struct sip_conn *conns;
     uint64_t next_conn_id, next_call_id;
     GHashTable *member_calls; /* struct conf_member * -> struct call * */
+    /* Digest replay (security audit M2): every nonce a valid digest used, with the highest nc
+     * seen (qop=auth) or 0 (no qop: single use), until it is too old to be accepted anyway.
+     * When full, nonce_floor moves to now: every nonce issued before is stale, the table is
+     * emptied, and clients re-authenticate without asking the user (stale=true). */
+    GHashTable *used_nonces; /* char *nonce -> struct used_nonce * */
+    uint64_t nonce_floor;    /* nonces issued at or before this second are stale */
+};
+
+struct used_nonce {
+    uint64_t issued;
+    uint32_t nc;
 };
 
 static void call_end(struct call *call);
@@ -300,14 +312,61 @@ static bool auth_precheck(struct sip_conn *c, const struct sip_msg *m, struct tx
         challenge(c, m, t, proxy, false);
         return false;
     }
+    uint64_t issued = 0;
     switch (sip_nonce_check(a->nonce, (uint64_t)now_s(), NONCE_MAX_AGE_S, c->srv->secret)) {
-    case SIP_NONCE_VALID: return true;
+    case SIP_NONCE_VALID:
+        if (sip_nonce_issued(a->nonce, &issued) && issued <= c->srv->nonce_floor) {
+            challenge(c, m, t, proxy, true);
+            return false;
+        }
+        return true;
     case SIP_NONCE_STALE: challenge(c, m, t, proxy, true); return false;
     default: challenge(c, m, t, proxy, false); return false;
     }
 }
 
 enum verdict { V_OK, V_RETRY, V_ANSWERED };
+
+/* Records a valid digest's use of its nonce: false when that nonce was used before with this
+ * nc or a higher one (qop=auth), or at all (no qop): a replay. */
+static bool nonce_first_use(struct sip_server *srv, const struct sip_auth *a)
+{
+    uint32_t nc = 0;
+    bool counted = a->qop != NULL;
+    if (counted && !sip_digest_nc(a, &nc)) return false;
+    struct used_nonce *u = g_hash_table_lookup(srv->used_nonces, a->nonce);
+    if (u) {
+        if (!counted || nc <= u->nc) return false;
+        u->nc = nc;
+        return true;
+    }
+    uint64_t issued = 0;
+    if (!sip_nonce_issued(a->nonce, &issued)) return false;
+    uint64_t now = (uint64_t)now_s();
+    if (g_hash_table_size(srv->used_nonces) >= MAX_USED_NONCES) {
+        GHashTableIter it;
+        gpointer k, v;
+        g_hash_table_iter_init(&it, srv->used_nonces);
+        while (g_hash_table_iter_next(&it, &k, &v)) {
+            const struct used_nonce *o = v;
+            if (o->issued + NONCE_MAX_AGE_S < now) g_hash_table_iter_remove(&it);
+        }
+        if (g_hash_table_size(srv->used_nonces) >= MAX_USED_NONCES) {
+            LOG_RATELIMITED(LOG_WARN, "sip",
+                            "msg=\"used-nonce table full: every older nonce is now stale\" "
+                            "size=%u",
+                            g_hash_table_size(srv->used_nonces));
+            srv->nonce_floor = now;
+            g_hash_table_remove_all(srv->used_nonces);
+            if (issued <= srv->nonce_floor) return false;
+        }
+    }
+    u = g_new(struct used_nonce, 1);
+    u->issued = issued;
+    u->nc = nc;
+    g_hash_table_insert(srv->used_nonces, g_strdup(a->nonce), u);
+    return true;
+}
 
 /* The directory answered for request m: V_OK when the digest is right, V_RETRY when a cached
  * password failed (fetch it again), V_ANSWERED when a final response was sent. */
@@ -326,8 +385,22 @@ static enum verdict auth_verdict(struct sip_conn *c, const struct sip_msg *m, st
         respond(c, m, t, 403, NULL, NULL, NULL, 0, NULL, NULL);
         return V_ANSWERED;
     }
+    if (!sip_digest_uri_matches(m)) {
+        LOG(LOG_INFO, "sip", "conn=%llu user=%s msg=\"digest uri is not the Request-URI\"",
+            (unsigned long long)c->id, user);
+        respond(c, m, t, 400, "Bad Authorization: digest uri differs from the Request-URI", NULL,
+                NULL, 0, NULL, NULL);
+        return V_ANSWERED;
+    }
     switch (sip_digest_verify(&m->auth, m->method, r->password, r->a1_hash)) {
-    case SIP_DIGEST_VALID: return V_OK;
+    case SIP_DIGEST_VALID:
+        if (!nonce_first_use(c->srv, &m->auth)) { /* a replay: a fresh nonce, silently retried */
+            LOG(LOG_INFO, "sip", "conn=%llu user=%s msg=\"nonce reused\" method=%s nc=%s",
+                (unsigned long long)c->id, user, m->method, m->auth.nc ? m->auth.nc : "-");
+            challenge(c, m, t, proxy, true);
+            return V_ANSWERED;
+        }
+        return V_OK;
     case SIP_DIGEST_WRONG:
         if (r->source == DIRECTORY_FROM_CACHE && !retried) return V_RETRY;
         LOG(LOG_INFO, "sip", "conn=%llu user=%s msg=\"wrong password\" method=%s",
@@ -1271,6 +1344,7 @@ struct sip_server *sip_server_new_unbound(const struct media_config *cfg, struct
             srv->secret[i] = (uint8_t)g_random_int();
     }
     srv->member_calls = g_hash_table_new(g_direct_hash, g_direct_equal);
+    srv->used_nonces = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     srv->ws_port = (uint16_t)cfg->sip_ws_port;
     conf_set_kick_handler(reg, on_kick, srv);
     return srv;
@@ -1342,6 +1416,7 @@ void sip_server_stop(struct sip_server *srv)
     }
     directory_free(srv->dir);
     g_hash_table_destroy(srv->member_calls);
+    g_hash_table_destroy(srv->used_nonces);
     xfree(srv);
 }
 

@@ -1359,6 +1359,55 @@ enum sip_nonce_status sip_nonce_check(const char *nonce, uint64_t now, uint64_t 
     return now - t > max_age ? SIP_NONCE_STALE : SIP_NONCE_VALID;
 }
 
+bool sip_nonce_issued(const char *nonce, uint64_t *issued)
+{
+    if (!nonce || strlen(nonce) != SIP_NONCE_LEN) return false;
+    uint64_t t = 0;
+    for (size_t i = 0; i < 16; i++) {
+        int v = hex_value((unsigned char)nonce[i]);
+        if (v < 0) return false;
+        t = t << 4 | (uint64_t)v;
+    }
+    *issued = t;
+    return true;
+}
+
+bool sip_digest_nc(const struct sip_auth *a, uint32_t *nc)
+{
+    if (!a || !a->nc || strlen(a->nc) != 8) return false;
+    uint32_t v = 0;
+    for (size_t i = 0; i < 8; i++) {
+        int d = hex_value((unsigned char)a->nc[i]);
+        if (d < 0) return false;
+        v = v << 4 | (uint32_t)d;
+    }
+    *nc = v;
+    return true;
+}
+
+/* A URI as libosip2 prints it (transfer full, osip_free), or NULL when it does not parse. */
+static char *uri_printed(const char *s)
+{
+    osip_uri_t *u = NULL;
+    if (osip_uri_init(&u) != 0) abort();
+    char *out = NULL;
+    if (osip_uri_parse(u, s) != 0 || osip_uri_to_str(u, &out) != 0) out = NULL;
+    osip_uri_free(u);
+    return out;
+}
+
+bool sip_digest_uri_matches(const struct sip_msg *m)
+{
+    if (!m || !m->is_request || !m->ruri || !m->auth.uri || !*m->auth.uri) return false;
+    if (strcmp(m->auth.uri, m->ruri) == 0) return true;
+    /* case aside (the scheme and host are case-insensitive, RFC 3261 §19.1.4; the user part is
+     * not, but the digest's arithmetic binds the uri text as sent anyway) */
+    char *p = uri_printed(m->auth.uri);
+    bool same = p && strcasecmp(p, m->ruri) == 0;
+    osip_free(p);
+    return same;
+}
+
 /* ---- dialplan ------------------------------------------------------------------------------- */
 
 static void set_add_range(uint8_t set[32], unsigned lo, unsigned hi)

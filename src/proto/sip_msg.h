@@ -236,10 +236,22 @@ enum sip_nonce_status { SIP_NONCE_VALID = 0, SIP_NONCE_STALE, SIP_NONCE_INVALID 
 /* SIP_NONCE_VALID when nonce was made by sip_nonce_new with this secret (constant-time MAC check)
  * and now - its time <= max_age; SIP_NONCE_STALE when genuine but older (challenge again with
  * stale=true: the client retries without asking the user); SIP_NONCE_INVALID for anything else,
- * including a time more than max_age in the future. Replay inside max_age is not detected here
- * (that needs per-nonce nc state). */
+ * including a time more than max_age in the future. Replay inside max_age is not detected here:
+ * the server keeps each used nonce's highest nc (sip_digest_nc). */
 enum sip_nonce_status sip_nonce_check(const char *nonce, uint64_t now, uint64_t max_age,
                                       const uint8_t secret[16]);
+
+/* The time a nonce of sip_nonce_new was made at (its first 8 bytes), unchecked: call it after
+ * sip_nonce_check said SIP_NONCE_VALID. false when nonce is not SIP_NONCE_LEN hex digits. */
+bool sip_nonce_issued(const char *nonce, uint64_t *issued);
+
+/* The nonce count of a qop=auth digest: nc is 8 hex digits (RFC 2617 §3.2.2); false otherwise. */
+bool sip_digest_nc(const struct sip_auth *a, uint32_t *nc);
+
+/* Whether the digest's uri names the Request-URI of m (RFC 2617 §3.2.2.5: a request whose
+ * digest-uri is another resource is answered 400): equal as text, or, case aside, as libosip2
+ * reads and prints both. false without a digest uri. */
+bool sip_digest_uri_matches(const struct sip_msg *m);
 
 enum sip_digest_status {
     SIP_DIGEST_VALID = 0,

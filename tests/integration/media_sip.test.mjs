@@ -112,11 +112,55 @@ test('REGISTER: 401 with a digest challenge, then 200 with the clamped expiry (s
     assert.equal(r2.status, 200, r2.raw);
     assert.equal(r2.h('contact'), '<sip:0000002@df7jal23ls0d.invalid;transport=ws>;expires=3600');
     assert.ok(r2.h('date'));
-    // unregister
+    // unregister, reusing the nonce with the next nonce count (RFC 2617 §3.2.2)
     const r3 = await c.request(register(c, '0000002', { expires: 0, auth: digest(r1.h('www-authenticate'),
-        { user: '0000002', password: 'secret2', method: 'REGISTER', uri: `sip:${DOMAIN}` }) }));
+        { user: '0000002', password: 'secret2', method: 'REGISTER', uri: `sip:${DOMAIN}`, nc: 2 }) }));
     assert.equal(r3.status, 200);
     assert.equal(r3.h('contact'), undefined);
+    c.close();
+});
+
+// Security audit M2: a captured Authorization could be replayed inside the nonce's 300 s window.
+test('digest replay: a nonce count not above the last one, or a no-qop nonce used twice, gets 401 stale=true; another connection too', async () => {
+    const c = await SipWs.open();
+    const other = await SipWs.open();
+    const r1 = await c.request(register(c, '0000002'));
+    assert.equal(r1.status, 401);
+    const chal = r1.h('www-authenticate');
+    const auth = (nc, qop = true) => digest(chal, { user: '0000002', password: 'secret2', method: 'REGISTER', uri: `sip:${DOMAIN}`, nc, qop });
+    const first = auth(1);
+    assert.equal((await c.request(register(c, '0000002', { auth: first }))).status, 200);
+    // the very same header again (a replay: new branch, same nonce and nc), here and elsewhere
+    for (const conn of [c, other]) {
+        const again = await conn.request(register(conn, '0000002', { auth: first }));
+        assert.equal(again.status, 401, again.raw);
+        assert.match(again.h('www-authenticate'), /, stale=true, /);
+        assert.notEqual(/nonce="(\w+)"/.exec(again.h('www-authenticate'))[1], /nonce="(\w+)"/.exec(chal)[1]);
+    }
+    assert.equal((await c.request(register(c, '0000002', { auth: auth(3) }))).status, 200, 'a higher nc is fine');
+    assert.equal((await c.request(register(c, '0000002', { auth: auth(2) }))).status, 401, 'a lower nc is a replay');
+    // without qop (RFC 2069) a nonce is single-use
+    const r2 = await c.request(register(c, '0000002'));
+    const plain = digest(r2.h('www-authenticate'), { user: '0000002', password: 'secret2', method: 'REGISTER', uri: `sip:${DOMAIN}`, qop: false });
+    assert.equal((await c.request(register(c, '0000002', { auth: plain }))).status, 200);
+    const twice = await c.request(register(c, '0000002', { auth: plain }));
+    assert.equal(twice.status, 401);
+    assert.match(twice.h('www-authenticate'), /stale=true/);
+    c.close();
+    other.close();
+});
+
+test('digest uri: an Authorization computed for another URI than the Request-URI gets 400', async () => {
+    const c = await SipWs.open();
+    const r1 = await c.request(register(c, '0000002'));
+    const auth = digest(r1.h('www-authenticate'), { user: '0000002', password: 'secret2', method: 'REGISTER', uri: 'sip:other.invalid' });
+    const r2 = await c.request(register(c, '0000002', { auth }));
+    assert.equal(r2.status, 400, r2.raw);
+    assert.match(r2.reason, /digest uri/);
+    // the same digest for the Request-URI, spelled with an upper-case scheme, is the same URI
+    const r3 = await c.request(register(c, '0000002'));
+    const same = digest(r3.h('www-authenticate'), { user: '0000002', password: 'secret2', method: 'REGISTER', uri: `SIP:${DOMAIN}` });
+    assert.equal((await c.request(register(c, '0000002', { auth: same }))).status, 200);
     c.close();
 });
 

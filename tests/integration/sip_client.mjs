@@ -97,15 +97,20 @@ export function sipRequest({ method, ruri, user, c, branch = `z9hG4bK${rnd()}`, 
 }
 
 /** The Authorization value for a challenge (RFC 2617, qop=auth, as JsSIP computes it). */
-export function digest(challengeHeader, { user, password, method, uri, ha1 }) {
+export function digest(challengeHeader, { user, password, method, uri, ha1, nc = 1, qop = true }) {
     const p = {};
     for (const m of challengeHeader.matchAll(/(\w+)=(?:"([^"]*)"|([^,\s]+))/g)) p[m[1]] = m[2] ?? m[3];
     const cnonce = rnd();
-    const nc = '00000001';
+    const ncText = nc.toString(16).padStart(8, '0');
     const a1 = ha1 ?? md5(`${user}:${p.realm}:${password}`);
-    const response = md5(`${a1}:${p.nonce}:${nc}:${cnonce}:auth:${md5(`${method}:${uri}`)}`);
+    const ha2 = md5(`${method}:${uri}`);
+    if (!qop) { // RFC 2069: no qop, no nc
+        return `Digest algorithm=MD5, username="${user}", realm="${p.realm}", nonce="${p.nonce}", `
+            + `uri="${uri}", response="${md5(`${a1}:${p.nonce}:${ha2}`)}"`;
+    }
+    const response = md5(`${a1}:${p.nonce}:${ncText}:${cnonce}:auth:${ha2}`);
     return `Digest algorithm=MD5, username="${user}", realm="${p.realm}", nonce="${p.nonce}", `
-        + `uri="${uri}", response="${response}", qop=auth, cnonce="${cnonce}", nc=${nc}`;
+        + `uri="${uri}", response="${response}", qop=auth, cnonce="${cnonce}", nc=${ncText}`;
 }
 
 export function register(c, user, { expires = 600, auth, branch } = {}) {

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "core/alloc.h"
@@ -703,6 +704,58 @@ TEST(sip_digest_challenge_as_freeswitch)
     CHECK_INT(sip_digest_challenge(out, sizeof out, "", "n", false), 0);
     CHECK_INT(sip_digest_challenge(out, 20, "127.0.0.1", "abc", false), 0);
     CHECK_STR(out, "");
+}
+
+TEST(sip_nonce_issued_nc_and_digest_uri)
+{
+    const uint8_t secret[16] = "0123456789abcdef";
+    char n[SIP_NONCE_LEN + 1];
+    CHECK_INT(sip_nonce_new(n, 1795500589, secret), SIP_OK);
+    uint64_t t = 0;
+    CHECK(sip_nonce_issued(n, &t));
+    CHECK(t == 1795500589);
+    CHECK(!sip_nonce_issued("abc", &t));
+    n[3] = 'x';
+    CHECK(!sip_nonce_issued(n, &t));
+
+    struct sip_auth a = {.nc = "0000001f"};
+    uint32_t nc = 0;
+    CHECK(sip_digest_nc(&a, &nc));
+    CHECK_INT(nc, 31);
+    a.nc = "ffffffff";
+    CHECK(sip_digest_nc(&a, &nc) && nc == UINT32_MAX);
+    const char *bad_nc[] = {NULL, "", "1", "0000001", "000000001", "0000001g", "-0000001"};
+    for (size_t i = 0; i < sizeof bad_nc / sizeof bad_nc[0]; i++) {
+        a.nc = bad_nc[i];
+        CHECK(!sip_digest_nc(&a, &nc));
+    }
+
+    /* the digest uri names the Request-URI: as text, or case aside as libosip2 prints both */
+    static const struct {
+        const char *uri;
+        bool same;
+    } uris[] = {
+        {"sip:127.0.0.1", true},
+        {"SIP:127.0.0.1", true},
+        {"sip:127.0.0.2", false},
+        {"sip:1000@127.0.0.1", false},
+        {"sip:127.0.0.1;transport=ws", false},
+        {"", false},
+        {"not a uri", false},
+    };
+    for (size_t i = 0; i < sizeof uris / sizeof uris[0]; i++) {
+        char u[64];
+        snprintf(u, sizeof u, "uri=\"%s\"", uris[i].uri);
+        char *r = replace(JSSIP_REGISTER_AUTH, "uri=\"sip:127.0.0.1\"", u);
+        struct sip_msg *m = PARSE_OK(r);
+        if (m) {
+            if (*uris[i].uri) CHECK_STR(m->auth.uri, uris[i].uri);
+            if (sip_digest_uri_matches(m) != uris[i].same)
+                test_fail(__FILE__, __LINE__, uris[i].uri);
+            sip_msg_free(m);
+        }
+        xfree(r);
+    }
 }
 
 TEST(sip_nonce_genuine_forged_and_stale)
