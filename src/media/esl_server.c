@@ -11,8 +11,10 @@
  * Bounds (FreeSWITCH's, mod_event_socket.c MAX_QUEUE_LEN / MAX_MISSED): at most [esl] max_queue
  * events wait per listener; past that events are dropped and counted, and after 500 dropped in a
  * row the listener is killed. A client that sends commands without reading the replies is not
- * read from while OUT_PAUSE_BYTES are unsent. The first command must come within 25 s (FreeSWITCH
- * read_packet's timeout on the auth loop); commands are bounded in size. */
+ * read from while OUT_PAUSE_BYTES are unsent. A connection must authenticate within [esl]
+ * auth_timeout (10 s; FreeSWITCH waits 25 s for the first command only, whatever it is); at most
+ * [esl] max_connections at once, [esl] max_unauthenticated of them before auth, others get
+ * FreeSWITCH's text/rude-rejection; commands are bounded in size. */
 #include "media/esl_server.h"
 #include "core/alloc.h"
 #include "core/arena.h"
@@ -29,8 +31,6 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#define ESL_MAX_CONNECTIONS  1024
-#define AUTH_TIMEOUT_S       25
 #define CLOSE_LINGER_MS      5000
 #define PREAUTH_MAX_COMMAND  4096
 #define OUT_PAUSE_BYTES      (4u << 20)
@@ -183,6 +183,7 @@ struct esl_server {
     guint conf_listener;
     struct conn *conns, *graveyard;
     unsigned n_conns;
+    unsigned n_unauthed; /* of n_conns, not yet past auth */
     uint64_t next_conn_id;
     GSource *flush_idle, *reap_idle;
     /* the event core headers */
@@ -266,6 +267,7 @@ static void conn_kill(struct conn *c, const char *why)
         srv->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     srv->n_conns--;
+    if (!c->authed) srv->n_unauthed--;
     LOG(LOG_INFO, "esl", "conn=%llu msg=\"disconnected\" reason=\"%s\"", (unsigned long long)c->id,
         why ? why : "closed");
     c->prev = NULL;
@@ -390,8 +392,8 @@ static gboolean on_auth_timeout(gpointer data)
     struct conn *c = data;
     g_source_unref(c->auth_timer);
     c->auth_timer = NULL;
-    LOG(LOG_INFO, "esl", "conn=%llu msg=\"no command within %d s\"", (unsigned long long)c->id,
-        AUTH_TIMEOUT_S);
+    LOG(LOG_INFO, "esl", "conn=%llu msg=\"not authenticated within %d s\"",
+        (unsigned long long)c->id, (int)c->srv->cfg->esl_auth_timeout);
     conn_goodbye(c);
     return G_SOURCE_REMOVE;
 }
@@ -1663,6 +1665,7 @@ static void conn_command(struct conn *c, const struct esl_command *cmd)
             drop_source(&c->auth_timer);
             if (password_ok(c->srv, cmd->password)) {
                 c->authed = true;
+                c->srv->n_unauthed--;
                 reply(c, ESL_REPLY_ACCEPTED);
                 LOG(LOG_INFO, "esl", "conn=%llu msg=\"authenticated\"", (unsigned long long)c->id);
             } else {
@@ -1674,7 +1677,8 @@ static void conn_command(struct conn *c, const struct esl_command *cmd)
                 return;
             }
         } else {
-            drop_source(&c->auth_timer); /* FreeSWITCH waits for the first command only */
+            /* FreeSWITCH stops its deadline at the first command, so `help` kept a slot for
+             * ever (security audit M3): here the deadline stands until a successful auth */
             reply(c, ESL_REPLY_NOT_FOUND);
         }
         note_appended(c);
@@ -1775,9 +1779,20 @@ static gboolean on_incoming(GSocketService *service, GSocketConnection *stream, 
     struct esl_server *srv = data;
     (void)service;
     (void)source;
-    if (srv->n_conns >= ESL_MAX_CONNECTIONS) {
-        LOG_RATELIMITED(LOG_WARN, "esl", "msg=\"too many connections, refused\" max=%d",
-                        ESL_MAX_CONNECTIONS);
+    const struct media_config *cfg = srv->cfg;
+    bool full = srv->n_conns >= (unsigned)cfg->esl_max_connections;
+    if (full || srv->n_unauthed >= (unsigned)cfg->esl_max_unauthenticated) {
+        /* FreeSWITCH's refusal (its ACL reject), written without waiting; then closed */
+        LOG_RATELIMITED(LOG_WARN, "esl", "msg=\"connection refused\" why=\"%s\" max=%d",
+                        full ? "[esl] max_connections" : "[esl] max_unauthenticated",
+                        (int)(full ? cfg->esl_max_connections : cfg->esl_max_unauthenticated));
+        GSocket *sock = g_socket_connection_get_socket(stream);
+        struct buf b;
+        buf_init(&b);
+        esl_put_rude_rejection(&b);
+        g_socket_set_blocking(sock, FALSE);
+        (void)g_socket_send(sock, (const char *)buf_head(&b), buf_unread(&b), NULL, NULL);
+        buf_free(&b);
         g_io_stream_close(G_IO_STREAM(stream), NULL, NULL);
         return TRUE;
     }
@@ -1805,10 +1820,11 @@ static gboolean on_incoming(GSocketService *service, GSocketConnection *stream, 
     if (srv->conns) srv->conns->prev = c;
     srv->conns = c;
     srv->n_conns++;
+    srv->n_unauthed++;
     LOG(LOG_INFO, "esl", "conn=%llu msg=\"connected\" peer=%s", (unsigned long long)c->id, c->peer);
     esl_put_auth_request(&c->out);
     note_appended(c);
-    c->auth_timer = attach_timeout(srv, AUTH_TIMEOUT_S * 1000, on_auth_timeout, c);
+    c->auth_timer = attach_timeout(srv, (guint)cfg->esl_auth_timeout * 1000, on_auth_timeout, c);
     watch_input(c);
     conn_flush(c);
     return TRUE;
@@ -1883,6 +1899,11 @@ struct esl_server *esl_server_start(const struct media_config *cfg, struct conf_
     g_socket_service_start(srv->service);
     LOG(LOG_INFO, "esl", "msg=\"listening\" ip=%s port=%u", cfg->esl_ip, srv->port);
     return srv;
+}
+
+unsigned esl_server_connections(const struct esl_server *srv)
+{
+    return srv->n_conns;
 }
 
 uint16_t esl_server_port(const struct esl_server *srv)

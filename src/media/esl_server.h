@@ -31,6 +31,9 @@ void esl_server_stop(struct esl_server *srv);
 /* The port actually bound. */
 uint16_t esl_server_port(const struct esl_server *srv);
 
+/* Connections open now (authenticated or not). */
+unsigned esl_server_connections(const struct esl_server *srv);
+
 /* The version `api status` reports ("ccomet-media (Version <version>  64bit) is ready"); the
  * string is copied. Defaults to "0.0.0" until the process sets it. */
 void esl_server_set_version(struct esl_server *srv, const char *version);

@@ -63,6 +63,12 @@ static const struct config_opt media_opts[] = {
     {"esl", "port", CFG_PORT, F(esl_port), "8021", 1, 65535, false, NULL},
     {"esl", "password", CFG_STR, F(esl_password), "", 0, 0, false, NULL},
     {"esl", "max_queue", CFG_INT, F(esl_max_queue), "100000", 100, 10000000, false, NULL},
+    {"esl", "max_connections", CFG_INT, F(esl_max_connections), "1024", 1, 19000, false, NULL},
+    {"esl", "max_unauthenticated", CFG_INT, F(esl_max_unauthenticated), "32", 1, 19000, false,
+     NULL},
+    {"esl", "auth_timeout", CFG_INT, F(esl_auth_timeout), "10", 1, 300, false, NULL},
+    {"esl", "allow_default_password", CFG_BOOL, F(esl_allow_default_password), "false", 0, 0, false,
+     NULL},
 
     {"log", "level", CFG_LEVEL, F(log_level), "info", 0, 0, false, NULL},
 };
@@ -87,6 +93,21 @@ struct media_config *media_config_load(const char *path, char *err, size_t errle
         xfree(c->esl_password);
         c->esl_password = xstrdup("ClueCon");
     }
+    /* security audit M3: the Event Socket kicks members and lists every tenant's rooms; with
+     * FreeSWITCH's public default password it stays on loopback */
+    bool loopback = strncmp(c->esl_ip, "127.", 4) == 0 || strcmp(c->esl_ip, "::1") == 0;
+    if (!loopback && strcmp(c->esl_password, "ClueCon") == 0 && !c->esl_allow_default_password) {
+        snprintf(err, errlen,
+                 "[esl] password is FreeSWITCH's default ClueCon while [esl] ip = %s is reachable "
+                 "from other hosts: anyone could kick members and read every room; set your own "
+                 "[esl] password (and ccomet's [freeswitch] Pwd), or [esl] "
+                 "allow_default_password = yes on a closed network",
+                 c->esl_ip);
+        media_config_free(c);
+        return NULL;
+    }
+    if (c->esl_max_unauthenticated > c->esl_max_connections)
+        c->esl_max_unauthenticated = c->esl_max_connections;
     if (!!*c->sip_ssl_cert != !!*c->sip_ssl_key) {
         snprintf(err, errlen, "[sip] ssl_cert and ssl_key must be given together");
         media_config_free(c);

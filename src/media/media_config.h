@@ -52,7 +52,11 @@ struct media_config {
     char *esl_ip;
     int esl_port;
     char *esl_password;
-    int64_t esl_max_queue; /* events queued per listener before it is dropped */
+    int64_t esl_max_queue;           /* events queued per listener before it is dropped */
+    int64_t esl_max_connections;     /* Event Socket connections at once */
+    int64_t esl_max_unauthenticated; /* of them, not yet past auth (others are refused) */
+    int64_t esl_auth_timeout;        /* seconds from connect to a successful auth */
+    bool esl_allow_default_password; /* ClueCon on a non-loopback [esl] ip (closed networks) */
     /* [log] */
     enum log_level log_level;
 };

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { MediaProcess, ROOT, freePorts } from './harness.mjs';
+import { MEDIA_BIN, MediaProcess, ROOT, freePorts } from './harness.mjs';
 
 const PASSWORD = 'esl-secret';
 const NOTICE = 'Content-Type: text/disconnect-notice\nContent-Length: 67\n\n'
@@ -223,4 +223,28 @@ test('bgapi: the Job-UUID reply, then BACKGROUND_JOB in plain and json (esl-04),
     c.send('exit\n\n');
     await c.closedByServer();
     assert.equal(c.raw.toString(), 'Content-Type: command/reply\nReply-Text: +OK bye\n\n' + NOTICE);
+});
+
+// Security audit M3: FreeSWITCH's public default password only on loopback.
+test('[esl] password ClueCon (or unset) with a non-loopback [esl] ip: --check refuses, naming the keys; allow_default_password or loopback is fine', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const check = (lines) => {
+        const conf = path.join(dir, `check-${Math.random().toString(36).slice(2)}.ini`);
+        writeFileSync(conf, ['[esl]', ...lines, ''].join('\n'));
+        return spawnSync(MEDIA_BIN, ['--conf', conf, '--check'], { encoding: 'utf8' });
+    };
+    for (const lines of [['ip = 0.0.0.0', 'password = ClueCon'], ['ip = 0.0.0.0'], ['ip = ::']]) {
+        const r = check(lines);
+        assert.equal(r.status, 1, `${lines}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, /\[esl\] password is FreeSWITCH's default ClueCon while \[esl\] ip = (0\.0\.0\.0|::)/);
+        assert.match(r.stderr, /allow_default_password/);
+    }
+    for (const lines of [['ip = 0.0.0.0', 'password = ClueCon', 'allow_default_password = yes'],
+        ['ip = 0.0.0.0', 'password = own-secret'], ['ip = 127.0.0.1', 'password = ClueCon']]) {
+        const r = check(lines);
+        assert.equal(r.status, 0, `${lines}: ${r.stdout}${r.stderr}`);
+    }
+    const bad = check(['max_connections = 0']);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /max_connections/);
 });

@@ -47,6 +47,9 @@ static bool fixture_start(struct fixture *f, int64_t max_queue)
     f->cfg.esl_port = 0;
     f->cfg.esl_password = "ClueCon";
     f->cfg.esl_max_queue = max_queue;
+    f->cfg.esl_max_connections = 1024;
+    f->cfg.esl_max_unauthenticated = 32;
+    f->cfg.esl_auth_timeout = 10;
     f->cfg.sip_domain = "example.com";
     f->cfg.ice_ip = "127.0.0.1";
     f->cfg.sip_ip = "127.0.0.1";
@@ -301,6 +304,97 @@ TEST(esl_server_commands_before_auth_are_not_found_and_auth_still_works)
     xfree(r);
 out:
     client_close(&c);
+    fixture_stop(&f);
+}
+
+/* Security audit M3: a command other than auth does not stop the auth deadline (FreeSWITCH's
+ * does, so `help` held a slot for ever). */
+TEST(esl_server_auth_deadline_stands_after_other_commands)
+{
+    struct fixture f;
+    if (!fixture_start(&f, 100000)) return;
+    f.cfg.esl_auth_timeout = 1; /* read when a connection is accepted */
+    struct client c, ok;
+    struct msg m;
+    REQUIRE(client_open(&c, esl_server_port(f.srv)));
+    REQUIRE(client_login(&ok, esl_server_port(f.srv)));
+    REQUIRE(client_next(&c, &m));
+    msg_free(&m);
+    char *r = roundtrip(&c, "help\n\n");
+    CHECK_STR(r, "-ERR command not found");
+    xfree(r);
+    gint64 t0 = g_get_monotonic_time();
+    client_wait(&c, 5000, is_eof);
+    CHECK(c.eof);
+    gint64 waited_ms = (g_get_monotonic_time() - t0) / 1000;
+    CHECK(waited_ms < 3000);
+    /* the authenticated one is not cut */
+    r = roundtrip(&ok, "api status\n\n");
+    CHECK(g_str_has_prefix(r, "UP "));
+    xfree(r);
+out:
+    client_close(&c);
+    client_close(&ok);
+    fixture_stop(&f);
+}
+
+static bool is_rude_rejection(struct client *c)
+{
+    static const char want[] = "Content-Type: text/rude-rejection\nContent-Length: 24\n\n"
+                               "Access Denied, go away.\n";
+    return buf_unread(&c->in) >= sizeof want - 1 &&
+           memcmp(buf_head(&c->in), want, sizeof want - 1) == 0;
+}
+
+/* [esl] max_unauthenticated and max_connections: past them a connection gets FreeSWITCH's
+ * rude-rejection and is closed; those already in are served; a slot frees on auth / close. */
+TEST(esl_server_connection_caps_refuse_with_rude_rejection)
+{
+    struct fixture f;
+    if (!fixture_start(&f, 100000)) return;
+    f.cfg.esl_max_unauthenticated = 2;
+    f.cfg.esl_max_connections = 3;
+    uint16_t port = esl_server_port(f.srv);
+    struct client a, b, x, y, z;
+    memset(&x, 0, sizeof x);
+    memset(&y, 0, sizeof y);
+    memset(&z, 0, sizeof z);
+    x.fd = y.fd = z.fd = -1;
+    struct msg m;
+    REQUIRE(client_open(&a, port) && client_open(&b, port));
+    REQUIRE(client_next(&a, &m));
+    msg_free(&m);
+    REQUIRE(client_next(&b, &m));
+    msg_free(&m);
+    /* a third unauthenticated one: refused */
+    REQUIRE(client_open(&x, port));
+    client_wait(&x, 5000, is_eof);
+    CHECK(x.eof);
+    CHECK(is_rude_rejection(&x));
+    /* a authenticates: its slot among the unauthenticated frees */
+    char *r = roundtrip(&a, "auth ClueCon\n\n");
+    CHECK_STR(r, "+OK accepted");
+    xfree(r);
+    REQUIRE(client_login(&y, port)); /* 3 connections now: a, b, y */
+    REQUIRE(client_open(&z, port));
+    client_wait(&z, 5000, is_eof);
+    CHECK(z.eof && is_rude_rejection(&z)); /* max_connections */
+    r = roundtrip(&a, "api status\n\n");
+    CHECK(g_str_has_prefix(r, "UP "));
+    xfree(r);
+    client_close(&b);
+    client_close(&z);
+    for (int i = 0; i < 50 && f.srv && esl_server_connections(f.srv) > 2; i++) {
+        pump();
+        g_usleep(2000);
+    }
+    REQUIRE(client_login(&z, port)); /* b's close freed a slot */
+out:
+    client_close(&a);
+    client_close(&b);
+    client_close(&x);
+    client_close(&y);
+    client_close(&z);
     fixture_stop(&f);
 }
 
