@@ -75,6 +75,8 @@ static const struct config_opt ccomet_opts[] = {
     {"freeswitch", "user", CFG_STR, F(freeswitch_user), "", 0, 0, false, NULL},
     {"freeswitch", "password", CFG_STR, F(freeswitch_password), "", 0, 0, false, NULL},
     {"freeswitch", "allow", CFG_STR, F(freeswitch_allow), "127.0.0.0/8,::1", 0, 0, false, NULL},
+    {"freeswitch", "max_connections_per_ip", CFG_INT, F(freeswitch_max_connections_per_ip), "16", 1,
+     100000, false, NULL},
     {"sip", "domain", CFG_STR, F(sip_domain), "FSdefaultDomain", 0, 0, false, NULL},
     {"sip", "node_timeout_ms", CFG_INT, F(sip_node_timeout_ms), "5000", 500, 60000, false, NULL},
 

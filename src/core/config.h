@@ -67,6 +67,7 @@ struct config {
     int freeswitch_port;
     char *freeswitch_user, *freeswitch_password; /* HTTP Basic credentials media nodes must send */
     char *freeswitch_allow;                      /* source addresses: comma-separated CIDRs */
+    int64_t freeswitch_max_connections_per_ip;   /* directory requests open at once per address */
 
     /* [sip] */
     char *sip_pipesalt;

@@ -13,7 +13,7 @@
  * row the listener is killed. A client that sends commands without reading the replies is not
  * read from while OUT_PAUSE_BYTES are unsent. A connection must authenticate within [esl]
  * auth_timeout (10 s; FreeSWITCH waits 25 s for the first command only, whatever it is); at most
- * [esl] max_connections at once, [esl] max_unauthenticated of them before auth, others get
+ * [esl] max_connections at once, [esl] max_unauthenticated_per_ip of them before auth, others get
  * FreeSWITCH's text/rude-rejection; commands are bounded in size. */
 #include "media/esl_server.h"
 #include "core/alloc.h"
@@ -32,6 +32,7 @@
 #include <time.h>
 
 #define CLOSE_LINGER_MS      5000
+#define LISTEN_BACKLOG       4096
 #define PREAUTH_MAX_COMMAND  4096
 #define OUT_PAUSE_BYTES      (4u << 20)
 #define READ_CHUNK           (64u * 1024)
@@ -156,6 +157,7 @@ struct conn {
     struct conn *prev, *next;
     uint64_t id;
     char peer[80];
+    char ip[48]; /* peer address, the key of srv->unauthed while !authed */
     GSocketConnection *stream;
     GSocket *sock;
     GSource *in_src, *out_src, *auth_timer, *close_timer;
@@ -183,7 +185,7 @@ struct esl_server {
     guint conf_listener;
     struct conn *conns, *graveyard;
     unsigned n_conns;
-    unsigned n_unauthed; /* of n_conns, not yet past auth */
+    GHashTable *unauthed; /* peer address (text) -> connections from it not yet past auth */
     uint64_t next_conn_id;
     GSource *flush_idle, *reap_idle;
     /* the event core headers */
@@ -251,6 +253,15 @@ static gboolean on_reap(gpointer data)
 }
 
 /* Closes at once (nothing more is sent) and frees later; safe anywhere, idempotent. */
+static void unauthed_release(struct esl_server *srv, const char *ip)
+{
+    unsigned n = GPOINTER_TO_UINT(g_hash_table_lookup(srv->unauthed, ip));
+    if (n <= 1)
+        g_hash_table_remove(srv->unauthed, ip);
+    else
+        g_hash_table_insert(srv->unauthed, g_strdup(ip), GUINT_TO_POINTER(n - 1));
+}
+
 static void conn_kill(struct conn *c, const char *why)
 {
     if (c->dead) return;
@@ -267,7 +278,7 @@ static void conn_kill(struct conn *c, const char *why)
         srv->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     srv->n_conns--;
-    if (!c->authed) srv->n_unauthed--;
+    if (!c->authed) unauthed_release(srv, c->ip);
     LOG(LOG_INFO, "esl", "conn=%llu msg=\"disconnected\" reason=\"%s\"", (unsigned long long)c->id,
         why ? why : "closed");
     c->prev = NULL;
@@ -1665,7 +1676,7 @@ static void conn_command(struct conn *c, const struct esl_command *cmd)
             drop_source(&c->auth_timer);
             if (password_ok(c->srv, cmd->password)) {
                 c->authed = true;
-                c->srv->n_unauthed--;
+                unauthed_release(c->srv, c->ip);
                 reply(c, ESL_REPLY_ACCEPTED);
                 LOG(LOG_INFO, "esl", "conn=%llu msg=\"authenticated\"", (unsigned long long)c->id);
             } else {
@@ -1780,12 +1791,25 @@ static gboolean on_incoming(GSocketService *service, GSocketConnection *stream, 
     (void)service;
     (void)source;
     const struct media_config *cfg = srv->cfg;
+    char ip[48] = "?";
+    guint16 port = 0;
+    GSocketAddress *peer = g_socket_connection_get_remote_address(stream, NULL);
+    if (peer && G_IS_INET_SOCKET_ADDRESS(peer)) {
+        char *s = g_inet_address_to_string(
+            g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(peer)));
+        g_strlcpy(ip, s, sizeof ip);
+        g_free(s);
+        port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(peer));
+    }
+    if (peer) g_object_unref(peer);
     bool full = srv->n_conns >= (unsigned)cfg->esl_max_connections;
-    if (full || srv->n_unauthed >= (unsigned)cfg->esl_max_unauthenticated) {
+    unsigned from_ip = GPOINTER_TO_UINT(g_hash_table_lookup(srv->unauthed, ip));
+    if (full || from_ip >= (unsigned)cfg->esl_max_unauthenticated_per_ip) {
         /* FreeSWITCH's refusal (its ACL reject), written without waiting; then closed */
-        LOG_RATELIMITED(LOG_WARN, "esl", "msg=\"connection refused\" why=\"%s\" max=%d",
-                        full ? "[esl] max_connections" : "[esl] max_unauthenticated",
-                        (int)(full ? cfg->esl_max_connections : cfg->esl_max_unauthenticated));
+        LOG_RATELIMITED(
+            LOG_WARN, "esl", "msg=\"connection refused\" why=\"%s\" max=%d",
+            full ? "[esl] max_connections" : "[esl] max_unauthenticated_per_ip",
+            (int)(full ? cfg->esl_max_connections : cfg->esl_max_unauthenticated_per_ip));
         GSocket *sock = g_socket_connection_get_socket(stream);
         struct buf b;
         buf_init(&b);
@@ -1807,20 +1831,13 @@ static gboolean on_incoming(GSocketService *service, GSocketConnection *stream, 
     buf_init(&c->out);
     g_socket_set_blocking(c->sock, FALSE);
     g_socket_set_option(c->sock, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
-    GSocketAddress *peer = g_socket_connection_get_remote_address(stream, NULL);
-    if (peer && G_IS_INET_SOCKET_ADDRESS(peer)) {
-        char *ip = g_inet_address_to_string(
-            g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(peer)));
-        snprintf(c->peer, sizeof c->peer, "%s:%u", ip,
-                 g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(peer)));
-        g_free(ip);
-    }
-    if (peer) g_object_unref(peer);
+    g_strlcpy(c->ip, ip, sizeof c->ip);
+    snprintf(c->peer, sizeof c->peer, "%s:%u", ip, port);
     c->next = srv->conns;
     if (srv->conns) srv->conns->prev = c;
     srv->conns = c;
     srv->n_conns++;
-    srv->n_unauthed++;
+    g_hash_table_insert(srv->unauthed, g_strdup(ip), GUINT_TO_POINTER(from_ip + 1));
     LOG(LOG_INFO, "esl", "conn=%llu msg=\"connected\" peer=%s", (unsigned long long)c->id, c->peer);
     esl_put_auth_request(&c->out);
     note_appended(c);
@@ -1861,8 +1878,11 @@ struct esl_server *esl_server_start(const struct media_config *cfg, struct conf_
     srv->password =
         xstrdup(cfg->esl_password && *cfg->esl_password ? cfg->esl_password : ESL_DEFAULT_PASSWORD);
     srv->max_queue = cfg->esl_max_queue > 0 ? (size_t)cfg->esl_max_queue : 100000;
+    srv->unauthed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     srv->ctx = g_main_context_ref_thread_default();
     srv->service = g_socket_service_new();
+    /* GLib's default backlog of 10 drops SYNs, even a real client's, under a burst of connects */
+    g_socket_listener_set_backlog(G_SOCKET_LISTENER(srv->service), LISTEN_BACKLOG);
     GSocketAddress *sa = g_inet_socket_address_new(addr, (guint16)cfg->esl_port);
     g_object_unref(addr);
     GSocketAddress *effective = NULL;
@@ -1874,6 +1894,7 @@ struct esl_server *esl_server_start(const struct media_config *cfg, struct conf_
         g_prefix_error(error, "[esl] cannot listen on %s:%d: ", cfg->esl_ip, cfg->esl_port);
         g_object_unref(srv->service);
         g_main_context_unref(srv->ctx);
+        g_hash_table_destroy(srv->unauthed);
         xfree(srv->password);
         xfree(srv);
         return NULL;
@@ -1948,6 +1969,7 @@ void esl_server_stop(struct esl_server *srv)
     drop_source(&srv->flush_idle);
     arena_free(&srv->arena);
     g_main_context_unref(srv->ctx);
+    g_hash_table_destroy(srv->unauthed);
     xfree(srv->password);
     xfree(srv->ipv4);
     xfree(srv->ipv6);

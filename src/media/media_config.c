@@ -32,6 +32,10 @@ static const struct config_opt media_opts[] = {
     {"sip", "min_expires", CFG_INT, F(sip_min_expires), "60", 1, 3600, false, NULL},
     {"sip", "user_agent", CFG_STR, F(sip_user_agent), "ccomet-media", 0, 0, false, NULL},
     {"sip", "max_message", CFG_SIZE, F(sip_max_message), "64K", 1024, 1024 * 1024, false, NULL},
+    {"sip", "handshake_timeout", CFG_INT, F(sip_handshake_timeout), "10", 1, 300, false, NULL},
+    {"sip", "max_connections", CFG_INT, F(sip_max_connections), "4096", 1, 19000, false, NULL},
+    {"sip", "max_connections_per_ip", CFG_INT, F(sip_max_connections_per_ip), "256", 1, 19000,
+     false, NULL},
 
     {"directory", "url", CFG_STR, F(dir_url), "", 0, 0, false, NULL},
     {"directory", "user", CFG_STR, F(dir_user), "", 0, 0, false, NULL},
@@ -64,8 +68,8 @@ static const struct config_opt media_opts[] = {
     {"esl", "password", CFG_STR, F(esl_password), "", 0, 0, false, NULL},
     {"esl", "max_queue", CFG_INT, F(esl_max_queue), "100000", 100, 10000000, false, NULL},
     {"esl", "max_connections", CFG_INT, F(esl_max_connections), "1024", 1, 19000, false, NULL},
-    {"esl", "max_unauthenticated", CFG_INT, F(esl_max_unauthenticated), "32", 1, 19000, false,
-     NULL},
+    {"esl", "max_unauthenticated_per_ip", CFG_INT, F(esl_max_unauthenticated_per_ip), "32", 1,
+     19000, false, NULL},
     {"esl", "auth_timeout", CFG_INT, F(esl_auth_timeout), "10", 1, 300, false, NULL},
     {"esl", "allow_default_password", CFG_BOOL, F(esl_allow_default_password), "false", 0, 0, false,
      NULL},
@@ -106,8 +110,7 @@ struct media_config *media_config_load(const char *path, char *err, size_t errle
         media_config_free(c);
         return NULL;
     }
-    if (c->esl_max_unauthenticated > c->esl_max_connections)
-        c->esl_max_unauthenticated = c->esl_max_connections;
+
     if (!!*c->sip_ssl_cert != !!*c->sip_ssl_key) {
         snprintf(err, errlen, "[sip] ssl_cert and ssl_key must be given together");
         media_config_free(c);

@@ -23,7 +23,10 @@ struct media_config {
     char *sip_domain; /* the domain users register to, and the digest realm */
     int64_t sip_max_expires, sip_min_expires;
     char *sip_user_agent;
-    int64_t sip_max_message; /* bytes of one SIP message */
+    int64_t sip_max_message;            /* bytes of one SIP message */
+    int64_t sip_handshake_timeout;      /* seconds from connect to the WebSocket upgrade */
+    int64_t sip_max_connections;        /* TCP connections on the ws and wss ports at once */
+    int64_t sip_max_connections_per_ip; /* of them from one address */
     /* [directory] */
     char *dir_url; /* mod_xml_curl gateway-url, e.g. http://127.0.0.1:8082/directory */
     char *dir_user, *dir_password; /* HTTP Basic credentials for it */
@@ -52,10 +55,10 @@ struct media_config {
     char *esl_ip;
     int esl_port;
     char *esl_password;
-    int64_t esl_max_queue;           /* events queued per listener before it is dropped */
-    int64_t esl_max_connections;     /* Event Socket connections at once */
-    int64_t esl_max_unauthenticated; /* of them, not yet past auth (others are refused) */
-    int64_t esl_auth_timeout;        /* seconds from connect to a successful auth */
+    int64_t esl_max_queue;                  /* events queued per listener before it is dropped */
+    int64_t esl_max_connections;            /* Event Socket connections at once */
+    int64_t esl_max_unauthenticated_per_ip; /* of them from one address, not yet past auth */
+    int64_t esl_auth_timeout;               /* seconds from connect to a successful auth */
     bool esl_allow_default_password; /* ClueCon on a non-loopback [esl] ip (closed networks) */
     /* [log] */
     enum log_level log_level;

@@ -53,6 +53,8 @@ enum call_state {
 
 struct call;
 
+#define LISTEN_BACKLOG 4096
+
 struct txn {
     struct txn *next;
     char *branch;
@@ -133,6 +135,19 @@ struct sip_conn {
     bool closing;
 };
 
+/* One accepted TCP connection, from accept until libsoup lets go of its stream (weak reference):
+ * it holds one count of srv->per_ip for that long. Until the WebSocket upgrade its deadline
+ * ([sip] handshake_timeout) runs: libsoup has no handshake deadline of its own, so a client that
+ * sends half a request (or half a TLS handshake) would keep its socket for ever. */
+struct sip_accept {
+    struct sip_server *srv;
+    GObject *stream; /* what libsoup reads (TCP, or TLS on wss); not a reference */
+    GSocket *socket; /* the TCP socket under it; not a reference */
+    char ip[48];
+    char key[64]; /* "ip port": the key of srv->accepting */
+    guint deadline;
+};
+
 struct sip_server {
     const struct media_config *cfg;
     struct conf_registry *reg;
@@ -147,8 +162,13 @@ struct sip_server {
      * seen (qop=auth) or 0 (no qop: single use), until it is too old to be accepted anyway.
      * When full, nonce_floor moves to now: every nonce issued before is stale, the table is
      * emptied, and clients re-authenticate without asking the user (stale=true). */
-    GHashTable *used_nonces; /* char *nonce -> struct used_nonce * */
-    uint64_t nonce_floor;    /* nonces issued at or before this second are stale */
+    GHashTable *used_nonces;   /* char *nonce -> struct used_nonce * */
+    GSocketService *service;   /* our own accept loop in front of libsoup (deadline, caps) */
+    GTlsCertificate *tls_cert; /* wss: NULL when no [sip] ssl_cert */
+    GHashTable *accepting;     /* "ip port" -> struct sip_accept * (every live TCP connection) */
+    GHashTable *per_ip;        /* address text -> connections counted */
+    unsigned n_counted;        /* sum of per_ip */
+    uint64_t nonce_floor;      /* nonces issued at or before this second are stale */
 };
 
 struct used_nonce {
@@ -1306,6 +1326,125 @@ static void on_http(SoupServer *server, SoupServerMessage *msg, const char *path
     }
 }
 
+/* "ip port" of an address (the key of srv->accepting), and its ip alone. */
+static void addr_text(GSocketAddress *sa, char *ip, size_t iplen, char *key, size_t keylen)
+{
+    g_strlcpy(ip, "?", iplen);
+    unsigned port = 0;
+    if (sa && G_IS_INET_SOCKET_ADDRESS(sa)) {
+        char *s =
+            g_inet_address_to_string(g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(sa)));
+        g_strlcpy(ip, s, iplen);
+        g_free(s);
+        port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(sa));
+    }
+    g_snprintf(key, keylen, "%s %u", ip, port);
+}
+
+static void accept_release(struct sip_accept *a)
+{
+    struct sip_server *srv = a->srv;
+    if (a->deadline) g_source_remove(a->deadline);
+    unsigned n = GPOINTER_TO_UINT(g_hash_table_lookup(srv->per_ip, a->ip));
+    if (n > 1)
+        g_hash_table_insert(srv->per_ip, g_strdup(a->ip), GUINT_TO_POINTER(n - 1));
+    else
+        g_hash_table_remove(srv->per_ip, a->ip);
+    srv->n_counted--;
+    if (g_hash_table_lookup(srv->accepting, a->key) == a)
+        g_hash_table_remove(srv->accepting, a->key);
+    g_free(a);
+}
+
+/* libsoup let go of the connection's stream: it is closed, the count goes back. */
+static void on_stream_gone(gpointer data, GObject *where_the_object_was)
+{
+    (void)where_the_object_was;
+    accept_release(data);
+}
+
+/* No WebSocket upgrade in time: shut the socket down, so libsoup's pending read ends and it drops
+ * the connection (a close of the stream itself would fail while that read is pending). */
+static gboolean on_handshake_deadline(gpointer data)
+{
+    struct sip_accept *a = data;
+    a->deadline = 0;
+    LOG_RATELIMITED(LOG_INFO, "sip",
+                    "msg=\"no websocket upgrade in time: closed\" peer=%s "
+                    "timeout_s=%d",
+                    a->ip, (int)a->srv->cfg->sip_handshake_timeout);
+    g_socket_shutdown(a->socket, TRUE, TRUE, NULL);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source,
+                            gpointer data)
+{
+    struct sip_server *srv = data;
+    const struct media_config *cfg = srv->cfg;
+    (void)service;
+    bool tls = source != NULL; /* the wss listener's source object is the certificate */
+    GSocket *sock = g_socket_connection_get_socket(conn);
+    GSocketAddress *remote = g_socket_connection_get_remote_address(conn, NULL);
+    GSocketAddress *local = g_socket_connection_get_local_address(conn, NULL);
+    char ip[48], key[64];
+    addr_text(remote, ip, sizeof ip, key, sizeof key);
+    bool full = srv->n_counted >= (unsigned)cfg->sip_max_connections;
+    unsigned from_ip = GPOINTER_TO_UINT(g_hash_table_lookup(srv->per_ip, ip));
+    if (!remote || !local || full || from_ip >= (unsigned)cfg->sip_max_connections_per_ip) {
+        if (remote && local)
+            LOG_RATELIMITED(
+                LOG_WARN, "sip", "msg=\"connection refused\" peer=%s why=\"%s\" max=%d", ip,
+                full ? "[sip] max_connections" : "[sip] max_connections_per_ip",
+                (int)(full ? cfg->sip_max_connections : cfg->sip_max_connections_per_ip));
+        if (!tls) { /* an HTTP answer the client can read; on wss there is no TLS yet to speak */
+            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                                       "Content-Length: 0\r\nConnection: close\r\n\r\n";
+            g_socket_set_blocking(sock, FALSE);
+            (void)g_socket_send(sock, busy, sizeof busy - 1, NULL, NULL);
+        }
+        g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
+        g_clear_object(&remote);
+        g_clear_object(&local);
+        return TRUE;
+    }
+    GIOStream *stream = G_IO_STREAM(conn);
+    if (tls) {
+        GError *e = NULL;
+        stream = g_tls_server_connection_new(stream, srv->tls_cert, &e);
+        if (!stream) {
+            LOG(LOG_ERROR, "sip", "msg=\"cannot start TLS\" peer=%s error=\"%s\"", ip, e->message);
+            g_error_free(e);
+            g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
+            g_object_unref(remote);
+            g_object_unref(local);
+            return TRUE;
+        }
+    }
+    struct sip_accept *a = g_new0(struct sip_accept, 1);
+    a->srv = srv;
+    a->stream = G_OBJECT(stream);
+    a->socket = sock;
+    g_strlcpy(a->ip, ip, sizeof a->ip);
+    g_strlcpy(a->key, key, sizeof a->key);
+    g_hash_table_insert(srv->per_ip, g_strdup(ip), GUINT_TO_POINTER(from_ip + 1));
+    srv->n_counted++;
+    g_hash_table_replace(srv->accepting, a->key, a);
+    g_object_weak_ref(a->stream, on_stream_gone, a);
+    a->deadline =
+        g_timeout_add_seconds((guint)cfg->sip_handshake_timeout, on_handshake_deadline, a);
+    GError *e = NULL;
+    if (!soup_server_accept_iostream(srv->soup, stream, local, remote, &e)) {
+        LOG(LOG_ERROR, "sip", "msg=\"cannot serve the connection\" peer=%s error=\"%s\"", ip,
+            e->message);
+        g_error_free(e);
+    }
+    if (tls) g_object_unref(stream); /* libsoup holds it now (or nobody: on_stream_gone) */
+    g_object_unref(remote);
+    g_object_unref(local);
+    return TRUE;
+}
+
 static void on_ws(SoupServer *server, SoupServerMessage *msg, const char *path,
                   SoupWebsocketConnection *ws, gpointer data)
 {
@@ -1316,6 +1455,13 @@ static void on_ws(SoupServer *server, SoupServerMessage *msg, const char *path,
     GSocketAddress *ra = soup_server_message_get_remote_address(msg);
     if (ra && G_IS_INET_SOCKET_ADDRESS(ra))
         port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(ra));
+    char ip[48], key[64];
+    addr_text(ra, ip, sizeof ip, key, sizeof key);
+    struct sip_accept *a = g_hash_table_lookup(srv->accepting, key);
+    if (a && a->deadline) { /* upgraded in time: the connection is ours until it closes */
+        g_source_remove(a->deadline);
+        a->deadline = 0;
+    }
     struct sip_conn *c = conn_new(srv, soup_server_message_get_remote_host(msg), port, tls,
                                   tls ? srv->wss_port : srv->ws_port);
     c->ws = g_object_ref(ws);
@@ -1345,6 +1491,8 @@ struct sip_server *sip_server_new_unbound(const struct media_config *cfg, struct
     }
     srv->member_calls = g_hash_table_new(g_direct_hash, g_direct_equal);
     srv->used_nonces = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    srv->accepting = g_hash_table_new(g_str_hash, g_str_equal);
+    srv->per_ip = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     srv->ws_port = (uint16_t)cfg->sip_ws_port;
     conf_set_kick_handler(reg, on_kick, srv);
     return srv;
@@ -1361,7 +1509,10 @@ static bool listen_on(struct sip_server *srv, int port, bool tls, uint16_t *boun
     GSocketAddress *sa = g_inet_socket_address_new(ia, (guint16)port);
     g_object_unref(ia);
     GError *e = NULL;
-    bool ok = soup_server_listen(srv->soup, sa, tls ? SOUP_SERVER_LISTEN_HTTPS : 0, &e);
+    GSocketAddress *effective = NULL;
+    bool ok = g_socket_listener_add_address(G_SOCKET_LISTENER(srv->service), sa,
+                                            G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+                                            tls ? G_OBJECT(srv->tls_cert) : NULL, &effective, &e);
     g_object_unref(sa);
     if (!ok) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "[sip] cannot listen on %s:%d (%s): %s",
@@ -1369,9 +1520,10 @@ static bool listen_on(struct sip_server *srv, int port, bool tls, uint16_t *boun
         g_error_free(e);
         return false;
     }
-    *bound = (uint16_t)port;
-    LOG(LOG_INFO, "sip", "msg=\"listening\" ip=%s port=%d transport=%s", srv->cfg->sip_ip, port,
-        tls ? "wss" : "ws");
+    *bound = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(effective));
+    g_object_unref(effective);
+    LOG(LOG_INFO, "sip", "msg=\"listening\" ip=%s port=%u transport=%s", srv->cfg->sip_ip,
+        (unsigned)*bound, tls ? "wss" : "ws");
     return true;
 }
 
@@ -1384,16 +1536,19 @@ struct sip_server *sip_server_start(const struct media_config *cfg, struct conf_
     char *protocols[] = {"sip", NULL};
     soup_server_add_handler(srv->soup, NULL, on_http, srv, NULL);
     soup_server_add_websocket_handler(srv->soup, NULL, NULL, protocols, on_ws, srv, NULL);
+    srv->service = g_socket_service_new();
+    /* GLib's default backlog is 10: a burst of connects would overflow it and the kernel would
+     * drop even a real client's SYN for a 1 s retransmission (the kernel caps it at somaxconn) */
+    g_socket_listener_set_backlog(G_SOCKET_LISTENER(srv->service), LISTEN_BACKLOG);
+    g_signal_connect(srv->service, "incoming", G_CALLBACK(on_incoming), srv);
     bool ok = listen_on(srv, cfg->sip_ws_port, false, &srv->ws_port, error);
     if (ok && *cfg->sip_ssl_cert) {
-        GTlsCertificate *cert =
+        srv->tls_cert =
             g_tls_certificate_new_from_files(cfg->sip_ssl_cert, cfg->sip_ssl_key, error);
-        if (!cert) {
+        if (!srv->tls_cert) {
             g_prefix_error(error, "[sip] ssl_cert / ssl_key: ");
             ok = false;
         } else {
-            soup_server_set_tls_certificate(srv->soup, cert);
-            g_object_unref(cert);
             ok = listen_on(srv, cfg->sip_wss_port, true, &srv->wss_port, error);
         }
     }
@@ -1401,6 +1556,7 @@ struct sip_server *sip_server_start(const struct media_config *cfg, struct conf_
         sip_server_stop(srv);
         return NULL;
     }
+    g_socket_service_start(srv->service);
     return srv;
 }
 
@@ -1410,10 +1566,29 @@ void sip_server_stop(struct sip_server *srv)
     while (srv->conns)
         conn_free(srv->conns);
     conf_set_kick_handler(srv->reg, NULL, NULL);
+    if (srv->service) {
+        g_socket_service_stop(srv->service);
+        g_socket_listener_close(G_SOCKET_LISTENER(srv->service));
+        g_object_unref(srv->service);
+    }
+    /* connections libsoup still holds outlive us: forget them before it lets go */
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, srv->accepting);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        struct sip_accept *a = v;
+        g_object_weak_unref(a->stream, on_stream_gone, a);
+        if (a->deadline) g_source_remove(a->deadline);
+        g_hash_table_iter_remove(&it);
+        g_free(a);
+    }
     if (srv->soup) {
         soup_server_disconnect(srv->soup);
         g_object_unref(srv->soup);
     }
+    g_clear_object(&srv->tls_cert);
+    g_hash_table_destroy(srv->accepting);
+    g_hash_table_destroy(srv->per_ip);
     directory_free(srv->dir);
     g_hash_table_destroy(srv->member_calls);
     g_hash_table_destroy(srv->used_nonces);

@@ -2,6 +2,7 @@
 #include "video/directory_server.h"
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/ip_count.h"
 #include "core/log.h"
 #include "proto/http1.h"
 #include "proto/xml_curl.h"
@@ -34,6 +35,8 @@ struct directory_server {
     struct cidr allow[MAX_ALLOW];
     size_t n_allow;
     size_t conns;
+    struct ip_count per_ip;
+    int64_t max_per_ip;
     bool stopping, listener_closed;
 };
 
@@ -44,6 +47,8 @@ struct dconn {
     struct buf in;
     int closing; /* handles still to close */
     bool replied;
+    bool ip_counted; /* ip holds one of d->per_ip's counts */
+    uint8_t ip[16];
     char peer[64];
 };
 
@@ -103,14 +108,21 @@ static bool peer_allowed(struct directory_server *d, const struct sockaddr_stora
 
 /* ---- connections ---------------------------------------------------------------------------- */
 
+static void server_free(struct directory_server *d)
+{
+    ip_count_free(&d->per_ip);
+    xfree(d);
+}
+
 static void on_closed(uv_handle_t *h)
 {
     struct dconn *c = h->data;
     if (--c->closing == 0) {
         struct directory_server *d = c->d;
+        if (c->ip_counted) ip_count_release(&d->per_ip, c->ip);
         buf_free(&c->in);
         xfree(c);
-        if (--d->conns == 0 && d->listener_closed) xfree(d);
+        if (--d->conns == 0 && d->listener_closed) server_free(d);
     }
 }
 
@@ -349,6 +361,17 @@ static void on_connection(uv_stream_t *server, int status)
         reply_text(c, 403, "Forbidden", NULL, "source address not allowed ([freeswitch] allow)\n");
         return;
     }
+    ip_count_key((const struct sockaddr *)&ss, c->ip);
+    if (!ip_count_take(&d->per_ip, c->ip, d->max_per_ip)) {
+        /* one address's open requests are capped, so a slow sender cannot take every slot */
+        LOG_RATELIMITED(LOG_WARN, "directory",
+                        "msg=\"refused: [freeswitch] max_connections_per_ip\" peer=%s limit=%lld",
+                        c->peer, (long long)d->max_per_ip);
+        reply_text(c, 503, "Service Unavailable", "Retry-After: 1\r\n",
+                   "too many connections from this address\n");
+        return;
+    }
+    c->ip_counted = true;
     if (d->conns > MAX_CONNS) {
         reply_text(c, 503, "Service Unavailable", NULL, "too many connections\n");
         return;
@@ -374,10 +397,12 @@ struct directory_server *directory_server_start(uv_loop_t *loop, const struct co
     }
     struct directory_server *d = xcalloc(1, sizeof *d);
     d->loop = loop;
+    ip_count_init(&d->per_ip);
+    d->max_per_ip = cfg->freeswitch_max_connections_per_ip;
     if (strlen(cfg->freeswitch_user) >= sizeof d->user ||
         strlen(cfg->freeswitch_password) >= sizeof d->password) {
         snprintf(err, errlen, "[freeswitch] user and password must be shorter than 128 bytes");
-        xfree(d);
+        server_free(d);
         return NULL;
     }
     snprintf(d->user, sizeof d->user, "%s", cfg->freeswitch_user);
@@ -392,14 +417,14 @@ struct directory_server *directory_server_start(uv_loop_t *loop, const struct co
         if (d->n_allow == MAX_ALLOW || !parse_cidr(tok, &d->allow[d->n_allow])) {
             snprintf(err, errlen, "[freeswitch] allow: '%s' is not an address or CIDR (at most %d)",
                      tok, MAX_ALLOW);
-            xfree(d);
+            server_free(d);
             return NULL;
         }
         d->n_allow++;
     }
     if (listener_open(loop, &d->listener, "freeswitch", cfg->freeswitch_ip, cfg->freeswitch_port,
                       128, on_connection, d, err, errlen) != 0) {
-        xfree(d);
+        server_free(d);
         return NULL;
     }
     LOG(LOG_INFO, "directory", "msg=\"listening\" ip=%s port=%d", cfg->freeswitch_ip,
@@ -411,7 +436,7 @@ static void on_listener_closed(uv_handle_t *h)
 {
     struct directory_server *d = h->data;
     d->listener_closed = true;
-    if (d->conns == 0) xfree(d); /* else the last connection frees it */
+    if (d->conns == 0) server_free(d); /* else the last connection frees it */
 }
 
 void directory_server_stop(struct directory_server *d)

@@ -39,6 +39,7 @@ export async function mysql2Connect(srv, o = {}) {
         host: c.host, port: c.port, user: c.user, password: c.password,
         ...(c.db ? { database: c.db } : {}),
         ...(o.ssl ? { ssl: o.ssl } : {}),
+        ...(o.localAddress ? { localAddress: o.localAddress } : {}),
         connectTimeout: 5000,
     });
 }

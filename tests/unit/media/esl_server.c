@@ -48,7 +48,7 @@ static bool fixture_start(struct fixture *f, int64_t max_queue)
     f->cfg.esl_password = "ClueCon";
     f->cfg.esl_max_queue = max_queue;
     f->cfg.esl_max_connections = 1024;
-    f->cfg.esl_max_unauthenticated = 32;
+    f->cfg.esl_max_unauthenticated_per_ip = 32;
     f->cfg.esl_auth_timeout = 10;
     f->cfg.sip_domain = "example.com";
     f->cfg.ice_ip = "127.0.0.1";
@@ -346,13 +346,13 @@ static bool is_rude_rejection(struct client *c)
            memcmp(buf_head(&c->in), want, sizeof want - 1) == 0;
 }
 
-/* [esl] max_unauthenticated and max_connections: past them a connection gets FreeSWITCH's
+/* [esl] max_unauthenticated_per_ip and max_connections: past them a connection gets FreeSWITCH's
  * rude-rejection and is closed; those already in are served; a slot frees on auth / close. */
 TEST(esl_server_connection_caps_refuse_with_rude_rejection)
 {
     struct fixture f;
     if (!fixture_start(&f, 100000)) return;
-    f.cfg.esl_max_unauthenticated = 2;
+    f.cfg.esl_max_unauthenticated_per_ip = 2;
     f.cfg.esl_max_connections = 3;
     uint16_t port = esl_server_port(f.srv);
     struct client a, b, x, y, z;
