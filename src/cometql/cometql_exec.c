@@ -206,12 +206,13 @@ static void show_status(const struct cq_env *env, struct cq_session *s, const st
 static const struct cq_column col_tables[] = {{"Tables_in_" COMETQL_DATABASE, CQ_COL_STR, false},
                                               {"Table_type", CQ_COL_STR, false}};
 
-static void show_tables(const struct cq_stmt *st, struct arena *a, struct cq_result *r)
+static void show_tables(const struct cq_session *s, const struct cq_stmt *st, struct arena *a,
+                        struct cq_result *r)
 {
     cq_result_rows(r, "", col_tables, st->full ? 2 : 1);
     for (size_t i = 0; i < tables_count(); i++) {
         const struct table_def *t = tables_at(i);
-        if (!like_ok(st->like, t->name)) continue;
+        if (!like_ok(st->like, t->name) || !tables_visible(t, s)) continue;
         struct value row[2] = {vs(t->name), vs("BASE TABLE")};
         cq_result_add_row(r, a, row);
     }
@@ -277,7 +278,8 @@ static const char *const tstatus_names[] = {
     "Checksum",       "Create_options", "Comment"};
 static struct cq_column col_tstatus[18];
 
-static void show_table_status(const struct cq_stmt *st, struct arena *a, struct cq_result *r)
+static void show_table_status(const struct cq_session *s, const struct cq_stmt *st, struct arena *a,
+                              struct cq_result *r)
 {
     for (size_t i = 0; i < 18; i++) {
         col_tstatus[i].name = tstatus_names[i];
@@ -287,7 +289,7 @@ static void show_table_status(const struct cq_stmt *st, struct arena *a, struct 
     cq_result_rows(r, "", col_tstatus, 18);
     for (size_t i = 0; i < tables_count(); i++) {
         const struct table_def *t = tables_at(i);
-        if (!like_ok(st->like, t->name)) continue;
+        if (!like_ok(st->like, t->name) || !tables_visible(t, s)) continue;
         struct value row[18];
         for (size_t k = 0; k < 18; k++)
             row[k] = value_null();
@@ -465,6 +467,13 @@ bool cq_use_database(const struct cq_env *env, struct cq_session *s, const char 
                 id = id * 10 + (db[i] - '0');
         }
         if (digits && id < env->cfg->dev_index_size) {
+            if (id != s->login_dev_id && !s->shared_login) {
+                /* a tenant's own password opens that tenant only (issue 12) */
+                cq_result_error(r, CQ_ERR_DB_ACCESS, "42000",
+                                "Access denied for user '%s' to database '%.*s'", s->user, (int)len,
+                                db);
+                return false;
+            }
             s->dev_id = id;
             s->db_selected = true;
             return true;
@@ -530,11 +539,11 @@ static void dispatch(const struct cq_env *env, struct cq_session *s, const struc
         if (like_ok(st->like, COMETQL_DATABASE)) cq_result_add_row(r, a, row);
         return;
     }
-    case CQ_STMT_SHOW_TABLES: show_tables(st, a, r); return;
+    case CQ_STMT_SHOW_TABLES: show_tables(s, st, a, r); return;
     case CQ_STMT_SHOW_COLUMNS: show_columns(st, a, r); return;
     case CQ_STMT_SHOW_VARIABLES: show_variables(env, s, st, a, r); return;
     case CQ_STMT_SHOW_STATUS: show_status(env, s, st, a, r); return;
-    case CQ_STMT_SHOW_TABLE_STATUS: show_table_status(st, a, r); return;
+    case CQ_STMT_SHOW_TABLE_STATUS: show_table_status(s, st, a, r); return;
     case CQ_STMT_SHOW_PROCESSLIST: show_processlist(s, a, r); return;
     case CQ_STMT_SHOW_WARNINGS: cq_result_rows(r, "", col_warn, 3); return;
     case CQ_STMT_SHOW_COLLATION: show_collation(st, a, r); return;

@@ -70,7 +70,11 @@ void cq_result_release(struct cq_result *r);
 
 /* Per-connection state that statements read and change. */
 struct cq_session {
-    int64_t dev_id;
+    int64_t dev_id;       /* the tenant the statements run as (USE db_N switches it) */
+    int64_t login_dev_id; /* the tenant the login was for */
+    /* the login used [main] password (root, or a tenant without its own password): it may
+     * USE any tenant's database, as in CppComet; a login with a tenant's own password may not */
+    bool shared_login;
     bool db_selected;
     uint64_t connection_id;
     uint64_t last_insert_id;
@@ -92,7 +96,8 @@ struct cq_env {
     /* Closes every browser connection of a user (DELETE FROM users_auth, revoked JWT). */
     void (*kick_user)(void *ctx, int64_t dev_id, int64_t user_id);
     void *kick_ctx;
-    struct video *video; /* (nullable) the Video API */
+    struct video *video;     /* (nullable) the Video API */
+    struct tenants *tenants; /* the tenants' own credentials (root's `tenants` table) */
 };
 
 /* Runs st (params: values of its `?` placeholders, n_params of them, or NULL). Returns true when

@@ -9,6 +9,7 @@
 #include "cometql/cometql_server.h"
 #include "core/alloc.h"
 #include "core/log.h"
+#include "state/tenants.h"
 #include "proto/mysql_packet.h"
 #include "server/listener.h"
 #include "server/tls.h"
@@ -312,11 +313,31 @@ static void auth_fail(struct conn *c, const char *why)
 
 static void auth_finish(struct conn *c, const uint8_t *token, size_t token_len)
 {
-    const char *pw = c->srv->cfg->password;
-    if (!mysql_native_password_check(c->scramble, pw, strlen(pw), token, token_len)) {
+    const struct config *cfg = c->srv->cfg;
+    enum tenant_login how =
+        tenants_check_login(c->srv->env->tenants, cfg->password, cfg->shared_password_tenants,
+                            c->sess.dev_id, c->scramble, token, token_len, (int64_t)time(NULL));
+    if (how == TENANT_LOGIN_WRONG) {
         auth_fail(c, "wrong password");
         return;
     }
+    if (how == TENANT_LOGIN_NO_OWN) {
+        auth_fail(c, "this tenant has no password of its own ([main] shared_password_tenants = "
+                     "no)");
+        return;
+    }
+    c->sess.login_dev_id = c->sess.dev_id;
+    c->sess.shared_login = how == TENANT_LOGIN_SHARED;
+    if (how == TENANT_LOGIN_SHARED && c->sess.dev_id != 0)
+        LOG_RATELIMITED(LOG_WARN, "cometql",
+                        "msg=\"a tenant logged in with the shared [main] password\" dev_id=%" PRId64
+                        " hint=\"give it its own: INSERT INTO tenants (dev_id, password, "
+                        "jwt_secret) as root\"",
+                        c->sess.dev_id);
+    if (how == TENANT_LOGIN_OLD)
+        LOG(LOG_INFO, "cometql",
+            "conn=%u msg=\"logged in with the replaced password (grace period)\" dev_id=%" PRId64,
+            c->id, c->sess.dev_id);
     if (c->has_db) {
         struct cq_result r;
         cq_result_init(&r);

@@ -9,6 +9,7 @@
 #include "proto/jwt.h"
 #include "proto/names.h"
 #include "state/state.h"
+#include "state/tenants.h"
 #include "video/video.h"
 
 #include <errno.h>
@@ -72,6 +73,13 @@ static const char *const t_confm[] = {"varchar(32)", "int(11)",    "int(11)",   
                                       "int(11)",     "tinyint(1)", "tinyint(1)",  "tinyint(1)",
                                       "tinyint(1)",  "tinyint(1)", "varchar(64)", "varchar(32)"};
 _Static_assert(sizeof c_confm / sizeof c_confm[0] == VIDEO_MEMBER_COLS, "conference_members");
+/* root's table of tenant credentials: password and jwt_secret are write-only (SELECT shows the
+ * password's hash as MySQL does, "*" + 40 hex digits, and a fingerprint of the secret); grace is
+ * what INSERT gives the replaced credentials, and what SELECT shows of it still left. */
+static const struct cq_column c_tenants[] = {KINT("dev_id"), STR("password"), STR("jwt_secret"),
+                                             INT("grace"),   INT("created"),  INT("updated")};
+static const char *const t_tenants[] = {"int(11)", "varchar(41)", "varchar(512)",
+                                        "int(11)", "int(11)",     "int(11)"};
 
 #define UNAVAILABLE "Table `%s` is not available"
 
@@ -86,7 +94,8 @@ enum table_id {
     T_PIPES,
     T_PSET,
     T_CONF,
-    T_CONFM
+    T_CONFM,
+    T_TENANTS
 };
 
 static const struct table_def defs[] = {
@@ -112,6 +121,8 @@ static const struct table_def defs[] = {
                 false, NULL},
     [T_CONFM] = {"conference_members", c_confm, t_confm, N(c_confm), "Video API members now", true,
                  false, false, true, NULL},
+    [T_TENANTS] = {"tenants", c_tenants, t_tenants, N(c_tenants), "tenant credentials (root only)",
+                   true, true, true, false, NULL},
 };
 
 const struct table_def *tables_find(const char *name)
@@ -129,6 +140,11 @@ size_t tables_count(void)
 const struct table_def *tables_at(size_t i)
 {
     return i < N(defs) ? &defs[i] : NULL;
+}
+
+bool tables_visible(const struct table_def *t, const struct cq_session *s)
+{
+    return (enum table_id)(t - defs) != T_TENANTS || (s->login_dev_id == 0 && s->shared_login);
 }
 
 int tables_column(const struct table_def *t, const char *name)
@@ -333,7 +349,8 @@ struct run {
     struct cq_result found; /* rows an UPDATE or DELETE selected, all columns */
     const int *assign_cols; /* UPDATE: column per assignment */
     uint64_t removed;
-    int64_t jwt_user; /* revoked_tokens: the user whose hash the token revokes */
+    int64_t jwt_user;     /* revoked_tokens: the user whose hash the token revokes */
+    struct tenant tenant; /* tenants: the record being written (its secrets wiped after) */
 };
 
 static struct run *run_new(const struct cq_env *env, struct cq_session *s,
@@ -487,6 +504,22 @@ static int from_video(void *ctx, const struct value *row)
     return put_row(ctx, row);
 }
 
+/* tenants: a record as SELECT shows it, never a secret */
+static int from_tenant(void *ctx, const struct tenant *t)
+{
+    struct run *p = ctx;
+    char pw[42] = "", fp[24] = "";
+    if (t->has_password) tenant_password_text(t->password, pw);
+    if (t->jwt_secret) tenant_secret_fingerprint(t->jwt_secret, t->jwt_len, fp);
+    int64_t now = (int64_t)time(NULL), until = 0;
+    if (t->has_old_password && t->old_password_until > until) until = t->old_password_until;
+    if (t->old_jwt_secret && t->old_jwt_until > until) until = t->old_jwt_until;
+    struct value row[6] = {value_int(t->dev_id),      value_str(pw, strlen(pw)),
+                           value_str(fp, strlen(fp)), value_int(until > now ? until - now : 0),
+                           value_int(t->created),     value_int(t->updated)};
+    return put_row(p, row);
+}
+
 static int from_pipe(void *ctx, const char *pipe, size_t subs)
 {
     struct value row[2] = {value_str(pipe, strlen(pipe)), value_int((int64_t)subs)};
@@ -568,6 +601,12 @@ static void produce_key(struct run *p, size_t i)
     case T_CONFM:
         local_done(p, env->video ? video_members(env->video, dev, str, len, from_video, p) : 0);
         return;
+    case T_TENANTS: {
+        const struct tenant *t = tenants_get(env->tenants, id);
+        if (t) from_tenant(p, t);
+        seq_next(p);
+        return;
+    }
     default: seq_next(p); return;
     }
 }
@@ -592,6 +631,10 @@ static void produce_all(struct run *p, size_t i)
     case T_UIP: local_done(p, hub_pipe_members(env->hub, dev, NULL, 0, from_member, p)); return;
     case T_CONFM:
         local_done(p, env->video ? video_members(env->video, dev, NULL, 0, from_video, p) : 0);
+        return;
+    case T_TENANTS:
+        tenants_each(env->tenants, from_tenant, p);
+        seq_next(p);
         return;
     default: seq_next(p); return;
     }
@@ -727,11 +770,23 @@ static bool check_table(const struct table_def *t, const char *op, bool allowed,
     return true;
 }
 
+/* The tenants table is root's: a login as root with [main] password. */
+static bool check_access(const struct cq_session *s, const struct table_def *t, const char *op,
+                         struct cq_result *r)
+{
+    if ((enum table_id)(t - defs) != T_TENANTS || (s->login_dev_id == 0 && s->shared_login))
+        return true;
+    cq_result_error(r, CQ_ERR_TABLE_ACCESS, "42000",
+                    "%s command denied to user '%s' for table '%s' (root only)", op, s->user,
+                    t->name);
+    return false;
+}
+
 void tables_select(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
                    const struct cq_stmt *st, const struct value *params, struct arena *a,
                    struct cq_result *r)
 {
-    if (!check_table(t, "SELECT", t->readable, r)) return;
+    if (!check_access(s, t, "SELECT", r) || !check_table(t, "SELECT", t->readable, r)) return;
     if (st->n_order) {
         cq_result_error(r, CQ_ERR_NOT_IMPLEMENTED, "42000",
                         "ORDER BY is not supported in CometQL (rows come in the table's order)");
@@ -807,7 +862,7 @@ struct checked {
     size_t ev_len;
     const char *msg; /* message text */
     size_t msg_len;
-    int64_t length;              /* pipes_settings length */
+    int64_t length;              /* pipes_settings length; tenants: grace (-1: the default) */
     struct video_invitation inv; /* conference */
 };
 
@@ -952,6 +1007,56 @@ static bool check_invitation(const struct cq_env *env, const struct table_def *t
     return true;
 }
 
+/* tenants: (dev_id, password, jwt_secret, grace); password and/or jwt_secret, each optional
+ * (NULL: unchanged). c->s1 = password, c->msg = jwt_secret (NULL when not given). */
+static bool check_tenant(const struct cq_env *env, const struct table_def *t,
+                         const struct row_in *row, struct arena *a, struct checked *c,
+                         struct cq_result *r)
+{
+    if (!get_id(t, row, 0, &c->id, r)) return false;
+    if (c->id >= env->cfg->dev_index_size) {
+        cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000",
+                        "The dev_id field must be below %" PRId64 " ([main] dev_index_size)",
+                        env->cfg->dev_index_size);
+        return false;
+    }
+    c->s1 = c->msg = NULL;
+    if (row->has[1] && row->v[1].kind != VALUE_NULL) {
+        as_str(a, row->v[1], &c->s1, &c->l1);
+        if (c->l1 < 8 || c->l1 > 256) {
+            cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000",
+                            "The password must be 8..256 bytes (%zu given)", c->l1);
+            return false;
+        }
+    }
+    if (row->has[2] && row->v[2].kind != VALUE_NULL) {
+        as_str(a, row->v[2], &c->msg, &c->msg_len);
+        if (c->msg_len < 16 || c->msg_len > 512) {
+            cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000",
+                            "The jwt_secret must be 16..512 bytes (%zu given)", c->msg_len);
+            return false;
+        }
+    }
+    if (!c->s1 && !c->msg) {
+        cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000",
+                        "Give the tenant a password, a jwt_secret or both");
+        return false;
+    }
+    c->length = -1;
+    if (row->has[3] && row->v[3].kind != VALUE_NULL &&
+        (!as_int(row->v[3], &c->length) || c->length < 0 || c->length > 30 * 86400)) {
+        cq_result_error(r, CQ_ERR_INVALID_DATA, "HY000",
+                        "The grace field must be 0..2592000 seconds (how long the replaced "
+                        "credentials stay valid)");
+        return false;
+    }
+    if (row->has[4] || row->has[5]) {
+        cq_result_error(r, CQ_ERR_READ_ONLY, "HY000", "created and updated are set by the server");
+        return false;
+    }
+    return true;
+}
+
 static bool check_row(const struct cq_env *env, const struct table_def *t, const struct row_in *row,
                       struct arena *a, struct checked *c, struct cq_result *r)
 {
@@ -1008,6 +1113,7 @@ static bool check_row(const struct cq_env *env, const struct table_def *t, const
         }
         return true;
     case T_CONF: return check_invitation(env, t, row, a, c, r);
+    case T_TENANTS: return check_tenant(env, t, row, a, c, r);
     default: return false;
     }
 }
@@ -1077,15 +1183,36 @@ static void token_put_done(void *ctx, int64_t result, const char *err)
     const struct checked *c = &run->rows[run->seq_i - 1];
     const struct cq_env *env = run->env;
     int64_t dev = run->s->dev_id;
-    size_t sl;
-    char *secret = jwt_tenant_secret(env->cfg->password, dev, &sl);
     int64_t user = -1;
-    bool valid = jwt_verify_hs256(c->s1, c->l1, secret, sl, now_s(), &user) == JWT_VALID;
-    xfree(secret);
+    bool valid = tenants_jwt_verify(env->tenants, env->cfg->password, dev, c->s1, c->l1, now_s(),
+                                    &user) == JWT_VALID;
     if (valid && user > 0) {
         run->jwt_user = user;
         struct state_cb cb = {NULL, token_user_done, run};
         env->state->ops->auth_delete(env->state, dev, user, &cb);
+        return;
+    }
+    row_written(run, 0);
+}
+
+/* tenants: the record is stored; the in-memory copy follows and the change is logged (never
+ * a secret). */
+static void tenant_put_done(void *ctx, int64_t result, const char *err)
+{
+    struct run *run = ctx;
+    const struct checked *c = &run->rows[run->seq_i - 1];
+    if (result >= 0) {
+        tenants_put(run->env->tenants, &run->tenant);
+        LOG(LOG_WARN, "cometql",
+            "msg=\"tenant credentials changed\" dev_id=%" PRId64
+            " password=%s jwt_secret=%s grace_s=%" PRId64 " by=%s peer=%s",
+            c->id, c->s1 ? "set" : "unchanged", c->msg ? "set" : "unchanged",
+            c->length >= 0 ? c->length : run->env->cfg->tenant_grace, run->s->user, run->s->peer);
+    }
+    tenant_wipe(&run->tenant);
+    if (result < 0) {
+        run_fail(run, err);
+        seq_next(run);
         return;
     }
     row_written(run, 0);
@@ -1119,6 +1246,12 @@ static void write_row(struct run *run, size_t i)
         return;
     }
     case T_PSET: st->ops->pipe_setting_put(st, dev, c->s1, c->l1, c->length, &cb); return;
+    case T_TENANTS:
+        tenant_apply(&run->tenant, tenants_get(env->tenants, c->id), c->id, c->s1, c->l1, c->msg,
+                     c->msg_len, c->length >= 0 ? c->length : env->cfg->tenant_grace, now_s());
+        cb.done = tenant_put_done;
+        st->ops->tenant_put(st, &run->tenant, &cb);
+        return;
     case T_CONF: {
         char err[256];
         if (video_invite(env->video, dev, &c->inv, err, sizeof err) != 0) {
@@ -1146,7 +1279,7 @@ void tables_insert(const struct cq_env *env, struct cq_session *s, const struct 
                    const struct cq_stmt *st, const struct value *params, struct arena *a,
                    struct cq_result *r)
 {
-    if (!check_table(t, "INSERT", t->insertable, r)) return;
+    if (!check_access(s, t, "INSERT", r) || !check_table(t, "INSERT", t->insertable, r)) return;
     int map[16];
     size_t n_map;
     if (st->n_columns) {
@@ -1319,7 +1452,7 @@ void tables_update(const struct cq_env *env, struct cq_session *s, const struct 
                    const struct cq_stmt *st, const struct value *params, struct arena *a,
                    struct cq_result *r)
 {
-    if (!check_table(t, "UPDATE", t->updatable, r)) return;
+    if (!check_access(s, t, "UPDATE", r) || !check_table(t, "UPDATE", t->updatable, r)) return;
     int *cols = arena_alloc(a, 16 * sizeof *cols);
     if (st->n_assigns > 16) {
         cq_result_error(r, CQ_ERR_COLUMNS, "HY000", "Too many assignments");
@@ -1362,6 +1495,18 @@ static void removed_done(void *ctx, int64_t result, const char *err)
     struct run *run = ctx;
     if (result > 0) run->removed += (uint64_t)result;
     seq_done(ctx, result, err);
+}
+
+static void tenant_removed_done(void *ctx, int64_t result, const char *err)
+{
+    struct run *run = ctx;
+    if (result > 0) {
+        tenants_remove(run->env->tenants, run->key_id);
+        LOG(LOG_WARN, "cometql",
+            "msg=\"tenant credentials removed\" dev_id=%" PRId64 " by=%s peer=%s", run->key_id,
+            run->s->user, run->s->peer);
+    }
+    removed_done(ctx, result, err);
 }
 
 /* users_auth: the user's browser connections close with the hash. */
@@ -1428,6 +1573,12 @@ static void delete_key(struct run *run, struct value key)
         as_str(run->a, key, &str, &len);
         st->ops->pipe_setting_delete(st, dev, str, len, &cb);
         return;
+    case T_TENANTS:
+        if (!as_int(key, &id)) break;
+        run->key_id = id;
+        cb.done = tenant_removed_done;
+        st->ops->tenant_delete(st, id, &cb);
+        return;
     default: break;
     }
     seq_next(run);
@@ -1493,7 +1644,7 @@ void tables_delete(const struct cq_env *env, struct cq_session *s, const struct 
                    const struct cq_stmt *st, const struct value *params, struct arena *a,
                    struct cq_result *r)
 {
-    if (!check_table(t, "DELETE", t->deletable, r)) return;
+    if (!check_access(s, t, "DELETE", r) || !check_table(t, "DELETE", t->deletable, r)) return;
     if (st->n_order) {
         cq_result_error(r, CQ_ERR_NOT_IMPLEMENTED, "42000", "ORDER BY is not supported in CometQL");
         return;

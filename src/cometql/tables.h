@@ -26,6 +26,8 @@ struct table_def {
 const struct table_def *tables_find(const char *name);
 size_t tables_count(void);
 const struct table_def *tables_at(size_t i);
+/* Whether SHOW TABLES lists t to this session (root's tables to root only). */
+bool tables_visible(const struct table_def *t, const struct cq_session *s);
 /* Index of a column in t, or -1. */
 int tables_column(const struct table_def *t, const char *name);
 

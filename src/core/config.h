@@ -24,6 +24,8 @@ struct config {
     /* [main] */
     char *password;              /* CometQL password; JWT secret prefix */
     bool allow_default_password; /* the shipped password on a non-loopback listener (closed nets) */
+    bool shared_password_tenants; /* tenants without own credentials open with [main] password */
+    int64_t tenant_grace; /* seconds replaced tenant credentials stay valid (INSERT's default) */
     char *node_name;
     char *base_dir; /* static files for the ws port */
     bool send_user_online_events, send_user_offline_events, save_users_last_online_time;

@@ -30,6 +30,8 @@ enum cq_errcode {
     CQ_ERR_EMPTY = 17,
     CQ_ERR_TOO_MANY = 18,
     CQ_ERR_ACCESS_DENIED = 403,
+    CQ_ERR_DB_ACCESS = 1044,    /* MySQL's ER_DBACCESS_DENIED_ERROR: another tenant's database */
+    CQ_ERR_TABLE_ACCESS = 1142, /* MySQL's ER_TABLEACCESS_DENIED_ERROR: root's tables */
     CQ_ERR_INTERNAL = 500,
 };
 

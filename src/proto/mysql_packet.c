@@ -406,6 +406,31 @@ void mysql_native_password_token(const uint8_t scramble[20], const char *passwor
     OPENSSL_cleanse(h3, sizeof h3);
 }
 
+void mysql_native_password_hash(const char *password, size_t pw_len, uint8_t out[20])
+{
+    uint8_t h1[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)password, pw_len, h1);
+    SHA1(h1, sizeof h1, out);
+    OPENSSL_cleanse(h1, sizeof h1);
+}
+
+bool mysql_native_password_check_hash(const uint8_t scramble[20], const uint8_t hash[20],
+                                      const uint8_t *token, size_t token_len)
+{
+    if (token_len != 20) return false;
+    uint8_t salted[20 + SHA_DIGEST_LENGTH], h3[SHA_DIGEST_LENGTH], h1[20], again[SHA_DIGEST_LENGTH];
+    memcpy(salted, scramble, 20);
+    memcpy(salted + 20, hash, 20);
+    SHA1(salted, sizeof salted, h3);
+    for (int i = 0; i < 20; i++)
+        h1[i] = token[i] ^ h3[i]; /* the client's SHA1(pw), if it knew pw */
+    SHA1(h1, sizeof h1, again);
+    bool ok = CRYPTO_memcmp(again, hash, 20) == 0;
+    OPENSSL_cleanse(h1, sizeof h1);
+    OPENSSL_cleanse(h3, sizeof h3);
+    return ok;
+}
+
 bool mysql_native_password_check(const uint8_t scramble[20], const char *password, size_t pw_len,
                                  const uint8_t *token, size_t token_len)
 {

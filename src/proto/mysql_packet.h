@@ -171,6 +171,12 @@ void mysql_write_auth_switch(struct buf *out, uint8_t *seq, const char *plugin,
  * constant time. An empty token matches only an empty password. */
 bool mysql_native_password_check(const uint8_t scramble[20], const char *password, size_t pw_len,
                                  const uint8_t *token, size_t token_len);
+/* What a server keeps instead of the password: SHA1(SHA1(pw)) (mysql.user's hash). */
+void mysql_native_password_hash(const char *password, size_t pw_len, uint8_t out[20]);
+/* mysql_native_password against that hash alone: SHA1(token XOR SHA1(scramble || hash)) must be
+ * the hash. An empty token never matches. */
+bool mysql_native_password_check_hash(const uint8_t scramble[20], const uint8_t hash[20],
+                                      const uint8_t *token, size_t token_len);
 /* The client side of the same computation (20 bytes out), for tests and tools. */
 void mysql_native_password_token(const uint8_t scramble[20], const char *password, size_t pw_len,
                                  uint8_t out[20]);

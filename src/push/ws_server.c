@@ -18,6 +18,7 @@
 #include "proto/ws_frame.h"
 #include "server/listener.h"
 #include "server/tls.h"
+#include "state/tenants.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -45,6 +46,7 @@ struct ws_server {
     uv_timer_t sweep;
     const struct config *cfg;
     struct store *store;
+    const struct tenants *tenants; /* browser JWT secrets of tenants with their own */
     struct pubsub *ps;
     struct ws_conn *all;
     struct ws_conn *dirty;
@@ -796,15 +798,13 @@ static void authenticate(struct ws_conn *c, const char *session, size_t session_
     struct ws_server *s = c->srv;
     char hash[65] = "";
     if (c->user_id > 0 && session_len) {
-        size_t sl;
-        char *secret = jwt_tenant_secret(s->cfg->password, c->dev_id, &sl);
         int64_t uid = -1;
         bool revoked = false;
         struct hash_ctx h = {"", false};
         store_auth_get(s->store, c->dev_id, c->user_id, take_hash, &h);
         if (session_len <= 600 && memchr(session, '.', session_len) &&
-            jwt_verify_hs256(session, session_len, secret, sl, (int64_t)time(NULL), &uid) ==
-                JWT_VALID &&
+            tenants_jwt_verify(s->tenants, s->cfg->password, c->dev_id, session, session_len,
+                               (int64_t)time(NULL), &uid) == JWT_VALID &&
             uid == c->user_id) {
             store_token_get(s->store, c->dev_id, session, session_len, take_found, &revoked);
             if (!revoked) {
@@ -826,7 +826,6 @@ static void authenticate(struct ws_conn *c, const char *session, size_t session_
             c->authorized = true;
         }
         if (c->authorized) snprintf(hash, sizeof hash, "%s", h.hash);
-        xfree(secret);
     }
     if (c->authorized && !pubsub_user_attach(s->ps, c)) {
         c->authorized = false;
@@ -1691,12 +1690,14 @@ static void on_sweep(uv_timer_t *t)
 }
 
 struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, struct store *store,
-                                  struct pubsub *ps, char *err, size_t errlen)
+                                  const struct tenants *tenants, struct pubsub *ps, char *err,
+                                  size_t errlen)
 {
     struct ws_server *s = xcalloc(1, sizeof *s);
     s->loop = loop;
     s->cfg = cfg;
     s->store = store;
+    s->tenants = tenants;
     s->ps = ps;
     buf_init(&s->scratch);
     if (*cfg->ws_ssl_cert) {

@@ -16,6 +16,7 @@
 #include "state/store.h"
 
 struct ws_server;
+struct tenants;
 
 /* Counters other modules show (/metrics, SHOW STATUS). */
 struct ws_metrics {
@@ -23,8 +24,10 @@ struct ws_metrics {
     uint64_t queued_bytes; /* across all connections' output queues */
 };
 
+/* tenants (transfer none, outlives the server): the tenants' own browser JWT secrets. */
 struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, struct store *store,
-                                  struct pubsub *ps, char *err, size_t errlen);
+                                  const struct tenants *tenants, struct pubsub *ps, char *err,
+                                  size_t errlen);
 /* Writes what the iteration queued (call after the store's commit). */
 void ws_server_flush(struct ws_server *s);
 void ws_server_reconfigure(struct ws_server *s, const struct config *cfg);

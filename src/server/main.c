@@ -11,11 +11,13 @@
 #include "push/pubsub.h"
 #include "push/ws_server.h"
 #include "state/state.h"
+#include "state/tenants.h"
 #include "state/store.h"
 #include "video/video.h"
 #include "video/directory_server.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +30,8 @@ struct app {
     uv_loop_t *loop;
     struct config *cfg;
     struct store *store;
-    struct state *state; /* the tables' view of store + hub */
+    struct state *state;    /* the tables' view of store + hub */
+    struct tenants tenants; /* the tenants' own credentials, loaded from the state at start */
     struct hub hub;
     struct cq_env env;
     struct cometql_server *cometql;
@@ -53,6 +56,33 @@ static void on_before_poll(uv_prepare_t *h)
     if (app->cometql)
         cometql_server_after_commit(app->cometql, ok, ok ? NULL : store_errmsg(app->store));
     if (app->ws) ws_server_flush(app->ws);
+}
+
+struct tenant_load {
+    struct tenants *into;
+    int64_t bad;
+    int64_t result;
+    char err[256];
+};
+
+static int tenant_row(void *ctx, const struct value *cols, size_t n)
+{
+    struct tenant_load *l = ctx;
+    struct tenant t;
+    if (!tenant_from_row(&t, cols, n)) {
+        l->bad++;
+        return 0;
+    }
+    tenants_put(l->into, &t);
+    tenant_wipe(&t);
+    return 0;
+}
+
+static void tenants_loaded(void *ctx, int64_t result, const char *err)
+{
+    struct tenant_load *l = ctx;
+    l->result = result;
+    if (result < 0) snprintf(l->err, sizeof l->err, "%s", err ? err : "?");
 }
 
 static void kick_user(void *ctx, int64_t dev_id, int64_t user_id)
@@ -210,6 +240,27 @@ int main(int argc, char **argv)
     app.state = state_embedded_new(app.store, &app.hub);
     app.env.state = app.state;
     app.env.hub = &app.hub;
+    tenants_init(&app.tenants);
+    app.env.tenants = &app.tenants;
+    {
+        struct tenant_load l = {&app.tenants, 0, -1, ""};
+        struct state_cb cb = {tenant_row, tenants_loaded, &l};
+        app.state->ops->tenant_list(app.state, &cb); /* the embedded state answers inline */
+        if (l.result < 0) {
+            fprintf(stderr, "ccomet: cannot read the tenants' credentials: %s\n", l.err);
+            return 1;
+        }
+        if (l.bad)
+            LOG(LOG_ERROR, "main", "msg=\"unreadable tenant credentials skipped\" rows=%" PRId64,
+                l.bad);
+        LOG(LOG_INFO, "main", "msg=\"tenant credentials loaded\" tenants=%zu", app.tenants.count);
+        if (app.cfg->shared_password_tenants)
+            LOG(LOG_WARN, "main",
+                "msg=\"every tenant without credentials of its own opens with [main] password "
+                "(shared_password_tenants = yes)\" hint=\"give each its own as root: INSERT "
+                "INTO tenants (dev_id, password, jwt_secret), then set shared_password_tenants = "
+                "no\"");
+    }
     app.env.started = time(NULL);
 
     app.pubsub = pubsub_new(app.cfg, app.store, &app.hub);
@@ -232,7 +283,8 @@ int main(int argc, char **argv)
 
     app.cometql = cometql_server_start(app.loop, app.cfg, &app.env, err, sizeof err);
     if (app.cometql)
-        app.ws = ws_server_start(app.loop, app.cfg, app.store, app.pubsub, err, sizeof err);
+        app.ws = ws_server_start(app.loop, app.cfg, app.store, &app.tenants, app.pubsub, err,
+                                 sizeof err);
     if (!app.cometql || !app.ws) {
         fprintf(stderr, "ccomet: %s\n", err);
         return 1; /* the OS reclaims everything; the store has nothing uncommitted */
@@ -264,6 +316,7 @@ int main(int argc, char **argv)
     uv_run(app.loop, UV_RUN_DEFAULT);
 
     state_free(app.state);
+    tenants_free(&app.tenants);
     store_close(app.store); /* commits anything still pending */
     cometql_server_free(app.cometql);
     ws_server_free(app.ws);

@@ -204,6 +204,33 @@ static void user_message(struct state *st, const struct state_message *m, const 
            cb);
 }
 
+static void tenant_list(struct state *st, const struct state_cb *cb)
+{
+    finish(E(st), store_tenant_list(E(st)->db, ROWS(cb), cb->ctx), cb);
+}
+static void tenant_put(struct state *st, const struct tenant *t, const struct state_cb *cb)
+{
+    char pw[41] = "", old[41] = "";
+    if (t->has_password) tenant_hash_hex(t->password, pw);
+    if (t->has_old_password) tenant_hash_hex(t->old_password, old);
+    struct store_tenant row = {t->dev_id,
+                               pw,
+                               old,
+                               t->has_old_password ? t->old_password_until : 0,
+                               t->jwt_secret ? t->jwt_secret : "",
+                               t->old_jwt_secret ? t->old_jwt_secret : "",
+                               t->jwt_secret ? t->jwt_len : 0,
+                               t->old_jwt_secret ? t->old_jwt_len : 0,
+                               t->old_jwt_secret ? t->old_jwt_until : 0,
+                               t->created,
+                               t->updated};
+    finish(E(st), store_tenant_put(E(st)->db, &row), cb);
+}
+static void tenant_delete(struct state *st, int64_t dev, const struct state_cb *cb)
+{
+    finish(E(st), store_tenant_delete(E(st)->db, dev), cb);
+}
+
 static bool commit_pending(const struct state *st)
 {
     return store_dirty(((const struct embedded *)st)->db);
@@ -246,6 +273,9 @@ static const struct state_ops embedded_ops = {
     .conf_list = conf_list,
     .pipe_publish = pipe_publish,
     .user_message = user_message,
+    .tenant_list = tenant_list,
+    .tenant_put = tenant_put,
+    .tenant_delete = tenant_delete,
     .commit_pending = commit_pending,
     .free = embedded_free,
 };

@@ -58,6 +58,9 @@ enum stmt_id {
     S_CONF_NODE,
     S_QUEUE_DEL_CALL,
     S_QUEUE_DEL_CALL_USER,
+    S_TENANT_PUT,
+    S_TENANT_DEL,
+    S_TENANT_LIST,
     S_COUNT
 };
 
@@ -137,6 +140,16 @@ static const char *const sql[S_COUNT] = {
                          "message LIKE ?2 ESCAPE '\\'",
     [S_QUEUE_DEL_CALL_USER] = "DELETE FROM users_messages WHERE dev_id=?1 AND user_id=?3 AND "
                               "event='sys_sipCall' AND message LIKE ?2 ESCAPE '\\'",
+    [S_TENANT_PUT] = "INSERT INTO tenants(dev_id,password,old_password,old_password_until,"
+                     "jwt_secret,old_jwt_secret,old_jwt_until,created,updated) "
+                     "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT(dev_id) DO UPDATE SET "
+                     "password=excluded.password,old_password=excluded.old_password,"
+                     "old_password_until=excluded.old_password_until,"
+                     "jwt_secret=excluded.jwt_secret,old_jwt_secret=excluded.old_jwt_secret,"
+                     "old_jwt_until=excluded.old_jwt_until,updated=excluded.updated",
+    [S_TENANT_DEL] = "DELETE FROM tenants WHERE dev_id=?1",
+    [S_TENANT_LIST] = "SELECT dev_id,password,old_password,old_password_until,jwt_secret,"
+                      "old_jwt_secret,old_jwt_until,created,updated FROM tenants ORDER BY dev_id",
 };
 
 static const char schema[] =
@@ -165,6 +178,10 @@ static const char schema[] =
     " user_id INTEGER NOT NULL, caller_id INTEGER NOT NULL, message TEXT NOT NULL,"
     " profile TEXT NOT NULL, stream TEXT NOT NULL, node TEXT NOT NULL, time INTEGER NOT NULL,"
     " PRIMARY KEY(dev_id,name,user_id)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS tenants(dev_id INTEGER PRIMARY KEY, password TEXT NOT NULL,"
+    " old_password TEXT NOT NULL, old_password_until INTEGER NOT NULL, jwt_secret TEXT NOT NULL,"
+    " old_jwt_secret TEXT NOT NULL, old_jwt_until INTEGER NOT NULL, created INTEGER NOT NULL,"
+    " updated INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO meta(key,value) VALUES('schema_version','1');";
 
 /* pipes_settings lengths, cached so that publishing never reads the database */
@@ -421,10 +438,10 @@ static int exec_write(struct store *s, enum stmt_id id, sqlite3_stmt *st)
 /* Runs a query, calling fn per row; returns rows seen or -1. */
 static int exec_rows(struct store *s, enum stmt_id id, sqlite3_stmt *st, store_row_fn fn, void *ctx)
 {
-    struct value cols[8];
+    struct value cols[12];
     int rows = 0, rc;
     int ncol = sqlite3_column_count(st);
-    if (ncol > 8) ncol = 8;
+    if (ncol > 12) ncol = 12;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         for (int c = 0; c < ncol; c++) {
             switch (sqlite3_column_type(st, c)) {
@@ -681,6 +698,24 @@ int store_conf_node(struct store *s, int64_t dev, const char *name, size_t len, 
                     void *ctx)
 {
     return exec_rows(s, S_CONF_NODE, bind(s, S_CONF_NODE, "is", dev, STR(name, len)), fn, ctx);
+}
+
+int store_tenant_put(struct store *s, const struct store_tenant *t)
+{
+    return exec_write(s, S_TENANT_PUT,
+                      bind(s, S_TENANT_PUT, "ississiii", t->dev_id,
+                           STR(t->password, strlen(t->password)),
+                           STR(t->old_password, strlen(t->old_password)), t->old_password_until,
+                           STR(t->jwt_secret, t->jwt_len), STR(t->old_jwt_secret, t->old_jwt_len),
+                           t->old_jwt_until, t->created, t->updated));
+}
+int store_tenant_delete(struct store *s, int64_t dev)
+{
+    return exec_write(s, S_TENANT_DEL, bind(s, S_TENANT_DEL, "i", dev));
+}
+int store_tenant_list(struct store *s, store_row_fn fn, void *ctx)
+{
+    return exec_rows(s, S_TENANT_LIST, s->stmt[S_TENANT_LIST], fn, ctx);
 }
 
 /* The queued invitations to a room: sys_sipCall rows whose JSON names it (video.c writes

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "core/value.h"
+#include "state/tenants.h"
 
 struct state;
 struct store;
@@ -59,6 +60,7 @@ struct state_message {
  *   history (id, time, pipe, event, message, user_id), oldest first
  *   pipe_setting (name, length)   conf (name, user_id, caller_id, message, profile, stream, node,
  *                                       time)
+ *   tenant (tenant_from_row's columns), in dev_id order
  * `limit` bounds the rows a listing reads. */
 struct state_ops {
     const char *name;      /* "sqlite", "redis" */
@@ -110,6 +112,12 @@ struct state_ops {
     void (*conf_get)(struct state *, int64_t dev, const char *room, size_t len,
                      const struct state_cb *);
     void (*conf_list)(struct state *, int64_t dev, int64_t limit, const struct state_cb *);
+
+    /* Tenant credentials (global, not per tenant): every row; one tenant's record (its
+     * secrets as they are: the backend must keep the file or keys private); removal. */
+    void (*tenant_list)(struct state *, const struct state_cb *);
+    void (*tenant_put)(struct state *, const struct tenant *, const struct state_cb *);
+    void (*tenant_delete)(struct state *, int64_t dev, const struct state_cb *);
 
     /* A pipe message: assigns the next message id, keeps it as history when the pipe has a
      * length (trimmed to it) or is trust_* (kept until trust_ttl), and delivers it to every

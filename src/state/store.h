@@ -127,6 +127,21 @@ int store_conf_node(struct store *s, int64_t dev, const char *name, size_t len, 
 int store_queue_delete_call(struct store *s, int64_t dev, const char *room, size_t len,
                             int64_t user);
 
+/* tenants (root's table of tenant credentials): rows (dev_id, password, old_password,
+ * old_password_until, jwt_secret, old_jwt_secret, old_jwt_until, created, updated). Passwords are
+ * the 40 hex digits of SHA1(SHA1(password)) or "" (none); secrets are text, "" for none. */
+struct store_tenant {
+    int64_t dev_id;
+    const char *password, *old_password; /* NUL-terminated */
+    int64_t old_password_until;
+    const char *jwt_secret, *old_jwt_secret;
+    size_t jwt_len, old_jwt_len;
+    int64_t old_jwt_until, created, updated;
+};
+int store_tenant_put(struct store *s, const struct store_tenant *t);
+int store_tenant_delete(struct store *s, int64_t dev);
+int store_tenant_list(struct store *s, store_row_fn fn, void *ctx);
+
 /* Expiry: drops queued messages older than now - queue_ttl and trust_ history older than
  * now - trust_ttl. Returns rows removed. */
 int store_purge(struct store *s, int64_t now, int64_t queue_ttl, int64_t trust_ttl);
