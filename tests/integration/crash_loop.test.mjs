@@ -1,7 +1,8 @@
 // kill -9 at random moments under a mixed write load, 100 times (the reliability issue: "nothing
 // acknowledged is lost"). Each round starts ccomet on the same store, runs four writers that
 // INSERT into every stored table (users_auth, users_data, revoked_tokens, users_messages queued
-// for an offline user, pipes_messages into a trust_ pipe's history, pipes_settings) as fast as
+// for an offline user, pipes_messages into a trust_ pipe's history, pipes_settings, root's
+// tenants credentials) as fast as
 // their OKs come back, and kills the server after a random 20..400 ms. After the restart, every
 // write that was acknowledged is there, and no write is there twice (writes cut off by the kill
 // may be present or absent, but once at most). conference rows need a media node and are covered
@@ -10,6 +11,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './harness.mjs';
 import { mysql2Connect } from './clients.mjs';
+import crypto from 'node:crypto';
 
 const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 100);
 const WRITERS = 4;
@@ -22,7 +24,9 @@ async function connect() {
     return c;
 }
 
-const newAcked = () => ({ auth: [], data: [], tok: [], umsg: [], pmsg: [], pset: [] });
+const newAcked = () => ({ auth: [], data: [], tok: [], umsg: [], pmsg: [], pset: [], tenant: [] });
+/** What SELECT shows of a tenant password: MySQL's * + SHA1(SHA1(pw)). */
+const shownPassword = (pw) => `*${crypto.createHash('sha1').update(crypto.createHash('sha1').update(pw).digest()).digest('hex').toUpperCase()}`;
 const OFFLINE_USER = 900000; // + round: a user who is never online, whose queue grows
 
 /** One writer: INSERTs until its connection dies; records what was acknowledged. */
@@ -33,12 +37,13 @@ async function writer(r, w, stop, acked) {
         const id = r * 100000 + w * 10000 + i;
         const tag = `${r}_${w}_${i}`;
         try {
-            switch (i % 6) {
+            switch (i % 7) {
                 case 0: await c.query('INSERT INTO users_auth (id, hash) VALUES (?, ?)', [id, `a${tag}`]); acked.auth.push([id, `a${tag}`]); break;
                 case 1: await c.query('INSERT INTO users_data (id, data) VALUES (?, ?)', [id, `d${tag}`]); acked.data.push([id, `d${tag}`]); break;
                 case 2: await c.query('INSERT INTO revoked_tokens (token) VALUES (?)', [`t${tag}`]); acked.tok.push(`t${tag}`); break;
                 case 3: await c.query('INSERT INTO users_messages (id, event, message) VALUES (?, ?, ?)', [OFFLINE_USER + r, 'e', `m${tag}`]); acked.umsg.push(`m${tag}`); break;
                 case 4: await c.query('INSERT INTO pipes_messages (name, event, message) VALUES (?, ?, ?)', [`trust_crash_${r}`, 'e', `p${tag}`]); acked.pmsg.push(`p${tag}`); break;
+                case 6: await c.query('INSERT INTO tenants (dev_id, password) VALUES (?, ?)', [id, `tenant_${tag}`]); acked.tenant.push([id, `tenant_${tag}`]); break;
                 default: await c.query('INSERT INTO pipes_settings (name, length) VALUES (?, ?)', [`ps_${tag}`, 1 + (i % 50)]); acked.pset.push([`ps_${tag}`, 1 + (i % 50)]); break;
             }
         } catch {
@@ -85,6 +90,11 @@ async function verify(db, r, acked) {
         const [rows] = await db.query(`SELECT name, length FROM pipes_settings WHERE name IN (${part.map((x) => `'${x[0]}'`).join(',')})`);
         const got = new Map(rows.map((x) => [x.name, Number(x.length)]));
         for (const [name, len] of part) assert.equal(got.get(name), len, `acknowledged pipes_settings ${name} lost`);
+    }
+    for (const part of chunks(acked.tenant, 1000)) {
+        const [rows] = await db.query(`SELECT dev_id, password FROM tenants WHERE dev_id IN (${part.map((x) => x[0]).join(',')})`);
+        const got = new Map(rows.map((x) => [Number(x.dev_id), x.password]));
+        for (const [dev, pw] of part) assert.equal(got.get(dev), shownPassword(pw), `acknowledged tenant credentials of ${dev} lost`);
     }
 }
 
