@@ -46,6 +46,10 @@ fi
 if ! grep -q '^COMETQL_PASSWORD=' var/run/secrets.env; then
     (umask 077 && echo "COMETQL_PASSWORD=$(openssl rand -hex 12)" >>var/run/secrets.env)
 fi
+# ccomet signs each invitation with it and ccomet-media admits no call without one (audit C1)
+if ! grep -q '^CALL_SECRET=' var/run/secrets.env; then
+    (umask 077 && echo "CALL_SECRET=$(openssl rand -hex 16)" >>var/run/secrets.env)
+fi
 # shellcheck source=/dev/null
 . var/run/secrets.env
 own_password=1
@@ -68,6 +72,7 @@ umask 077 # the derived files hold secrets: never readable by others, not even f
 freeswitch = []Server=$sip_ip,Port=$esl_port,Pwd=$ESL_PASSWORD,WSport=$sip_port,WSproto=ws
 pipesalt = $PIPESALT
 domain = $sip_domain
+call_secret = $CALL_SECRET
 
 [freeswitch]
 ip = 127.0.0.1
@@ -95,6 +100,9 @@ file =
 
 [esl]
 password = $ESL_PASSWORD
+
+[sip]
+call_secret = $CALL_SECRET
 INI
 } >"$media_conf"
 chmod 600 "$conf" "$media_conf"

@@ -608,6 +608,9 @@
             pcConfig: { iceServers: this.opt.iceServers || [], bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' },
         };
         if (stream) options.mediaStream = stream;
+        // the invitation ccomet signed for this user and room: the media node admits no one
+        // without it when [sip] call_secret is set (the field is absent otherwise)
+        if (sys.callToken) options.extraHeaders = ['X-Comet-Call-Token: ' + sys.callToken];
         // Handlers go in with the call: JsSIP emits the first events before call() returns.
         options.eventHandlers = {
             sdp: (e) => {

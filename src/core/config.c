@@ -84,6 +84,8 @@ static const struct config_opt ccomet_opts[] = {
     {"sip", "node_timeout_ms", CFG_INT, F(sip_node_timeout_ms), "5000", 500, 60000, false, NULL},
 
     {"sip", "pipesalt", CFG_STR, F(sip_pipesalt), "pipesalt", 0, 0, false, NULL},
+    {"sip", "call_secret", CFG_STR, F(sip_call_secret), "", 0, 0, false, NULL},
+    {"sip", "call_token_ttl", CFG_INT, F(sip_call_token_ttl), "43200", 60, 30 * 86400, false, NULL},
     {"sip", "freeswitch", CFG_LIST, F(sip_freeswitch), "", 0, 0, false, NULL},
 
     {"store", "type", CFG_ENUM, F(store_type), "sqlite", 0, 0, false, "sqlite"},

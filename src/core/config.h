@@ -73,6 +73,8 @@ struct config {
 
     /* [sip] */
     char *sip_pipesalt;
+    char *sip_call_secret;      /* shared with the media nodes: signs each invitation (callToken) */
+    int64_t sip_call_token_ttl; /* seconds an invitation's token opens its room */
     char *sip_domain; /* the media nodes' SIP domain: conference names end in "-<domain>" */
     int64_t sip_node_timeout_ms; /* an Event Socket command unanswered this long: node down */
     struct config_list sip_freeswitch;

@@ -1,5 +1,6 @@
 /* media_config: ccomet-media's settings table; see media_config.h. */
 #include "media/media_config.h"
+#include "proto/sip_msg.h"
 #include "core/alloc.h"
 #include "core/config.h"
 
@@ -32,6 +33,7 @@ static const struct config_opt media_opts[] = {
     {"sip", "min_expires", CFG_INT, F(sip_min_expires), "60", 1, 3600, false, NULL},
     {"sip", "user_agent", CFG_STR, F(sip_user_agent), "ccomet-media", 0, 0, false, NULL},
     {"sip", "max_message", CFG_SIZE, F(sip_max_message), "64K", 1024, 1024 * 1024, false, NULL},
+    {"sip", "call_secret", CFG_STR, F(sip_call_secret), "", 0, 0, false, NULL},
     {"sip", "handshake_timeout", CFG_INT, F(sip_handshake_timeout), "10", 1, 300, false, NULL},
     {"sip", "max_connections", CFG_INT, F(sip_max_connections), "4096", 1, 19000, false, NULL},
     {"sip", "max_connections_per_ip", CFG_INT, F(sip_max_connections_per_ip), "256", 1, 19000,
@@ -46,8 +48,8 @@ static const struct config_opt media_opts[] = {
     {"directory", "method", CFG_ENUM, F(dir_method), "post", 0, 0, false, "post|get"},
     {"directory", "cache_max", CFG_INT, F(dir_cache_max), "10000", 1, 10000000, false, NULL},
 
-    {"dialplan", "pattern", CFG_STR, F(dialplan_pattern),
-     "^([0-9]{1,9}\\*[0-9A-z_-]+)\\*([0-9A-z_-]+)$", 0, 0, false, NULL},
+    {"dialplan", "pattern", CFG_STR, F(dialplan_pattern), SIP_DIALPLAN_DEFAULT, 0, 0, false, NULL},
+    {"dialplan", "tenant_check", CFG_BOOL, F(dialplan_tenant_check), "true", 0, 0, false, NULL},
     {"dialplan", "conference", CFG_STR, F(dialplan_conference), "$1-${domain}", 0, 0, false, NULL},
 
     {"conference", "max_rooms", CFG_INT, F(max_rooms), "16", 1, 100000, false, NULL},

@@ -23,7 +23,8 @@ struct media_config {
     char *sip_domain; /* the domain users register to, and the digest realm */
     int64_t sip_max_expires, sip_min_expires;
     char *sip_user_agent;
-    int64_t sip_max_message;            /* bytes of one SIP message */
+    int64_t sip_max_message; /* bytes of one SIP message */
+    char *sip_call_secret;   /* ccomet's [sip] call_secret: INVITEs need its X-Comet-Call-Token */
     int64_t sip_handshake_timeout;      /* seconds from connect to the WebSocket upgrade */
     int64_t sip_max_connections;        /* TCP connections on the ws and wss ports at once */
     int64_t sip_max_connections_per_ip; /* of them from one address */
@@ -36,8 +37,9 @@ struct media_config {
     char *dir_method;      /* "post" (mod_xml_curl's default) or "get" (CppComet's gateway) */
     int64_t dir_cache_max; /* answers kept at most */
     /* [dialplan] */
-    char *dialplan_pattern;    /* POSIX ERE with two groups: room and profile */
-    char *dialplan_conference; /* the conference name: $1, $2 and ${domain} substituted */
+    char *dialplan_pattern;     /* POSIX ERE with two groups: room and profile */
+    char *dialplan_conference;  /* the conference name: $1, $2 and ${domain} substituted */
+    bool dialplan_tenant_check; /* "<dev>*<room>..." only for users of tenant <dev> */
     /* [conference] */
     int64_t max_rooms, max_members_total;
     /* [profile.*] */

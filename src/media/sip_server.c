@@ -19,7 +19,9 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "media/directory.h"
+#include "proto/call_token.h"
 #include "proto/sip_msg.h"
+#include "proto/xml_curl.h"
 
 #include <ctype.h>
 #include <libsoup/soup.h>
@@ -883,6 +885,63 @@ static void on_join_done(struct conf_member *m, const char *answer_sdp, int stat
     call_join_result(call, answer_sdp ? m : NULL, answer_sdp, status, reason);
 }
 
+/* "<dev>*<room>[*...]": the tenant and room a destination names, or false. */
+static bool dest_room(const char *dest, int64_t *dev, const char **room, size_t *room_len)
+{
+    int64_t d = 0;
+    size_t i = 0;
+    for (; dest[i] >= '0' && dest[i] <= '9'; i++) {
+        if (i >= 9) return false;
+        d = d * 10 + (dest[i] - '0');
+    }
+    if (i == 0 || dest[i] != '*') return false;
+    const char *r = dest + i + 1;
+    size_t n = strcspn(r, "*");
+    if (n == 0) return false;
+    *dev = d;
+    *room = r;
+    *room_len = n;
+    return true;
+}
+
+/* Audit C1: a caller joins only its own tenant's rooms ([dialplan] tenant_check), and only with
+ * the invitation ccomet signed for it and that room ([sip] call_secret: the X-Comet-Call-Token
+ * header cometVideoApi.js sends). Otherwise 403 and false. */
+static bool call_admitted(struct call *call)
+{
+    struct sip_conn *c = call->conn;
+    const struct media_config *cfg = c->srv->cfg;
+    const struct sip_msg *inv = call->invite;
+    bool need_token = cfg->sip_call_secret && *cfg->sip_call_secret;
+    if (!cfg->dialplan_tenant_check && !need_token) return true;
+    int64_t dest_dev = -1, dev = -1, user = -1;
+    const char *room = "";
+    size_t room_len = 0;
+    const char *why = NULL;
+    if (!dest_room(inv->ruri_user ? inv->ruri_user : "", &dest_dev, &room, &room_len))
+        why = "the destination names no <dev_id>*<room>";
+    else if (!xml_curl_user_split(call->user, &dev, &user) || dev != dest_dev)
+        why = "a room of another tenant";
+    else if (need_token) {
+        const char *token = sip_msg_header(inv, CALL_TOKEN_HEADER);
+        enum call_token_status st = call_token_check(
+            cfg->sip_call_secret, strlen(cfg->sip_call_secret), token, token ? strlen(token) : 0,
+            dest_dev, room, room_len, user, (int64_t)time(NULL));
+        if (st != CALL_TOKEN_OK)
+            why = token ? call_token_status_text(st) : "no invitation (X-Comet-Call-Token)";
+    }
+    if (!why) return true;
+    LOG_RATELIMITED(LOG_WARN, "sip",
+                    "conn=%llu call=%llu msg=\"call refused\" user=%s dest=\"%s\" why=\"%s\"",
+                    (unsigned long long)c->id, (unsigned long long)call->id, call->user,
+                    inv->ruri_user ? inv->ruri_user : "", why);
+    char reason[96];
+    g_snprintf(reason, sizeof reason, "Forbidden (%s)", why);
+    respond(c, inv, call->txn, 403, reason, call->local_tag, NULL, 0, NULL, NULL);
+    call_end(call);
+    return false;
+}
+
 static void call_start_join(struct call *call)
 {
     struct sip_conn *c = call->conn;
@@ -910,6 +969,7 @@ static void call_start_join(struct call *call)
         call_end(call);
         return;
     }
+    if (!call_admitted(call)) return;
     if (!inv->body || !inv->content_type || strcmp(inv->content_type, "application/sdp") != 0) {
         /* an offerless INVITE would need our offer: not supported */
         respond(c, inv, call->txn, 488, NULL, call->local_tag, NULL, 0, NULL, NULL);
@@ -1557,6 +1617,13 @@ struct sip_server *sip_server_start(const struct media_config *cfg, struct conf_
         return NULL;
     }
     g_socket_service_start(srv->service);
+    if (!*cfg->sip_call_secret)
+        LOG(LOG_WARN, "sip",
+            "msg=\"no [sip] call_secret: every registered user may join any room of its tenant "
+            "without an invitation\" hint=\"set the same call_secret in ccomet's [sip]\"");
+    if (!cfg->dialplan_tenant_check)
+        LOG(LOG_WARN, "sip",
+            "msg=\"[dialplan] tenant_check = no: users may join other tenants' rooms\"");
     return srv;
 }
 

@@ -278,6 +278,9 @@ void sip_digest_a1(char out[33], const char *user, const char *realm, const char
  * "$1-<domain>" with profile $2; and the audio-only variant with a single group. */
 #define SIP_DIALPLAN_CONFERENCE "^([0-9]{1,9}\\*[0-9A-z\\-_]+)\\*([0-9A-z\\-_]+)$"
 #define SIP_DIALPLAN_AUDIO      "^([0-9]{1,9}\\*[0-9A-z\\-_]+)\\*audio$"
+/* ccomet-media's default: the same, but A-z (which takes [\]^_` too) is A-Za-z (audit C1), so
+ * every room a node admits is one ccomet can name, list and end. */
+#define SIP_DIALPLAN_DEFAULT "^([0-9]{1,9}\\*[0-9A-Za-z_-]+)\\*([0-9A-Za-z_-]+)$"
 
 enum { SIP_DIALPLAN_MATCH = 0, SIP_DIALPLAN_NO_MATCH = 1, SIP_DIALPLAN_ERROR = -1 };
 

@@ -4,6 +4,7 @@
 #include "core/buf.h"
 #include "core/hmap.h"
 #include "core/log.h"
+#include "proto/call_token.h"
 #include "proto/envelope.h"
 #include "proto/names.h"
 #include "proto/xml_curl.h"
@@ -52,6 +53,8 @@ struct node {
 
 struct video {
     char pipesalt[128];
+    char call_secret[256]; /* [sip] call_secret: "" mints no callToken */
+    int64_t call_token_ttl;
     struct store *store;
     struct hub *hub;
     struct node *nodes;
@@ -306,7 +309,6 @@ static void on_event(void *ctx, struct media_link *l, const struct esl_event *ev
         const char *user = esl_event_get(ev, "Caller-Username", NULL);
         int64_t uid = user_of(r->dev_id, user);
         if (!uid) uid = user_of(r->dev_id, esl_event_get(ev, "Caller-Caller-ID-Number", NULL));
-        if (!uid) uid = user_of(r->dev_id, esl_event_get(ev, "Caller-Caller-ID-Name", NULL));
         bool fresh = !member_find(r, id, NULL);
         struct member *m = member_add(v, r, id, uid);
         m->video = tf(esl_event_get(ev, "Video", NULL));
@@ -411,7 +413,6 @@ static void resync_conference(struct video *v, int node, xmlNode *conf)
         uint32_t id = idt ? (uint32_t)strtoul(idt, NULL, 10) : 0;
         if (!id) continue;
         int64_t uid = user_of(dev, child_text(mn, "caller_id_number", buf, sizeof buf));
-        if (!uid) uid = user_of(dev, child_text(mn, "caller_id_name", buf, sizeof buf));
         bool fresh = !member_find(r, id, NULL);
         struct member *m = member_add(v, r, id, uid);
         const char *jt = child_text(mn, "join_time", buf, sizeof buf);
@@ -491,6 +492,14 @@ struct video *video_new(uv_loop_t *loop, const struct config *cfg, struct store 
 {
     struct video *v = xcalloc(1, sizeof *v);
     snprintf(v->pipesalt, sizeof v->pipesalt, "%s", cfg->sip_pipesalt);
+    if (strlen(cfg->sip_call_secret) >= sizeof v->call_secret) {
+        snprintf(err, errlen, "[sip] call_secret must be shorter than %zu bytes",
+                 sizeof v->call_secret);
+        xfree(v);
+        return NULL;
+    }
+    snprintf(v->call_secret, sizeof v->call_secret, "%s", cfg->sip_call_secret);
+    v->call_token_ttl = cfg->sip_call_token_ttl;
     v->store = store;
     v->hub = hub;
     hmap_init(&v->rooms);
@@ -676,6 +685,12 @@ int video_invite(struct video *v, int64_t dev, const struct video_invitation *in
     env_int(&b, "serverPort", n->conf.ws_port);
     env_cstr(&b, "serverProto", n->conf.ws_proto);
     env_cstr(&b, "callKey", key);
+    if (v->call_secret[0]) { /* the invitation the node checks before this user joins (audit C1) */
+        char token[CALL_TOKEN_MAX];
+        if (call_token_make(v->call_secret, strlen(v->call_secret), dev, inv->name,
+                            strlen(inv->name), inv->user_id, now_s() + v->call_token_ttl, token))
+            env_cstr(&b, "callToken", token);
+    }
     env_cstr(&b, "callPipe", r->call_pipe);
     env_cstr(&b, "sipNumber", sip_number);
     env_int(&b, "caller_id", inv->caller_id);

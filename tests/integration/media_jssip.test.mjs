@@ -99,6 +99,9 @@ async function inner() {
         writeFileSync(conf, [
             '[sip]', 'ip = 127.0.0.1', `ws_port = ${wsPort}`, `wss_port = ${wssPort}`, `domain = ${DOMAIN}`, '',
             '[directory]', `file = ${dirFile}`, '',
+            // FreeSWITCH-style extensions (1001...), not ccomet's <dev_id><user_id> names, so the
+            // tenant of a destination cannot be checked (media_sip and media_call_token do)
+            '[dialplan]', 'tenant_check = no', '',
             '[media]', 'ice_ip = 127.0.0.1', '',
             '[esl]', 'ip = 127.0.0.1', `port = ${eslPort}`, `password = ${ESL_PASSWORD}`, '',
             '[log]', `level = ${process.env.MEDIA_LOG_LEVEL ?? 'info'}`, '',

@@ -347,6 +347,15 @@ test('INVITE to an unknown destination (0*101) or profile gets 404; a wrong pass
     c.close();
 });
 
+test("INVITE to another tenant's room (audit C1): 0000002 is user 2 of tenant 0, 8*101*video gets 403", async () => {
+    const c = await SipWs.open();
+    const { final } = await inviteWithAuth(c, '0000002', 'secret2', '8*101*video');
+    assert.equal(final.status, 403, final.raw);
+    assert.match(final.reason, /another tenant/);
+    assert.doesNotMatch(media.log, /room=8\*101-FSdefaultDomain msg="conference created"/);
+    c.close();
+});
+
 test('CANCEL of an unknown transaction gets 481', async () => {
     const c = await SipWs.open();
     const r = await c.request(sipRequest({ method: 'CANCEL', ruri: `sip:0*101*video@${DOMAIN}`, user: '0000002', c,

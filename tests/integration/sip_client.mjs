@@ -156,7 +156,7 @@ export const CHROME_OFFER = [
     'a=ssrc-group:FID 2001 2002', 'a=ssrc:2001 cname:chromecname', 'a=ssrc:2002 cname:chromecname', '',
 ].join('\r\n');
 
-export function invite(c, user, dest, { auth, branch, body = CHROME_OFFER } = {}) {
+export function invite(c, user, dest, { auth, branch, body = CHROME_OFFER, headers = [] } = {}) {
     return sipRequest({
         method: 'INVITE', ruri: `sip:${dest}@${DOMAIN}`, user, c, branch, to: `sip:${dest}@${DOMAIN}`,
         headers: [
@@ -164,6 +164,7 @@ export function invite(c, user, dest, { auth, branch, body = CHROME_OFFER } = {}
             'Allow: INVITE,ACK,CANCEL,BYE,UPDATE,MESSAGE,OPTIONS,REFER,INFO,NOTIFY',
             'Supported: ice,replaces,outbound',
             ...(auth ? [`Proxy-Authorization: ${auth}`] : []),
+            ...headers,
         ],
         body, ctype: body ? 'application/sdp' : undefined,
     });

@@ -69,9 +69,11 @@ export class VideoStack {
         this.dirUser = 'media';
         this.dirPassword = randomBytes(12).toString('hex');
         this.domain = 'FSdefaultDomain';
+        this.callSecret = randomBytes(16).toString('hex'); // invitations the node checks (audit C1)
         this.mediaConf = path.join(this.dir, 'ccomet-media.ini');
         writeFileSync(this.mediaConf, [
-            '[sip]', 'ip = 127.0.0.1', `ws_port = ${this.sipPort}`, `domain = ${this.domain}`, '',
+            '[sip]', 'ip = 127.0.0.1', `ws_port = ${this.sipPort}`, `domain = ${this.domain}`,
+            `call_secret = ${this.callSecret}`, '',
             '[directory]', `url = http://127.0.0.1:${this.dirPort}/directory`, `user = ${this.dirUser}`,
             `password = ${this.dirPassword}`, 'method = post', '',
             '[media]', 'ice_ip = 127.0.0.1', '',
@@ -88,7 +90,8 @@ export class VideoStack {
             extraConf: [
                 '[sip]',
                 `freeswitch = []Server=127.0.0.1,Port=${this.eslPort},Pwd=${this.eslPassword},WSport=${this.sipPort},WSproto=ws`,
-                `pipesalt = ${randomBytes(8).toString('hex')}`, `domain = ${this.domain}`, '',
+                `pipesalt = ${randomBytes(8).toString('hex')}`, `domain = ${this.domain}`,
+                `call_secret = ${this.callSecret}`, '',
                 '[freeswitch]', 'ip = 127.0.0.1', `port = ${this.dirPort}`, `user = ${this.dirUser}`,
                 `password = ${this.dirPassword}`, '',
             ].join('\n'),

@@ -1499,6 +1499,21 @@ TEST(sip_dialplan_seed_pattern)
     CHECK_INT(sip_conference_name(conf, 5, "15*101", "FSdefaultDomain"), 0);
 }
 
+/* ccomet-media's default pattern admits only rooms ccomet can name (audit C1 test 4) */
+TEST(sip_dialplan_default_pattern)
+{
+    char c1[64], c2[64];
+    CHECK_INT(dp("8*a[b*video", SIP_DIALPLAN_DEFAULT, c1, c2), SIP_DIALPLAN_NO_MATCH);
+    CHECK_INT(dp("7*a]c*video", SIP_DIALPLAN_DEFAULT, c1, c2), SIP_DIALPLAN_NO_MATCH);
+    CHECK_INT(dp("7*a^c*video", SIP_DIALPLAN_DEFAULT, c1, c2), SIP_DIALPLAN_NO_MATCH);
+    CHECK_INT(dp("7*a`c*video", SIP_DIALPLAN_DEFAULT, c1, c2), SIP_DIALPLAN_NO_MATCH);
+    CHECK_INT(dp("7*a\\c*video", SIP_DIALPLAN_DEFAULT, c1, c2), SIP_DIALPLAN_NO_MATCH);
+    CHECK_INT(dp("8*Room_1-b*video", SIP_DIALPLAN_DEFAULT, c1, c2), SIP_DIALPLAN_MATCH);
+    CHECK_STR(c1, "8*Room_1-b");
+    CHECK_STR(c2, "video");
+    CHECK_INT(dp("8*r*Vid-e_o", SIP_DIALPLAN_DEFAULT, c1, c2), SIP_DIALPLAN_MATCH);
+}
+
 TEST(sip_dialplan_pattern_translation)
 {
     char c1[64], c2[64];
