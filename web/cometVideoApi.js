@@ -501,7 +501,10 @@
         const JsSIP = root.JsSIP;
         if (!JsSIP) return Promise.reject({ status: 'registration-failure', cause: 'JsSIP is not loaded (/lib/jssip.js)' });
         const proto = sys.serverProto === 'ws' ? 'ws' : 'wss';
-        const impi = pad6(this._comet.getDevId()) + this._myUserId();
+        const dev = parseInt(this._comet.getDevId(), 10) || 0;
+        // six digits of dev_id: a seventh would make the name another tenant's user (audit M7)
+        if (dev > 999999) return Promise.reject({ status: 'registration-failure', cause: 'the Video API serves dev_id 0..999999' });
+        const impi = pad6(dev) + this._myUserId();
         const url = proto + '://' + sys.serverName + ':' + sys.serverPort;
         const uaKey = url + '|' + impi + '|' + key;
         if (this._ua && this._ua.key !== uaKey) this._stopUa();

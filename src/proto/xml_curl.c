@@ -64,9 +64,17 @@ bool xml_curl_user_split(const char *user, int64_t *dev_id, int64_t *user_id)
     return true;
 }
 
-void xml_curl_user_name(int64_t dev_id, int64_t user_id, char *out, size_t cap)
+bool xml_curl_user_name(int64_t dev_id, int64_t user_id, char *out, size_t cap)
 {
-    snprintf(out, cap, "%06lld%lld", (long long)dev_id, (long long)user_id);
+    if (cap) out[0] = '\0';
+    if (dev_id < 0 || dev_id > XML_CURL_MAX_DEV_ID || user_id <= 0 || user_id > INT32_MAX)
+        return false;
+    int n = snprintf(out, cap, "%06lld%lld", (long long)dev_id, (long long)user_id);
+    if (n < 0 || (size_t)n >= cap) {
+        if (cap) out[0] = '\0';
+        return false;
+    }
+    return true;
 }
 
 static void put(struct buf *out, const char *s)

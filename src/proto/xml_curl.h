@@ -26,8 +26,13 @@ bool xml_curl_field(const char *form, size_t len, const char *name, char *out, s
  * else. */
 bool xml_curl_user_split(const char *user, int64_t *dev_id, int64_t *user_id);
 
-/* Writes the user name for (dev_id, user_id) into out (at least 16 bytes): "%06d%d". */
-void xml_curl_user_name(int64_t dev_id, int64_t user_id, char *out, size_t cap);
+/* The tenants that have SIP user names: six digits of dev_id (audit M7: dev_id 1234567 with
+ * user 5 would be "12345675", which is dev_id 123456's user 75). */
+#define XML_CURL_MAX_DEV_ID 999999
+
+/* Writes the user name for (dev_id, user_id) into out (at least 16 bytes): "%06d%d". false (out
+ * empty) for a dev_id above XML_CURL_MAX_DEV_ID or a user id outside 1..2147483647. */
+bool xml_curl_user_name(int64_t dev_id, int64_t user_id, char *out, size_t cap);
 
 /* The directory document for one user (CppComet's layout, §4.3): domain, user id, password.
  * Attribute values are XML-escaped. */

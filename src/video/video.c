@@ -627,6 +627,12 @@ static void put_uuid(char *out)
 int video_invite(struct video *v, int64_t dev, const struct video_invitation *inv, char *err,
                  size_t errlen)
 {
+    if (dev > XML_CURL_MAX_DEV_ID) { /* audit M7: its SIP names would be another tenant's */
+        snprintf(err, errlen,
+                 "The Video API serves dev_id 0..%d (SIP user names carry six digits of it)",
+                 XML_CURL_MAX_DEV_ID);
+        return -1;
+    }
     if (v->n_nodes == 0) {
         snprintf(err, errlen,
                  "The Video API has no media node: add a `[sip] freeswitch = "

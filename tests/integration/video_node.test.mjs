@@ -191,6 +191,13 @@ test('bad invitations are refused with a reason', async () => {
     await bad("INSERT INTO conference (name, user_id, message) VALUES ('a*b', 2, '')", /conference name/);
     await bad("INSERT INTO conference (name, user_id, message, node) VALUES ('101', 2, '', 'nowhere:1')", /Unknown media node/);
     await bad("INSERT INTO conference (name, user_id, message) VALUES ('101', -1, '')", /user_id/);
+    // audit M7: SIP user names carry six digits of dev_id, so a seventh would alias another tenant
+    await db.query('USE db_1234567');
+    try {
+        await bad("INSERT INTO conference (name, user_id, message) VALUES ('101', 5, '')", /serves dev_id 0\.\.999999/);
+    } finally {
+        await db.query('USE db_0');
+    }
 });
 
 test('ending a room takes back the invitations still queued for offline users', async () => {

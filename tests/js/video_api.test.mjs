@@ -194,6 +194,7 @@ test('the SIP call: one user agent registered as <dev_id:6><user_id> with the ke
     const s = ua.sessions[0];
     assert.equal(s.target, 'sip:3*101*video@127.0.0.1');
     assert.equal(s.options.mediaStream, stream);
+    assert.equal(s.options.extraHeaders, undefined, 'no callToken, no header');
     const sdp = { originator: 'local', sdp: 'v=0\r\nm=video 9 X 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1' };
     s.emit('sdp', sdp);
     assert.match(sdp.sdp, /b=AS:256/);
@@ -218,6 +219,30 @@ test('the SIP call: one user agent registered as <dev_id:6><user_id> with the ke
     assert.equal(ua.stopped, true, 'the agent is stopped when no call needs it');
     s.emit('failed', {});
     assert.equal(named('onCallEnd').length, 1, 'one onCallEnd per call');
+});
+
+test('the invitation\'s callToken goes in the INVITE as X-Comet-Call-Token (audit C1); none without one', async (t) => {
+    const J = globalThis.JsSIP = fakeJsSIP();
+    t.after(() => { delete globalThis.JsSIP; });
+    const { comet, v } = setup();
+    comet.deliver('msg', 'sys_sipCall', invitation({ callToken: '1900000000.abc_-' }));
+    assert.equal(v.acceptCall({ type: 'none' }), true);
+    J.uas[0].emit('connected');
+    J.uas[0].emit('registered');
+    await flush();
+    assert.deepEqual(J.uas[0].sessions[0].options.extraHeaders, ['X-Comet-Call-Token: 1900000000.abc_-']);
+});
+
+test('a dev_id past six digits gets no SIP identity (audit M7): registration-failure, no user agent', async (t) => {
+    const J = globalThis.JsSIP = fakeJsSIP();
+    t.after(() => { delete globalThis.JsSIP; });
+    const { comet, v, named } = setup({ comet: { devId: 1234567 } });
+    comet.deliver('msg', 'sys_sipCall', invitation());
+    v.acceptCall({ type: 'none' });
+    await flush();
+    assert.equal(J.uas.length, 0);
+    assert.equal(named('onCallEnd')[0].status, 'registration-failure');
+    assert.match(named('onCallEnd')[0].cause, /0\.\.999999/);
 });
 
 test('registration refused: onCallEnd registration-failure; node down from ccomet: onCallEnd node-down', async (t) => {

@@ -59,8 +59,19 @@ TEST(xml_curl_user_names_are_dev6_then_user_id)
     char name[32];
     xml_curl_user_name(15, 1, name, sizeof name);
     CHECK_STR(name, "0000151");
-    xml_curl_user_name(0, 42, name, sizeof name);
+    CHECK(xml_curl_user_name(0, 42, name, sizeof name));
     CHECK_STR(name, "00000042");
+    /* audit M7: a seventh dev_id digit would read as another tenant's user; refused */
+    CHECK(xml_curl_user_name(999999, 5, name, sizeof name));
+    CHECK_STR(name, "9999995");
+    CHECK(xml_curl_user_split(name, &dev, &uid));
+    CHECK_INT(dev, 999999);
+    CHECK_INT(uid, 5);
+    CHECK(!xml_curl_user_name(1234567, 5, name, sizeof name));
+    CHECK_STR(name, "");
+    CHECK(!xml_curl_user_name(1, 0, name, sizeof name));
+    CHECK(!xml_curl_user_name(1, 5, name, 4)); /* does not fit */
+    CHECK_STR(name, "");
 }
 
 TEST(xml_curl_answers)
