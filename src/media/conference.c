@@ -27,6 +27,7 @@ struct conf_room {
     void *media;
     struct conf_member *members;
     int count;
+    char tenant[16]; /* its creator's */
     int64_t start_time;
     enum conf_layout layout;
     uint32_t floor_id, video_floor_id;
@@ -160,17 +161,43 @@ struct conf_room *conf_room_find(struct conf_registry *r, const char *name)
     return NULL;
 }
 
+/* Rooms of a tenant, members of a tenant, calls of a user, on this node now. */
+static int rooms_of_tenant(const struct conf_registry *r, const char *tenant)
+{
+    int n = 0;
+    for (const struct conf_room *room = r->rooms; room; room = room->next)
+        n += strcmp(room->tenant, tenant) == 0;
+    return n;
+}
+
+static int members_where(const struct conf_registry *r, const char *tenant, const char *user)
+{
+    int n = 0;
+    for (const struct conf_room *room = r->rooms; room; room = room->next)
+        for (const struct conf_member *m = room->members; m; m = m->next)
+            n += tenant ? strcmp(m->info.tenant, tenant) == 0 : strcmp(m->info.user, user) == 0;
+    return n;
+}
+
 static struct conf_room *room_create(struct conf_registry *r, const char *name,
-                                     const struct conf_profile *p, const char **why, int *status)
+                                     const struct conf_profile *p, const char *tenant,
+                                     const char **why, int *status)
 {
     if (r->n_rooms >= r->limits.max_rooms) {
         *why = "the node has its maximum of rooms";
         *status = 503;
         return NULL;
     }
+    if (*tenant && r->limits.max_rooms_per_tenant > 0 &&
+        rooms_of_tenant(r, tenant) >= r->limits.max_rooms_per_tenant) {
+        *why = "the tenant has its maximum of rooms on this node";
+        *status = 503;
+        return NULL;
+    }
     struct conf_room *room = xcalloc(1, sizeof *room);
     room->reg = r;
     g_strlcpy(room->name, name, sizeof room->name);
+    g_strlcpy(room->tenant, tenant, sizeof room->tenant);
     uuid_new(room->uuid);
     room->profile = *p;
     room->profile.name = xstrdup(p->name ? p->name : "default");
@@ -245,12 +272,22 @@ struct conf_member *conf_join(struct conf_registry *r, const char *room_name,
         done(NULL, NULL, 503, "the node has its maximum of members", ud);
         return NULL;
     }
+    if (who->user[0] && r->limits.max_calls_per_user > 0 &&
+        members_where(r, NULL, who->user) >= r->limits.max_calls_per_user) {
+        done(NULL, NULL, 486, "this user has its maximum of calls on this node", ud);
+        return NULL;
+    }
+    if (who->tenant[0] && r->limits.max_members_per_tenant > 0 &&
+        members_where(r, who->tenant, NULL) >= r->limits.max_members_per_tenant) {
+        done(NULL, NULL, 503, "the tenant has its maximum of members on this node", ud);
+        return NULL;
+    }
     struct conf_room *room = conf_room_find(r, room_name);
     if (room && room->count >= room->profile.max_members) {
         done(NULL, NULL, 486, "the room is full", ud);
         return NULL;
     }
-    if (!room && !(room = room_create(r, room_name, p, &why, &status))) {
+    if (!room && !(room = room_create(r, room_name, p, who->tenant, &why, &status))) {
         done(NULL, NULL, status, why, ud);
         return NULL;
     }

@@ -35,6 +35,7 @@ struct conf_member_info {
     char caller_id_name[64]; /* e.g. "0000002" (CppComet: dev_id 6 digits + user_id) */
     char caller_id_number[64];
     char user[64];          /* SIP user that registered */
+    char tenant[16];        /* its tenant (dev_id as text), "" when unknown: for the quotas */
     bool video;             /* has negotiated video */
     bool mute, vmute, deaf; /* can't speak / can't be seen / can't hear */
     bool talking;
@@ -97,6 +98,10 @@ struct conf_registry;
 struct conf_limits {
     int max_rooms;
     int max_members_total;
+    /* quotas so that one tenant or user cannot take the node (audit H4); 0: none */
+    int max_rooms_per_tenant;
+    int max_members_per_tenant;
+    int max_calls_per_user;
 };
 
 struct conf_registry *conf_registry_new(const struct conf_media_ops *ops,

@@ -65,7 +65,10 @@ int main(int argc, char **argv)
                                .mix_latency_ms = (int)app.cfg->mix_latency_ms};
     mixer_set_options(&mo);
     app.loop = g_main_loop_new(NULL, FALSE);
-    struct conf_limits limits = {(int)app.cfg->max_rooms, (int)app.cfg->max_members_total};
+    struct conf_limits limits = {(int)app.cfg->max_rooms, (int)app.cfg->max_members_total,
+                                 (int)app.cfg->max_rooms_per_tenant,
+                                 (int)app.cfg->max_members_per_tenant,
+                                 (int)app.cfg->max_calls_per_user};
     app.registry = conf_registry_new(mixer_ops(), &limits);
     GError *error = NULL;
     app.esl = esl_server_start(app.cfg, app.registry, &error);

@@ -34,6 +34,9 @@ static const struct config_opt media_opts[] = {
     {"sip", "user_agent", CFG_STR, F(sip_user_agent), "ccomet-media", 0, 0, false, NULL},
     {"sip", "max_message", CFG_SIZE, F(sip_max_message), "64K", 1024, 1024 * 1024, false, NULL},
     {"sip", "call_secret", CFG_STR, F(sip_call_secret), "", 0, 0, false, NULL},
+    {"sip", "max_auth_failures", CFG_INT, F(sip_max_auth_failures), "20", 1, 100000, false, NULL},
+    {"sip", "auth_failure_window", CFG_INT, F(sip_auth_failure_window), "60", 1, 86400, false,
+     NULL},
     {"sip", "handshake_timeout", CFG_INT, F(sip_handshake_timeout), "10", 1, 300, false, NULL},
     {"sip", "max_connections", CFG_INT, F(sip_max_connections), "4096", 1, 19000, false, NULL},
     {"sip", "max_connections_per_ip", CFG_INT, F(sip_max_connections_per_ip), "256", 1, 19000,
@@ -54,6 +57,11 @@ static const struct config_opt media_opts[] = {
 
     {"conference", "max_rooms", CFG_INT, F(max_rooms), "16", 1, 100000, false, NULL},
     {"conference", "max_members", CFG_INT, F(max_members_total), "64", 1, 1000000, false, NULL},
+    {"conference", "max_rooms_per_tenant", CFG_INT, F(max_rooms_per_tenant), "0", 0, 100000, false,
+     NULL},
+    {"conference", "max_members_per_tenant", CFG_INT, F(max_members_per_tenant), "0", 0, 1000000,
+     false, NULL},
+    {"conference", "max_calls_per_user", CFG_INT, F(max_calls_per_user), "4", 0, 1000, false, NULL},
 
     PROFILE(0, "profile.video", "true", "640", "480", "1000", "grid"),
     PROFILE(1, "profile.audio", "false", "640", "480", "1000", "grid"),

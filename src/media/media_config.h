@@ -25,6 +25,8 @@ struct media_config {
     char *sip_user_agent;
     int64_t sip_max_message; /* bytes of one SIP message */
     char *sip_call_secret;   /* ccomet's [sip] call_secret: INVITEs need its X-Comet-Call-Token */
+    int64_t sip_max_auth_failures;      /* failed digests per address and window, then 503 */
+    int64_t sip_auth_failure_window;    /* seconds */
     int64_t sip_handshake_timeout;      /* seconds from connect to the WebSocket upgrade */
     int64_t sip_max_connections;        /* TCP connections on the ws and wss ports at once */
     int64_t sip_max_connections_per_ip; /* of them from one address */
@@ -42,6 +44,7 @@ struct media_config {
     bool dialplan_tenant_check; /* "<dev>*<room>..." only for users of tenant <dev> */
     /* [conference] */
     int64_t max_rooms, max_members_total;
+    int64_t max_rooms_per_tenant, max_members_per_tenant, max_calls_per_user; /* 0: no quota */
     /* [profile.*] */
     struct {
         bool video;

@@ -55,7 +55,8 @@ enum call_state {
 
 struct call;
 
-#define LISTEN_BACKLOG 4096
+#define LISTEN_BACKLOG        4096
+#define MAX_FAILING_ADDRESSES 65536 /* addresses whose failures are counted at once */
 
 struct txn {
     struct txn *next;
@@ -164,13 +165,21 @@ struct sip_server {
      * seen (qop=auth) or 0 (no qop: single use), until it is too old to be accepted anyway.
      * When full, nonce_floor moves to now: every nonce issued before is stale, the table is
      * emptied, and clients re-authenticate without asking the user (stale=true). */
-    GHashTable *used_nonces;   /* char *nonce -> struct used_nonce * */
+    GHashTable *used_nonces; /* char *nonce -> struct used_nonce * */
+    /* audit M6: failed digests (unknown user, wrong password) per address in the current
+     * window; past [sip] max_auth_failures the address gets 503 before any directory lookup */
+    GHashTable *auth_failures; /* address text -> struct auth_failures * */
     GSocketService *service;   /* our own accept loop in front of libsoup (deadline, caps) */
     GTlsCertificate *tls_cert; /* wss: NULL when no [sip] ssl_cert */
     GHashTable *accepting;     /* "ip port" -> struct sip_accept * (every live TCP connection) */
     GHashTable *per_ip;        /* address text -> connections counted */
     unsigned n_counted;        /* sum of per_ip */
     uint64_t nonce_floor;      /* nonces issued at or before this second are stale */
+};
+
+struct auth_failures {
+    int64_t window_start; /* unix seconds */
+    int64_t count;
 };
 
 struct used_nonce {
@@ -324,11 +333,58 @@ static struct txn *txn_new(struct sip_conn *c, const char *branch, const char *m
 
 /* ---- digest --------------------------------------------------------------------------------- */
 
-/* Checks what can be checked before the directory: the realm and the nonce. Answers (challenge)
- * and returns false when the request cannot go on. */
+/* The current window of ip's failures (NULL when none), expired windows dropped. */
+static struct auth_failures *failures_of(struct sip_server *srv, const char *ip)
+{
+    struct auth_failures *f = g_hash_table_lookup(srv->auth_failures, ip);
+    if (f && now_s() - f->window_start >= srv->cfg->sip_auth_failure_window) {
+        g_hash_table_remove(srv->auth_failures, ip);
+        f = NULL;
+    }
+    return f;
+}
+
+static void auth_failed(struct sip_server *srv, const char *ip)
+{
+    struct auth_failures *f = failures_of(srv, ip);
+    if (!f) {
+        if (g_hash_table_size(srv->auth_failures) >= MAX_FAILING_ADDRESSES) {
+            GHashTableIter it; /* drop the expired windows; if none, forget the oldest state */
+            gpointer k, v;
+            g_hash_table_iter_init(&it, srv->auth_failures);
+            while (g_hash_table_iter_next(&it, &k, &v))
+                if (now_s() - ((struct auth_failures *)v)->window_start >=
+                    srv->cfg->sip_auth_failure_window)
+                    g_hash_table_iter_remove(&it);
+            if (g_hash_table_size(srv->auth_failures) >= MAX_FAILING_ADDRESSES)
+                g_hash_table_remove_all(srv->auth_failures);
+        }
+        f = g_new0(struct auth_failures, 1);
+        f->window_start = now_s();
+        g_hash_table_insert(srv->auth_failures, g_strdup(ip), f);
+    }
+    if (++f->count == srv->cfg->sip_max_auth_failures)
+        LOG_RATELIMITED(LOG_WARN, "sip",
+                        "msg=\"too many failed logins: the address is refused for the rest of "
+                        "the window\" peer=%s failures=%" G_GINT64_FORMAT
+                        " window_s=%" G_GINT64_FORMAT,
+                        ip, f->count, srv->cfg->sip_auth_failure_window);
+}
+
+/* Checks what can be checked before the directory: the address's recent failures, the realm and
+ * the nonce. Answers (challenge, or 503) and returns false when the request cannot go on. */
 static bool auth_precheck(struct sip_conn *c, const struct sip_msg *m, struct txn *t, bool proxy)
 {
     const struct sip_auth *a = &m->auth;
+    struct auth_failures *f = failures_of(c->srv, c->ip);
+    if (f && f->count >= c->srv->cfg->sip_max_auth_failures) {
+        char after[24];
+        g_snprintf(after, sizeof after, "%" G_GINT64_FORMAT,
+                   f->window_start + c->srv->cfg->sip_auth_failure_window - now_s());
+        struct sip_header h = {"Retry-After", after};
+        respond(c, m, t, 503, "Too many failed logins from this address", NULL, &h, 1, NULL, NULL);
+        return false;
+    }
     if (!a->present || !a->username || !*a->username || !a->realm ||
         strcmp(a->realm, c->srv->cfg->sip_domain) != 0 || !a->nonce) {
         challenge(c, m, t, proxy, false);
@@ -402,8 +458,9 @@ static enum verdict auth_verdict(struct sip_conn *c, const struct sip_msg *m, st
         return V_ANSWERED;
     }
     if (r->status == DIRECTORY_NOT_FOUND || (!r->password && !r->a1_hash)) {
-        LOG(LOG_INFO, "sip", "conn=%llu user=%s msg=\"unknown user\" why=\"%s\"",
-            (unsigned long long)c->id, user, r->why ? r->why : "");
+        LOG_RATELIMITED(LOG_INFO, "sip", "conn=%llu user=%s msg=\"unknown user\" why=\"%s\"",
+                        (unsigned long long)c->id, user, r->why ? r->why : "");
+        auth_failed(c->srv, c->ip);
         respond(c, m, t, 403, NULL, NULL, NULL, 0, NULL, NULL);
         return V_ANSWERED;
     }
@@ -425,8 +482,9 @@ static enum verdict auth_verdict(struct sip_conn *c, const struct sip_msg *m, st
         return V_OK;
     case SIP_DIGEST_WRONG:
         if (r->source == DIRECTORY_FROM_CACHE && !retried) return V_RETRY;
-        LOG(LOG_INFO, "sip", "conn=%llu user=%s msg=\"wrong password\" method=%s",
-            (unsigned long long)c->id, user, m->method);
+        LOG_RATELIMITED(LOG_INFO, "sip", "conn=%llu user=%s msg=\"wrong password\" method=%s",
+                        (unsigned long long)c->id, user, m->method);
+        auth_failed(c->srv, c->ip);
         respond(c, m, t, 403, NULL, NULL, NULL, 0, NULL, NULL);
         return V_ANSWERED;
     case SIP_DIGEST_MALFORMED:
@@ -984,6 +1042,13 @@ static void call_start_join(struct call *call)
         g_strlcpy(who.caller_id_name, call->user, sizeof who.caller_id_name);
     g_strlcpy(who.caller_id_number, call->user, sizeof who.caller_id_number);
     g_strlcpy(who.user, call->user, sizeof who.user);
+    int64_t dest_dev, udev, uid;
+    const char *room_part;
+    size_t room_len;
+    if (dest_room(inv->ruri_user ? inv->ruri_user : "", &dest_dev, &room_part, &room_len))
+        g_snprintf(who.tenant, sizeof who.tenant, "%" G_GINT64_FORMAT, dest_dev);
+    else if (xml_curl_user_split(call->user, &udev, &uid))
+        g_snprintf(who.tenant, sizeof who.tenant, "%" G_GINT64_FORMAT, udev);
     call->offer_sdp = g_strdup(inv->body);
     call->state = CALL_JOINING;
     LOG(LOG_INFO, "sip", "conn=%llu call=%llu user=%s room=%s profile=%s msg=\"joining\"",
@@ -1551,6 +1616,7 @@ struct sip_server *sip_server_new_unbound(const struct media_config *cfg, struct
     }
     srv->member_calls = g_hash_table_new(g_direct_hash, g_direct_equal);
     srv->used_nonces = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    srv->auth_failures = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     srv->accepting = g_hash_table_new(g_str_hash, g_str_equal);
     srv->per_ip = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     srv->ws_port = (uint16_t)cfg->sip_ws_port;
@@ -1659,6 +1725,7 @@ void sip_server_stop(struct sip_server *srv)
     directory_free(srv->dir);
     g_hash_table_destroy(srv->member_calls);
     g_hash_table_destroy(srv->used_nonces);
+    g_hash_table_destroy(srv->auth_failures);
     xfree(srv);
 }
 

@@ -65,7 +65,7 @@ before(async () => {
     writeFileSync(conf, [
         '[sip]', 'ip = 127.0.0.1', `ws_port = ${wsPort}`, `wss_port = ${wssPort}`,
         `ssl_cert = ${cert}`, `ssl_key = ${key}`, `domain = ${DOMAIN}`, 'min_expires = 60', 'max_expires = 3600',
-        'user_agent = ccomet-media-test', 'max_message = 16K', '',
+        'user_agent = ccomet-media-test', 'max_message = 16K', 'max_auth_failures = 30', '',
         '[directory]', `url = http://127.0.0.1:${gwPort}/fs/directory`, `user = ${GW_USER}`, `password = ${GW_PASS}`,
         `file = ${dirFile}`, 'cache_ttl = 30', 'timeout_ms = 2000', '',
         '[esl]', 'ip = 127.0.0.1', `port = ${eslPort}`, 'password = esl-secret', '',
@@ -354,6 +354,36 @@ test("INVITE to another tenant's room (audit C1): 0000002 is user 2 of tenant 0,
     assert.match(final.reason, /another tenant/);
     assert.doesNotMatch(media.log, /room=8\*101-FSdefaultDomain msg="conference created"/);
     c.close();
+});
+
+test('a flood of failed logins from one address (audit M6): past [sip] max_auth_failures it gets 503 with Retry-After before any directory lookup; another address is served', async () => {
+    const c = await SipWs.open(`ws://127.0.0.1:${wsPort}`, { localAddress: '127.0.0.3' });
+    const before = gwRequests.length;
+    const statuses = [];
+    for (let i = 0; i < 60; i++) {
+        c.callId = rnd();
+        const user = `99${String(i).padStart(5, '0')}`;
+        const r1 = await c.request(register(c, user));
+        let r = r1;
+        if (r1.status === 401) {
+            const auth = digest(r1.h('www-authenticate'), { user, password: 'guess', method: 'REGISTER', uri: `sip:${DOMAIN}` });
+            r = await c.request(register(c, user, { auth }));
+        }
+        statuses.push(r.status);
+        if (r.status === 503) {
+            assert.match(r.reason, /Too many failed logins/);
+            assert.ok(Number(r.h('retry-after')) > 0, r.raw);
+        }
+    }
+    const lookups = gwRequests.length - before;
+    assert.deepEqual(statuses.slice(0, 30), Array(30).fill(403), JSON.stringify(statuses));
+    assert.deepEqual(statuses.slice(30), Array(30).fill(503), JSON.stringify(statuses));
+    assert.ok(lookups <= 30, `the directory was asked ${lookups} times for 60 failed logins`);
+    c.close();
+    // 127.0.0.1 is not affected
+    const ok = await SipWs.open();
+    assert.equal((await registerWithAuth(ok, '0000002', 'secret2', { expires: 0 })).status, 200);
+    ok.close();
 });
 
 test('CANCEL of an unknown transaction gets 481', async () => {

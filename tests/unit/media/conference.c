@@ -42,7 +42,7 @@ static struct conf_member_info who(const char *name)
 
 TEST(conference_rooms_live_while_they_have_members)
 {
-    struct conf_limits lim = {2, 10};
+    struct conf_limits lim = {2, 10, 0, 0, 0};
     struct conf_registry *r = conf_registry_new(NULL, &lim);
     struct seen s;
     memset(&s, 0, sizeof s);
@@ -70,7 +70,7 @@ TEST(conference_rooms_live_while_they_have_members)
 
 TEST(conference_hup_is_announced_as_hup_member)
 {
-    struct conf_limits lim = {2, 10};
+    struct conf_limits lim = {2, 10, 0, 0, 0};
     struct conf_registry *r = conf_registry_new(NULL, &lim);
     struct seen s;
     memset(&s, 0, sizeof s);
@@ -84,7 +84,7 @@ TEST(conference_hup_is_announced_as_hup_member)
 
 TEST(conference_limits_answer_sip_statuses)
 {
-    struct conf_limits lim = {1, 10};
+    struct conf_limits lim = {1, 10, 0, 0, 0};
     struct conf_registry *r = conf_registry_new(NULL, &lim);
     struct seen s;
     memset(&s, 0, sizeof s);
@@ -95,5 +95,45 @@ TEST(conference_limits_answer_sip_statuses)
     CHECK_INT(s.last_status, 486); /* max_members 3 */
     CHECK(conf_join(r, "other", &video_profile, &w, "v=0", on_joined, &s) == NULL);
     CHECK_INT(s.last_status, 503); /* max_rooms 1 */
+    conf_registry_free(r);
+}
+
+static struct conf_member_info who_of(const char *user, const char *tenant)
+{
+    struct conf_member_info w = who(user);
+    snprintf(w.user, sizeof w.user, "%s", user);
+    snprintf(w.tenant, sizeof w.tenant, "%s", tenant);
+    return w;
+}
+
+/* audit H4: one tenant or one user cannot take every room and member slot of the node */
+TEST(conference_quotas_per_tenant_and_user)
+{
+    struct conf_limits lim = {8, 40, 2, 4, 2};
+    struct conf_registry *r = conf_registry_new(NULL, &lim);
+    struct seen s;
+    memset(&s, 0, sizeof s);
+    struct conf_member_info a = who_of("0000071", "7"), b = who_of("0000072", "7"),
+                            c = who_of("0000073", "7"), x = who_of("0000081", "8");
+    /* rooms per tenant: 2 */
+    CHECK(conf_join(r, "7*r1-d", &video_profile, &a, "v=0", on_joined, &s) != NULL);
+    CHECK(conf_join(r, "7*r2-d", &video_profile, &b, "v=0", on_joined, &s) != NULL);
+    CHECK(conf_join(r, "7*r3-d", &video_profile, &c, "v=0", on_joined, &s) == NULL);
+    CHECK_INT(s.last_status, 503);
+    CHECK(conf_room_find(r, "7*r3-d") == NULL);
+    CHECK(conf_join(r, "8*r3-d", &video_profile, &x, "v=0", on_joined, &s) != NULL); /* 8 may */
+    /* calls per user: 2 (0000071 is in r1 already) */
+    CHECK(conf_join(r, "7*r2-d", &video_profile, &a, "v=0", on_joined, &s) != NULL);
+    CHECK(conf_join(r, "7*r1-d", &video_profile, &a, "v=0", on_joined, &s) == NULL);
+    CHECK_INT(s.last_status, 486);
+    /* members per tenant: 4 (tenant 7 has a, b, a) */
+    struct conf_member *m4 = conf_join(r, "7*r1-d", &video_profile, &c, "v=0", on_joined, &s);
+    CHECK(m4 != NULL);
+    CHECK(conf_join(r, "7*r2-d", &video_profile, &c, "v=0", on_joined, &s) == NULL);
+    CHECK_INT(s.last_status, 503);
+    struct conf_member_info y = who_of("0000082", "8");
+    CHECK(conf_join(r, "8*r3-d", &video_profile, &y, "v=0", on_joined, &s) != NULL); /* 8 may */
+    conf_leave(m4); /* a slot goes back */
+    CHECK(conf_join(r, "7*r2-d", &video_profile, &c, "v=0", on_joined, &s) != NULL);
     conf_registry_free(r);
 }

@@ -54,7 +54,7 @@ static bool fixture_start(struct fixture *f, int64_t max_queue)
     f->cfg.ice_ip = "127.0.0.1";
     f->cfg.sip_ip = "127.0.0.1";
     f->cfg.max_members_total = 100;
-    struct conf_limits lim = {10, 100};
+    struct conf_limits lim = {10, 100, 0, 0, 0};
     f->reg = conf_registry_new(NULL, &lim);
     GError *err = NULL;
     f->srv = esl_server_start(&f->cfg, f->reg, &err);

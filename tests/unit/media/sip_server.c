@@ -157,7 +157,7 @@ static bool fixture_start(struct fixture *f)
     close(fd);
     xfree(f->cfg->dir_file);
     f->cfg->dir_file = xstrdup(f->path);
-    struct conf_limits lim = {10, 100};
+    struct conf_limits lim = {10, 100, 0, 0, 0};
     f->reg = conf_registry_new(&stub_ops, &lim);
     GError *error = NULL;
     f->srv = sip_server_new_unbound(f->cfg, f->reg, &error);
