@@ -275,7 +275,7 @@ int main(int argc, char **argv)
         return 1;
     }
     app.env.video = app.video;
-    app.directory = directory_server_start(app.loop, app.cfg, app.store, err, sizeof err);
+    app.directory = directory_server_start(app.loop, app.cfg, app.state, err, sizeof err);
     if (!app.directory && err[0]) {
         fprintf(stderr, "ccomet: %s\n", err);
         return 1;

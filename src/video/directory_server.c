@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "proto/http1.h"
 #include "proto/xml_curl.h"
+#include "state/state.h"
 #include "server/listener.h"
 
 #include <arpa/inet.h>
@@ -30,7 +31,7 @@ struct directory_server {
     uv_loop_t *loop;
     char user[128], password[128], domain[128];
     int64_t dev_index_size;
-    struct store *store;
+    struct state *state; /* users' keys (the SIP passwords) */
     uv_tcp_t listener;
     struct cidr allow[MAX_ALLOW];
     size_t n_allow;
@@ -47,6 +48,11 @@ struct dconn {
     struct buf in;
     int closing; /* handles still to close */
     bool replied;
+    bool asked; /* the request is being answered (a state read may still be out) */
+    bool gone;  /* conn_close was called */
+    int holds;  /* state reads out: the connection outlives its close until they end */
+    char user[64], domain[128]; /* of the request being answered */
+    char hash[128];
     bool ip_counted; /* ip holds one of d->per_ip's counts */
     uint8_t ip[16];
     char peer[64];
@@ -114,10 +120,9 @@ static void server_free(struct directory_server *d)
     xfree(d);
 }
 
-static void on_closed(uv_handle_t *h)
+static void conn_free(struct dconn *c)
 {
-    struct dconn *c = h->data;
-    if (--c->closing == 0) {
+    {
         struct directory_server *d = c->d;
         if (c->ip_counted) ip_count_release(&d->per_ip, c->ip);
         buf_free(&c->in);
@@ -126,9 +131,16 @@ static void on_closed(uv_handle_t *h)
     }
 }
 
+static void on_closed(uv_handle_t *h)
+{
+    struct dconn *c = h->data;
+    if (--c->closing == 0 && c->holds == 0) conn_free(c);
+}
+
 static void conn_close(struct dconn *c)
 {
-    if (c->closing) return;
+    if (c->gone) return;
+    c->gone = true;
     c->closing = 2;
     uv_close((uv_handle_t *)&c->tcp, on_closed);
     uv_close((uv_handle_t *)&c->timer, on_closed);
@@ -203,9 +215,9 @@ static bool credentials_ok(struct directory_server *d, const struct http1_reques
 
 static int take_hash(void *ctx, const struct value *cols, size_t n)
 {
-    char *out = ctx;
-    if (n >= 2 && cols[1].kind == VALUE_STR && cols[1].len < 128)
-        snprintf(out, 128, "%.*s", (int)cols[1].len, cols[1].s);
+    struct dconn *c = ctx;
+    if (n >= 2 && cols[1].kind == VALUE_STR && cols[1].len < sizeof c->hash)
+        snprintf(c->hash, sizeof c->hash, "%.*s", (int)cols[1].len, cols[1].s);
     return 1;
 }
 
@@ -218,41 +230,52 @@ static bool path_ok(const struct http1_request *req)
     return false;
 }
 
-static void answer(struct dconn *c, const struct http1_request *req, const char *form,
-                   size_t form_len)
+/* The user's key arrived (or not): the answer. */
+static void hash_read(void *ctx, int64_t result, const char *err)
 {
-    struct directory_server *d = c->d;
-    char section[64] = "", user[64] = "", domain[128] = "", action[64] = "";
-    xml_curl_field(form, form_len, "section", section, sizeof section);
-    xml_curl_field(form, form_len, "action", action, sizeof action);
-    if (!xml_curl_field(form, form_len, "user", user, sizeof user))
-        xml_curl_field(form, form_len, "sip_auth_username", user, sizeof user);
-    if (!xml_curl_field(form, form_len, "domain", domain, sizeof domain) || !domain[0])
-        snprintf(domain, sizeof domain, "%s", d->domain);
+    struct dconn *c = ctx;
+    c->holds--;
+    if (c->gone) { /* the connection closed (or is closing) meanwhile */
+        if (c->closing == 0 && c->holds == 0) conn_free(c);
+        return;
+    }
+    (void)err;
+    if (result < 0) {
+        reply_text(c, 500, "Internal Server Error", NULL, "storage error\n");
+        return;
+    }
+    bool found = c->hash[0] != '\0';
     struct buf body;
     buf_init(&body);
-    int64_t dev = 0, uid = 0;
-    char hash[128] = "";
-    bool found = false;
-    if (strcmp(section, "directory") == 0 && xml_curl_user_split(user, &dev, &uid) &&
-        dev < d->dev_index_size) {
-        if (store_auth_get(d->store, dev, uid, take_hash, hash) < 0) {
-            reply_text(c, 500, "Internal Server Error", NULL, "storage error\n");
-            buf_free(&body);
-            return;
-        }
-        found = hash[0] != '\0';
-    }
-    if (found) {
-        xml_curl_put_user(&body, domain, user, hash);
-    } else {
+    if (found)
+        xml_curl_put_user(&body, c->domain, c->user, c->hash);
+    else
         xml_curl_put_not_found(&body);
-    }
-    LOG(LOG_DEBUG, "directory", "msg=\"lookup\" peer=%s section=%s action=%s user=%s found=%d",
-        c->peer, section, action, user, found);
+    LOG(LOG_DEBUG, "directory", "msg=\"lookup\" peer=%s user=%s found=%d", c->peer, c->user, found);
     reply(c, 200, "OK", NULL, "text/xml", &body);
     buf_free(&body);
-    (void)req;
+}
+
+static void answer(struct dconn *c, const char *form, size_t form_len)
+{
+    struct directory_server *d = c->d;
+    char section[64] = "";
+    c->asked = true;
+    xml_curl_field(form, form_len, "section", section, sizeof section);
+    if (!xml_curl_field(form, form_len, "user", c->user, sizeof c->user))
+        xml_curl_field(form, form_len, "sip_auth_username", c->user, sizeof c->user);
+    if (!xml_curl_field(form, form_len, "domain", c->domain, sizeof c->domain) || !c->domain[0])
+        snprintf(c->domain, sizeof c->domain, "%s", d->domain);
+    int64_t dev = 0, uid = 0;
+    c->hash[0] = '\0';
+    c->holds++;
+    if (strcmp(section, "directory") == 0 && xml_curl_user_split(c->user, &dev, &uid) &&
+        dev < d->dev_index_size) {
+        struct state_cb cb = {take_hash, hash_read, c};
+        d->state->ops->auth_get(d->state, dev, uid, &cb); /* may answer before it returns */
+        return;
+    }
+    hash_read(c, 0, NULL); /* not a directory lookup of one of ours: "not found" */
 }
 
 static void handle(struct dconn *c)
@@ -260,6 +283,7 @@ static void handle(struct dconn *c)
     struct directory_server *d = c->d;
     struct http1_request req;
     const char *err = NULL;
+    if (c->asked || c->replied) return; /* one request per connection */
     int rc = http1_parse_request(buf_head(&c->in), buf_unread(&c->in), NULL, &req, &err);
     if (rc == HTTP1_AGAIN) {
         if (buf_unread(&c->in) >= MAX_REQUEST)
@@ -300,9 +324,9 @@ static void handle(struct dconn *c)
         return;
     }
     if (post)
-        answer(c, &req, (const char *)buf_head(&c->in) + req.head_len, (size_t)clen);
+        answer(c, (const char *)buf_head(&c->in) + req.head_len, (size_t)clen);
     else
-        answer(c, &req, req.query ? req.query : "", req.query ? req.query_len : 0);
+        answer(c, req.query ? req.query : "", req.query ? req.query_len : 0);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
@@ -381,7 +405,7 @@ static void on_connection(uv_stream_t *server, int status)
 }
 
 struct directory_server *directory_server_start(uv_loop_t *loop, const struct config *cfg,
-                                                struct store *store, char *err, size_t errlen)
+                                                struct state *state, char *err, size_t errlen)
 {
     err[0] = '\0';
     if (!cfg->freeswitch_user[0] || !cfg->freeswitch_password[0]) {
@@ -409,7 +433,7 @@ struct directory_server *directory_server_start(uv_loop_t *loop, const struct co
     snprintf(d->password, sizeof d->password, "%s", cfg->freeswitch_password);
     snprintf(d->domain, sizeof d->domain, "%s", cfg->sip_domain);
     d->dev_index_size = cfg->dev_index_size;
-    d->store = store;
+    d->state = state;
     char list[1024];
     snprintf(list, sizeof list, "%s", cfg->freeswitch_allow);
     for (char *save = NULL, *tok = strtok_r(list, ", ", &save); tok;

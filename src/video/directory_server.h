@@ -12,14 +12,14 @@
 #include <uv.h>
 
 #include "core/config.h"
-#include "state/store.h"
 
+struct state;
 struct directory_server;
 
 /* NULL with err empty: not configured (no credentials; a warning is logged). NULL with err set:
  * a configuration or listen error. */
 struct directory_server *directory_server_start(uv_loop_t *loop, const struct config *cfg,
-                                                struct store *store, char *err, size_t errlen);
+                                                struct state *state, char *err, size_t errlen);
 void directory_server_stop(struct directory_server *d);
 
 #endif
