@@ -137,3 +137,18 @@ test('a kick is FreeSWITCH\'s own api command', async () => {
     await db.query("DELETE FROM conference WHERE name = 'room1' AND user_id = 1");
     assert.equal(await kicked, `api conference ${CONF} kick 1`);
 });
+
+test('a caller-chosen display name never becomes the member\'s user id (audit C1): an unmappable user is user 0', async () => {
+    const add = events.find((e) => e.action === 'add-member');
+    const m = splitMessages(add.bytes)[0];
+    let body = m.body.toString('latin1');
+    assert.match(body, /^Caller-Caller-ID-Name: /m);
+    body = body.replace(/^Member-ID: \d+$/m, 'Member-ID: 9')
+        .replace(/^Caller-Username: .*$/m, 'Caller-Username: 1003')
+        .replace(/^Caller-Caller-ID-Number: .*$/m, 'Caller-Caller-ID-Number: 1003')
+        .replace(/^Caller-Caller-ID-Name: .*$/m, 'Caller-Caller-ID-Name: 0000002');
+    conn.write(frame(m.head, body));
+    await waitUntil(async () => (await members()).some((r) => r.member_id === 9), { what: 'member 9 listed' });
+    const row = (await members()).find((r) => r.member_id === 9);
+    assert.equal(row.user_id, 0, `the display name "0000002" made member 9 user ${row.user_id}`);
+});
