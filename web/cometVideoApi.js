@@ -319,7 +319,10 @@
         const d = parseMaybeJson(m.data) || {};
         if (typeof d !== 'object') return;
         if (si.history) return;
-        const fromServer = d.member_id !== undefined || ev === 'end' || ev === 'in';
+        // Server events carry no user_id in server_info; every page's message does (0 when
+        // anonymous or hidden), so a page cannot pass for the server (audit M1).
+        const fromServer = si.user_id === undefined && (d.member_id !== undefined || ev === 'end' || ev === 'in');
+        if (!fromServer && (ev === 'end' || ev === 'in' || d.member_id !== undefined)) return;
         if (fromServer) return this._onServerEvent(call, ev, d);
         if (d.instance === this._instance) return; // our own message, echoed by another tab
         const from = Number(si.user_id) || 0;

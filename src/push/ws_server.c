@@ -1066,6 +1066,14 @@ static void cmd_web_pipe2(struct ws_conn *c, const struct ccmd *cmd)
         send_error(c, "Invalid value auth_type");
         return;
     }
+    /* audit M1: on a Video API call pipe, `in` and `end` are the server's (a room's members
+     * and its end); a page that could send them would end or confuse everyone's call */
+    if (pl > 12 && memcmp(pipe, "web_syscall_", 12) == 0 &&
+        ((cmd->event.len == 2 && memcmp(cmd->event.s, "in", 2) == 0) ||
+         (cmd->event.len == 3 && memcmp(cmd->event.s, "end", 3) == 0))) {
+        send_error(c, "web_pipe2: in and end on a call pipe are sent by the server only");
+        return;
+    }
     int64_t sender = hide_sender ? 0 : c->user_id;
     size_t n = pubsub_publish_from(s->ps, c, c->dev_id, pipe, pl, cmd->event.s, cmd->event.len,
                                    cmd->message.s, cmd->message.len, sender);

@@ -214,6 +214,15 @@ test('web_pipe2: other subscribers get {data, event, pipe, user_id}; the sender 
     a.send('web_pipe2\nchat_plain\nsay\n*\nnope');
     const e2 = await a.nextError();
     assert.match(JSON.stringify(e2.data), /web_/);
+    // audit M1: a page cannot send the server's in / end on a Video API call pipe
+    for (const c of [a, b]) await c.subscribe('web_syscall_vA_room1');
+    for (const ev of ['end', 'in']) {
+        a.send(`web_pipe2\nweb_syscall_vA_room1\n${ev}\n*\nnope`);
+        const e = await a.nextError();
+        assert.match(JSON.stringify(e.data), /sent by the server only/);
+    }
+    a.send('web_pipe2\nweb_syscall_vA_room1\nout\n*\n{"status":"busy"}'); // pages do send out
+    assert.equal((await b.nextOn('web_syscall_vA_room1', 'out')).user_id, 21);
     await Promise.all([a.sync(), b.sync()]);
     assert.deepEqual([...a.pending((m) => m.data === 'nope'), ...b.pending((m) => m.data === 'nope')], [], 'a refused message was delivered');
     await Promise.all([a, b, anon].map((x) => x.close()));

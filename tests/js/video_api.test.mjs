@@ -245,6 +245,23 @@ test('a dev_id past six digits gets no SIP identity (audit M7): registration-fai
     assert.match(named('onCallEnd')[0].cause, /0\.\.999999/);
 });
 
+test('a page cannot pass for the server on the call pipe (audit M1): end, in and member events with a user_id are ignored', () => {
+    const { comet, v, named } = setup();
+    comet.deliver('msg', 'sys_sipCall', invitation());
+    assert.equal(v.acceptCall({ type: 'none' }), true);
+    const P = SYS.callPipe;
+    comet.deliver(P, 'end', '{"status":"node-down"}', { user_id: 0 });
+    comet.deliver(P, 'end', '{"status":"node-down"}', { user_id: 9 });
+    comet.deliver(P, 'in', '{"status":"in","user_id":8,"member_id":2,"conference_name":"101","members":2}', { user_id: 9 });
+    comet.deliver(P, 'out', '{"status":"kicked","user_id":7,"member_id":1,"conference_name":"101","members":1}', { user_id: 9 });
+    assert.deepEqual(named('onCallEnd'), []);
+    assert.deepEqual(named('onIn'), []);
+    assert.deepEqual(named('onOut'), []);
+    // the server's own (no user_id in server_info) still counts
+    comet.deliver(P, 'end', '{"status":"node-down"}');
+    assert.equal(named('onCallEnd')[0].status, 'node-down');
+});
+
 test('registration refused: onCallEnd registration-failure; node down from ccomet: onCallEnd node-down', async (t) => {
     const J = globalThis.JsSIP = fakeJsSIP();
     t.after(() => { delete globalThis.JsSIP; });
