@@ -18,6 +18,8 @@ static const struct config_opt ccomet_opts[] = {
      NULL},
     {"main", "shared_password_tenants", CFG_BOOL, F(shared_password_tenants), "true", 0, 0, false,
      NULL},
+    {"main", "jwt_require_exp", CFG_BOOL, F(jwt_require_exp), "false", 0, 0, false, NULL},
+    {"main", "jwt_returns_key", CFG_BOOL, F(jwt_returns_key), "true", 0, 0, false, NULL},
     {"main", "tenant_grace", CFG_INT, F(tenant_grace), "3600", 0, 30 * 86400, false, NULL},
     {"main", "node_name", CFG_STR, F(node_name), "ccomet", 0, 0, false, NULL},
     {"main", "base_dir", CFG_STR, F(base_dir), "web", 0, 0, false, NULL},

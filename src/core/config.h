@@ -26,6 +26,8 @@ struct config {
     bool allow_default_password; /* the shipped password on a non-loopback listener (closed nets) */
     bool shared_password_tenants; /* tenants without own credentials open with [main] password */
     int64_t tenant_grace; /* seconds replaced tenant credentials stay valid (INSERT's default) */
+    bool jwt_require_exp; /* browser JWTs without exp are refused */
+    bool jwt_returns_key; /* a JWT login gets the user's key in serverInfo (CppComet) */
     char *node_name;
     char *base_dir; /* static files for the ws port */
     bool send_user_online_events, send_user_offline_events, save_users_last_online_time;

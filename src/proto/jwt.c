@@ -117,6 +117,11 @@ enum jwt_status jwt_verify_hs256(const char *token, size_t len, const char *secr
         st = JWT_MALFORMED;
     else if (exp && json_number_value(exp) <= (double)now)
         st = JWT_EXPIRED;
+    json_t *nbf = json_object_get(payload, "nbf");
+    if (st == JWT_VALID && nbf && !json_is_number(nbf))
+        st = JWT_MALFORMED;
+    else if (st == JWT_VALID && nbf && json_number_value(nbf) > (double)now)
+        st = JWT_NOT_YET_VALID;
     json_t *uid = json_object_get(payload, "user_id");
     if (json_is_integer(uid)) {
         *user_id = (int64_t)json_integer_value(uid);
@@ -127,6 +132,19 @@ enum jwt_status jwt_verify_hs256(const char *token, size_t len, const char *secr
     }
     json_decref(payload);
     return st;
+}
+
+bool jwt_has_numeric_claim(const char *token, size_t len, const char *claim)
+{
+    if (len == 0 || len > JWT_MAX) return false;
+    const char *d1 = memchr(token, '.', len);
+    if (!d1) return false;
+    const char *d2 = memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token));
+    if (!d2) return false;
+    json_t *payload = decode_json(d1 + 1, (size_t)(d2 - d1 - 1));
+    bool has = payload && json_is_number(json_object_get(payload, claim));
+    json_decref(payload);
+    return has;
 }
 
 char *jwt_tenant_secret(const char *password, int64_t dev_id, size_t *len)

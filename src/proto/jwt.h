@@ -3,15 +3,29 @@
 #ifndef CC_JWT_H
 #define CC_JWT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-enum jwt_status { JWT_VALID = 0, JWT_MALFORMED, JWT_UNSUPPORTED, JWT_BAD_SIGNATURE, JWT_EXPIRED };
+enum jwt_status {
+    JWT_VALID = 0,
+    JWT_MALFORMED,
+    JWT_UNSUPPORTED,
+    JWT_BAD_SIGNATURE,
+    JWT_EXPIRED,
+    JWT_NOT_YET_VALID, /* nbf is in the future (RFC 7519 §4.1.5) */
+    JWT_NO_EXPIRY,     /* no exp where the caller requires one */
+};
 
-/* Checks token's structure, algorithm (HS256 only), signature and `exp` (when present) against
- * now. On JWT_VALID, *user_id is the payload's user_id (number or decimal string), or -1. */
+/* Checks token's structure, algorithm (HS256 only), signature, and `exp` and `nbf` (when
+ * present) against now. On JWT_VALID, *user_id is the payload's user_id (number or decimal string),
+ * or -1. */
 enum jwt_status jwt_verify_hs256(const char *token, size_t len, const char *secret,
                                  size_t secret_len, int64_t now, int64_t *user_id);
+
+/* Whether the token's payload has the claim (a number): for callers that require `exp`. The
+ * token should have been verified first. */
+bool jwt_has_numeric_claim(const char *token, size_t len, const char *claim);
 
 /* The secret CppComet signs a tenant's browser tokens with: [main] password followed by the
  * dev_id in decimal, for a password of any length. (transfer full) free with xfree; *len is its

@@ -799,7 +799,7 @@ static void authenticate(struct ws_conn *c, const char *session, size_t session_
     char hash[65] = "";
     if (c->user_id > 0 && session_len) {
         int64_t uid = -1;
-        bool revoked = false;
+        bool revoked = false, by_jwt = false;
         struct hash_ctx h = {"", false};
         store_auth_get(s->store, c->dev_id, c->user_id, take_hash, &h);
         if (session_len <= 600 && memchr(session, '.', session_len) &&
@@ -809,6 +809,7 @@ static void authenticate(struct ws_conn *c, const char *session, size_t session_
             store_token_get(s->store, c->dev_id, session, session_len, take_found, &revoked);
             if (!revoked) {
                 c->authorized = true;
+                by_jwt = true;
                 if (!h.found) {
                     /* the user's real key (later its SIP password) is created on first use */
                     static const char alphabet[] =
@@ -825,7 +826,10 @@ static void authenticate(struct ws_conn *c, const char *session, size_t session_
                    CRYPTO_memcmp(h.hash, session, session_len) == 0) {
             c->authorized = true;
         }
-        if (c->authorized) snprintf(hash, sizeof hash, "%s", h.hash);
+        /* [main] jwt_returns_key = no (audit H2): a token's session does not learn the
+         * permanent key, so the token's exp bounds what it opened */
+        if (c->authorized && (!by_jwt || s->cfg->jwt_returns_key))
+            snprintf(hash, sizeof hash, "%s", h.hash);
     }
     if (c->authorized && !pubsub_user_attach(s->ps, c)) {
         c->authorized = false;

@@ -241,6 +241,7 @@ int main(int argc, char **argv)
     app.env.state = app.state;
     app.env.hub = &app.hub;
     tenants_init(&app.tenants);
+    app.tenants.require_exp = app.cfg->jwt_require_exp;
     app.env.tenants = &app.tenants;
     {
         struct tenant_load l = {&app.tenants, 0, -1, ""};

@@ -27,6 +27,7 @@ void tenants_init(struct tenants *t)
 {
     hmap_init(&t->map);
     t->count = 0;
+    t->require_exp = false;
 }
 
 static char *dup_secret(const char *s, size_t len)
@@ -220,8 +221,20 @@ enum tenant_login tenants_check_login(const struct tenants *t, const char *main_
                : TENANT_LOGIN_WRONG;
 }
 
+static int verify(const struct tenants *t, const char *main_password, int64_t dev,
+                  const char *token, size_t len, int64_t now, int64_t *user_id);
+
 int tenants_jwt_verify(const struct tenants *t, const char *main_password, int64_t dev,
                        const char *token, size_t len, int64_t now, int64_t *user_id)
+{
+    int st = verify(t, main_password, dev, token, len, now, user_id);
+    if (st == JWT_VALID && t && t->require_exp && !jwt_has_numeric_claim(token, len, "exp"))
+        st = JWT_NO_EXPIRY;
+    return st;
+}
+
+static int verify(const struct tenants *t, const char *main_password, int64_t dev,
+                  const char *token, size_t len, int64_t now, int64_t *user_id)
 {
     const struct tenant *rec = tenants_get(t, dev);
     if (rec && rec->jwt_secret) {

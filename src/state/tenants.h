@@ -33,6 +33,7 @@ struct tenant {
 struct tenants {
     struct hmap map; /* struct tenant_entry by dev_id */
     size_t count;
+    bool require_exp; /* [main] jwt_require_exp: browser tokens without exp are refused */
 };
 
 void tenants_init(struct tenants *t);
@@ -70,8 +71,8 @@ enum tenant_login tenants_check_login(const struct tenants *t, const char *main_
                                       size_t token_len, int64_t now);
 
 /* Verifies a browser's HS256 token for dev: with the tenant's own secret (or the replaced one
- * inside its grace period) when it has one, else with [main] password + dev_id. Returns a
- * jwt_status; *user_id as jwt_verify_hs256. */
+ * inside its grace period) when it has one, else with [main] password + dev_id; without `exp`
+ * it is JWT_NO_EXPIRY when t->require_exp. Returns a jwt_status; *user_id as jwt_verify_hs256. */
 int tenants_jwt_verify(const struct tenants *t, const char *main_password, int64_t dev,
                        const char *token, size_t len, int64_t now, int64_t *user_id);
 

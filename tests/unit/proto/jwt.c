@@ -82,3 +82,20 @@ TEST(jwt_tenant_secret_of_a_long_password)
     CHECK_INT(uid, 9);
     xfree(s);
 }
+
+/* audit H2: nbf is honoured; exp can be required (tenants_jwt_verify with require_exp) */
+TEST(jwt_nbf_and_required_exp)
+{
+    char tok[512];
+    int64_t uid;
+    size_t n = jwt_sign_hs256("{\"user_id\":7,\"nbf\":1000}", "pw", 2, tok, sizeof tok);
+    CHECK_INT(jwt_verify_hs256(tok, n, "pw", 2, 999, &uid), JWT_NOT_YET_VALID);
+    CHECK_INT(jwt_verify_hs256(tok, n, "pw", 2, 1000, &uid), JWT_VALID);
+    CHECK(!jwt_has_numeric_claim(tok, n, "exp"));
+    CHECK(jwt_has_numeric_claim(tok, n, "nbf"));
+    n = jwt_sign_hs256("{\"user_id\":7,\"nbf\":\"soon\"}", "pw", 2, tok, sizeof tok);
+    CHECK_INT(jwt_verify_hs256(tok, n, "pw", 2, 999, &uid), JWT_MALFORMED);
+    n = jwt_sign_hs256("{\"user_id\":7,\"exp\":\"later\"}", "pw", 2, tok, sizeof tok);
+    CHECK(!jwt_has_numeric_claim(tok, n, "exp")); /* not a number: not an expiry */
+    CHECK(!jwt_has_numeric_claim("x", 1, "exp"));
+}

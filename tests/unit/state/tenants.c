@@ -192,3 +192,20 @@ TEST(tenants_rows_round_trip_and_select_text)
     CHECK_INT(seen[3], 12);
     tenants_free(&t);
 }
+
+TEST(tenants_jwt_require_exp)
+{
+    struct tenants t;
+    tenants_init(&t);
+    char with[512], without[512];
+    CHECK(jwt_sign_hs256("{\"user_id\":9,\"exp\":100}", "mainpw5", 7, with, sizeof with) > 0);
+    CHECK(jwt_sign_hs256("{\"user_id\":9}", "mainpw5", 7, without, sizeof without) > 0);
+    int64_t user;
+    CHECK_INT(tenants_jwt_verify(&t, "mainpw", 5, without, strlen(without), 10, &user), JWT_VALID);
+    t.require_exp = true;
+    CHECK_INT(tenants_jwt_verify(&t, "mainpw", 5, without, strlen(without), 10, &user),
+              JWT_NO_EXPIRY);
+    CHECK_INT(tenants_jwt_verify(&t, "mainpw", 5, with, strlen(with), 10, &user), JWT_VALID);
+    CHECK_INT(tenants_jwt_verify(&t, "mainpw", 5, with, strlen(with), 100, &user), JWT_EXPIRED);
+    tenants_free(&t);
+}
