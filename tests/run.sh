@@ -2,8 +2,10 @@
 # The test runner `make test` calls after building (asan, release, fuzz targets):
 #   unit         build/asan/unit-tests
 #   fuzz replay  every fuzz/<name>/corpus through build/fuzz/<name>
-#   fuzz-short   scripts/fuzz.sh: each target fuzzed FUZZ_SHORT_S (30) seconds, two at a time,
-#                new inputs in var/fuzz/ (make fuzz-short alone)
+#   fuzz-short   scripts/fuzz.sh -c -s 1: each target fuzzed for the count in fuzz/<name>/ci-runs
+#                (~20 s) with a fixed seed from the committed corpus only, two at a time: the
+#                same inputs every run, so it can fail only on a change (random exploration is
+#                make fuzz-short / fuzz-long, inputs in var/fuzz/); reports in var/fuzz-ci/
 #   integration  node --test on tests/js/*.test.mjs (the JS client, in-process) and
 #                tests/integration/*.test.mjs (the real build/asan/ccomet and real
 #                MySQL clients; build/asan/ccomet-media, build/media-harness and JsSIP in
@@ -123,7 +125,8 @@ tier_fuzz() {
 tier_fuzz_short() {
     local out rc line p f
     out=$(mktemp)
-    scripts/fuzz.sh -t "${FUZZ_SHORT_S:-30}" | tee "$out"
+    rm -rf var/fuzz-ci
+    FUZZ_OUT=var/fuzz-ci scripts/fuzz.sh -c -s 1 -t 300 | tee "$out"
     rc=${PIPESTATUS[0]}
     line=$(tail -1 "$out")
     rm -f "$out"
