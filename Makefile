@@ -104,7 +104,8 @@ test: deps
 	@tests/run.sh
 
 # libFuzzer runs (scripts/fuzz.sh; new inputs in var/fuzz/): fuzz-short is each target for 30 s,
-# two at a time (a tier of make test); fuzz-long is the campaign, each target up to 10 million
+# two at a time, from a random seed (make test's tier is the fixed-seed scripts/fuzz.sh -c -s 1);
+# fuzz-long is the campaign, each target up to 10 million
 # executions or 30 minutes, one at a time, so it can run niced in the background while you work.
 fuzz-short: fuzz
 	@scripts/fuzz.sh -t 30

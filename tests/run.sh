@@ -10,10 +10,11 @@
 #                tests/integration/*.test.mjs (the real build/asan/ccomet and real
 #                MySQL clients; build/asan/ccomet-media, build/media-harness and JsSIP in
 #                headless Chromium)
+#   integration-deferred  the WebSocket files again on a state backend that answers later
 # Each tier's output is printed; the last line is the sum over tiers, exactly "N passed, N failed".
 # A tier that cannot run counts as 1 failed. Exit status is non-zero when anything failed.
 #
-#   tests/run.sh [unit|fuzz|fuzz-short|integration ...]     (default: all four)
+#   tests/run.sh [unit|fuzz|fuzz-short|integration|integration-deferred ...]   (default: all)
 #   TEST_FILES="tests/integration/crash.test.mjs" tests/run.sh integration
 set -uo pipefail
 
@@ -143,21 +144,24 @@ tier_fuzz_short() {
 # ---- integration ----------------------------------------------------------------------------------
 INTEGRATION_TIMEOUT=900
 
-tier_integration() {
-    echo "== integration: node --test tests/integration/"
+tier_integration() { # [tier name, default integration]
+    local tier=${1:-integration}
+    echo "== $tier: node --test tests/integration/"
     local node_major files out rc p f c args=()
     if ! command -v node >/dev/null 2>&1; then
         echo "not ok - node is not installed (scripts/deps.sh)"
-        tier_result integration 0 1 "no node"
+        tier_result "$tier" 0 1 "no node"
         return
     fi
     node_major=$(node -p 'process.versions.node.split(".")[0]')
     if ((node_major < 18)); then
         echo "not ok - node $(node --version) is too old (need >= 18)"
-        tier_result integration 0 1 "node too old"
+        tier_result "$tier" 0 1 "node too old"
         return
     fi
-    if [[ -n ${TEST_FILES:-} ]]; then
+    if [[ $tier == integration-deferred ]]; then
+        files=("${DEFERRED_FILES[@]}")
+    elif [[ -n ${TEST_FILES:-} ]]; then
         read -r -a files <<<"$TEST_FILES"
     else
         shopt -s nullglob
@@ -166,7 +170,7 @@ tier_integration() {
     fi
     if ((${#files[@]} == 0)); then
         echo "not ok - no tests/integration/*.test.mjs"
-        tier_result integration 0 1 "no test files"
+        tier_result "$tier" 0 1 "no test files"
         return
     fi
     # node 18 prints TAP by default; the flag exists from 18.15 on, so pass it when known.
@@ -182,7 +186,7 @@ tier_integration() {
     rm -f "$out"
     if [[ -z $p || -z $f ]]; then
         echo "not ok - node --test printed no '# pass'/'# fail' summary (exit $rc)"
-        tier_result integration "${p:-0}" $(( ${f:-0} + 1 )) "no summary, exit $rc"
+        tier_result "$tier" "${p:-0}" $(( ${f:-0} + 1 )) "no summary, exit $rc"
         return
     fi
     f=$((f + ${c:-0}))
@@ -190,7 +194,18 @@ tier_integration() {
         echo "not ok - node --test exited $rc after reporting no failure"
         f=1
     fi
-    tier_result integration "$p" "$f"
+    tier_result "$tier" "$p" "$f"
+}
+
+# The same browser-side files again with the state backend answering every read and write on a
+# later loop turn (src/state/deferred.c), the way a cluster backend does: a caller that assumes
+# an answer comes back before the call returns fails here, not first in cluster mode.
+DEFERRED_FILES=(tests/integration/ws_protocol.test.mjs tests/integration/ws_features.test.mjs
+    tests/integration/browser_client.test.mjs tests/integration/tenant_credentials.test.mjs
+    tests/integration/jwt_policy.test.mjs tests/integration/ws_fanout.test.mjs)
+
+tier_integration_deferred() {
+    CCOMET_TEST_DEFERRED_STATE=1 tier_integration integration-deferred
 }
 
 # The time budget of one test is node's --test-timeout above (240 s: past it the test fails).
@@ -206,14 +221,15 @@ slowest_tests() {
 }
 
 tiers=("$@")
-((${#tiers[@]})) || tiers=(unit fuzz fuzz-short integration)
+((${#tiers[@]})) || tiers=(unit fuzz fuzz-short integration integration-deferred)
 for t in "${tiers[@]}"; do
     case $t in
         unit) tier_unit ;;
         fuzz) tier_fuzz ;;
         fuzz-short) tier_fuzz_short ;;
         integration) tier_integration ;;
-        *) echo "unknown tier $t (unit|fuzz|fuzz-short|integration)" >&2; exit 2 ;;
+        integration-deferred) tier_integration_deferred ;;
+        *) echo "unknown tier $t (unit|fuzz|fuzz-short|integration|integration-deferred)" >&2; exit 2 ;;
     esac
     echo
 done

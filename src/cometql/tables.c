@@ -1234,14 +1234,14 @@ static void write_row(struct run *run, size_t i)
         st->ops->token_put(st, dev, c->s1, c->l1, now_s(), &cb);
         return;
     case T_UMSG: {
-        struct state_message m = {dev,       NULL,   0,          c->id,  c->ev,
-                                  c->ev_len, c->msg, c->msg_len, now_s()};
+        struct state_message m = {dev,    NULL,       0,       c->id, c->ev, c->ev_len,
+                                  c->msg, c->msg_len, now_s(), false, NULL};
         st->ops->user_message(st, &m, &cb);
         return;
     }
     case T_PMSG: {
-        struct state_message m = {dev,       c->s1,  c->l1,      0,      c->ev,
-                                  c->ev_len, c->msg, c->msg_len, now_s()};
+        struct state_message m = {dev,    c->s1,      c->l1,   0,     c->ev, c->ev_len,
+                                  c->msg, c->msg_len, now_s(), false, NULL};
         st->ops->pipe_publish(st, &m, &cb);
         return;
     }

@@ -25,6 +25,10 @@ struct hub_message {
     int64_t id;      /* history/queue id when stored, else 0 */
     int64_t time;    /* unix seconds */
     int64_t user_id; /* sender (0 for the backend) */
+    /* A browser's message (web_pipe2): subscribers see its user_id; origin (nullable, transfer
+     * none) is the sending connection, which the delivery skips. */
+    bool from_browser;
+    const void *origin;
 };
 
 /* One row of users_in_pipes. Strings (transfer none). */

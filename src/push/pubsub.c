@@ -50,7 +50,7 @@ struct interned {
 
 struct pubsub {
     const struct config *cfg;
-    struct store *store;
+    struct state *state;
     struct hub *hub;
     struct hmap pipes, users, strings;
     uint64_t published, delivered, dropped_slow;
@@ -433,8 +433,10 @@ void pubsub_user_detach(struct pubsub *ps, struct ws_conn *c)
     c->user = NULL;
     c->user_prev = c->user_next = NULL;
     if (--u->n == 0) {
-        if (ps->cfg->save_users_last_online_time)
-            store_time_put(ps->store, u->dev, u->user_id, (int64_t)time(NULL));
+        if (ps->cfg->save_users_last_online_time) {
+            struct state_cb cb = state_cb_log("users_time");
+            ps->state->ops->time_put(ps->state, u->dev, u->user_id, (int64_t)time(NULL), &cb);
+        }
         if (ps->cfg->send_user_offline_events) user_status_event(ps, u->dev, u->user_id, false);
         hmap_remove(&ps->users, &u->node);
         xfree(u);
@@ -451,66 +453,48 @@ void pubsub_kick_user(struct pubsub *ps, int64_t dev_id, int64_t user_id)
 
 /* ---- publishing --------------------------------------------------------------------------- */
 
-size_t pubsub_publish_from(struct pubsub *ps, struct ws_conn *except, int64_t dev_id,
-                           const char *pipe, size_t pipe_len, const char *event, size_t event_len,
-                           const char *data, size_t data_len, int64_t user_id)
+size_t pubsub_audience(struct pubsub *ps, const struct ws_conn *except, int64_t dev_id,
+                       const char *pipe, size_t len)
 {
-    int64_t now = (int64_t)time(NULL);
-    int64_t id = store_next_message_id(ps->store);
-    if (id < 0) return 0;
-    bool trust = pipe_len >= 6 && memcmp(pipe, "trust_", 6) == 0;
-    int64_t keep = trust ? 0 : store_pipe_history_length(ps->store, dev_id, pipe, pipe_len);
-    if (trust || keep > 0)
-        store_history_add(ps->store, dev_id, id, pipe, pipe_len, now, event, event_len, data,
-                          data_len, user_id, keep);
-    struct pipe *p = pipe_find(ps, dev_id, pipe, pipe_len);
-    if (!p) return 0;
-    struct msg_fields m = {pipe, event, data,    pipe_len, event_len, data_len,
-                           id,   now,   user_id, false,    false};
-    return fan_out(ps, p, &m, except);
+    struct pipe *p = pipe_find(ps, dev_id, pipe, len);
+    size_t n = 0;
+    for (uint32_t i = 0; p && i < p->n_subs; i++)
+        if (p->subs[i] != except && p->subs[i]->state == WS_OPEN) n++;
+    return n;
 }
 
-struct replay_ctx {
-    struct pubsub *ps;
-    struct ws_conn *c;
-    int64_t last;
-    size_t n;
-};
-
-static int replay_row(void *ctx, const struct value *cols, size_t n)
-{
-    struct replay_ctx *r = ctx;
-    (void)n; /* (id, time, pipe, event, message, user_id) */
-    struct msg_fields m = {cols[2].s, cols[3].s, cols[4].s, cols[2].len, cols[3].len, cols[4].len,
-                           cols[0].i, cols[1].i, cols[5].i, true,        true};
-    struct frame *f = encode(r->ps, &m, r->c->api_major < 4);
-    ws_conn_send(r->c, f);
-    frame_unref(f);
-    r->last = cols[0].i;
-    r->n++;
-    return 0;
-}
-
-size_t pubsub_replay_since(struct pubsub *ps, struct ws_conn *c, const char *pipe, size_t len,
-                           int64_t last_id)
+bool pubsub_replay_needs_history(struct pubsub *ps, const struct ws_conn *c, const char *pipe,
+                                 size_t len, int64_t last_id)
 {
     struct pipe *p = pipe_find(ps, c->dev_id, pipe, len);
-    uint32_t horizon = now_s() - (uint32_t)ps->cfg->ws_recovery_window;
-    struct replay_ctx r = {ps, c, last_id, 0};
-    /* what memory no longer covers comes from stored history, if the pipe keeps one */
     int64_t oldest_in_ring = (p && p->ring_n) ? p->ring[p->ring_head].id : INT64_MAX;
-    if (oldest_in_ring > last_id + 1)
-        store_history_since(ps->store, c->dev_id, pipe, len, last_id, 1000, replay_row, &r);
-    if (p) {
-        for (uint32_t i = 0; i < p->ring_n; i++) {
-            struct ring_entry *e = &p->ring[(p->ring_head + i) % p->ring_cap];
-            if (e->id <= r.last || e->time < horizon) continue;
-            ws_conn_send(c, e->frame);
-            r.last = e->id;
-            r.n++;
-        }
+    return oldest_in_ring > last_id + 1;
+}
+
+void pubsub_replay_row(struct pubsub *ps, struct ws_conn *c, const struct value *cols)
+{
+    struct msg_fields m = {cols[2].s, cols[3].s, cols[4].s, cols[2].len, cols[3].len, cols[4].len,
+                           cols[0].i, cols[1].i, cols[5].i, true,        true};
+    struct frame *f = encode(ps, &m, c->api_major < 4);
+    ws_conn_send(c, f);
+    frame_unref(f);
+}
+
+size_t pubsub_replay_ring(struct pubsub *ps, struct ws_conn *c, const char *pipe, size_t len,
+                          int64_t last_sent)
+{
+    struct pipe *p = pipe_find(ps, c->dev_id, pipe, len);
+    if (!p) return 0;
+    uint32_t horizon = now_s() - (uint32_t)ps->cfg->ws_recovery_window;
+    size_t n = 0;
+    for (uint32_t i = 0; i < p->ring_n; i++) {
+        struct ring_entry *e = &p->ring[(p->ring_head + i) % p->ring_cap];
+        if (e->id <= last_sent || e->time < horizon) continue;
+        ws_conn_send(c, e->frame);
+        last_sent = e->id;
+        n++;
     }
-    return r.n;
+    return n;
 }
 
 /* ---- interning ----------------------------------------------------------------------------------
@@ -557,9 +541,11 @@ static size_t d_to_pipe(void *ctx, const struct hub_message *hm)
     struct pubsub *ps = ctx;
     struct pipe *p = pipe_find(ps, hm->dev_id, hm->pipe, hm->pipe_len);
     if (!p) return 0;
-    struct msg_fields m = {hm->pipe, hm->event, hm->data, hm->pipe_len, hm->event_len, hm->data_len,
-                           hm->id,   hm->time,  -1,       false,        false};
-    return fan_out(ps, p, &m, NULL);
+    struct msg_fields m = {hm->pipe,     hm->event,     hm->data,
+                           hm->pipe_len, hm->event_len, hm->data_len,
+                           hm->id,       hm->time,      hm->from_browser ? hm->user_id : -1,
+                           false,        false};
+    return fan_out(ps, p, &m, (struct ws_conn *)hm->origin);
 }
 
 static size_t d_to_user(void *ctx, int64_t user_id, const struct hub_message *hm)
@@ -662,11 +648,11 @@ struct hub_delivery pubsub_delivery(struct pubsub *ps)
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
-struct pubsub *pubsub_new(const struct config *cfg, struct store *store, struct hub *hub)
+struct pubsub *pubsub_new(const struct config *cfg, struct state *state, struct hub *hub)
 {
     struct pubsub *ps = xcalloc(1, sizeof *ps);
     ps->cfg = cfg;
-    ps->store = store;
+    ps->state = state;
     ps->hub = hub;
     hmap_init(&ps->pipes);
     hmap_init(&ps->users);

@@ -14,12 +14,13 @@
 #include "core/config.h"
 #include "proto/comet_cmd.h"
 #include "push/hub.h"
-#include "state/store.h"
+#include "state/state.h"
 #include "push/ws_conn.h"
 
 struct pubsub;
 
-struct pubsub *pubsub_new(const struct config *cfg, struct store *store, struct hub *hub);
+/* state (transfer none) records users' last-seen times; it must outlive the pubsub. */
+struct pubsub *pubsub_new(const struct config *cfg, struct state *state, struct hub *hub);
 void pubsub_free(struct pubsub *ps);
 void pubsub_reconfigure(struct pubsub *ps, const struct config *cfg);
 
@@ -44,16 +45,21 @@ void pubsub_user_detach(struct pubsub *ps, struct ws_conn *c);
 /* Closes every connection of a user (auth revoked). */
 void pubsub_kick_user(struct pubsub *ps, int64_t dev_id, int64_t user_id);
 
-/* A message on a pipe from a browser (web_pipe2): fan-out to subscribers except `except`,
- * with the sender's user id. Returns deliveries. Stores history when the pipe has a length. */
-size_t pubsub_publish_from(struct pubsub *ps, struct ws_conn *except, int64_t dev_id,
-                           const char *pipe, size_t pipe_len, const char *event, size_t event_len,
-                           const char *data, size_t data_len, int64_t user_id);
+/* The open connections subscribed to the pipe other than `except` (nullable): who a browser's
+ * message on it reaches on this node. */
+size_t pubsub_audience(struct pubsub *ps, const struct ws_conn *except, int64_t dev_id,
+                       const char *pipe, size_t len);
 
-/* Replays to c the pipe's messages after last_id (from memory, then from stored history).
- * Returns the number replayed. */
-size_t pubsub_replay_since(struct pubsub *ps, struct ws_conn *c, const char *pipe, size_t len,
-                           int64_t last_id);
+/* pipe_since, in two steps. The first id after last_id that the pipe's in-memory ring no longer
+ * holds: replay_needs_history is true when stored history must be read first (ids > last_id,
+ * sent with pubsub_replay_row); then pubsub_replay_ring sends what the ring holds after the
+ * last id sent. Both return the number of messages sent. */
+bool pubsub_replay_needs_history(struct pubsub *ps, const struct ws_conn *c, const char *pipe,
+                                 size_t len, int64_t last_id);
+/* One stored row (id, time, pipe, event, message, user_id) to c. */
+void pubsub_replay_row(struct pubsub *ps, struct ws_conn *c, const struct value *cols);
+size_t pubsub_replay_ring(struct pubsub *ps, struct ws_conn *c, const char *pipe, size_t len,
+                          int64_t last_sent);
 
 size_t pubsub_subscribers(struct pubsub *ps, int64_t dev_id, const char *pipe, size_t len);
 

@@ -66,6 +66,14 @@ struct ws_conn {
     uint8_t api_major;  /* the client's v=major.minor */
     bool acks_queue;    /* ack=1: queued messages are removed when the browser acks them */
     bool marks_history; /* marker=1: pipe_log's history carries the request's marker */
+    /* State calls (state.h) may complete later: while a command waits on one, the commands
+     * after it wait too (input is not read), and the connection's memory stays until every
+     * call made for it has completed. */
+    bool waiting;     /* a command's state calls are outstanding */
+    bool in_input;    /* handle_bytes is on the stack */
+    bool handle_gone; /* the TCP handle is closed; freed when holds reaches 0 */
+    bool read_paused; /* reading stopped while waiting */
+    uint16_t holds;   /* state calls outstanding for this connection */
     uint16_t n_subs, cap_subs;
     uint32_t last_seen; /* coarse seconds, for the ping sweep */
     char uuid[33];

@@ -45,7 +45,7 @@ struct ws_server {
     uv_tcp_t listener;
     uv_timer_t sweep;
     const struct config *cfg;
-    struct store *store;
+    struct state *state;           /* users' keys, revoked tokens, queues, history, publishing */
     const struct tenants *tenants; /* browser JWT secrets of tenants with their own */
     struct pubsub *ps;
     struct ws_conn *all;
@@ -729,27 +729,76 @@ static bool parse_i64(const char *s, size_t len, int64_t *out)
     return true;
 }
 
-struct hash_ctx {
-    char hash[65];
-    bool found;
+/* ---- state calls made for a connection ----------------------------------------------------
+ * A state call may complete after the command that made it returned (state.h). The connection
+ * is held until it does (conn_release), and the commands after it wait (command_wait /
+ * command_done), so answers keep the order of the requests. */
+
+static void conn_free(struct ws_conn *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b);
+static void process_plain(struct ws_conn *c, uint8_t *data, size_t len);
+
+static void conn_hold(struct ws_conn *c)
+{
+    c->holds++;
+}
+
+/* A state call made for c completed: false when c is closing or gone (then it may have been
+ * freed here: touch nothing). */
+static bool conn_release(struct ws_conn *c)
+{
+    c->holds--;
+    if (c->handle_gone) {
+        if (!c->holds) conn_free(c);
+        return false;
+    }
+    return c->state != WS_CLOSING;
+}
+
+static void command_wait(struct ws_conn *c)
+{
+    c->waiting = true;
+}
+
+/* The waiting command has answered: input goes on (at once, unless handle_bytes is on the
+ * stack: it goes on by itself). */
+static void command_done(struct ws_conn *c)
+{
+    static uint8_t nothing;
+    c->waiting = false;
+    if (c->in_input || c->state == WS_CLOSING) return;
+    if (c->read_paused) {
+        c->read_paused = false;
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+    if (c->in) process_plain(c, &nothing, 0);
+}
+
+struct auth_call {
+    struct ws_conn *c;
+    char hash[65]; /* the user's stored key */
+    bool found, revoked, by_jwt;
+    size_t session_len;
+    char session[]; /* what the browser presented (a key or a JWT), NUL-terminated */
 };
 
 static int take_hash(void *ctx, const struct value *cols, size_t n)
 {
-    struct hash_ctx *h = ctx;
-    if (n >= 2 && cols[1].kind == VALUE_STR && cols[1].len < sizeof h->hash) {
-        memcpy(h->hash, cols[1].s, cols[1].len);
-        h->hash[cols[1].len] = '\0';
-        h->found = true;
+    struct auth_call *a = ctx;
+    if (n >= 2 && cols[1].kind == VALUE_STR && cols[1].len < sizeof a->hash) {
+        memcpy(a->hash, cols[1].s, cols[1].len);
+        a->hash[cols[1].len] = '\0';
+        a->found = true;
     }
     return 1;
 }
 
-static int take_found(void *ctx, const struct value *cols, size_t n)
+static int take_revoked(void *ctx, const struct value *cols, size_t n)
 {
     (void)cols;
     (void)n;
-    *(bool *)ctx = true;
+    ((struct auth_call *)ctx)->revoked = true;
     return 1;
 }
 
@@ -768,7 +817,7 @@ static void send_server_info(struct ws_conn *c, const char *hash)
     send_json(c, b);
 }
 
-struct queue_ctx {
+struct queue_call {
     struct ws_conn *c;
     int64_t ids[1000];
     size_t n;
@@ -776,8 +825,9 @@ struct queue_ctx {
 
 static int send_queued(void *ctx, const struct value *cols, size_t n)
 {
-    struct queue_ctx *q = ctx;
+    struct queue_call *q = ctx;
     (void)n; /* (user_id, id, time, event, message) */
+    if (q->c->state != WS_OPEN) return 1;
     struct buf *b = &q->c->srv->scratch;
     b->len = b->off = 0;
     env_begin(b);
@@ -793,67 +843,156 @@ static int send_queued(void *ctx, const struct value *cols, size_t n)
     return 0;
 }
 
-static void authenticate(struct ws_conn *c, const char *session, size_t session_len)
+static void queue_sent(void *ctx, int64_t result, const char *err)
+{
+    struct queue_call *q = ctx;
+    struct ws_conn *c = q->c;
+    if (!conn_release(c)) {
+        xfree(q);
+        return;
+    }
+    if (result < 0)
+        LOG_RATELIMITED(LOG_ERROR, "ws",
+                        "conn=%" PRIu64 " msg=\"cannot read the offline queue\" error=\"%s\"",
+                        c->id, err ? err : "?");
+    /* A client that acks (ack=1) keeps its messages queued until it says it has them, so a
+     * connection that dies before the page read them loses nothing (they come again on the
+     * next connection). Others (CppComet's clients) lose them from the queue once they are
+     * handed to the socket, as CppComet does. */
+    struct state *st = c->srv->state;
+    struct state_cb cb = state_cb_log("users_messages");
+    for (size_t i = 0; i < q->n && !c->acks_queue; i++)
+        st->ops->queue_delete_id(st, c->dev_id, q->ids[i], &cb);
+    xfree(q);
+    command_done(c);
+}
+
+/* The end of authentication: presence, serverInfo, then the offline queue. */
+static void auth_complete(struct ws_conn *c, const char *hash)
 {
     struct ws_server *s = c->srv;
-    char hash[65] = "";
-    if (c->user_id > 0 && session_len) {
-        int64_t uid = -1;
-        bool revoked = false, by_jwt = false;
-        struct hash_ctx h = {"", false};
-        store_auth_get(s->store, c->dev_id, c->user_id, take_hash, &h);
-        if (session_len <= 600 && memchr(session, '.', session_len) &&
-            tenants_jwt_verify(s->tenants, s->cfg->password, c->dev_id, session, session_len,
-                               (int64_t)time(NULL), &uid) == JWT_VALID &&
-            uid == c->user_id) {
-            store_token_get(s->store, c->dev_id, session, session_len, take_found, &revoked);
-            if (!revoked) {
-                c->authorized = true;
-                by_jwt = true;
-                if (!h.found) {
-                    /* the user's real key (later its SIP password) is created on first use */
-                    static const char alphabet[] =
-                        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-                    uint8_t rnd[32];
-                    RAND_bytes(rnd, sizeof rnd);
-                    for (int i = 0; i < 32; i++)
-                        h.hash[i] = alphabet[rnd[i] % 62];
-                    h.hash[32] = '\0';
-                    store_auth_put(s->store, c->dev_id, c->user_id, h.hash, 32);
-                }
-            }
-        } else if (h.found && strlen(h.hash) == session_len &&
-                   CRYPTO_memcmp(h.hash, session, session_len) == 0) {
-            c->authorized = true;
-        }
-        /* [main] jwt_returns_key = no (audit H2): a token's session does not learn the
-         * permanent key, so the token's exp bounds what it opened */
-        if (c->authorized && (!by_jwt || s->cfg->jwt_returns_key))
-            snprintf(hash, sizeof hash, "%s", h.hash);
-    }
     if (c->authorized && !pubsub_user_attach(s->ps, c)) {
         c->authorized = false;
         char msg[128];
         snprintf(msg, sizeof msg, "Too many connections for this user (limit %" PRId64 ")",
                  s->cfg->ws_max_connections_per_user);
         send_fatal(c, 429, msg);
+        command_done(c);
         return;
     }
     if (!c->authorized) c->user_id = 0;
     send_server_info(c, hash);
-    if (c->authorized) {
-        struct queue_ctx *q = xmalloc(sizeof *q);
-        q->c = c;
-        q->n = 0;
-        store_queue_list(s->store, c->dev_id, c->user_id, 1000, send_queued, q);
-        /* A client that acks (ack=1) keeps its messages queued until it says it has them, so a
-         * connection that dies before the page read them loses nothing (they come again on the
-         * next connection). Others (CppComet's clients) lose them from the queue once they are
-         * handed to the socket, as CppComet does. */
-        for (size_t i = 0; i < q->n && !c->acks_queue; i++)
-            store_queue_delete_id(s->store, c->dev_id, q->ids[i]);
-        xfree(q);
+    if (!c->authorized) {
+        command_done(c);
+        return;
     }
+    struct queue_call *q = xmalloc(sizeof *q);
+    q->c = c;
+    q->n = 0;
+    conn_hold(c);
+    struct state_cb cb = {send_queued, queue_sent, q};
+    s->state->ops->queue_list(s->state, c->dev_id, c->user_id, 1000, &cb);
+}
+
+static void auth_finish(struct auth_call *a)
+{
+    struct ws_conn *c = a->c;
+    char hash[65] = "";
+    /* [main] jwt_returns_key = no (audit H2): a token's session does not learn the permanent
+     * key, so the token's exp bounds what it opened */
+    if (c->authorized && (!a->by_jwt || c->srv->cfg->jwt_returns_key))
+        snprintf(hash, sizeof hash, "%s", a->hash);
+    xfree(a);
+    auth_complete(c, hash);
+}
+
+static void auth_key_stored(void *ctx, int64_t result, const char *err)
+{
+    struct auth_call *a = ctx;
+    if (!conn_release(a->c)) {
+        xfree(a);
+        return;
+    }
+    if (result < 0) { /* the browser is told a key no later login will find */
+        LOG_RATELIMITED(LOG_ERROR, "ws",
+                        "conn=%" PRIu64 " msg=\"cannot store the user's key\" error=\"%s\"",
+                        a->c->id, err ? err : "?");
+        a->c->authorized = false;
+    }
+    auth_finish(a);
+}
+
+static void auth_token_checked(void *ctx, int64_t result, const char *err)
+{
+    struct auth_call *a = ctx;
+    struct ws_conn *c = a->c;
+    if (!conn_release(c)) {
+        xfree(a);
+        return;
+    }
+    if (result < 0 || a->revoked) { /* a storage error opens nothing */
+        auth_finish(a);
+        return;
+    }
+    c->authorized = true;
+    a->by_jwt = true;
+    if (a->found) {
+        auth_finish(a);
+        return;
+    }
+    /* the user's real key (later its SIP password) is created on first use */
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    uint8_t rnd[32];
+    RAND_bytes(rnd, sizeof rnd);
+    for (int i = 0; i < 32; i++)
+        a->hash[i] = alphabet[rnd[i] % 62];
+    a->hash[32] = '\0';
+    conn_hold(c);
+    struct state_cb cb = {NULL, auth_key_stored, a};
+    c->srv->state->ops->auth_put(c->srv->state, c->dev_id, c->user_id, a->hash, 32, &cb);
+}
+
+static void auth_hash_read(void *ctx, int64_t result, const char *err)
+{
+    struct auth_call *a = ctx;
+    struct ws_conn *c = a->c;
+    struct ws_server *s = c->srv;
+    if (!conn_release(c)) {
+        xfree(a);
+        return;
+    }
+    if (result < 0) a->found = false; /* a storage error opens nothing */
+    int64_t uid = -1;
+    if (a->session_len <= 600 && memchr(a->session, '.', a->session_len) &&
+        tenants_jwt_verify(s->tenants, s->cfg->password, c->dev_id, a->session, a->session_len,
+                           (int64_t)time(NULL), &uid) == JWT_VALID &&
+        uid == c->user_id) {
+        conn_hold(c);
+        struct state_cb cb = {take_revoked, auth_token_checked, a};
+        s->state->ops->token_get(s->state, c->dev_id, a->session, a->session_len, &cb);
+        return;
+    }
+    if (a->found && strlen(a->hash) == a->session_len &&
+        CRYPTO_memcmp(a->hash, a->session, a->session_len) == 0)
+        c->authorized = true;
+    auth_finish(a);
+}
+
+/* Authorizes c as its user with a key or a JWT; the commands after it wait for the answer. */
+static void authenticate(struct ws_conn *c, const char *session, size_t session_len)
+{
+    command_wait(c);
+    if (c->user_id <= 0 || !session_len) {
+        auth_complete(c, "");
+        return;
+    }
+    struct auth_call *a = xcalloc(1, sizeof *a + session_len + 1);
+    a->c = c;
+    a->session_len = session_len;
+    memcpy(a->session, session, session_len);
+    conn_hold(c);
+    struct state_cb cb = {take_hash, auth_hash_read, a};
+    c->srv->state->ops->auth_get(c->srv->state, c->dev_id, c->user_id, &cb);
 }
 
 static void ws_open(struct ws_conn *c, const struct http1_request *req, const char *params,
@@ -1037,6 +1176,50 @@ static void cmd_subscription(struct ws_conn *c, const struct ccmd *cmd)
     }
 }
 
+/* A browser's message being published: the answer waits for the state's. */
+struct publish_call {
+    struct ws_conn *c;
+    size_t audience; /* number_messages: who it reaches on this node */
+    size_t pipe_len, message_len;
+    char text[]; /* the pipe name, then the message */
+};
+
+static void published(void *ctx, int64_t result, const char *err)
+{
+    struct publish_call *pc = ctx;
+    struct ws_conn *c = pc->c;
+    if (!conn_release(c)) {
+        xfree(pc);
+        return;
+    }
+    if (result < 0) {
+        char text[200];
+        snprintf(text, sizeof text, "web_pipe2: the message was not published: %s",
+                 err ? err : "storage error");
+        send_error(c, text);
+    } else {
+        struct buf *b = &c->srv->scratch;
+        b->len = b->off = 0;
+        env_begin(b);
+        BUF_LIT(b, "\"data\":{\"number_messages\":");
+        char num[24];
+        int nl = snprintf(num, sizeof num, "%zu", pc->audience);
+        buf_append(b, num, (size_t)nl);
+        BUF_LIT(b, ",\"message\":");
+        env_put_string(b, pc->text + pc->pipe_len, pc->message_len);
+        buf_put_u8(b, '}');
+        env_cstr(b, "event", "answer");
+        env_int(b, "message_send_time", (int64_t)time(NULL));
+        char ap[80];
+        int al = snprintf(ap, sizeof ap, "_answer_to_%.*s", (int)pc->pipe_len, pc->text);
+        env_str(b, "pipe", ap, (size_t)al);
+        env_end(b);
+        send_json(c, b);
+    }
+    xfree(pc);
+    command_done(c);
+}
+
 static void cmd_web_pipe2(struct ws_conn *c, const struct ccmd *cmd)
 {
     struct ws_server *s = c->srv;
@@ -1078,37 +1261,41 @@ static void cmd_web_pipe2(struct ws_conn *c, const struct ccmd *cmd)
         send_error(c, "web_pipe2: in and end on a call pipe are sent by the server only");
         return;
     }
-    int64_t sender = hide_sender ? 0 : c->user_id;
-    size_t n = pubsub_publish_from(s->ps, c, c->dev_id, pipe, pl, cmd->event.s, cmd->event.len,
-                                   cmd->message.s, cmd->message.len, sender);
-    struct buf *b = &s->scratch;
-    b->len = b->off = 0;
-    env_begin(b);
-    BUF_LIT(b, "\"data\":{\"number_messages\":");
-    char num[24];
-    int nl = snprintf(num, sizeof num, "%zu", n);
-    buf_append(b, num, (size_t)nl);
-    BUF_LIT(b, ",\"message\":");
-    env_put_string(b, cmd->message.s, cmd->message.len);
-    buf_put_u8(b, '}');
-    env_cstr(b, "event", "answer");
-    env_int(b, "message_send_time", (int64_t)time(NULL));
-    char ap[80];
-    int al = snprintf(ap, sizeof ap, "_answer_to_%.*s", (int)pl, pipe);
-    env_str(b, "pipe", ap, (size_t)al);
-    env_end(b);
-    send_json(c, b);
+    struct publish_call *pc = xmalloc(sizeof *pc + pl + cmd->message.len);
+    pc->c = c;
+    pc->audience = pubsub_audience(s->ps, c, c->dev_id, pipe, pl);
+    pc->pipe_len = pl;
+    pc->message_len = cmd->message.len;
+    memcpy(pc->text, pipe, pl);
+    memcpy(pc->text + pl, cmd->message.s, cmd->message.len);
+    struct state_message m = {c->dev_id,
+                              pipe,
+                              pl,
+                              hide_sender ? 0 : c->user_id,
+                              cmd->event.s,
+                              cmd->event.len,
+                              cmd->message.s,
+                              cmd->message.len,
+                              (int64_t)time(NULL),
+                              true,
+                              c};
+    command_wait(c);
+    conn_hold(c);
+    struct state_cb cb = {NULL, published, pc};
+    s->state->ops->pipe_publish(s->state, &m, &cb);
 }
 
-struct log_ctx {
+struct log_call {
     struct ws_conn *c;
-    const struct ccmd *cmd;
+    size_t marker_len;
+    char marker[65];
 };
 
 static int send_history_row(void *ctx, const struct value *cols, size_t n)
 {
-    struct log_ctx *l = ctx;
+    struct log_call *l = ctx;
     (void)n; /* (id, time, pipe, event, message, user_id) */
+    if (l->c->state != WS_OPEN) return 1;
     struct buf *b = &l->c->srv->scratch;
     b->len = b->off = 0;
     env_begin(b);
@@ -1125,13 +1312,27 @@ static int send_history_row(void *ctx, const struct value *cols, size_t n)
      * message whose marker is not its tab's id before a subscription('pipe.event') sees it: so
      * the marker goes only to clients that ask for it (ours, to route the answer to its
      * get_pipe_log callback) */
-    if (l->c->marks_history) env_str(b, "marker", l->cmd->marker.s, l->cmd->marker.len);
+    if (l->c->marks_history) env_str(b, "marker", l->marker, l->marker_len);
     env_int(b, "message_send_time", cols[1].i);
     env_str(b, "pipe", cols[2].s, cols[2].len);
     env_int(b, "user_id", cols[5].i);
     env_end(b);
     send_json(l->c, b);
     return 0;
+}
+
+static void history_sent(void *ctx, int64_t result, const char *err)
+{
+    struct log_call *l = ctx;
+    struct ws_conn *c = l->c;
+    xfree(l);
+    if (!conn_release(c)) return;
+    if (result < 0) {
+        char text[200];
+        snprintf(text, sizeof text, "pipe_log: cannot read the history: %s", err ? err : "?");
+        send_error(c, text);
+    }
+    command_done(c);
 }
 
 static bool marker_ok(const struct ccmd_str *m)
@@ -1153,10 +1354,17 @@ static void cmd_pipe_log(struct ws_conn *c, const struct ccmd *cmd)
         send_error(c, "pipe_log of private_ pipes requires an authorized connection");
         return;
     }
-    struct log_ctx l = {c, cmd};
-    store_history_list(c->srv->store, c->dev_id, cmd->pipe.s, cmd->pipe.len,
-                       c->srv->cfg->store_history_max ? c->srv->cfg->store_history_max : 1000,
-                       send_history_row, &l);
+    struct log_call *l = xmalloc(sizeof *l);
+    l->c = c;
+    l->marker_len = cmd->marker.len; /* <= 64: marker_ok */
+    memcpy(l->marker, cmd->marker.s, cmd->marker.len);
+    command_wait(c);
+    conn_hold(c);
+    struct state *st = c->srv->state;
+    struct state_cb cb = {send_history_row, history_sent, l};
+    st->ops->history_list(st, c->dev_id, cmd->pipe.s, cmd->pipe.len,
+                          c->srv->cfg->store_history_max ? c->srv->cfg->store_history_max : 1000,
+                          &cb);
 }
 
 static void cmd_pipe_count(struct ws_conn *c, const struct ccmd *cmd)
@@ -1236,11 +1444,58 @@ static void cmd_track_pipe_users(struct ws_conn *c, const struct ccmd *cmd)
     buf_free(&b);
 }
 
+/* An answer being built while its row is read (user_data, user_status). */
+struct answer_call {
+    struct ws_conn *c;
+    int64_t user_id;
+    int64_t time; /* user_status: the last-seen time, -1 unknown */
+    struct buf b;
+    size_t marker_len;
+    char marker[65];
+};
+
+static void answer_finish(struct answer_call *q)
+{
+    buf_free(&q->b);
+    xfree(q);
+}
+
 static int take_data(void *ctx, const struct value *cols, size_t n)
 {
-    struct buf *b = ctx;
-    if (n >= 2 && cols[1].kind == VALUE_STR) env_put_string(b, cols[1].s, cols[1].len);
+    struct answer_call *q = ctx;
+    if (n >= 2 && cols[1].kind == VALUE_STR) env_put_string(&q->b, cols[1].s, cols[1].len);
     return 1;
+}
+
+static void user_data_read(void *ctx, int64_t result, const char *err)
+{
+    struct answer_call *q = ctx;
+    struct ws_conn *c = q->c;
+    if (!conn_release(c)) {
+        answer_finish(q);
+        return;
+    }
+    if (result < 0) {
+        char text[200];
+        snprintf(text, sizeof text, "user_data: cannot read: %s", err ? err : "?");
+        send_error(c, text);
+        answer_finish(q);
+        command_done(c);
+        return;
+    }
+    struct buf *b = &q->b;
+    if (result == 0) BUF_LIT(b, "\"\"");
+    char tail[48];
+    int tl = snprintf(tail, sizeof tail, ",\"user_id\":%" PRId64 "}", q->user_id);
+    buf_append(b, tail, (size_t)tl);
+    env_cstr(b, "event", "answer");
+    env_str(b, "marker", q->marker, q->marker_len);
+    env_int(b, "message_send_time", (int64_t)time(NULL));
+    env_cstr(b, "pipe", "_answer");
+    env_end(b);
+    ws_conn_send_text(c, buf_head(b), buf_unread(b));
+    answer_finish(q);
+    command_done(c);
 }
 
 static void cmd_user_data(struct ws_conn *c, const struct ccmd *cmd)
@@ -1249,37 +1504,29 @@ static void cmd_user_data(struct ws_conn *c, const struct ccmd *cmd)
         send_error(c, "Invalid marker value.");
         return;
     }
-    struct buf b;
-    buf_init(&b);
-    env_begin(&b);
-    BUF_LIT(&b, "\"data\":{\"user_data\":");
-    size_t before = b.len;
-    store_data_get(c->srv->store, c->dev_id, cmd->user_id, take_data, &b);
-    if (b.len == before) BUF_LIT(&b, "\"\"");
-    char tail[48];
-    int tl = snprintf(tail, sizeof tail, ",\"user_id\":%" PRId64 "}", cmd->user_id);
-    buf_append(&b, tail, (size_t)tl);
-    env_cstr(&b, "event", "answer");
-    env_str(&b, "marker", cmd->marker.s, cmd->marker.len);
-    env_int(&b, "message_send_time", (int64_t)time(NULL));
-    env_cstr(&b, "pipe", "_answer");
-    env_end(&b);
-    ws_conn_send_text(c, buf_head(&b), buf_unread(&b));
-    buf_free(&b);
+    struct answer_call *q = xcalloc(1, sizeof *q);
+    q->c = c;
+    q->user_id = cmd->user_id;
+    q->marker_len = cmd->marker.len; /* <= 64: marker_ok */
+    memcpy(q->marker, cmd->marker.s, cmd->marker.len);
+    buf_init(&q->b);
+    env_begin(&q->b);
+    BUF_LIT(&q->b, "\"data\":{\"user_data\":");
+    command_wait(c);
+    conn_hold(c);
+    struct state_cb cb = {take_data, user_data_read, q};
+    c->srv->state->ops->data_get(c->srv->state, c->dev_id, cmd->user_id, &cb);
 }
 
 static int take_time(void *ctx, const struct value *cols, size_t n)
 {
-    *(int64_t *)ctx = n >= 2 && cols[1].kind == VALUE_INT ? cols[1].i : -1;
+    struct answer_call *q = ctx;
+    q->time = n >= 2 && cols[1].kind == VALUE_INT ? cols[1].i : -1;
     return 1;
 }
 
-static void cmd_user_status(struct ws_conn *c, const struct ccmd *cmd)
+static void send_user_status(struct ws_conn *c, int64_t user_id, bool online, int64_t t)
 {
-    struct hub_delivery d = pubsub_delivery(c->srv->ps);
-    bool online = d.user_online(d.ctx, c->dev_id, cmd->user_id);
-    int64_t t = online ? 0 : -1;
-    if (!online) store_time_get(c->srv->store, c->dev_id, cmd->user_id, take_time, &t);
     struct buf *b = &c->srv->scratch;
     b->len = b->off = 0;
     env_begin(b);
@@ -1287,15 +1534,138 @@ static void cmd_user_status(struct ws_conn *c, const struct ccmd *cmd)
     int dl = snprintf(data, sizeof data,
                       "{\"data\":%" PRId64 ",\"last_online_time\":%" PRId64
                       ",\"online\":%s,\"user_id\":%" PRId64 "}",
-                      t, t, online ? "true" : "false", cmd->user_id);
+                      t, t, online ? "true" : "false", user_id);
     env_raw(b, "data", data, (size_t)dl);
     char ev[48];
-    int el = snprintf(ev, sizeof ev, "user_status_%" PRId64, cmd->user_id);
+    int el = snprintf(ev, sizeof ev, "user_status_%" PRId64, user_id);
     env_str(b, "event", ev, (size_t)el);
     env_int(b, "message_send_time", (int64_t)time(NULL));
     env_cstr(b, "pipe", "_answer_user_status");
     env_end(b);
     send_json(c, b);
+}
+
+static void user_time_read(void *ctx, int64_t result, const char *err)
+{
+    struct answer_call *q = ctx;
+    struct ws_conn *c = q->c;
+    (void)err; /* unreadable reads as unknown (-1), as a user never seen */
+    if (conn_release(c)) {
+        send_user_status(c, q->user_id, false, result < 0 ? -1 : q->time);
+        command_done(c);
+    }
+    answer_finish(q);
+}
+
+static void cmd_user_status(struct ws_conn *c, const struct ccmd *cmd)
+{
+    struct hub_delivery d = pubsub_delivery(c->srv->ps);
+    if (d.user_online(d.ctx, c->dev_id, cmd->user_id)) {
+        send_user_status(c, cmd->user_id, true, 0);
+        return;
+    }
+    struct answer_call *q = xcalloc(1, sizeof *q);
+    q->c = c;
+    q->user_id = cmd->user_id;
+    q->time = -1;
+    buf_init(&q->b);
+    command_wait(c);
+    conn_hold(c);
+    struct state_cb cb = {take_time, user_time_read, q};
+    c->srv->state->ops->time_get(c->srv->state, c->dev_id, cmd->user_id, &cb);
+}
+
+/* msg_ack: every id acked, then the next command. */
+struct ack_call {
+    struct ws_conn *c;
+    size_t left;
+    bool failed;
+};
+
+static void acked(void *ctx, int64_t result, const char *err)
+{
+    struct ack_call *k = ctx;
+    struct ws_conn *c = k->c;
+    bool alive = conn_release(c);
+    if (result < 0) k->failed = true;
+    if (--k->left) return;
+    if (alive) {
+        if (k->failed) send_error(c, "msg_ack: storage error");
+        command_done(c);
+    }
+    xfree(k);
+}
+
+static void cmd_msg_ack(struct ws_conn *c, const struct ccmd *cmd)
+{
+    if (!c->authorized) {
+        send_error(c, "msg_ack: not authorized");
+        return;
+    }
+    if (!cmd->n_acks) return;
+    struct ack_call *k = xcalloc(1, sizeof *k);
+    k->c = c;
+    k->left = cmd->n_acks;
+    command_wait(c);
+    struct state *st = c->srv->state;
+    struct state_cb cb = {NULL, acked, k};
+    for (size_t i = 0; i < cmd->n_acks; i++) {
+        conn_hold(c);
+        st->ops->queue_ack(st, c->dev_id, c->user_id, cmd->acks[i], &cb);
+    }
+}
+
+/* pipe_since: stored history first when the ring no longer reaches back far enough. */
+struct since_call {
+    struct ws_conn *c;
+    int64_t last; /* the last id sent */
+    size_t pipe_len;
+    char pipe[];
+};
+
+static int replay_row(void *ctx, const struct value *cols, size_t n)
+{
+    struct since_call *r = ctx;
+    (void)n; /* (id, time, pipe, event, message, user_id) */
+    if (r->c->state != WS_OPEN) return 1;
+    pubsub_replay_row(r->c->srv->ps, r->c, cols);
+    r->last = cols[0].i;
+    return 0;
+}
+
+static void history_replayed(void *ctx, int64_t result, const char *err)
+{
+    struct since_call *r = ctx;
+    struct ws_conn *c = r->c;
+    (void)result, (void)err; /* what could not be read is not sent; the ring still is */
+    if (conn_release(c)) {
+        pubsub_replay_ring(c->srv->ps, c, r->pipe, r->pipe_len, r->last);
+        command_done(c);
+    }
+    xfree(r);
+}
+
+static void cmd_pipe_since(struct ws_conn *c, const struct ccmd *cmd)
+{
+    if (!pipe_name_ok(cmd->pipe.s, cmd->pipe.len) ||
+        !pubsub_is_subscribed(c, cmd->pipe.s, cmd->pipe.len)) {
+        send_error(c, "pipe_since: subscribe to the pipe first");
+        return;
+    }
+    if (!pubsub_replay_needs_history(c->srv->ps, c, cmd->pipe.s, cmd->pipe.len, cmd->last_id)) {
+        pubsub_replay_ring(c->srv->ps, c, cmd->pipe.s, cmd->pipe.len, cmd->last_id);
+        return;
+    }
+    struct since_call *r = xmalloc(sizeof *r + cmd->pipe.len);
+    r->c = c;
+    r->last = cmd->last_id;
+    r->pipe_len = cmd->pipe.len;
+    memcpy(r->pipe, cmd->pipe.s, cmd->pipe.len);
+    command_wait(c);
+    conn_hold(c);
+    struct state *st = c->srv->state;
+    struct state_cb cb = {replay_row, history_replayed, r};
+    st->ops->history_since(st, c->dev_id, cmd->pipe.s, cmd->pipe.len, cmd->last_id, 1000, &cb);
 }
 
 static void on_text(struct ws_conn *c, const char *msg, size_t len)
@@ -1317,25 +1687,8 @@ static void on_text(struct ws_conn *c, const char *msg, size_t len)
     case CCMD_TRACK_PIPE_USERS: cmd_track_pipe_users(c, cmd); break;
     case CCMD_USER_DATA: cmd_user_data(c, cmd); break;
     case CCMD_USER_STATUS: cmd_user_status(c, cmd); break;
-    case CCMD_MSG_ACK:
-        if (!c->authorized) {
-            send_error(c, "msg_ack: not authorized");
-            break;
-        }
-        for (size_t i = 0; i < cmd->n_acks; i++)
-            if (store_queue_ack(c->srv->store, c->dev_id, c->user_id, cmd->acks[i]) < 0) {
-                send_error(c, "msg_ack: storage error");
-                break;
-            }
-        break;
-    case CCMD_PIPE_SINCE:
-        if (!pipe_name_ok(cmd->pipe.s, cmd->pipe.len) ||
-            !pubsub_is_subscribed(c, cmd->pipe.s, cmd->pipe.len)) {
-            send_error(c, "pipe_since: subscribe to the pipe first");
-            break;
-        }
-        pubsub_replay_since(c->srv->ps, c, cmd->pipe.s, cmd->pipe.len, cmd->last_id);
-        break;
+    case CCMD_MSG_ACK: cmd_msg_ack(c, cmd); break;
+    case CCMD_PIPE_SINCE: cmd_pipe_since(c, cmd); break;
     case CCMD_STATISTICS:
     case CCMD_IGNORED: break;
     }
@@ -1430,7 +1783,8 @@ static bool handle_bytes(struct ws_conn *c, uint8_t *data, size_t len, size_t *u
 {
     struct ws_server *s = c->srv;
     size_t off = 0;
-    while (off < len && c->state != WS_CLOSING) {
+    c->in_input = true;
+    while (off < len && c->state != WS_CLOSING && !c->waiting) {
         if (c->state == WS_HTTP) {
             struct http1_request req;
             struct http1_limits lim = {MAX_HEAD, 4096, HTTP1_MAX_HEADERS};
@@ -1467,6 +1821,7 @@ static bool handle_bytes(struct ws_conn *c, uint8_t *data, size_t len, size_t *u
         off += f.frame_len;
     }
     *used = off;
+    c->in_input = false;
     return c->state != WS_CLOSING;
 }
 
@@ -1478,6 +1833,15 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     b->len = sizeof read_buffer;
 }
 
+/* Reading stops while a command waits on the state (what was read stays in c->in). */
+static void pause_if_waiting(struct ws_conn *c)
+{
+    if (c->waiting && !c->read_paused && c->state != WS_CLOSING) {
+        c->read_paused = true;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+}
+
 /* Processes plaintext input (mutable: frames are unmasked in place). */
 static void process_plain(struct ws_conn *c, uint8_t *data, size_t len)
 {
@@ -1486,13 +1850,15 @@ static void process_plain(struct ws_conn *c, uint8_t *data, size_t len)
     if (!c->in) {
         handle_bytes(c, data, len, &used);
         if (used < len && c->state != WS_CLOSING) {
-            if (len - used > bound) {
+            /* while waiting, what is kept is whole frames of one read: bounded by READ_CHUNK */
+            if (len - used > bound && !c->waiting) {
                 protocol_error(c, 1009, "message too big");
                 return;
             }
             c->in = xcalloc(1, sizeof *c->in);
             buf_append(c->in, data + used, len - used);
         }
+        pause_if_waiting(c);
         return;
     }
     if (buf_unread(c->in) + len > bound + READ_CHUNK) {
@@ -1513,6 +1879,7 @@ static void process_plain(struct ws_conn *c, uint8_t *data, size_t len)
     } else {
         buf_compact(c->in);
     }
+    pause_if_waiting(c);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
@@ -1549,16 +1916,22 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 /* ---- lifecycle ---------------------------------------------------------------------------------
  */
 
-static void on_closed(uv_handle_t *h)
+static void conn_free(struct ws_conn *c)
 {
-    struct ws_conn *c = h->data;
     struct ws_server *s = c->srv;
-    /* libuv has run every cancelled write's callback by now: the queue is ours to free */
-    c->writing = false;
-    outq_free(c);
     tls_session_free(c->tls);
     xfree(c);
     stop_progress(s);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct ws_conn *c = h->data;
+    /* libuv has run every cancelled write's callback by now: the queue is ours to free */
+    c->writing = false;
+    outq_free(c);
+    c->handle_gone = true;
+    if (!c->holds) conn_free(c); /* else the last state call's completion frees it */
 }
 
 static void conn_destroy(struct ws_conn *c, const char *why)
@@ -1701,14 +2074,14 @@ static void on_sweep(uv_timer_t *t)
     ws_server_flush(s);
 }
 
-struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, struct store *store,
+struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, struct state *state,
                                   const struct tenants *tenants, struct pubsub *ps, char *err,
                                   size_t errlen)
 {
     struct ws_server *s = xcalloc(1, sizeof *s);
     s->loop = loop;
     s->cfg = cfg;
-    s->store = store;
+    s->state = state;
     s->tenants = tenants;
     s->ps = ps;
     buf_init(&s->scratch);

@@ -13,7 +13,7 @@
 #include "core/config.h"
 #include "push/hub.h"
 #include "push/pubsub.h"
-#include "state/store.h"
+#include "state/state.h"
 
 struct ws_server;
 struct tenants;
@@ -24,8 +24,9 @@ struct ws_metrics {
     uint64_t queued_bytes; /* across all connections' output queues */
 };
 
-/* tenants (transfer none, outlives the server): the tenants' own browser JWT secrets. */
-struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, struct store *store,
+/* state (transfer none): users' keys, tokens, queues, history and publishing; tenants (transfer
+ * none): the tenants' own browser JWT secrets. Both outlive the server. */
+struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, struct state *state,
                                   const struct tenants *tenants, struct pubsub *ps, char *err,
                                   size_t errlen);
 /* Writes what the iteration queued (call after the store's commit). */

@@ -262,9 +262,17 @@ int main(int argc, char **argv)
                 "INTO tenants (dev_id, password, jwt_secret), then set shared_password_tenants = "
                 "no\"");
     }
+    /* tests of the callers' asynchronous paths (what a remote backend looks like): every state
+     * call completes on a later loop turn */
+    const char *deferred = getenv("CCOMET_TEST_DEFERRED_STATE");
+    if (deferred && strcmp(deferred, "1") == 0) {
+        app.state = state_deferred_new(app.state, app.loop);
+        app.env.state = app.state;
+        LOG(LOG_WARN, "main", "msg=\"state calls complete later (CCOMET_TEST_DEFERRED_STATE)\"");
+    }
     app.env.started = time(NULL);
 
-    app.pubsub = pubsub_new(app.cfg, app.store, &app.hub);
+    app.pubsub = pubsub_new(app.cfg, app.state, &app.hub);
     struct hub_delivery delivery = pubsub_delivery(app.pubsub);
     hub_set_delivery(&app.hub, &delivery);
     app.env.kick_user = kick_user;
@@ -284,7 +292,7 @@ int main(int argc, char **argv)
 
     app.cometql = cometql_server_start(app.loop, app.cfg, &app.env, err, sizeof err);
     if (app.cometql)
-        app.ws = ws_server_start(app.loop, app.cfg, app.store, &app.tenants, app.pubsub, err,
+        app.ws = ws_server_start(app.loop, app.cfg, app.state, &app.tenants, app.pubsub, err,
                                  sizeof err);
     if (!app.cometql || !app.ws) {
         fprintf(stderr, "ccomet: %s\n", err);

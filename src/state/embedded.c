@@ -99,6 +99,12 @@ static void time_list(struct state *st, int64_t dev, int64_t limit, const struct
     finish(E(st), store_time_list(E(st)->db, dev, limit, ROWS(cb), cb->ctx), cb);
 }
 
+static void time_put(struct state *st, int64_t dev, int64_t user, int64_t time,
+                     const struct state_cb *cb)
+{
+    finish(E(st), store_time_put(E(st)->db, dev, user, time), cb);
+}
+
 static void queue_list(struct state *st, int64_t dev, int64_t user, int64_t limit,
                        const struct state_cb *cb)
 {
@@ -118,6 +124,23 @@ static void queue_delete_id(struct state *st, int64_t dev, int64_t id, const str
     finish(E(st), store_queue_delete_id(E(st)->db, dev, id), cb);
 }
 
+static void queue_ack(struct state *st, int64_t dev, int64_t user, int64_t id,
+                      const struct state_cb *cb)
+{
+    finish(E(st), store_queue_ack(E(st)->db, dev, user, id), cb);
+}
+static void queue_delete_call(struct state *st, int64_t dev, const char *room, size_t len,
+                              int64_t user, const struct state_cb *cb)
+{
+    finish(E(st), store_queue_delete_call(E(st)->db, dev, room, len, user), cb);
+}
+
+static void history_since(struct state *st, int64_t dev, const char *pipe, size_t len,
+                          int64_t after_id, int64_t limit, const struct state_cb *cb)
+{
+    finish(E(st),
+           store_history_since(E(st)->db, dev, pipe, len, after_id, limit, ROWS(cb), cb->ctx), cb);
+}
 static void history_list(struct state *st, int64_t dev, const char *pipe, size_t len, int64_t limit,
                          const struct state_cb *cb)
 {
@@ -167,6 +190,29 @@ static void conf_list(struct state *st, int64_t dev, int64_t limit, const struct
     finish(E(st), store_conf_list(E(st)->db, dev, limit, ROWS(cb), cb->ctx), cb);
 }
 
+static void conf_put(struct state *st, int64_t dev, const struct state_invitation *inv,
+                     const struct state_cb *cb)
+{
+    struct store_invitation si = {inv->name,    inv->user_id,     inv->caller_id,
+                                  inv->message, inv->message_len, inv->profile,
+                                  inv->stream,  inv->node,        inv->time};
+    finish(E(st), store_conf_put(E(st)->db, dev, &si), cb);
+}
+static void conf_delete(struct state *st, int64_t dev, const char *room, size_t len, int64_t user,
+                        const struct state_cb *cb)
+{
+    struct store *db = E(st)->db;
+    finish(E(st),
+           user ? store_conf_delete(db, dev, room, len, user)
+                : store_conf_delete_room(db, dev, room, len),
+           cb);
+}
+static void conf_node(struct state *st, int64_t dev, const char *room, size_t len,
+                      const struct state_cb *cb)
+{
+    finish(E(st), store_conf_node(E(st)->db, dev, room, len, ROWS(cb), cb->ctx), cb);
+}
+
 static void pipe_publish(struct state *st, const struct state_message *m, const struct state_cb *cb)
 {
     struct embedded *e = E(st);
@@ -182,9 +228,9 @@ static void pipe_publish(struct state *st, const struct state_message *m, const 
         finish(e, -1, cb);
         return;
     }
-    struct hub_message hm = {m->dev_id,    m->target, m->target_len, m->event,
-                             m->event_len, m->data,   m->data_len,   id,
-                             m->time,      m->user_id};
+    struct hub_message hm = {m->dev_id,    m->target,  m->target_len,   m->event,
+                             m->event_len, m->data,    m->data_len,     id,
+                             m->time,      m->user_id, m->from_browser, m->origin};
     hub_publish_pipe(e->hub, &hm);
     finish(e, id, cb);
 }
@@ -192,8 +238,8 @@ static void pipe_publish(struct state *st, const struct state_message *m, const 
 static void user_message(struct state *st, const struct state_message *m, const struct state_cb *cb)
 {
     struct embedded *e = E(st);
-    struct hub_message hm = {m->dev_id, "msg",       3, m->event, m->event_len,
-                             m->data,   m->data_len, 0, m->time,  0};
+    struct hub_message hm = {m->dev_id,   "msg", 3,       m->event, m->event_len, m->data,
+                             m->data_len, 0,     m->time, 0,        false,        NULL};
     if (hub_send_user(e->hub, m->user_id, &hm) > 0) {
         finish(e, 0, cb);
         return;
@@ -258,10 +304,14 @@ static const struct state_ops embedded_ops = {
     .token_delete = token_delete,
     .time_get = time_get,
     .time_list = time_list,
+    .time_put = time_put,
     .queue_list = queue_list,
     .queue_list_all = queue_list_all,
     .queue_delete_user = queue_delete_user,
     .queue_delete_id = queue_delete_id,
+    .queue_ack = queue_ack,
+    .queue_delete_call = queue_delete_call,
+    .history_since = history_since,
     .history_list = history_list,
     .history_delete_pipe = history_delete_pipe,
     .history_delete_id = history_delete_id,
@@ -271,6 +321,9 @@ static const struct state_ops embedded_ops = {
     .pipe_setting_delete = pipe_setting_delete,
     .conf_get = conf_get,
     .conf_list = conf_list,
+    .conf_put = conf_put,
+    .conf_delete = conf_delete,
+    .conf_node = conf_node,
     .pipe_publish = pipe_publish,
     .user_message = user_message,
     .tenant_list = tenant_list,

@@ -52,6 +52,22 @@ struct state_message {
     const char *data;
     size_t data_len;
     int64_t time; /* unix seconds */
+    /* A pipe message a browser sent (web_pipe2): subscribers see its user_id (0 when hidden).
+     * origin (nullable, transfer none): the sending connection on this node, which is not
+     * delivered its own message. */
+    bool from_browser;
+    const void *origin;
+};
+
+/* A Video API invitation (a row of `conference`). Strings (transfer none), NUL-terminated
+ * except message. */
+struct state_invitation {
+    const char *name; /* room */
+    int64_t user_id, caller_id;
+    const char *message;
+    size_t message_len;
+    const char *profile, *stream, *node;
+    int64_t time;
 };
 
 /* The operations a backend implements. Rows, for each read:
@@ -60,7 +76,7 @@ struct state_message {
  *   history (id, time, pipe, event, message, user_id), oldest first
  *   pipe_setting (name, length)   conf (name, user_id, caller_id, message, profile, stream, node,
  *                                       time)
- *   tenant (tenant_from_row's columns), in dev_id order
+ *   tenant (tenant_from_row's columns), in dev_id order   conf_node (node)
  * `limit` bounds the rows a listing reads. */
 struct state_ops {
     const char *name;      /* "sqlite", "redis" */
@@ -87,15 +103,27 @@ struct state_ops {
 
     void (*time_get)(struct state *, int64_t dev, int64_t user, const struct state_cb *);
     void (*time_list)(struct state *, int64_t dev, int64_t limit, const struct state_cb *);
+    void (*time_put)(struct state *, int64_t dev, int64_t user, int64_t time,
+                     const struct state_cb *);
 
     void (*queue_list)(struct state *, int64_t dev, int64_t user, int64_t limit,
                        const struct state_cb *);
     void (*queue_list_all)(struct state *, int64_t dev, int64_t limit, const struct state_cb *);
     void (*queue_delete_user)(struct state *, int64_t dev, int64_t user, const struct state_cb *);
     void (*queue_delete_id)(struct state *, int64_t dev, int64_t id, const struct state_cb *);
+    /* A browser has the queued message `id` of `user`: removed only if it is that user's. */
+    void (*queue_ack)(struct state *, int64_t dev, int64_t user, int64_t id,
+                      const struct state_cb *);
+    /* Drops the queued (undelivered) sys_sipCall messages of a room: to one user, or (user 0)
+     * to everyone. Result: rows removed. */
+    void (*queue_delete_call)(struct state *, int64_t dev, const char *room, size_t len,
+                              int64_t user, const struct state_cb *);
 
     void (*history_list)(struct state *, int64_t dev, const char *pipe, size_t len, int64_t limit,
                          const struct state_cb *);
+    /* The pipe's kept messages with an id above after_id, oldest first (pipe_since). */
+    void (*history_since)(struct state *, int64_t dev, const char *pipe, size_t len,
+                          int64_t after_id, int64_t limit, const struct state_cb *);
     void (*history_delete_pipe)(struct state *, int64_t dev, const char *pipe, size_t len,
                                 const struct state_cb *);
     void (*history_delete_id)(struct state *, int64_t dev, int64_t id, const struct state_cb *);
@@ -112,6 +140,14 @@ struct state_ops {
     void (*conf_get)(struct state *, int64_t dev, const char *room, size_t len,
                      const struct state_cb *);
     void (*conf_list)(struct state *, int64_t dev, int64_t limit, const struct state_cb *);
+    void (*conf_put)(struct state *, int64_t dev, const struct state_invitation *,
+                     const struct state_cb *);
+    /* One invited user's row (user > 0) or every row of the room (user 0). */
+    void (*conf_delete)(struct state *, int64_t dev, const char *room, size_t len, int64_t user,
+                        const struct state_cb *);
+    /* Where the room was last placed: one row (node), or none. */
+    void (*conf_node)(struct state *, int64_t dev, const char *room, size_t len,
+                      const struct state_cb *);
 
     /* Tenant credentials (global, not per tenant): every row; one tenant's record (its
      * secrets as they are: the backend must keep the file or keys private); removal. */
@@ -141,6 +177,16 @@ struct state {
 /* The embedded backend: store (transfer none) holds the rows, hub (transfer none) delivers;
  * both must outlive the state. */
 struct state *state_embedded_new(struct store *store, struct hub *hub);
+
+/* For tests of the callers' asynchronous paths: wraps inner (transfer full) so that every call
+ * completes on a later loop turn, rows and result delivered then, in call order (as a remote
+ * backend would); the work itself is done by inner at once. */
+struct uv_loop_s;
+struct state *state_deferred_new(struct state *inner, struct uv_loop_s *loop);
+
+/* A state_cb for a write nobody waits on: a failure is logged, naming `what` (a string
+ * literal). */
+struct state_cb state_cb_log(const char *what);
 
 static inline bool state_commit_pending(const struct state *st)
 {

@@ -192,7 +192,9 @@ static void publish_call(struct video *v, const struct room *r, const char *even
                             strlen(json),
                             0,
                             now_s(),
-                            0};
+                            0,
+                            false,
+                            NULL};
     hub_publish_pipe(v->hub, &m);
 }
 
@@ -709,7 +711,8 @@ int video_invite(struct video *v, int64_t dev, const struct video_invitation *in
     env_end(&b);
     int64_t t0 = now_s();
     struct hub_message m = {
-        dev, "msg", 3, "sys_sipCall", 11, (const char *)buf_head(&b), buf_unread(&b), 0, t0, 0};
+        dev, "msg", 3, "sys_sipCall", 11,  (const char *)buf_head(&b), buf_unread(&b),
+        0,   t0,    0, false,         NULL};
     int rc = 0;
     if (hub_send_user(v->hub, inv->user_id, &m) == 0 &&
         store_queue_add(v->store, dev, inv->user_id, t0, "sys_sipCall", 11,
