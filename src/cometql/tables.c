@@ -1137,6 +1137,20 @@ static void row_written(struct run *run, int64_t id)
     seq_next(run);
 }
 
+/* The Video API's answer to one invitation: its text is the backend's error as it stands. */
+static void invited_done(void *ctx, int64_t result, const char *err)
+{
+    struct run *run = ctx;
+    if (result < 0) {
+        if (!run->failed)
+            cq_result_error(run->r, CQ_ERR_INTERNAL, "HY000", "%s", err ? err : "unknown");
+        run->failed = true;
+        seq_next(run);
+        return;
+    }
+    row_written(run, 0);
+}
+
 static void written_done(void *ctx, int64_t result, const char *err)
 {
     struct run *run = ctx;
@@ -1252,17 +1266,10 @@ static void write_row(struct run *run, size_t i)
         cb.done = tenant_put_done;
         st->ops->tenant_put(st, &run->tenant, &cb);
         return;
-    case T_CONF: {
-        char err[256];
-        if (video_invite(env->video, dev, &c->inv, err, sizeof err) != 0) {
-            if (!run->failed) cq_result_error(run->r, CQ_ERR_INTERNAL, "HY000", "%s", err);
-            run->failed = true;
-            seq_next(run);
-            return;
-        }
-        row_written(run, 0);
+    case T_CONF:
+        cb.done = invited_done;
+        video_invite(env->video, dev, &c->inv, &cb);
         return;
-    }
     default: row_written(run, 0); return;
     }
 }
@@ -1519,16 +1526,6 @@ static void auth_removed_done(void *ctx, int64_t result, const char *err)
 }
 
 /* A removal that does not go through the state (video): counted at once. */
-static void removed_now(struct run *run, int rc)
-{
-    if (rc < 0) {
-        run_fail(run, "the Video API could not remove it");
-    } else {
-        run->removed += (uint64_t)rc;
-    }
-    seq_next(run);
-}
-
 /* Deletes everything stored under one key value. */
 static void delete_key(struct run *run, struct value key)
 {
@@ -1566,7 +1563,7 @@ static void delete_key(struct run *run, struct value key)
     case T_CONF:
         if (key.kind == VALUE_NULL || !env->video) break;
         as_str(run->a, key, &str, &len);
-        removed_now(run, video_remove(env->video, dev, str, len, 0));
+        video_remove(env->video, dev, str, len, 0, &cb);
         return;
     case T_PSET:
         if (key.kind == VALUE_NULL) break;
@@ -1612,12 +1609,29 @@ static void delete_row_i(struct run *run, size_t i)
     case T_UMSG: st->ops->queue_delete_id(st, run->s->dev_id, row[1].i, &cb); return;
     case T_PMSG: st->ops->history_delete_id(st, run->s->dev_id, row[0].i, &cb); return;
     case T_CONF:
-        removed_now(run, env->video ? video_remove(env->video, run->s->dev_id, row[0].s, row[0].len,
-                                                   row[1].i)
-                                    : 0);
+        if (!env->video) break;
+        video_remove(env->video, run->s->dev_id, row[0].s, row[0].len, row[1].i, &cb);
         return;
     default: delete_key(run, row[key_column(run->t)]); return;
     }
+}
+
+/* DELETE FROM conference WHERE name IN (..) AND user_id IN (..): pair i of names x users. */
+static void delete_pair_i(struct run *run, size_t i)
+{
+    const struct cq_cond *names = &run->w.conds[run->w.key], *users = &run->w.conds[1 - run->w.key];
+    struct value nv = operand(&names->values[i / users->n_values], run->params);
+    int64_t uid;
+    if (nv.kind == VALUE_NULL || !run->env->video ||
+        !as_int(operand(&users->values[i % users->n_values], run->params), &uid) || uid <= 0) {
+        seq_next(run);
+        return;
+    }
+    const char *str = "";
+    size_t len = 0;
+    as_str(run->a, nv, &str, &len);
+    struct state_cb cb = {NULL, removed_done, run};
+    video_remove(run->env->video, run->s->dev_id, str, len, uid, &cb);
 }
 
 static void delete_end(struct run *run)
@@ -1661,22 +1675,7 @@ void tables_delete(const struct cq_env *env, struct cq_session *s, const struct 
                strcmp(w.conds[1 - w.key].column, "user_id") == 0 && env->video) {
         /* by room and user: kick the user's members even without a stored invitation */
         const struct cq_cond *names = &w.conds[w.key], *users = &w.conds[1 - w.key];
-        int rc = 0;
-        for (size_t k = 0; k < names->n_values && rc >= 0; k++) {
-            struct value nv = operand(&names->values[k], params);
-            const char *str = "";
-            size_t len = 0;
-            if (nv.kind == VALUE_NULL) continue;
-            as_str(a, nv, &str, &len);
-            for (size_t u = 0; u < users->n_values && rc >= 0; u++) {
-                int64_t uid;
-                if (!as_int(operand(&users->values[u], params), &uid) || uid <= 0) continue;
-                rc = video_remove(env->video, s->dev_id, str, len, uid);
-                if (rc > 0) run->removed += (uint64_t)rc;
-            }
-        }
-        if (rc < 0) run_fail(run, "the Video API could not remove it");
-        delete_end(run);
+        seq_run(run, names->n_values * users->n_values, delete_pair_i, delete_end);
     } else if (w.key >= 0 && w.n == 1 && !st->has_limit) {
         seq_run(run, w.conds[w.key].n_values, delete_key_i, delete_end);
     } else if (!collect(run, "Deleting", delete_collected)) {

@@ -278,7 +278,7 @@ int main(int argc, char **argv)
     app.env.kick_user = kick_user;
     app.env.kick_ctx = &app;
 
-    app.video = video_new(app.loop, app.cfg, app.store, &app.hub, err, sizeof err);
+    app.video = video_new(app.loop, app.cfg, app.state, &app.hub, err, sizeof err);
     if (!app.video) {
         fprintf(stderr, "ccomet: configuration error: %s\n", err);
         return 1;

@@ -1,8 +1,9 @@
 /* state: the server's shared state behind one interface, in the domain's words: users' auth
  * hashes and data, revoked tokens, last-seen times, offline queues of private messages, pipe
  * settings and history, video invitations, and the two writes that also deliver (a pipe
- * publish, a private message). CometQL's tables reach the state only through here, so that a
- * backend can keep it in-process or share it between nodes.
+ * publish, a private message). CometQL's tables, the browser side and the Video API reach the
+ * state only through here, so that a backend can keep it in-process or share it between nodes
+ * (main.c alone drives the embedded store's group commit and purge).
  *
  * Backends: embedded (SQLite through store.h, fan-out through the in-process hub; every call
  * completes before it returns) and, for cluster mode, one that keeps the state in Redis (calls

@@ -55,8 +55,10 @@ struct video {
     char pipesalt[128];
     char call_secret[256]; /* [sip] call_secret: "" mints no callToken */
     int64_t call_token_ttl;
-    struct store *store;
+    struct state *st;
     struct hub *hub;
+    size_t pending; /* invitations in flight: each holds v */
+    bool closed;    /* video_free was called: the last invitation in flight frees v */
     struct node *nodes;
     size_t n_nodes;
     struct hmap rooms;
@@ -489,7 +491,7 @@ static void on_down(void *ctx, struct media_link *l, const char *why)
 
 /* ---- setup ---------------------------------------------------------------------------------- */
 
-struct video *video_new(uv_loop_t *loop, const struct config *cfg, struct store *store,
+struct video *video_new(uv_loop_t *loop, const struct config *cfg, struct state *st,
                         struct hub *hub, char *err, size_t errlen)
 {
     struct video *v = xcalloc(1, sizeof *v);
@@ -502,7 +504,7 @@ struct video *video_new(uv_loop_t *loop, const struct config *cfg, struct store 
     }
     snprintf(v->call_secret, sizeof v->call_secret, "%s", cfg->sip_call_secret);
     v->call_token_ttl = cfg->sip_call_token_ttl;
-    v->store = store;
+    v->st = st;
     v->hub = hub;
     hmap_init(&v->rooms);
     snprintf(v->domain, sizeof v->domain, "%s", cfg->sip_domain);
@@ -523,6 +525,8 @@ struct video *video_new(uv_loop_t *loop, const struct config *cfg, struct store 
     return v;
 }
 
+static void video_release(struct video *v);
+
 void video_free(struct video *v)
 {
     if (!v) return;
@@ -542,6 +546,14 @@ void video_free(struct video *v)
         n = next;
     }
     hmap_free(&v->rooms);
+    v->closed = true;
+    video_release(v);
+}
+
+/* The struct itself goes with the last invitation in flight (each ends at its next step). */
+static void video_release(struct video *v)
+{
+    if (!v->closed || v->pending) return;
     xfree(v->nodes);
     xfree(v);
 }
@@ -555,18 +567,34 @@ static int node_by_id(const struct video *v, const char *id)
     return -1;
 }
 
+/* An INSERT INTO conference in flight, through its steps: where the room was placed before (a
+ * state read, only when that decides), the stored invitation, the sys_sipCall to the user
+ * (delivered live or queued by the state). Each step may complete on a later loop turn, so the
+ * job holds its own copy of the invitation and finds the room again by name after every wait. */
+struct invite_job {
+    struct video *v;
+    int64_t dev;
+    struct video_invitation inv; /* strings point into text */
+    struct state_cb cb;          /* the caller's */
+    int node;
+    char stored_node[300]; /* the node of the room's stored invitations ("" = none) */
+    char call_pipe[64];
+    char text[]; /* name, message, profile, node, each NUL-terminated */
+};
+
 static int take_node(void *ctx, const struct value *cols, size_t n)
 {
-    char *out = ctx;
+    struct invite_job *j = ctx;
     if (n >= 1 && cols[0].kind == VALUE_STR)
-        snprintf(out, 300, "%.*s", (int)cols[0].len, cols[0].s);
+        snprintf(j->stored_node, sizeof j->stored_node, "%.*s", (int)cols[0].len, cols[0].s);
     return 1;
 }
 
 /* Where the room goes: the node asked for; the node it lives on; the node of its stored
- * invitations while that node is up; else the least loaded node that is up. */
-static int place(struct video *v, int64_t dev, const struct video_invitation *inv, char *err,
-                 size_t errlen)
+ * invitations while that node is up (stored NULL: not read yet, returns -2 when it decides);
+ * else the least loaded node that is up. -1 with err when none can take it. */
+static int place(struct video *v, int64_t dev, const struct video_invitation *inv,
+                 const char *stored, char *err, size_t errlen)
 {
     size_t len = strlen(inv->name);
     if (inv->node && inv->node[0]) {
@@ -578,23 +606,19 @@ static int place(struct video *v, int64_t dev, const struct video_invitation *in
         }
         struct room *r = room_find(v, dev, inv->name, len);
         if (r && r->n_members && r->node_index != i) {
-            snprintf(err, errlen, "Room `%s` is live on media node %s", inv->name,
+            snprintf(err, errlen, "Room `%s` is live on media node %.200s", inv->name,
                      v->nodes[r->node_index].conf.id);
             return -1;
         }
         if (!media_link_is_up(v->nodes[i].link)) {
-            snprintf(err, errlen, "Media node %s is down", v->nodes[i].conf.id);
+            snprintf(err, errlen, "Media node %.200s is down", v->nodes[i].conf.id);
             return -1;
         }
         return i;
     }
     struct room *r = room_find(v, dev, inv->name, len);
     if (r && media_link_is_up(v->nodes[r->node_index].link)) return r->node_index;
-    char stored[300] = "";
-    if (store_conf_node(v->store, dev, inv->name, len, take_node, stored) < 0) {
-        snprintf(err, errlen, "Storage error: %s", store_errmsg(v->store));
-        return -1;
-    }
+    if (!stored) return -2;
     int i = stored[0] ? node_by_id(v, stored) : -1;
     if (i >= 0 && media_link_is_up(v->nodes[i].link)) return i;
     int best = -1;
@@ -626,60 +650,57 @@ static void put_uuid(char *out)
              b[14], b[15]);
 }
 
-int video_invite(struct video *v, int64_t dev, const struct video_invitation *inv, char *err,
-                 size_t errlen)
+/* The end of the job: the caller hears 0 or -1 with err, once. */
+static void invite_finish(struct invite_job *j, const char *err)
 {
-    if (dev > XML_CURL_MAX_DEV_ID) { /* audit M7: its SIP names would be another tenant's */
-        snprintf(err, errlen,
-                 "The Video API serves dev_id 0..%d (SIP user names carry six digits of it)",
-                 XML_CURL_MAX_DEV_ID);
-        return -1;
-    }
-    if (v->n_nodes == 0) {
-        snprintf(err, errlen,
-                 "The Video API has no media node: add a `[sip] freeswitch = "
-                 "[]Server=..,Port=..,Pwd=..,WSport=..` line to the configuration");
-        return -1;
-    }
-    int node = place(v, dev, inv, err, errlen);
-    if (node < 0) return -1;
-    size_t len = strlen(inv->name);
-    struct room *r = room_find(v, dev, inv->name, len);
-    if (r && r->node_index != node) {
-        /* the room had no live members on its old node (place() checked): move it */
-        v->nodes[r->node_index].rooms--;
-        r->node_index = node;
-        v->nodes[node].rooms++;
-        r->call_pipe[0] = '\0';
-    }
-    if (!r) r = room_get(v, dev, inv->name, len, node);
-    if (!r->n_members || !r->call_pipe[0])
-        snprintf(r->profile, sizeof r->profile, "%s", inv->profile);
-    if (!r->call_pipe[0]) call_pipe(v, r, &v->nodes[node], r->call_pipe, sizeof r->call_pipe);
-    const struct node *n = &v->nodes[node];
+    struct video *v = j->v;
+    struct state_cb cb = j->cb;
+    xfree(j);
+    v->pending--;
+    cb.done(cb.ctx, err ? -1 : 0, err);
+    video_release(v);
+}
 
-    char stream[32];
-    snprintf(stream, sizeof stream, "%" PRId64, inv->stream);
-    struct store_invitation si = {inv->name,
-                                  inv->user_id,
-                                  inv->caller_id,
-                                  inv->message,
-                                  inv->message_len,
-                                  inv->profile,
-                                  n->conf.stream[0] ? n->conf.stream : stream,
-                                  n->conf.id,
-                                  now_s()};
-    if (store_conf_put(v->store, dev, &si) < 0) {
-        snprintf(err, errlen, "Storage error: %s", store_errmsg(v->store));
-        return -1;
+/* The step error of a state call, or of a Video API that stopped while it waited. */
+static bool invite_failed(struct invite_job *j, int64_t result, const char *err)
+{
+    if (j->v->closed) {
+        invite_finish(j, "The Video API is shutting down");
+        return true;
     }
+    if (result < 0) {
+        char text[300];
+        snprintf(text, sizeof text, "Storage error: %s", err ? err : "unknown");
+        invite_finish(j, text);
+        return true;
+    }
+    return false;
+}
 
-    /* sys_sipCall: the fields CppComet's cometVideoApi.js reads, `type` added and `conference` a
-     * real boolean (a client that compares it with the string "true" is fixed by ours; one that
-     * tests its truth still works). */
+static void invite_sent(void *ctx, int64_t result, const char *err)
+{
+    struct invite_job *j = ctx;
+    if (invite_failed(j, result, err)) return;
+    LOG(LOG_INFO, "video",
+        "msg=\"invitation\" dev_id=%" PRId64 " room=%s user_id=%" PRId64 " profile=%s node=%s%s",
+        j->dev, j->inv.name, j->inv.user_id, j->inv.profile, j->v->nodes[j->node].conf.id,
+        result > 0 ? " queued=1" : "");
+    invite_finish(j, NULL);
+}
+
+/* sys_sipCall: the fields CppComet's cometVideoApi.js reads, `type` added and `conference` a
+ * real boolean (a client that compares it with the string "true" is fixed by ours; one that
+ * tests its truth still works). */
+static void invite_stored(void *ctx, int64_t result, const char *err)
+{
+    struct invite_job *j = ctx;
+    if (invite_failed(j, result, err)) return;
+    struct video *v = j->v;
+    const struct video_invitation *inv = &j->inv;
+    const struct node *n = &v->nodes[j->node];
     char key[37], sip_number[128];
     put_uuid(key);
-    snprintf(sip_number, sizeof sip_number, "%" PRId64 "*%s*%s", dev, inv->name, inv->profile);
+    snprintf(sip_number, sizeof sip_number, "%" PRId64 "*%s*%s", j->dev, inv->name, inv->profile);
     bool audio = strcmp(inv->profile, "audio") == 0;
     struct buf b;
     buf_init(&b);
@@ -695,11 +716,11 @@ int video_invite(struct video *v, int64_t dev, const struct video_invitation *in
     env_cstr(&b, "callKey", key);
     if (v->call_secret[0]) { /* the invitation the node checks before this user joins (audit C1) */
         char token[CALL_TOKEN_MAX];
-        if (call_token_make(v->call_secret, strlen(v->call_secret), dev, inv->name,
+        if (call_token_make(v->call_secret, strlen(v->call_secret), j->dev, inv->name,
                             strlen(inv->name), inv->user_id, now_s() + v->call_token_ttl, token))
             env_cstr(&b, "callToken", token);
     }
-    env_cstr(&b, "callPipe", r->call_pipe);
+    env_cstr(&b, "callPipe", j->call_pipe);
     env_cstr(&b, "sipNumber", sip_number);
     env_int(&b, "caller_id", inv->caller_id);
     env_int(&b, "user_id", inv->user_id);
@@ -709,22 +730,115 @@ int video_invite(struct video *v, int64_t dev, const struct video_invitation *in
     env_cstr(&b, "node", n->conf.id);
     env_end(&b);
     env_end(&b);
-    int64_t t0 = now_s();
-    struct hub_message m = {
-        dev, "msg", 3, "sys_sipCall", 11,  (const char *)buf_head(&b), buf_unread(&b),
-        0,   t0,    0, false,         NULL};
-    int rc = 0;
-    if (hub_send_user(v->hub, inv->user_id, &m) == 0 &&
-        store_queue_add(v->store, dev, inv->user_id, t0, "sys_sipCall", 11,
-                        (const char *)buf_head(&b), buf_unread(&b)) < 0) {
-        snprintf(err, errlen, "Storage error: %s", store_errmsg(v->store));
-        rc = -1;
-    }
+    struct state_message m = {
+        j->dev,         NULL,    0,     inv->user_id, "sys_sipCall", 11, (const char *)buf_head(&b),
+        buf_unread(&b), now_s(), false, NULL};
+    struct state_cb cb = {NULL, invite_sent, j};
+    v->st->ops->user_message(v->st, &m, &cb);
     buf_free(&b);
-    LOG(LOG_INFO, "video",
-        "msg=\"invitation\" dev_id=%" PRId64 " room=%s user_id=%" PRId64 " profile=%s node=%s", dev,
-        inv->name, inv->user_id, inv->profile, n->conf.id);
-    return rc;
+}
+
+/* The room is placed on j->node: the room's record follows, then the stored invitation. */
+static void invite_store(struct invite_job *j)
+{
+    struct video *v = j->v;
+    const struct video_invitation *inv = &j->inv;
+    size_t len = strlen(inv->name);
+    int node = j->node;
+    struct room *r = room_find(v, j->dev, inv->name, len);
+    if (r && r->node_index != node) {
+        /* the room had no live members on its old node (place() checked): move it */
+        v->nodes[r->node_index].rooms--;
+        r->node_index = node;
+        v->nodes[node].rooms++;
+        r->call_pipe[0] = '\0';
+    }
+    if (!r) r = room_get(v, j->dev, inv->name, len, node);
+    if (!r->n_members || !r->call_pipe[0])
+        snprintf(r->profile, sizeof r->profile, "%s", inv->profile);
+    if (!r->call_pipe[0]) call_pipe(v, r, &v->nodes[node], r->call_pipe, sizeof r->call_pipe);
+    snprintf(j->call_pipe, sizeof j->call_pipe, "%s", r->call_pipe);
+    const struct node *n = &v->nodes[node];
+    char stream[32];
+    snprintf(stream, sizeof stream, "%" PRId64, inv->stream);
+    struct state_invitation si = {inv->name,
+                                  inv->user_id,
+                                  inv->caller_id,
+                                  inv->message,
+                                  inv->message_len,
+                                  inv->profile,
+                                  n->conf.stream[0] ? n->conf.stream : stream,
+                                  n->conf.id,
+                                  now_s()};
+    struct state_cb cb = {NULL, invite_stored, j};
+    v->st->ops->conf_put(v->st, j->dev, &si, &cb);
+}
+
+static void invite_placed(void *ctx, int64_t result, const char *err)
+{
+    struct invite_job *j = ctx;
+    if (invite_failed(j, result, err)) return;
+    char text[300];
+    j->node = place(j->v, j->dev, &j->inv, j->stored_node, text, sizeof text);
+    if (j->node < 0) {
+        invite_finish(j, text);
+        return;
+    }
+    invite_store(j);
+}
+
+static char *copy_text(char *p, const char *s, size_t len)
+{
+    if (len) memcpy(p, s, len);
+    p[len] = '\0';
+    return p + len + 1;
+}
+
+void video_invite(struct video *v, int64_t dev, const struct video_invitation *inv,
+                  const struct state_cb *cb)
+{
+    char err[300];
+    if (dev > XML_CURL_MAX_DEV_ID) { /* audit M7: its SIP names would be another tenant's */
+        snprintf(err, sizeof err,
+                 "The Video API serves dev_id 0..%d (SIP user names carry six digits of it)",
+                 XML_CURL_MAX_DEV_ID);
+        cb->done(cb->ctx, -1, err);
+        return;
+    }
+    if (v->n_nodes == 0) {
+        snprintf(err, sizeof err,
+                 "The Video API has no media node: add a `[sip] freeswitch = "
+                 "[]Server=..,Port=..,Pwd=..,WSport=..` line to the configuration");
+        cb->done(cb->ctx, -1, err);
+        return;
+    }
+    size_t name_len = strlen(inv->name), profile_len = strlen(inv->profile);
+    size_t node_len = inv->node ? strlen(inv->node) : 0;
+    struct invite_job *j =
+        xcalloc(1, sizeof *j + name_len + inv->message_len + profile_len + node_len + 4);
+    j->v = v;
+    j->dev = dev;
+    j->inv = *inv;
+    j->cb = *cb;
+    char *p = j->text;
+    j->inv.name = p;
+    p = copy_text(p, inv->name, name_len);
+    j->inv.message = p;
+    p = copy_text(p, inv->message, inv->message_len);
+    j->inv.profile = p;
+    p = copy_text(p, inv->profile, profile_len);
+    j->inv.node = p;
+    copy_text(p, inv->node ? inv->node : "", node_len);
+    v->pending++;
+    j->node = place(v, dev, &j->inv, NULL, err, sizeof err);
+    if (j->node == -1) {
+        invite_finish(j, err);
+    } else if (j->node == -2) {
+        struct state_cb read = {take_node, invite_placed, j};
+        v->st->ops->conf_node(v->st, dev, j->inv.name, name_len, &read);
+    } else {
+        invite_store(j);
+    }
 }
 
 /* ---- control -------------------------------------------------------------------------------- */
@@ -751,7 +865,37 @@ static int room_command(struct video *v, struct room *r, const char *fmt_args, c
     return 0;
 }
 
-int video_remove(struct video *v, int64_t dev, const char *name, size_t len, int64_t user_id)
+/* A DELETE FROM conference in flight: the user's queued invitations, then the stored rows. It
+ * needs only the state once the kicks are sent, so it outlives the Video API safely. */
+struct remove_job {
+    struct state *st;
+    int64_t dev, user_id;
+    struct state_cb cb; /* the caller's */
+    size_t len;
+    char name[];
+};
+
+static void remove_done(void *ctx, int64_t result, const char *err)
+{
+    struct remove_job *j = ctx;
+    struct state_cb cb = j->cb;
+    xfree(j);
+    cb.done(cb.ctx, result, err);
+}
+
+static void remove_unqueued(void *ctx, int64_t result, const char *err)
+{
+    struct remove_job *j = ctx;
+    if (result < 0) {
+        remove_done(j, result, err);
+        return;
+    }
+    struct state_cb cb = {NULL, remove_done, j};
+    j->st->ops->conf_delete(j->st, j->dev, j->name, j->len, j->user_id, &cb);
+}
+
+void video_remove(struct video *v, int64_t dev, const char *name, size_t len, int64_t user_id,
+                  const struct state_cb *cb)
 {
     struct room *r = room_find(v, dev, name, len);
     char err[160], args[64];
@@ -766,10 +910,16 @@ int video_remove(struct video *v, int64_t dev, const char *name, size_t len, int
             }
         }
     }
+    struct remove_job *j = xcalloc(1, sizeof *j + len + 1);
+    j->st = v->st;
+    j->dev = dev;
+    j->user_id = user_id;
+    j->cb = *cb;
+    j->len = len;
+    memcpy(j->name, name, len);
     /* an invitation still queued for an offline user must not ring after the room is gone */
-    if (store_queue_delete_call(v->store, dev, name, len, user_id) < 0) return -1;
-    return user_id == 0 ? store_conf_delete_room(v->store, dev, name, len)
-                        : store_conf_delete(v->store, dev, name, len, user_id);
+    struct state_cb next = {NULL, remove_unqueued, j};
+    v->st->ops->queue_delete_call(v->st, dev, name, len, user_id, &next);
 }
 
 int video_member_set(struct video *v, int64_t dev, const char *name, size_t len, int64_t member_id,

@@ -18,14 +18,16 @@
 #include "core/config.h"
 #include "core/value.h"
 #include "push/hub.h"
-#include "state/store.h"
+#include "state/state.h"
 
 struct video;
 
 /* (transfer full) Parses the nodes of cfg and starts their links. With no node configured the
  * Video API answers every call with an error that says so. NULL with err on a bad line. */
-struct video *video_new(uv_loop_t *loop, const struct config *cfg, struct store *store,
+struct video *video_new(uv_loop_t *loop, const struct config *cfg, struct state *st,
                         struct hub *hub, char *err, size_t errlen);
+/* Stops the links and forgets the rooms; invitations still in flight complete with an error at
+ * their next step (the struct goes with the last of them). */
 void video_free(struct video *v);
 
 /* Room names the dialplan accepts: 1..32 of [A-Za-z0-9_-]; profiles 1..32 of the same. */
@@ -41,15 +43,19 @@ struct video_invitation {
     const char *node; /* (nullable) the node the backend asks for: its id "host:port" or Server */
 };
 
-/* INSERT INTO conference: places the room, stores the invitation, sends the user sys_sipCall
- * (queued when offline). 0, or -1 with a message for the backend in err. */
-int video_invite(struct video *v, int64_t dev_id, const struct video_invitation *inv, char *err,
-                 size_t errlen);
+/* INSERT INTO conference: places the room (reading where its invitations were placed when that
+ * decides), stores the invitation, sends the user sys_sipCall (the state delivers it live or
+ * queues it). Completes cb once, maybe before it returns, maybe on a later loop turn (the state
+ * backend's pace): 0, or -1 with a message for the backend. inv is copied. */
+void video_invite(struct video *v, int64_t dev_id, const struct video_invitation *inv,
+                  const struct state_cb *cb);
 
 /* DELETE FROM conference: user_id > 0 kicks that user's members from the room and removes the
- * invitation; user_id == 0 ends the room (every member kicked, every invitation removed).
- * Returns the invitations removed, or -1 on a storage error. */
-int video_remove(struct video *v, int64_t dev_id, const char *name, size_t len, int64_t user_id);
+ * invitation; user_id == 0 ends the room (every member kicked, every invitation removed); the
+ * user's queued sys_sipCall for the room goes too. Completes cb once with the invitations
+ * removed, or -1 and the state's error. */
+void video_remove(struct video *v, int64_t dev_id, const char *name, size_t len, int64_t user_id,
+                  const struct state_cb *cb);
 
 /* conference_members rows, in the table's column order (VIDEO_MEMBER_COLS values); name NULL
  * lists every room of the tenant. Returns non-zero from fn to stop. */
