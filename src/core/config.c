@@ -90,7 +90,7 @@ static const struct config_opt ccomet_opts[] = {
     {"sip", "call_token_ttl", CFG_INT, F(sip_call_token_ttl), "43200", 60, 30 * 86400, false, NULL},
     {"sip", "freeswitch", CFG_LIST, F(sip_freeswitch), "", 0, 0, false, NULL},
 
-    {"store", "type", CFG_ENUM, F(store_type), "sqlite", 0, 0, false, "sqlite"},
+    {"store", "type", CFG_ENUM, F(store_type), "sqlite", 0, 0, false, "sqlite|redis"},
     {"store", "path", CFG_STR, F(store_path), "var/ccomet.db", 0, 0, false, NULL},
     {"store", "synchronous", CFG_ENUM, F(store_synchronous), "normal", 0, 0, false, "normal|full"},
     {"store", "queue_ttl", CFG_INT, F(store_queue_ttl), "86400", 1, 315360000LL, true, NULL},
@@ -98,6 +98,14 @@ static const struct config_opt ccomet_opts[] = {
     {"store", "purge_interval", CFG_INT, F(store_purge_interval), "60", 1, 86400, false, NULL},
     {"store", "history_max", CFG_INT, F(store_history_max), "1000", 0, 1000000, true, NULL},
     {"store", "busy_timeout", CFG_INT, F(store_busy_timeout), "100", 0, 10000, false, NULL},
+
+    {"redis", "server", CFG_STR, F(redis_server), "127.0.0.1:6379", 0, 0, false, NULL},
+    {"redis", "user", CFG_STR, F(redis_user), "", 0, 0, false, NULL},
+    {"redis", "password", CFG_STR, F(redis_password), "", 0, 0, false, NULL},
+    {"redis", "db", CFG_INT, F(redis_db), "0", 0, 10000, false, NULL},
+    {"redis", "timeout_ms", CFG_INT, F(redis_timeout_ms), "2000", 50, 60000, false, NULL},
+    {"redis", "start_wait", CFG_INT, F(redis_start_wait), "30", 0, 3600, false, NULL},
+    {"redis", "prefix", CFG_STR, F(redis_prefix), "ccomet:", 0, 0, false, NULL},
 
     {"log", "level", CFG_LEVEL, F(log_level), "info", 0, 0, true, NULL},
 };

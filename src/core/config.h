@@ -82,7 +82,7 @@ struct config {
     struct config_list sip_freeswitch;
 
     /* [store] */
-    char *store_type; /* "sqlite" */
+    char *store_type; /* "sqlite" (one node) or "redis" (the state shared by every node) */
     char *store_path;
     char *store_synchronous;      /* "normal" (survives a process crash) or "full" (power loss) */
     int64_t store_queue_ttl;      /* seconds an offline users_messages row is kept */
@@ -90,6 +90,15 @@ struct config {
     int64_t store_history_max;    /* max pipes_settings length */
     int64_t store_purge_interval; /* seconds between expiry runs */
     int64_t store_busy_timeout;   /* ms a write waits for another process's lock on the file */
+
+    /* [redis] (store type = redis) */
+    char *redis_server;       /* host:port */
+    char *redis_user;         /* ACL user, "" for none */
+    char *redis_password;     /* "" for no AUTH */
+    int64_t redis_db;         /* SELECT */
+    int64_t redis_timeout_ms; /* connect and each answer; past it the link is down */
+    int64_t redis_start_wait; /* seconds the server waits for Redis at start */
+    char *redis_prefix;       /* of every key and channel, so that deployments can share */
 
     /* [log] */
     enum log_level log_level;

@@ -13,6 +13,24 @@ void hub_set_delivery(struct hub *h, const struct hub_delivery *d)
     h->delivery = *d;
 }
 
+void hub_set_watch(struct hub *h, const struct hub_watch *w)
+{
+    if (w)
+        h->watch = *w;
+    else
+        memset(&h->watch, 0, sizeof h->watch);
+}
+
+void hub_watch_pipe(struct hub *h, int64_t dev_id, const char *pipe, size_t len, bool on)
+{
+    if (h->watch.pipe) h->watch.pipe(h->watch.ctx, dev_id, pipe, len, on);
+}
+
+void hub_watch_user(struct hub *h, int64_t dev_id, int64_t user_id, bool on)
+{
+    if (h->watch.user) h->watch.user(h->watch.ctx, dev_id, user_id, on);
+}
+
 size_t hub_publish_pipe(struct hub *h, const struct hub_message *m)
 {
     h->published++;

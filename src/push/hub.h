@@ -55,13 +55,27 @@ struct hub_delivery {
                  void *fn_ctx);
 };
 
+/* Who wants to know which pipes and users this node's browsers hold (a cluster backend, to
+ * subscribe only to those). on goes true when a pipe gets its first local subscriber (or is
+ * kept for recovery) and false when it is forgotten; a user when its first connection here is
+ * authorized and false after its last. Every function may be NULL. */
+struct hub_watch {
+    void *ctx;
+    void (*pipe)(void *ctx, int64_t dev_id, const char *pipe, size_t len, bool on);
+    void (*user)(void *ctx, int64_t dev_id, int64_t user_id, bool on);
+};
+
 struct hub {
     struct hub_delivery delivery;
+    struct hub_watch watch;
     uint64_t published, delivered; /* counters for /metrics and SHOW STATUS */
 };
 
 void hub_init(struct hub *h);
 void hub_set_delivery(struct hub *h, const struct hub_delivery *d);
+void hub_set_watch(struct hub *h, const struct hub_watch *w); /* w NULL: none */
+void hub_watch_pipe(struct hub *h, int64_t dev_id, const char *pipe, size_t len, bool on);
+void hub_watch_user(struct hub *h, int64_t dev_id, int64_t user_id, bool on);
 
 size_t hub_publish_pipe(struct hub *h, const struct hub_message *m);
 size_t hub_send_user(struct hub *h, int64_t user_id, const struct hub_message *m);

@@ -123,11 +123,13 @@ static struct pipe *pipe_get(struct pubsub *ps, int64_t dev, const char *name, s
     memcpy(p->name, name, len);
     p->empty_since = now_s();
     hmap_insert(&ps->pipes, &p->node, pipe_hash(dev, name, len));
+    hub_watch_pipe(ps->hub, dev, name, len, true);
     return p;
 }
 
 static void pipe_free(struct pubsub *ps, struct pipe *p)
 {
+    hub_watch_pipe(ps->hub, p->dev, p->name, p->len, false);
     hmap_remove(&ps->pipes, &p->node);
     for (uint32_t i = 0; i < p->ring_n; i++)
         frame_unref(p->ring[(p->ring_head + i) % p->ring_cap].frame);
@@ -416,8 +418,10 @@ bool pubsub_user_attach(struct pubsub *ps, struct ws_conn *c)
     c->user_next = u->conns;
     if (u->conns) u->conns->user_prev = c;
     u->conns = c;
-    if (u->n++ == 0 && ps->cfg->send_user_online_events)
-        user_status_event(ps, c->dev_id, c->user_id, true);
+    if (u->n++ == 0) {
+        hub_watch_user(ps->hub, c->dev_id, c->user_id, true);
+        if (ps->cfg->send_user_online_events) user_status_event(ps, c->dev_id, c->user_id, true);
+    }
     return true;
 }
 
@@ -438,6 +442,7 @@ void pubsub_user_detach(struct pubsub *ps, struct ws_conn *c)
             ps->state->ops->time_put(ps->state, u->dev, u->user_id, (int64_t)time(NULL), &cb);
         }
         if (ps->cfg->send_user_offline_events) user_status_event(ps, u->dev, u->user_id, false);
+        hub_watch_user(ps->hub, u->dev, u->user_id, false);
         hmap_remove(&ps->users, &u->node);
         xfree(u);
     }

@@ -12,6 +12,7 @@
 #include "push/ws_server.h"
 #include "state/state.h"
 #include "state/tenants.h"
+#include "state/redis.h"
 #include "state/store.h"
 #include "video/video.h"
 #include "video/directory_server.h"
@@ -30,8 +31,9 @@ struct app {
     uv_loop_t *loop;
     struct config *cfg;
     struct store *store;
-    struct state *state;    /* the tables' view of store + hub */
-    struct tenants tenants; /* the tenants' own credentials, loaded from the state at start */
+    struct state *state;       /* the tables' view of store + hub */
+    struct state *redis_state; /* the Redis backend under state (which may wrap it), or NULL */
+    struct tenants tenants;    /* the tenants' own credentials, loaded from the state at start */
     struct hub hub;
     struct cq_env env;
     struct cometql_server *cometql;
@@ -52,7 +54,7 @@ static void on_before_poll(uv_prepare_t *h)
 {
     struct app *app = h->data;
     bool ok = true;
-    if (store_dirty(app->store)) ok = store_commit(app->store) == 0;
+    if (app->store && store_dirty(app->store)) ok = store_commit(app->store) == 0;
     if (app->cometql)
         cometql_server_after_commit(app->cometql, ok, ok ? NULL : store_errmsg(app->store));
     if (app->ws) ws_server_flush(app->ws);
@@ -63,6 +65,7 @@ struct tenant_load {
     int64_t bad;
     int64_t result;
     char err[256];
+    bool done;
 };
 
 static int tenant_row(void *ctx, const struct value *cols, size_t n)
@@ -82,6 +85,7 @@ static void tenants_loaded(void *ctx, int64_t result, const char *err)
 {
     struct tenant_load *l = ctx;
     l->result = result;
+    l->done = true;
     if (result < 0) snprintf(l->err, sizeof l->err, "%s", err ? err : "?");
 }
 
@@ -108,9 +112,27 @@ static void cometql_metrics(void *ctx, struct buf *out)
     buf_append(out, text, (size_t)n);
 }
 
+/* [store] type = redis: the loop runs (the links connecting, retrying) until both Redis
+ * connections are up or [redis] start_wait has passed. */
+static bool wait_for_redis(struct app *app)
+{
+    uint64_t start = uv_now(app->loop), next_log = start + 2000;
+    while (!state_redis_up(app->state)) {
+        uint64_t now = uv_now(app->loop);
+        if (now - start >= (uint64_t)app->cfg->redis_start_wait * 1000) return false;
+        if (now >= next_log) {
+            LOG(LOG_WARN, "main", "msg=\"waiting for Redis\" server=%s", app->cfg->redis_server);
+            next_log = now + 5000;
+        }
+        uv_run(app->loop, UV_RUN_ONCE);
+    }
+    return true;
+}
+
 static void on_purge(uv_timer_t *t)
 {
     struct app *app = t->data;
+    if (!app->store) return; /* Redis expires its own keys */
     int n = store_purge(app->store, (int64_t)time(NULL), app->cfg->store_queue_ttl,
                         app->cfg->store_trust_ttl);
     if (n > 0) LOG(LOG_INFO, "store", "msg=\"expired rows purged\" rows=%d", n);
@@ -121,7 +143,8 @@ static void on_stopped(void *ctx)
 {
     struct app *app = ctx;
     if (--app->services_running > 0) return;
-    on_before_poll(&app->before_poll); /* the last commit and flush */
+    on_before_poll(&app->before_poll);                   /* the last commit and flush */
+    if (!app->store) state_redis_stop(app->redis_state); /* its links would keep the loop up */
     uv_prepare_stop(&app->before_poll);
     uv_close((uv_handle_t *)&app->before_poll, NULL);
     uv_close((uv_handle_t *)&app->sig_term, NULL);
@@ -220,33 +243,52 @@ int main(int argc, char **argv)
             "msg=\"[main] password is the default; set your own before exposing the ports\"");
 
     signal(SIGPIPE, SIG_IGN);
-    if (make_parent_dir(app.cfg->store_path) != 0) {
-        fprintf(stderr, "ccomet: cannot create the directory of [store] path = %s: %s\n",
-                app.cfg->store_path, strerror(errno));
-        config_free(app.cfg);
-        return 1;
+    bool on_redis = strcmp(app.cfg->store_type, "redis") == 0;
+    if (!on_redis) {
+        if (make_parent_dir(app.cfg->store_path) != 0) {
+            fprintf(stderr, "ccomet: cannot create the directory of [store] path = %s: %s\n",
+                    app.cfg->store_path, strerror(errno));
+            config_free(app.cfg);
+            return 1;
+        }
+        app.store = store_open(app.cfg->store_path, strcmp(app.cfg->store_synchronous, "full") == 0,
+                               err, sizeof err);
+        if (!app.store) {
+            fprintf(stderr, "ccomet: %s\n", err);
+            config_free(app.cfg);
+            return 1;
+        }
+        store_set_busy_timeout(app.store, (int)app.cfg->store_busy_timeout);
     }
-    app.store = store_open(app.cfg->store_path, strcmp(app.cfg->store_synchronous, "full") == 0,
-                           err, sizeof err);
-    if (!app.store) {
-        fprintf(stderr, "ccomet: %s\n", err);
-        config_free(app.cfg);
-        return 1;
-    }
-    store_set_busy_timeout(app.store, (int)app.cfg->store_busy_timeout);
     app.loop = uv_default_loop();
     hub_init(&app.hub);
     app.env.cfg = app.cfg;
-    app.state = state_embedded_new(app.store, &app.hub);
+    if (on_redis) {
+        app.state = app.redis_state = state_redis_new(app.loop, app.cfg, &app.hub, err, sizeof err);
+        if (!app.state) {
+            fprintf(stderr, "ccomet: configuration error: %s\n", err);
+            return 1;
+        }
+        if (!wait_for_redis(&app)) {
+            fprintf(stderr,
+                    "ccomet: Redis at %s did not answer within %lld s ([redis] start_wait)\n",
+                    app.cfg->redis_server, (long long)app.cfg->redis_start_wait);
+            return 1;
+        }
+    } else {
+        app.state = state_embedded_new(app.store, &app.hub);
+    }
     app.env.state = app.state;
     app.env.hub = &app.hub;
     tenants_init(&app.tenants);
     app.tenants.require_exp = app.cfg->jwt_require_exp;
     app.env.tenants = &app.tenants;
     {
-        struct tenant_load l = {&app.tenants, 0, -1, ""};
+        struct tenant_load l = {&app.tenants, 0, -1, "", false};
         struct state_cb cb = {tenant_row, tenants_loaded, &l};
-        app.state->ops->tenant_list(app.state, &cb); /* the embedded state answers inline */
+        app.state->ops->tenant_list(app.state, &cb);
+        while (!l.done) /* the embedded state answers inline, Redis on a later turn */
+            uv_run(app.loop, UV_RUN_ONCE);
         if (l.result < 0) {
             fprintf(stderr, "ccomet: cannot read the tenants' credentials: %s\n", l.err);
             return 1;
@@ -326,7 +368,7 @@ int main(int argc, char **argv)
 
     state_free(app.state);
     tenants_free(&app.tenants);
-    store_close(app.store); /* commits anything still pending */
+    if (app.store) store_close(app.store); /* commits anything still pending */
     cometql_server_free(app.cometql);
     ws_server_free(app.ws);
     pubsub_free(app.pubsub);

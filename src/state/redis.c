@@ -1,0 +1,1442 @@
+/* redis: the state backend for several ccomet nodes: every row in one Redis server, every pipe
+ * message and private message fanned out between nodes through Redis's sharded pub/sub. See
+ * state_redis_new in state.h for what it promises; the layout of the keys:
+ *
+ *   <prefix>{t<dev>}:auth|data|time|tok|pset   hashes: user -> hash|data|time, token -> time,
+ *                                               pipe -> history length
+ *   <prefix>{t<dev>}:mid                       the tenant's last message id (pipes and queues)
+ *   <prefix>{t<dev>}:h:<pipe>                  a pipe's history: a stream, entry id <id>-0,
+ *                                               fields t e m u (time, event, message, user)
+ *   <prefix>{t<dev>}:hp                        the pipes that have history
+ *   <prefix>{t<dev>}:q:<id>, :qu:<user>, :qall a queued private message (hash u t e m), a user's
+ *                                               queue and the tenant's (sorted sets of ids)
+ *   <prefix>{t<dev>}:conf, :confnode           invitations ("<room>\n<user>" -> a RESP array of
+ *                                               the row) and where each room was placed
+ *   <prefix>{t<dev>}:c:<pipe>, :u:<user>       the shard channels a pipe's or a user's messages
+ *                                               go out on
+ *   <prefix>tenants                            tenant credentials (dev -> a RESP array)
+ *
+ * All keys of one tenant share the hash tag {t<dev>}, so every script touches one slot (a
+ * Redis Cluster keeps a tenant on one shard; tenants spread over the shards). A write completes
+ * only when Redis has answered it; with no answer (link down, timeout) it fails, never reported
+ * as done. Scripts go by EVALSHA, loaded again with EVAL when Redis says NOSCRIPT. Loop thread
+ * only. */
+#include "state/redis.h"
+#include "core/alloc.h"
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/hmap.h"
+#include "core/log.h"
+#include "proto/resp.h"
+#include "push/hub.h"
+#include "state/redis_link.h"
+
+#include <inttypes.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- scripts --------------------------------------------------------------------------------- */
+
+enum script_id {
+    SC_PUBLISH,
+    SC_USER_MESSAGE,
+    SC_QUEUE_LIST,
+    SC_QUEUE_DELETE_USER,
+    SC_QUEUE_DELETE_ID,
+    SC_QUEUE_DELETE_CALL,
+    SC_HISTORY_DELETE_PIPE,
+    SC_HISTORY_DELETE_ID,
+    SC_PIPE_SETTING_PUT,
+    SC_PIPE_SETTING_DELETE,
+    SC_CONF_DELETE,
+    SC_COUNT
+};
+
+/* KEYS[1] is always the tenant's prefix "<prefix>{t<dev>}:" (a key of its own: the tenant's
+ * message id), so every key a script builds from it is in the declared slot. */
+static const char *const script_text[SC_COUNT] = {
+    /* publish: ARGV pipe, trust(0|1), time, event, message, user, trust_ttl, head
+     * -> the message id; the fan-out payload is head .. id .. '\n' .. the rest */
+    [SC_PUBLISH] =
+        "local t=KEYS[1] local id=redis.call('INCR',t..'mid') "
+        "local keep=tonumber(redis.call('HGET',t..'pset',ARGV[1]) or '0') "
+        "if ARGV[2]=='1' or keep>0 then local h=t..'h:'..ARGV[1] "
+        "if ARGV[2]=='1' then redis.call('XADD',h,id..'-0','t',ARGV[3],'e',ARGV[4],'m',ARGV[5],"
+        "'u',ARGV[6]) redis.call('EXPIRE',h,ARGV[7]) "
+        "else redis.call('XADD',h,'MAXLEN',keep,id..'-0','t',ARGV[3],'e',ARGV[4],'m',ARGV[5],"
+        "'u',ARGV[6]) end redis.call('SADD',t..'hp',ARGV[1]) end "
+        "redis.call('SPUBLISH',t..'c:'..ARGV[1],ARGV[8]..id..'\\n'..ARGV[9]) return id",
+    /* user_message: ARGV user, time, event, message, head, rest, queue_ttl -> 0 (delivered) or
+     * the queue id (the row expires after queue_ttl; the sets' stale ids are skipped) */
+    [SC_USER_MESSAGE] =
+        "local t=KEYS[1] local n=redis.call('SPUBLISH',t..'u:'..ARGV[1],ARGV[5]..'0\\n'..ARGV[6]) "
+        "if n>0 then return 0 end local id=redis.call('INCR',t..'mid') "
+        "redis.call('HSET',t..'q:'..id,'u',ARGV[1],'t',ARGV[2],'e',ARGV[3],'m',ARGV[4]) "
+        "redis.call('EXPIRE',t..'q:'..id,ARGV[7]) "
+        "redis.call('ZADD',t..'qu:'..ARGV[1],id,id) redis.call('ZADD',t..'qall',id,id) return id",
+    /* queue_list: ARGV user ('' = all), limit -> rows {user, id, time, event, message} */
+    [SC_QUEUE_LIST] =
+        "local t=KEYS[1] local z=ARGV[1]=='' and t..'qall' or t..'qu:'..ARGV[1] "
+        "local ids=redis.call('ZRANGE',z,0,tonumber(ARGV[2])-1) local out={} "
+        "for _,id in ipairs(ids) do local r=redis.call('HMGET',t..'q:'..id,'u','t','e','m') "
+        "if r[1] then out[#out+1]={tonumber(r[1]),tonumber(id),tonumber(r[2]),r[3],r[4]} end end "
+        "return out",
+    /* queue_delete_user: ARGV user -> rows removed */
+    [SC_QUEUE_DELETE_USER] =
+        "local t=KEYS[1] local z=t..'qu:'..ARGV[1] local ids=redis.call('ZRANGE',z,0,-1) "
+        "for _,id in ipairs(ids) do redis.call('DEL',t..'q:'..id) redis.call('ZREM',t..'qall',id) "
+        "end redis.call('DEL',z) return #ids",
+    /* queue_delete_id: ARGV id, user ('' = anyone's) -> 0|1 */
+    [SC_QUEUE_DELETE_ID] =
+        "local t=KEYS[1] local u=redis.call('HGET',t..'q:'..ARGV[1],'u') "
+        "if not u or (ARGV[2]~='' and u~=ARGV[2]) then return 0 end "
+        "redis.call('DEL',t..'q:'..ARGV[1]) redis.call('ZREM',t..'qall',ARGV[1]) "
+        "redis.call('ZREM',t..'qu:'..u,ARGV[1]) return 1",
+    /* queue_delete_call: ARGV needle ('"conference_name":"<room>"'), user ('' = all) -> removed */
+    [SC_QUEUE_DELETE_CALL] =
+        "local t=KEYS[1] local z=ARGV[2]=='' and t..'qall' or t..'qu:'..ARGV[2] "
+        "local ids=redis.call('ZRANGE',z,0,-1) local n=0 "
+        "for _,id in ipairs(ids) do local r=redis.call('HMGET',t..'q:'..id,'u','e','m') "
+        "if r[1] and r[2]=='sys_sipCall' and string.find(r[3],ARGV[1],1,true) then "
+        "redis.call('DEL',t..'q:'..id) redis.call('ZREM',t..'qall',id) "
+        "redis.call('ZREM',t..'qu:'..r[1],id) n=n+1 end end return n",
+    /* history_delete_pipe: ARGV pipe -> rows removed */
+    [SC_HISTORY_DELETE_PIPE] =
+        "local t=KEYS[1] local h=t..'h:'..ARGV[1] local n=redis.call('XLEN',h) "
+        "redis.call('DEL',h) redis.call('SREM',t..'hp',ARGV[1]) return n",
+    /* history_delete_id: ARGV id -> rows removed */
+    [SC_HISTORY_DELETE_ID] =
+        "local t=KEYS[1] local n=0 for _,p in ipairs(redis.call('SMEMBERS',t..'hp')) do "
+        "n=n+redis.call('XDEL',t..'h:'..p,ARGV[1]..'-0') end return n",
+    /* pipe_setting_put: ARGV pipe, length -> 1 (the history is trimmed to the new length) */
+    [SC_PIPE_SETTING_PUT] = "local t=KEYS[1] redis.call('HSET',t..'pset',ARGV[1],ARGV[2]) "
+                            "if not string.find(ARGV[1],'^trust_') then "
+                            "redis.call('XTRIM',t..'h:'..ARGV[1],'MAXLEN',ARGV[2]) end return 1",
+    /* pipe_setting_delete: ARGV pipe -> settings removed (the history goes with it) */
+    [SC_PIPE_SETTING_DELETE] =
+        "local t=KEYS[1] local n=redis.call('HDEL',t..'pset',ARGV[1]) "
+        "redis.call('DEL',t..'h:'..ARGV[1]) redis.call('SREM',t..'hp',ARGV[1]) return n",
+    /* conf_delete: ARGV room, user ('' = the whole room) -> rows removed */
+    [SC_CONF_DELETE] =
+        "local t=KEYS[1] local c=t..'conf' local n=0 "
+        "if ARGV[2]~='' then n=redis.call('HDEL',c,ARGV[1]..'\\n'..ARGV[2]) else "
+        "local pre=ARGV[1]..'\\n' for _,f in ipairs(redis.call('HKEYS',c)) do "
+        "if string.sub(f,1,#pre)==pre then n=n+redis.call('HDEL',c,f) end end end "
+        "local left=false local pre=ARGV[1]..'\\n' for _,f in ipairs(redis.call('HKEYS',c)) do "
+        "if string.sub(f,1,#pre)==pre then left=true break end end "
+        "if not left then redis.call('HDEL',t..'confnode',ARGV[1]) end return n",
+};
+
+/* ---- the backend ----------------------------------------------------------------------------- */
+
+struct watched { /* a channel this node is subscribed to */
+    struct hnode node;
+    size_t len;
+    char name[];
+};
+
+struct origin_slot { /* a browser's publish in flight: its connection is not sent its own */
+    uint64_t serial;
+    const void *origin;
+};
+#define ORIGIN_SLOTS 1024
+
+struct rstate {
+    struct state base;
+    uv_loop_t *loop;
+    struct hub *hub;
+    int64_t trust_ttl, queue_ttl;
+    struct redis_link *cmd, *sub;
+    char prefix[128];
+    char node[17]; /* this node's random id, in every fan-out payload */
+    char sha[SC_COUNT][41];
+    struct hmap watched;
+    uint64_t serial;
+    struct origin_slot origins[ORIGIN_SLOTS];
+    struct arena arena; /* decoded packed values, per reply */
+    struct redis_stats stats;
+};
+
+#define R(st) ((struct rstate *)(st))
+
+/* One call in flight. */
+struct req {
+    struct rstate *r;
+    struct state_cb cb;
+    int64_t dev, a, limit;
+    const char *types; /* the row's columns: i (integer) s (string) */
+    struct buf tail;   /* a script call's arguments after the sha, kept for a NOSCRIPT retry */
+    enum script_id script;
+    size_t argc_tail; /* the arguments in tail */
+    void (*on_reply)(struct req *q, const struct resp_value *v);
+    size_t name_len;
+    char name[]; /* a pipe or room the reply needs */
+};
+
+static struct req *req_new(struct rstate *r, const struct state_cb *cb, int64_t dev,
+                           const char *name, size_t len)
+{
+    struct req *q = xcalloc(1, sizeof *q + len + 1);
+    q->r = r;
+    q->cb = *cb;
+    q->dev = dev;
+    if (len) memcpy(q->name, name, len);
+    q->name_len = len;
+    buf_init(&q->tail);
+    return q;
+}
+
+static void req_done(struct req *q, int64_t result, const char *err)
+{
+    struct state_cb cb = q->cb;
+    buf_free(&q->tail);
+    xfree(q);
+    cb.done(cb.ctx, result, err);
+}
+
+static void put_tenant(struct buf *b, const struct rstate *r, int64_t dev)
+{
+    char k[200];
+    int n = snprintf(k, sizeof k, "%s{t%" PRId64 "}:", r->prefix, dev);
+    resp_arg(b, k, (size_t)n);
+}
+
+/* A key of the tenant: "<prefix>{t<dev>}:<what>[<name>]". */
+static void put_key(struct buf *b, const struct rstate *r, int64_t dev, const char *what,
+                    const char *name, size_t len)
+{
+    char k[200];
+    int n = snprintf(k, sizeof k, "%s{t%" PRId64 "}:%s", r->prefix, dev, what);
+    struct buf tmp;
+    buf_init(&tmp);
+    buf_append(&tmp, k, (size_t)n);
+    if (len) buf_append(&tmp, name, len);
+    resp_arg(b, buf_head(&tmp), buf_unread(&tmp));
+    buf_free(&tmp);
+}
+
+/* The reply's error text, or NULL when it is not an error. */
+static const char *reply_error(const struct resp_value *v, const char *err, char *out, size_t n)
+{
+    if (!v) {
+        snprintf(out, n, "Redis: %s", err ? err : "no answer");
+        return out;
+    }
+    if (v->type == RESP_ERR) {
+        snprintf(out, n, "Redis: %.*s", (int)(v->len > 200 ? 200 : v->len), v->s);
+        return out;
+    }
+    return NULL;
+}
+
+static void on_reply(void *ctx, const struct resp_value *v, const char *err);
+
+/* The command link, or (after state_redis_stop) an immediate failure. */
+static void cmd_send(struct rstate *r, const void *cmd, size_t len, redis_reply_cb cb, void *ctx)
+{
+    if (r->cmd)
+        redis_link_send(r->cmd, cmd, len, cb, ctx);
+    else if (cb)
+        cb(ctx, NULL, "the server is stopping");
+}
+
+static void sub_send(struct rstate *r, const void *cmd, size_t len)
+{
+    if (r->sub) redis_link_send(r->sub, cmd, len, NULL, NULL);
+}
+
+static void on_reply(void *ctx, const struct resp_value *v, const char *err)
+{
+    struct req *q = ctx;
+    char text[300];
+    if (v && v->type == RESP_ERR && v->len >= 8 && memcmp(v->s, "NOSCRIPT", 8) == 0 &&
+        buf_unread(&q->tail)) {
+        /* Redis lost the script (a restart, SCRIPT FLUSH): send it whole, once */
+        struct buf b;
+        buf_init(&b);
+        const char *body = script_text[q->script];
+        /* the tail holds numkeys keys args after the sha; its argument count is in argc */
+        resp_begin(&b, 2 + q->argc_tail);
+        resp_arg_str(&b, "EVAL");
+        resp_arg_str(&b, body);
+        buf_append(&b, buf_head(&q->tail), buf_unread(&q->tail));
+        buf_free(&q->tail);
+        buf_init(&q->tail); /* no second retry */
+        cmd_send(q->r, buf_head(&b), buf_unread(&b), on_reply, q);
+        buf_free(&b);
+        return;
+    }
+    const char *e = reply_error(v, err, text, sizeof text);
+    if (e) {
+        q->r->stats.errors++;
+        req_done(q, -1, e);
+        return;
+    }
+    q->on_reply(q, v);
+}
+
+static void send_cmd(struct rstate *r, struct buf *b, struct req *q)
+{
+    cmd_send(r, buf_head(b), buf_unread(b), on_reply, q);
+    buf_free(b);
+}
+
+/* A script call: argc_tail arguments (numkeys, the tenant key, the ARGVs) are in q->tail. */
+static void send_script(struct rstate *r, struct req *q, enum script_id id, size_t argc_tail)
+{
+    q->script = id;
+    q->argc_tail = argc_tail;
+    struct buf b;
+    buf_init(&b);
+    resp_begin(&b, 2 + argc_tail);
+    resp_arg_str(&b, "EVALSHA");
+    resp_arg_str(&b, r->sha[id]);
+    buf_append(&b, buf_head(&q->tail), buf_unread(&q->tail));
+    send_cmd(r, &b, q);
+}
+
+/* ---- reply shapes ---------------------------------------------------------------------------- */
+
+static bool to_int(const struct resp_value *v, int64_t *out)
+{
+    return resp_to_int(v, out);
+}
+
+static struct value as_value(const struct resp_value *v, char type)
+{
+    int64_t i;
+    if (v->type == RESP_NIL) return value_null();
+    if (type == 'i') return to_int(v, &i) ? value_int(i) : value_null();
+    if (v->type == RESP_INT) return value_int(v->i);
+    return value_str(v->s, v->len);
+}
+
+/* An integer reply is the result. */
+static void reply_int(struct req *q, const struct resp_value *v)
+{
+    int64_t n = 0;
+    if (!to_int(v, &n)) n = 1; /* +OK */
+    req_done(q, n, NULL);
+}
+
+/* A write that succeeded: one row changed. */
+static void reply_one(struct req *q, const struct resp_value *v)
+{
+    (void)v;
+    req_done(q, 1, NULL);
+}
+
+/* An array of rows, each an array of q->types' columns. */
+static void reply_rows(struct req *q, const struct resp_value *v)
+{
+    size_t ncol = strlen(q->types), rows = 0;
+    struct value cols[8];
+    bool more = true;
+    for (size_t i = 0; v->type == RESP_ARRAY && i < v->n; i++) {
+        const struct resp_value *row = &v->items[i];
+        if (row->type != RESP_ARRAY || row->n < ncol) continue;
+        for (size_t c = 0; c < ncol; c++)
+            cols[c] = as_value(&row->items[c], q->types[c]);
+        rows++;
+        if (more && q->cb.row && q->cb.row(q->cb.ctx, cols, ncol)) more = false;
+    }
+    req_done(q, (int64_t)rows, NULL);
+}
+
+struct pair {
+    const struct resp_value *k, *v;
+    int64_t ik;
+};
+
+static int pair_cmp_int(const void *a, const void *b)
+{
+    const struct pair *x = a, *y = b;
+    return x->ik < y->ik ? -1 : x->ik > y->ik;
+}
+
+static int pair_cmp_str(const void *a, const void *b)
+{
+    const struct pair *x = a, *y = b;
+    size_t n = x->k->len < y->k->len ? x->k->len : y->k->len;
+    int c = memcmp(x->k->s, y->k->s, n);
+    return c ? c : (x->k->len < y->k->len ? -1 : x->k->len > y->k->len);
+}
+
+/* HGETALL: field/value pairs as rows (field, value) typed by q->types ("is", "ii", "si" or
+ * "s": the field alone), ordered by field, at most q->limit (0: all). */
+static void reply_pairs(struct req *q, const struct resp_value *v)
+{
+    size_t n = v->type == RESP_ARRAY ? v->n / 2 : 0;
+    struct pair *p = xcalloc(n ? n : 1, sizeof *p);
+    for (size_t i = 0; i < n; i++) {
+        p[i].k = &v->items[2 * i];
+        p[i].v = &v->items[2 * i + 1];
+        if (!to_int(p[i].k, &p[i].ik)) p[i].ik = INT64_MAX;
+    }
+    qsort(p, n, sizeof *p, q->types[0] == 'i' ? pair_cmp_int : pair_cmp_str);
+    size_t ncol = strlen(q->types), rows = 0;
+    for (size_t i = 0; i < n && (q->limit <= 0 || (int64_t)rows < q->limit); i++) {
+        struct value cols[2] = {as_value(p[i].k, q->types[0]),
+                                ncol > 1 ? as_value(p[i].v, q->types[1]) : value_null()};
+        rows++;
+        if (q->cb.row && q->cb.row(q->cb.ctx, cols, ncol)) break;
+    }
+    xfree(p);
+    req_done(q, (int64_t)rows, NULL);
+}
+
+/* HGET of field q->a: one row (q->a, value) or none. */
+static void reply_field(struct req *q, const struct resp_value *v)
+{
+    if (v->type == RESP_NIL) {
+        req_done(q, 0, NULL);
+        return;
+    }
+    struct value cols[2] = {value_int(q->a), as_value(v, q->types[1])};
+    if (q->cb.row) q->cb.row(q->cb.ctx, cols, 2);
+    req_done(q, 1, NULL);
+}
+
+/* ---- users, tokens, times -------------------------------------------------------------------- */
+
+static void hash_get(struct state *st, int64_t dev, const char *what, int64_t field,
+                     const char *types, const struct state_cb *cb)
+{
+    struct rstate *r = R(st);
+    struct req *q = req_new(r, cb, dev, NULL, 0);
+    q->a = field;
+    q->types = types;
+    q->on_reply = reply_field;
+    struct buf b;
+    buf_init(&b);
+    resp_begin(&b, 3);
+    resp_arg_str(&b, "HGET");
+    put_key(&b, r, dev, what, NULL, 0);
+    resp_arg_int(&b, field);
+    send_cmd(r, &b, q);
+}
+
+static void hash_list(struct state *st, int64_t dev, const char *what, int64_t limit,
+                      const char *types, const struct state_cb *cb)
+{
+    struct rstate *r = R(st);
+    struct req *q = req_new(r, cb, dev, NULL, 0);
+    q->limit = limit;
+    q->types = types;
+    q->on_reply = reply_pairs;
+    struct buf b;
+    buf_init(&b);
+    resp_begin(&b, 2);
+    resp_arg_str(&b, "HGETALL");
+    put_key(&b, r, dev, what, NULL, 0);
+    send_cmd(r, &b, q);
+}
+
+static void hash_put(struct state *st, int64_t dev, const char *what, const void *field,
+                     size_t flen, const void *val, size_t vlen, const struct state_cb *cb)
+{
+    struct rstate *r = R(st);
+    struct req *q = req_new(r, cb, dev, NULL, 0);
+    q->on_reply = reply_one;
+    struct buf b;
+    buf_init(&b);
+    resp_begin(&b, 4);
+    resp_arg_str(&b, "HSET");
+    put_key(&b, r, dev, what, NULL, 0);
+    resp_arg(&b, field, flen);
+    resp_arg(&b, val, vlen);
+    send_cmd(r, &b, q);
+}
+
+static void hash_delete(struct state *st, int64_t dev, const char *what, const void *field,
+                        size_t flen, const struct state_cb *cb)
+{
+    struct rstate *r = R(st);
+    struct req *q = req_new(r, cb, dev, NULL, 0);
+    q->on_reply = reply_int;
+    struct buf b;
+    buf_init(&b);
+    resp_begin(&b, 3);
+    resp_arg_str(&b, "HDEL");
+    put_key(&b, r, dev, what, NULL, 0);
+    resp_arg(&b, field, flen);
+    send_cmd(r, &b, q);
+}
+
+static int int_text(char *out, int64_t v)
+{
+    return snprintf(out, 24, "%" PRId64, v);
+}
+
+static void auth_get(struct state *st, int64_t dev, int64_t user, const struct state_cb *cb)
+{
+    hash_get(st, dev, "auth", user, "is", cb);
+}
+static void auth_list(struct state *st, int64_t dev, int64_t limit, const struct state_cb *cb)
+{
+    hash_list(st, dev, "auth", limit, "is", cb);
+}
+static void auth_put(struct state *st, int64_t dev, int64_t user, const char *hash, size_t len,
+                     const struct state_cb *cb)
+{
+    char f[24];
+    int n = int_text(f, user);
+    hash_put(st, dev, "auth", f, (size_t)n, hash, len, cb);
+}
+static void auth_delete(struct state *st, int64_t dev, int64_t user, const struct state_cb *cb)
+{
+    char f[24];
+    int n = int_text(f, user);
+    hash_delete(st, dev, "auth", f, (size_t)n, cb);
+}
+static void data_get(struct state *st, int64_t dev, int64_t user, const struct state_cb *cb)
+{
+    hash_get(st, dev, "data", user, "is", cb);
+}
+static void data_list(struct state *st, int64_t dev, int64_t limit, const struct state_cb *cb)
+{
+    hash_list(st, dev, "data", limit, "is", cb);
+}
+static void data_put(struct state *st, int64_t dev, int64_t user, const char *data, size_t len,
+                     const struct state_cb *cb)
+{
+    char f[24];
+    int n = int_text(f, user);
+    hash_put(st, dev, "data", f, (size_t)n, data, len, cb);
+}
+static void data_delete(struct state *st, int64_t dev, int64_t user, const struct state_cb *cb)
+{
+    char f[24];
+    int n = int_text(f, user);
+    hash_delete(st, dev, "data", f, (size_t)n, cb);
+}
+
+static void reply_exists(struct req *q, const struct resp_value *v)
+{
+    int64_t n = 0;
+    to_int(v, &n);
+    if (n > 0 && q->cb.row) {
+        struct value col = value_str(q->name, q->name_len);
+        q->cb.row(q->cb.ctx, &col, 1);
+    }
+    req_done(q, n > 0, NULL);
+}
+
+static void token_get(struct state *st, int64_t dev, const char *token, size_t len,
+                      const struct state_cb *cb)
+{
+    struct rstate *r = R(st);
+    struct req *q = req_new(r, cb, dev, token, len);
+    q->on_reply = reply_exists;
+    struct buf b;
+    buf_init(&b);
+    resp_begin(&b, 3);
+    resp_arg_str(&b, "HEXISTS");
+    put_key(&b, r, dev, "tok", NULL, 0);
+    resp_arg(&b, token, len);
+    send_cmd(r, &b, q);
+}
+static void token_list(struct state *st, int64_t dev, int64_t limit, const struct state_cb *cb)
+{
+    hash_list(st, dev, "tok", limit, "s", cb);
+}
+static void token_put(struct state *st, int64_t dev, const char *token, size_t len, int64_t now,
+                      const struct state_cb *cb)
+{
+    char v[24];
+    int n = int_text(v, now);
+    hash_put(st, dev, "tok", token, len, v, (size_t)n, cb);
+}
+static void token_delete(struct state *st, int64_t dev, const char *token, size_t len,
+                         const struct state_cb *cb)
+{
+    hash_delete(st, dev, "tok", token, len, cb);
+}
+static void time_get(struct state *st, int64_t dev, int64_t user, const struct state_cb *cb)
+{
+    hash_get(st, dev, "time", user, "ii", cb);
+}
+static void time_list(struct state *st, int64_t dev, int64_t limit, const struct state_cb *cb)
+{
+    hash_list(st, dev, "time", limit, "ii", cb);
+}
+static void time_put(struct state *st, int64_t dev, int64_t user, int64_t t,
+                     const struct state_cb *cb)
+{
+    char f[24], v[24];
+    int n = int_text(f, user), m = int_text(v, t);
+    hash_put(st, dev, "time", f, (size_t)n, v, (size_t)m, cb);
+}
+
+/* ---- scripts' callers ------------------------------------------------------------------------ */
+
+/* A script request with the tenant key and argc ARGVs to follow in q->tail. */
+static struct req *script_req(struct rstate *r, const struct state_cb *cb, int64_t dev,
+                              const char *name, size_t len)
+{
+    struct req *q = req_new(r, cb, dev, name, len);
+    resp_arg_str(&q->tail, "1");
+    put_tenant(&q->tail, r, dev);
+    q->on_reply = reply_int;
+    return q;
+}
+
+static void queue_list(struct state *st, int64_t dev, int64_t user, int64_t limit,
+                       const struct state_cb *cb)
+{
+    struct req *q = script_req(R(st), cb, dev, NULL, 0);
+    q->types = "iiiss";
+    q->on_reply = reply_rows;
+    resp_arg_int(&q->tail, user);
+    resp_arg_int(&q->tail, limit > 0 ? limit : 1000000);
+    send_script(R(st), q, SC_QUEUE_LIST, 4);
+}
+static void queue_list_all(struct state *st, int64_t dev, int64_t limit, const struct state_cb *cb)
+{
+    struct req *q = script_req(R(st), cb, dev, NULL, 0);
+    q->types = "iiiss";
+    q->on_reply = reply_rows;
+    resp_arg_str(&q->tail, "");
+    resp_arg_int(&q->tail, limit > 0 ? limit : 1000000);
+    send_script(R(st), q, SC_QUEUE_LIST, 4);
+}
+static void queue_delete_user(struct state *st, int64_t dev, int64_t user,
+                              const struct state_cb *cb)
+{
+    struct req *q = script_req(R(st), cb, dev, NULL, 0);
+    resp_arg_int(&q->tail, user);
+    send_script(R(st), q, SC_QUEUE_DELETE_USER, 3);
+}
+static void queue_delete_id(struct state *st, int64_t dev, int64_t id, const struct state_cb *cb)
+{
+    struct req *q = script_req(R(st), cb, dev, NULL, 0);
+    resp_arg_int(&q->tail, id);
+    resp_arg_str(&q->tail, "");
+    send_script(R(st), q, SC_QUEUE_DELETE_ID, 4);
+}
+static void queue_ack(struct state *st, int64_t dev, int64_t user, int64_t id,
+                      const struct state_cb *cb)
+{
+    struct req *q = script_req(R(st), cb, dev, NULL, 0);
+    resp_arg_int(&q->tail, id);
+    resp_arg_int(&q->tail, user);
+    send_script(R(st), q, SC_QUEUE_DELETE_ID, 4);
+}
+static void queue_delete_call(struct state *st, int64_t dev, const char *room, size_t len,
+                              int64_t user, const struct state_cb *cb)
+{
+    struct req *q = script_req(R(st), cb, dev, NULL, 0);
+    struct buf needle;
+    buf_init(&needle);
+    buf_append(&needle, "\"conference_name\":\"", 19);
+    buf_append(&needle, room, len);
+    buf_append(&needle, "\"", 1);
+    resp_arg(&q->tail, buf_head(&needle), buf_unread(&needle));
+    buf_free(&needle);
+    if (user > 0)
+        resp_arg_int(&q->tail, user);
+    else
+        resp_arg_str(&q->tail, "");
+    send_script(R(st), q, SC_QUEUE_DELETE_CALL, 4);
+}
+
+/* ---- history --------------------------------------------------------------------------------- */
+
+/* XRANGE/XREVRANGE entries [id, [field, value ...]] as history rows (id, time, pipe, event,
+ * message, user_id); reversed (newest first from XREVRANGE) when q->a is 1. */
+static void reply_history(struct req *q, const struct resp_value *v)
+{
+    size_t n = v->type == RESP_ARRAY ? v->n : 0, rows = 0;
+    for (size_t k = 0; k < n; k++) {
+        const struct resp_value *e = &v->items[q->a ? n - 1 - k : k];
+        if (e->type != RESP_ARRAY || e->n < 2 || e->items[1].type != RESP_ARRAY) continue;
+        int64_t id = 0;
+        const struct resp_value *idv = &e->items[0];
+        for (size_t i = 0; i < idv->len && idv->s[i] != '-'; i++)
+            id = id * 10 + (idv->s[i] - '0');
+        struct value cols[6] = {value_int(id),    value_int(0),     value_str(q->name, q->name_len),
+                                value_str("", 0), value_str("", 0), value_int(0)};
+        const struct resp_value *f = &e->items[1];
+        for (size_t i = 0; i + 1 < f->n; i += 2) {
+            const struct resp_value *key = &f->items[i], *val = &f->items[i + 1];
+            if (key->len != 1 || val->type != RESP_BULK) continue;
+            int64_t x = 0;
+            switch (key->s[0]) {
+            case 't':
+                if (to_int(val, &x)) cols[1] = value_int(x);
+                break;
+            case 'e': cols[3] = value_str(val->s, val->len); break;
+            case 'm': cols[4] = value_str(val->s, val->len); break;
+            case 'u':
+                if (to_int(val, &x)) cols[5] = value_int(x);
+                break;
+            default: break;
+            }
+        }
+        rows++;
+        if (q->cb.row && q->cb.row(q->cb.ctx, cols, 6)) break;
+    }
+    req_done(q, (int64_t)rows, NULL);
+}
+
+static void history_list(struct state *st, int64_t dev, const char *pipe, size_t len, int64_t limit,
+                         const struct state_cb *cb)
+{
+    struct rstate *r = R(st);
+    struct req *q = req_new(r, cb, dev, pipe, len);
+    q->a = 1;
+    q->on_reply = reply_history;
+    struct buf b;
+    buf_init(&b);
+    resp_begin(&b, 6);
+    resp_arg_str(&b, "XREVRANGE");
+    put_key(&b, r, dev, "h:", pipe, len);
+    resp_arg_str(&b, "+");
+    resp_arg_str(&b, "-");
+    resp_arg_str(&b, "COUNT");
+    resp_arg_int(&b, limit > 0 ? limit : 1000000);
+    send_cmd(r, &b, q);
+}
+
+static void history_since(struct state *st, int64_t dev, const char *pipe, size_t len,
+                          int64_t after_id, int64_t limit, const struct state_cb *cb)
+{
+    struct rstate *r = R(st);
+    struct req *q = req_new(r, cb, dev, pipe, len);
+    q->on_reply = reply_history;
+    struct buf b;
+    buf_init(&b);
+    char from[32];
+    int n = snprintf(from, sizeof from, "(%" PRId64 "-0", after_id < 0 ? 0 : after_id);
+    resp_begin(&b, 6);
+    resp_arg_str(&b, "XRANGE");
+    put_key(&b, r, dev, "h:", pipe, len);
+    resp_arg(&b, from, (size_t)n);
+    resp_arg_str(&b, "+");
+    resp_arg_str(&b, "COUNT");
+    resp_arg_int(&b, limit > 0 ? limit : 1000000);
+    send_cmd(r, &b, q);
+}
+
+static void history_delete_pipe(struct state *st, int64_t dev, const char *pipe, size_t len,
+                                const struct state_cb *cb)
+{
+    struct req *q = script_req(R(st), cb, dev, NULL, 0);
+    resp_arg(&q->tail, pipe, len);
+    send_script(R(st), q, SC_HISTORY_DELETE_PIPE, 3);
+}
+
+static void history_delete_id(struct state *st, int64_t dev, int64_t id, const struct state_cb *cb)
+{
+    struct req *q = script_req(R(st), cb, dev, NULL, 0);
+    resp_arg_int(&q->tail, id);
+    send_script(R(st), q, SC_HISTORY_DELETE_ID, 3);
+}
+
+/* ---- pipe settings --------------------------------------------------------------------------- */
+
+static void reply_setting(struct req *q, const struct resp_value *v)
+{
+    if (v->type == RESP_NIL) {
+        req_done(q, 0, NULL);
+        return;
+    }
+    struct value cols[2] = {value_str(q->name, q->name_len), as_value(v, 'i')};
+    if (q->cb.row) q->cb.row(q->cb.ctx, cols, 2);
+    req_done(q, 1, NULL);
+}
+
+static void pipe_setting_get(struct state *st, int64_t dev, const char *pipe, size_t len,
+                             const struct state_cb *cb)
+{
+    struct rstate *r = R(st);
+    struct req *q = req_new(r, cb, dev, pipe, len);
+    q->on_reply = reply_setting;
+    struct buf b;
+    buf_init(&b);
+    resp_begin(&b, 3);
+    resp_arg_str(&b, "HGET");
+    put_key(&b, r, dev, "pset", NULL, 0);
+    resp_arg(&b, pipe, len);
+    send_cmd(r, &b, q);
+}
+static void pipe_setting_list(struct state *st, int64_t dev, int64_t limit,
+                              const struct state_cb *cb)
+{
+    hash_list(st, dev, "pset", limit, "si", cb);
+}
+static void pipe_setting_put(struct state *st, int64_t dev, const char *pipe, size_t len,
+                             int64_t length, const struct state_cb *cb)
+{
+    struct req *q = script_req(R(st), cb, dev, NULL, 0);
+    resp_arg(&q->tail, pipe, len);
+    resp_arg_int(&q->tail, length);
+    send_script(R(st), q, SC_PIPE_SETTING_PUT, 4);
+}
+static void pipe_setting_delete(struct state *st, int64_t dev, const char *pipe, size_t len,
+                                const struct state_cb *cb)
+{
+    struct req *q = script_req(R(st), cb, dev, NULL, 0);
+    resp_arg(&q->tail, pipe, len);
+    send_script(R(st), q, SC_PIPE_SETTING_DELETE, 3);
+}
+
+/* ---- invitations ----------------------------------------------------------------------------- */
+
+/* conf values are RESP arrays: caller_id, message, profile, stream, node, time */
+static void reply_conf(struct req *q, const struct resp_value *v)
+{
+    size_t n = v->type == RESP_ARRAY ? v->n / 2 : 0, rows = 0;
+    struct pair *p = xcalloc(n ? n : 1, sizeof *p);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct resp_value *f = &v->items[2 * i];
+        const char *nl = f->type == RESP_BULK ? memchr(f->s, '\n', f->len) : NULL;
+        if (!nl) continue;
+        size_t room_len = (size_t)(nl - f->s);
+        if (q->name_len && (room_len != q->name_len || memcmp(f->s, q->name, room_len) != 0))
+            continue;
+        p[k].k = f;
+        p[k].v = &v->items[2 * i + 1];
+        k++;
+    }
+    qsort(p, k, sizeof *p, pair_cmp_str);
+    struct arena *a = &q->r->arena;
+    for (size_t i = 0; i < k && (q->limit <= 0 || (int64_t)rows < q->limit); i++) {
+        const struct resp_value *f = p[i].k;
+        const char *nl = memchr(f->s, '\n', f->len);
+        size_t room_len = (size_t)(nl - f->s);
+        int64_t user = 0;
+        struct resp_value uv = {RESP_BULK, 0, nl + 1, f->len - room_len - 1, NULL, 0};
+        to_int(&uv, &user);
+        struct resp_value *row;
+        size_t used;
+        const char *err;
+        if (p[i].v->type != RESP_BULK ||
+            resp_parse(p[i].v->s, p[i].v->len, NULL, a, &row, &used, &err) != RESP_OK ||
+            row->type != RESP_ARRAY || row->n < 6)
+            continue;
+        struct value cols[8] = {value_str(f->s, room_len),     value_int(user),
+                                as_value(&row->items[0], 'i'), as_value(&row->items[1], 's'),
+                                as_value(&row->items[2], 's'), as_value(&row->items[3], 's'),
+                                as_value(&row->items[4], 's'), as_value(&row->items[5], 'i')};
+        rows++;
+        if (q->cb.row && q->cb.row(q->cb.ctx, cols, 8)) break;
+    }
+    arena_reset(a);
+    xfree(p);
+    req_done(q, (int64_t)rows, NULL);
+}
+
+static void conf_read(struct state *st, int64_t dev, const char *room, size_t len, int64_t limit,
+                      const struct state_cb *cb)
+{
+    struct rstate *r = R(st);
+    struct req *q = req_new(r, cb, dev, room, len);
+    q->limit = limit;
+    q->on_reply = reply_conf;
+    struct buf b;
+    buf_init(&b);
+    resp_begin(&b, 2);
+    resp_arg_str(&b, "HGETALL");
+    put_key(&b, r, dev, "conf", NULL, 0);
+    send_cmd(r, &b, q);
+}
+
+static void conf_get(struct state *st, int64_t dev, const char *room, size_t len,
+                     const struct state_cb *cb)
+{
+    conf_read(st, dev, room, len, 0, cb);
+}
+static void conf_list(struct state *st, int64_t dev, int64_t limit, const struct state_cb *cb)
+{
+    conf_read(st, dev, NULL, 0, limit, cb);
+}
+
+static void conf_put(struct state *st, int64_t dev, const struct state_invitation *inv,
+                     const struct state_cb *cb)
+{
+    struct rstate *r = R(st);
+    struct req *q = req_new(r, cb, dev, NULL, 0);
+    q->on_reply = reply_one;
+    struct buf row, field, b;
+    buf_init(&row);
+    buf_init(&field);
+    buf_init(&b);
+    resp_begin(&row, 6);
+    resp_arg_int(&row, inv->caller_id);
+    resp_arg(&row, inv->message, inv->message_len);
+    resp_arg_str(&row, inv->profile);
+    resp_arg_str(&row, inv->stream);
+    resp_arg_str(&row, inv->node);
+    resp_arg_int(&row, inv->time);
+    char u[24];
+    int n = int_text(u, inv->user_id);
+    buf_append(&field, inv->name, strlen(inv->name));
+    buf_append(&field, "\n", 1);
+    buf_append(&field, u, (size_t)n);
+    /* MULTI/EXEC: the row and the room's node together (one slot); the replies of MULTI and
+     * of the queued commands are +OK/+QUEUED, only EXEC's says what happened */
+    resp_begin(&b, 1);
+    resp_arg_str(&b, "MULTI");
+    cmd_send(r, buf_head(&b), buf_unread(&b), NULL, NULL);
+    b.off = b.len = 0;
+    resp_begin(&b, 4);
+    resp_arg_str(&b, "HSET");
+    put_key(&b, r, dev, "conf", NULL, 0);
+    resp_arg(&b, buf_head(&field), buf_unread(&field));
+    resp_arg(&b, buf_head(&row), buf_unread(&row));
+    cmd_send(r, buf_head(&b), buf_unread(&b), NULL, NULL);
+    b.off = b.len = 0;
+    resp_begin(&b, 4);
+    resp_arg_str(&b, "HSET");
+    put_key(&b, r, dev, "confnode", NULL, 0);
+    resp_arg_str(&b, inv->name);
+    resp_arg_str(&b, inv->node);
+    cmd_send(r, buf_head(&b), buf_unread(&b), NULL, NULL);
+    b.off = b.len = 0;
+    resp_begin(&b, 1);
+    resp_arg_str(&b, "EXEC");
+    cmd_send(r, buf_head(&b), buf_unread(&b), on_reply, q);
+    buf_free(&b);
+    buf_free(&row);
+    buf_free(&field);
+}
+
+static void conf_delete(struct state *st, int64_t dev, const char *room, size_t len, int64_t user,
+                        const struct state_cb *cb)
+{
+    struct req *q = script_req(R(st), cb, dev, NULL, 0);
+    resp_arg(&q->tail, room, len);
+    if (user > 0)
+        resp_arg_int(&q->tail, user);
+    else
+        resp_arg_str(&q->tail, "");
+    send_script(R(st), q, SC_CONF_DELETE, 4);
+}
+
+static void reply_node(struct req *q, const struct resp_value *v)
+{
+    if (v->type != RESP_BULK) {
+        req_done(q, 0, NULL);
+        return;
+    }
+    struct value col = value_str(v->s, v->len);
+    if (q->cb.row) q->cb.row(q->cb.ctx, &col, 1);
+    req_done(q, 1, NULL);
+}
+
+static void conf_node(struct state *st, int64_t dev, const char *room, size_t len,
+                      const struct state_cb *cb)
+{
+    struct rstate *r = R(st);
+    struct req *q = req_new(r, cb, dev, NULL, 0);
+    q->on_reply = reply_node;
+    struct buf b;
+    buf_init(&b);
+    resp_begin(&b, 3);
+    resp_arg_str(&b, "HGET");
+    put_key(&b, r, dev, "confnode", NULL, 0);
+    resp_arg(&b, room, len);
+    send_cmd(r, &b, q);
+}
+
+/* ---- tenants --------------------------------------------------------------------------------- */
+
+static void global_key(struct buf *b, const struct rstate *r, const char *what)
+{
+    char k[200];
+    int n = snprintf(k, sizeof k, "%s%s", r->prefix, what);
+    resp_arg(b, k, (size_t)n);
+}
+
+/* tenants: dev -> RESP array (password, old_password, old_until, jwt, old_jwt, old_jwt_until,
+ * created, updated) */
+static void reply_tenants(struct req *q, const struct resp_value *v)
+{
+    size_t n = v->type == RESP_ARRAY ? v->n / 2 : 0, rows = 0;
+    struct pair *p = xcalloc(n ? n : 1, sizeof *p);
+    for (size_t i = 0; i < n; i++) {
+        p[i].k = &v->items[2 * i];
+        p[i].v = &v->items[2 * i + 1];
+        if (!to_int(p[i].k, &p[i].ik)) p[i].ik = INT64_MAX;
+    }
+    qsort(p, n, sizeof *p, pair_cmp_int);
+    struct arena *a = &q->r->arena;
+    for (size_t i = 0; i < n; i++) {
+        struct resp_value *row;
+        size_t used;
+        const char *err;
+        if (p[i].ik == INT64_MAX || p[i].v->type != RESP_BULK ||
+            resp_parse(p[i].v->s, p[i].v->len, NULL, a, &row, &used, &err) != RESP_OK ||
+            row->type != RESP_ARRAY || row->n < 8)
+            continue;
+        struct value cols[9] = {value_int(p[i].ik),
+                                as_value(&row->items[0], 's'),
+                                as_value(&row->items[1], 's'),
+                                as_value(&row->items[2], 'i'),
+                                as_value(&row->items[3], 's'),
+                                as_value(&row->items[4], 's'),
+                                as_value(&row->items[5], 'i'),
+                                as_value(&row->items[6], 'i'),
+                                as_value(&row->items[7], 'i')};
+        rows++;
+        if (q->cb.row && q->cb.row(q->cb.ctx, cols, 9)) break;
+    }
+    arena_reset(a);
+    xfree(p);
+    req_done(q, (int64_t)rows, NULL);
+}
+
+static void tenant_list(struct state *st, const struct state_cb *cb)
+{
+    struct rstate *r = R(st);
+    struct req *q = req_new(r, cb, 0, NULL, 0);
+    q->on_reply = reply_tenants;
+    struct buf b;
+    buf_init(&b);
+    resp_begin(&b, 2);
+    resp_arg_str(&b, "HGETALL");
+    global_key(&b, r, "tenants");
+    send_cmd(r, &b, q);
+}
+
+static void tenant_put(struct state *st, const struct tenant *t, const struct state_cb *cb)
+{
+    struct rstate *r = R(st);
+    struct req *q = req_new(r, cb, 0, NULL, 0);
+    q->on_reply = reply_one;
+    char pw[41] = "", old[41] = "";
+    if (t->has_password) tenant_hash_hex(t->password, pw);
+    if (t->has_old_password) tenant_hash_hex(t->old_password, old);
+    struct buf row, b;
+    buf_init(&row);
+    buf_init(&b);
+    resp_begin(&row, 8);
+    resp_arg_str(&row, pw);
+    resp_arg_str(&row, old);
+    resp_arg_int(&row, t->has_old_password ? t->old_password_until : 0);
+    resp_arg(&row, t->jwt_secret ? t->jwt_secret : "", t->jwt_secret ? t->jwt_len : 0);
+    resp_arg(&row, t->old_jwt_secret ? t->old_jwt_secret : "",
+             t->old_jwt_secret ? t->old_jwt_len : 0);
+    resp_arg_int(&row, t->old_jwt_secret ? t->old_jwt_until : 0);
+    resp_arg_int(&row, t->created);
+    resp_arg_int(&row, t->updated);
+    resp_begin(&b, 4);
+    resp_arg_str(&b, "HSET");
+    global_key(&b, r, "tenants");
+    resp_arg_int(&b, t->dev_id);
+    resp_arg(&b, buf_head(&row), buf_unread(&row));
+    buf_free(&row);
+    send_cmd(r, &b, q);
+}
+
+static void tenant_delete(struct state *st, int64_t dev, const struct state_cb *cb)
+{
+    struct rstate *r = R(st);
+    struct req *q = req_new(r, cb, 0, NULL, 0);
+    q->on_reply = reply_int;
+    struct buf b;
+    buf_init(&b);
+    resp_begin(&b, 3);
+    resp_arg_str(&b, "HDEL");
+    global_key(&b, r, "tenants");
+    resp_arg_int(&b, dev);
+    send_cmd(r, &b, q);
+}
+
+/* ---- publishing and the fan-out between nodes ------------------------------------------------ */
+
+/* The fan-out payload: "<node> <serial> <time> <user> <browser> <event_len>\n" (the head, from
+ * this node), then the id and '\n' (added by the script), then event and data. */
+static void payload_head(struct rstate *r, const struct state_message *m, uint64_t serial,
+                         char *out, size_t cap)
+{
+    snprintf(out, cap, "%s %" PRIu64 " %" PRId64 " %" PRId64 " %d %zu\n", r->node, serial, m->time,
+             m->user_id, m->from_browser ? 1 : 0, m->event_len);
+}
+
+static void pipe_publish(struct state *st, const struct state_message *m, const struct state_cb *cb)
+{
+    struct rstate *r = R(st);
+    uint64_t serial = 0;
+    if (m->origin) {
+        serial = ++r->serial;
+        struct origin_slot *s = &r->origins[serial % ORIGIN_SLOTS];
+        s->serial = serial;
+        s->origin = m->origin;
+    }
+    struct req *q = script_req(r, cb, m->dev_id, NULL, 0);
+    bool trust = m->target_len >= 6 && memcmp(m->target, "trust_", 6) == 0;
+    char head[160];
+    payload_head(r, m, serial, head, sizeof head);
+    resp_arg(&q->tail, m->target, m->target_len);
+    resp_arg_str(&q->tail, trust ? "1" : "0");
+    resp_arg_int(&q->tail, m->time);
+    resp_arg(&q->tail, m->event, m->event_len);
+    resp_arg(&q->tail, m->data, m->data_len);
+    resp_arg_int(&q->tail, m->user_id);
+    resp_arg_int(&q->tail, r->trust_ttl);
+    resp_arg_str(&q->tail, head);
+    struct buf rest;
+    buf_init(&rest);
+    buf_append(&rest, m->event, m->event_len);
+    buf_append(&rest, m->data, m->data_len);
+    resp_arg(&q->tail, buf_head(&rest), buf_unread(&rest));
+    buf_free(&rest);
+    r->stats.publishes++;
+    send_script(r, q, SC_PUBLISH, 11);
+}
+
+static void user_message(struct state *st, const struct state_message *m, const struct state_cb *cb)
+{
+    struct rstate *r = R(st);
+    struct req *q = script_req(r, cb, m->dev_id, NULL, 0);
+    char head[160];
+    payload_head(r, m, 0, head, sizeof head);
+    resp_arg_int(&q->tail, m->user_id);
+    resp_arg_int(&q->tail, m->time);
+    resp_arg(&q->tail, m->event, m->event_len);
+    resp_arg(&q->tail, m->data, m->data_len);
+    resp_arg_str(&q->tail, head);
+    struct buf rest;
+    buf_init(&rest);
+    buf_append(&rest, m->event, m->event_len);
+    buf_append(&rest, m->data, m->data_len);
+    resp_arg(&q->tail, buf_head(&rest), buf_unread(&rest));
+    buf_free(&rest);
+    resp_arg_int(&q->tail, r->queue_ttl);
+    send_script(r, q, SC_USER_MESSAGE, 9);
+}
+
+/* "<prefix>{t<dev>}:c:<pipe>" or ":u:<user>": which tenant, which pipe or user. */
+static bool parse_channel(const struct rstate *r, const char *s, size_t len, int64_t *dev,
+                          bool *is_user, const char **name, size_t *name_len)
+{
+    size_t pl = strlen(r->prefix);
+    if (len < pl + 4 || memcmp(s, r->prefix, pl) != 0 || s[pl] != '{' || s[pl + 1] != 't')
+        return false;
+    size_t i = pl + 2;
+    int64_t d = 0;
+    size_t digits = 0;
+    while (i < len && s[i] >= '0' && s[i] <= '9' && digits < 18) {
+        d = d * 10 + (s[i++] - '0');
+        digits++;
+    }
+    if (!digits || i + 4 > len || memcmp(s + i, "}:", 2) != 0 || s[i + 3] != ':') return false;
+    if (s[i + 2] != 'c' && s[i + 2] != 'u') return false;
+    *dev = d;
+    *is_user = s[i + 2] == 'u';
+    *name = s + i + 4;
+    *name_len = len - i - 4;
+    return true;
+}
+
+static bool take_num(const char **p, const char *end, int64_t *out)
+{
+    const char *s = *p;
+    bool neg = s < end && *s == '-';
+    if (neg) s++;
+    int64_t v = 0;
+    size_t n = 0;
+    while (s < end && *s >= '0' && *s <= '9' && n < 19) {
+        v = v * 10 + (*s++ - '0');
+        n++;
+    }
+    if (!n || s >= end) return false;
+    *out = neg ? -v : v;
+    *p = s + 1; /* the separator */
+    return true;
+}
+
+/* A message from the shard channel of a pipe or a user: delivered to this node's browsers. */
+static void deliver(struct rstate *r, const struct resp_value *chan, const struct resp_value *msg)
+{
+    int64_t dev, user_id;
+    bool is_user;
+    const char *name;
+    size_t name_len;
+    if (chan->type != RESP_BULK || msg->type != RESP_BULK ||
+        !parse_channel(r, chan->s, chan->len, &dev, &is_user, &name, &name_len)) {
+        r->stats.bad_messages++;
+        return;
+    }
+    const char *p = msg->s, *end = msg->s + msg->len;
+    const char *sp = memchr(p, ' ', msg->len);
+    if (!sp) {
+        r->stats.bad_messages++;
+        return;
+    }
+    bool mine = (size_t)(sp - p) == strlen(r->node) && memcmp(p, r->node, (size_t)(sp - p)) == 0;
+    p = sp + 1;
+    int64_t serial, t, uid, browser, event_len, id;
+    if (!take_num(&p, end, &serial) || !take_num(&p, end, &t) || !take_num(&p, end, &uid) ||
+        !take_num(&p, end, &browser) || !take_num(&p, end, &event_len) || !take_num(&p, end, &id) ||
+        event_len < 0 || event_len > end - p) {
+        r->stats.bad_messages++;
+        return;
+    }
+    const void *origin = NULL;
+    if (mine && serial) {
+        struct origin_slot *s = &r->origins[(uint64_t)serial % ORIGIN_SLOTS];
+        if (s->serial == (uint64_t)serial) origin = s->origin;
+    }
+    struct hub_message hm = {dev,
+                             is_user ? "msg" : name,
+                             is_user ? 3 : name_len,
+                             p,
+                             (size_t)event_len,
+                             p + event_len,
+                             (size_t)(end - p - event_len),
+                             id,
+                             t,
+                             uid,
+                             browser != 0,
+                             origin};
+    r->stats.received++;
+    if (is_user) {
+        struct resp_value uv = {RESP_BULK, 0, name, name_len, NULL, 0};
+        if (to_int(&uv, &user_id)) hub_send_user(r->hub, user_id, &hm);
+    } else {
+        hub_publish_pipe(r->hub, &hm);
+    }
+}
+
+static void on_push(void *ctx, struct redis_link *l, const struct resp_value *v)
+{
+    struct rstate *r = ctx;
+    (void)l;
+    if ((v->type != RESP_ARRAY && v->type != RESP_PUSH) || v->n < 3) return;
+    if (resp_is(&v->items[0], "smessage") || resp_is(&v->items[0], "message"))
+        deliver(r, &v->items[1], &v->items[2]);
+    /* ssubscribe / sunsubscribe confirmations and pongs need nothing */
+}
+
+static void subscribe(struct rstate *r, const char *verb, const char *name, size_t len)
+{
+    struct buf b;
+    buf_init(&b);
+    resp_begin(&b, 2);
+    resp_arg_str(&b, verb);
+    resp_arg(&b, name, len);
+    sub_send(r, buf_head(&b), buf_unread(&b));
+    buf_free(&b);
+}
+
+static struct watched *watched_find(struct rstate *r, const char *name, size_t len, uint64_t h)
+{
+    for (struct hnode *n = hmap_first(&r->watched, h); n; n = hmap_next_same(n)) {
+        struct watched *w = (struct watched *)n;
+        if (w->len == len && memcmp(w->name, name, len) == 0) return w;
+    }
+    return NULL;
+}
+
+static void watch_channel(struct rstate *r, const char *name, size_t len, bool on)
+{
+    uint64_t h = hmap_hash_bytes(11, name, len);
+    struct watched *w = watched_find(r, name, len, h);
+    if (on && !w) {
+        w = xcalloc(1, sizeof *w + len);
+        w->len = len;
+        memcpy(w->name, name, len);
+        hmap_insert(&r->watched, &w->node, h);
+        if (r->sub && redis_link_is_up(r->sub)) subscribe(r, "SSUBSCRIBE", name, len);
+    } else if (!on && w) {
+        hmap_remove(&r->watched, &w->node);
+        xfree(w);
+        if (r->sub && redis_link_is_up(r->sub)) subscribe(r, "SUNSUBSCRIBE", name, len);
+    }
+}
+
+static void watch_pipe(void *ctx, int64_t dev, const char *pipe, size_t len, bool on)
+{
+    struct rstate *r = ctx;
+    char head[200];
+    int n = snprintf(head, sizeof head, "%s{t%" PRId64 "}:c:", r->prefix, dev);
+    struct buf b;
+    buf_init(&b);
+    buf_append(&b, head, (size_t)n);
+    buf_append(&b, pipe, len);
+    watch_channel(r, (const char *)buf_head(&b), buf_unread(&b), on);
+    buf_free(&b);
+}
+
+static void watch_user(void *ctx, int64_t dev, int64_t user, bool on)
+{
+    struct rstate *r = ctx;
+    char name[200];
+    int n = snprintf(name, sizeof name, "%s{t%" PRId64 "}:u:%" PRId64, r->prefix, dev, user);
+    watch_channel(r, name, (size_t)n, on);
+}
+
+/* The subscriber link is (back) up: every channel this node needs, again. */
+static void on_sub_up(void *ctx, struct redis_link *l)
+{
+    struct rstate *r = ctx;
+    (void)l;
+    size_t b = 0;
+    for (struct hnode *n = hmap_iter(&r->watched, &b, NULL); n; n = hmap_iter(&r->watched, &b, n)) {
+        struct watched *w = (struct watched *)n;
+        subscribe(r, "SSUBSCRIBE", w->name, w->len);
+    }
+    r->stats.resubscribes++;
+}
+
+static void on_cmd_up(void *ctx, struct redis_link *l)
+{
+    (void)ctx;
+    /* the scripts, so that EVALSHA finds them (a NOSCRIPT is still handled) */
+    for (int i = 0; i < SC_COUNT; i++) {
+        struct buf b;
+        buf_init(&b);
+        resp_begin(&b, 3);
+        resp_arg_str(&b, "SCRIPT");
+        resp_arg_str(&b, "LOAD");
+        resp_arg_str(&b, script_text[i]);
+        redis_link_send(l, buf_head(&b), buf_unread(&b), NULL, NULL);
+        buf_free(&b);
+    }
+}
+
+static bool commit_pending(const struct state *st)
+{
+    (void)st;
+    return false; /* a write is done when Redis answered it */
+}
+
+void state_redis_stop(struct state *st)
+{
+    struct rstate *r = R(st);
+    hub_set_watch(r->hub, NULL);
+    redis_link_free(r->cmd); /* fails what is in flight: each caller hears it once */
+    redis_link_free(r->sub);
+    r->cmd = r->sub = NULL;
+}
+
+static void redis_free(struct state *st)
+{
+    struct rstate *r = R(st);
+    if (r->cmd || r->sub) state_redis_stop(st);
+    size_t b = 0;
+    struct hnode *n;
+    while ((n = hmap_iter(&r->watched, &b, NULL))) {
+        hmap_remove(&r->watched, n);
+        xfree(n);
+        b = 0;
+    }
+    hmap_free(&r->watched);
+    arena_free(&r->arena);
+    xfree(r);
+}
+
+static const struct state_ops redis_ops = {
+    .name = "redis",
+    .completes_inline = false,
+    .auth_get = auth_get,
+    .auth_list = auth_list,
+    .auth_put = auth_put,
+    .auth_delete = auth_delete,
+    .data_get = data_get,
+    .data_list = data_list,
+    .data_put = data_put,
+    .data_delete = data_delete,
+    .token_get = token_get,
+    .token_list = token_list,
+    .token_put = token_put,
+    .token_delete = token_delete,
+    .time_get = time_get,
+    .time_list = time_list,
+    .time_put = time_put,
+    .queue_list = queue_list,
+    .queue_list_all = queue_list_all,
+    .queue_delete_user = queue_delete_user,
+    .queue_delete_id = queue_delete_id,
+    .queue_ack = queue_ack,
+    .queue_delete_call = queue_delete_call,
+    .history_list = history_list,
+    .history_since = history_since,
+    .history_delete_pipe = history_delete_pipe,
+    .history_delete_id = history_delete_id,
+    .pipe_setting_get = pipe_setting_get,
+    .pipe_setting_list = pipe_setting_list,
+    .pipe_setting_put = pipe_setting_put,
+    .pipe_setting_delete = pipe_setting_delete,
+    .conf_get = conf_get,
+    .conf_list = conf_list,
+    .conf_put = conf_put,
+    .conf_delete = conf_delete,
+    .conf_node = conf_node,
+    .pipe_publish = pipe_publish,
+    .user_message = user_message,
+    .tenant_list = tenant_list,
+    .tenant_put = tenant_put,
+    .tenant_delete = tenant_delete,
+    .commit_pending = commit_pending,
+    .free = redis_free,
+};
+
+struct state *state_redis_new(uv_loop_t *loop, const struct config *cfg, struct hub *hub, char *err,
+                              size_t errlen)
+{
+    struct redis_link_conf lc = {0};
+    if (redis_addr_parse(cfg->redis_server, &lc, err, errlen) != 0) return NULL;
+    if (strlen(cfg->redis_prefix) > 64) {
+        snprintf(err, errlen, "[redis] prefix must be at most 64 bytes");
+        return NULL;
+    }
+    snprintf(lc.user, sizeof lc.user, "%s", cfg->redis_user);
+    snprintf(lc.password, sizeof lc.password, "%s", cfg->redis_password);
+    lc.db = (int)cfg->redis_db;
+    lc.timeout_ms = (unsigned)cfg->redis_timeout_ms;
+    struct rstate *r = xcalloc(1, sizeof *r);
+    r->base.ops = &redis_ops;
+    r->loop = loop;
+    r->hub = hub;
+    r->trust_ttl = cfg->store_trust_ttl;
+    r->queue_ttl = cfg->store_queue_ttl;
+    snprintf(r->prefix, sizeof r->prefix, "%s", cfg->redis_prefix);
+    unsigned char id[8];
+    if (RAND_bytes(id, sizeof id) != 1) {
+        for (size_t i = 0; i < sizeof id; i++)
+            id[i] = (unsigned char)random();
+    }
+    for (size_t i = 0; i < sizeof id; i++)
+        snprintf(r->node + 2 * i, 3, "%02x", id[i]);
+    for (int i = 0; i < SC_COUNT; i++) {
+        unsigned char md[SHA_DIGEST_LENGTH];
+        SHA1((const unsigned char *)script_text[i], strlen(script_text[i]), md);
+        for (int k = 0; k < SHA_DIGEST_LENGTH; k++)
+            snprintf(r->sha[i] + 2 * k, 3, "%02x", md[k]);
+    }
+    hmap_init(&r->watched);
+    arena_init(&r->arena);
+    struct redis_link_cbs cmd_cbs = {r, on_cmd_up, NULL, NULL};
+    r->cmd = redis_link_new(loop, &lc, &cmd_cbs);
+    lc.subscriber = true;
+    struct redis_link_cbs sub_cbs = {r, on_sub_up, NULL, on_push};
+    r->sub = redis_link_new(loop, &lc, &sub_cbs);
+    struct hub_watch w = {r, watch_pipe, watch_user};
+    hub_set_watch(hub, &w);
+    return &r->base;
+}
+
+bool state_redis_up(const struct state *st)
+{
+    const struct rstate *r = (const struct rstate *)st;
+    return r->cmd && r->sub && redis_link_is_up(r->cmd) && redis_link_is_up(r->sub);
+}
+
+void state_redis_stats(const struct state *st, struct redis_stats *out)
+{
+    const struct rstate *r = (const struct rstate *)st;
+    *out = r->stats;
+    if (!r->cmd || !r->sub) return;
+    const struct redis_link_stats *a = redis_link_stats(r->cmd), *b = redis_link_stats(r->sub);
+    out->reconnects = a->reconnects + b->reconnects;
+    out->latency_us = a->latency_n ? a->latency_us_sum / a->latency_n : 0;
+}

@@ -1,0 +1,38 @@
+/* redis: the state backend that lets several ccomet nodes share one truth in Redis ([store]
+ * type = redis): every row a CometQL table shows, every pipe's history, every offline queue,
+ * invitations and tenant credentials, and the fan-out of pipe and private messages between nodes
+ * through sharded pub/sub (each node subscribes only to the pipes and users its browsers hold,
+ * told by the hub's watch). Calls complete when Redis answers; a write Redis has not confirmed
+ * fails (an ERR to the backend, never an OK). Two connections: commands, pipelined; pub/sub.
+ * Loop thread only. */
+#ifndef CC_STATE_REDIS_H
+#define CC_STATE_REDIS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/config.h"
+#include "push/hub.h"
+#include "state/state.h"
+
+/* (transfer full) Connects at once ([redis] server, user, password, db, timeout_ms, prefix);
+ * hub (transfer none, outlives the state) delivers what arrives from Redis, and the backend
+ * registers as its watch. NULL with err on a bad setting. */
+struct state *state_redis_new(uv_loop_t *loop, const struct config *cfg, struct hub *hub, char *err,
+                              size_t errlen);
+
+/* Closes both connections (what is in flight fails; later calls fail at once) so that the loop
+ * can end; state_free afterwards frees the rest. */
+void state_redis_stop(struct state *st);
+
+/* True when both connections are up (the server waits for it at start). */
+bool state_redis_up(const struct state *st);
+
+struct redis_stats {
+    uint64_t publishes, received, errors, bad_messages, resubscribes, reconnects;
+    uint64_t latency_us; /* mean answer latency of the command link */
+};
+void state_redis_stats(const struct state *st, struct redis_stats *out);
+
+#endif

@@ -1,0 +1,145 @@
+// Cluster mode ([store] type = redis): three real ccomet nodes share one real redis-server.
+// The same CometQL reads give the same rows on every node; a pipe message or a private message
+// written on one node reaches browsers on every node, once, in order, with one id; a browser's
+// web_pipe2 reaches the others' browsers and not its sender; an offline user's message waits in
+// Redis and is delivered once when the user connects to another node; a write Redis cannot
+// confirm is an ERR, never an OK, and delivery resumes after Redis comes back.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mysql2Connect } from './clients.mjs';
+import { wsOpen, closeAll, waitUntil } from './wsclient.mjs';
+import { startRedis, startNode, waitSubscribers } from './redis.mjs';
+
+const redis = await startRedis();
+const nodes = [];
+for (let i = 0; i < 3; i++) nodes.push(await startNode(redis));
+const dbs = await Promise.all(nodes.map((n) => mysql2Connect(n)));
+
+after(async () => {
+    for (const n of nodes) await closeAll(n);
+    await Promise.all(dbs.map((d) => d.end().catch(() => d.destroy())));
+    for (const n of nodes) await n.stop();
+    await redis.cleanup();
+});
+
+const rows = async (db, sql, params) => (await db.query(sql, params))[0].map((r) => ({ ...r }));
+const wrap = (fn) => nodes[0].wrap(nodes[1].wrap(nodes[2].wrap(fn)));
+
+test('every node reads the rows any node wrote', wrap(async () => {
+    const [a, b, c] = dbs;
+    await a.query("INSERT INTO users_auth (id, hash) VALUES (101, 'h101'), (102, 'h102')");
+    await b.query("INSERT INTO users_data (id, data) VALUES (101, 'd101')");
+    await c.query("INSERT INTO pipes_settings (name, length) VALUES ('hist_pipe', 3)");
+    for (let i = 1; i <= 5; i++) {
+        await dbs[i % 3].query("INSERT INTO pipes_messages (name, event, message) VALUES ('hist_pipe', 'e', ?)", [`m${i}`]);
+    }
+    await a.query("INSERT INTO revoked_tokens (token) VALUES ('tok-a')");
+    for (const db of dbs) {
+        assert.deepEqual(await rows(db, 'SELECT * FROM users_auth WHERE id IN (101, 102)'),
+            [{ id: 101, hash: 'h101' }, { id: 102, hash: 'h102' }]);
+        assert.deepEqual(await rows(db, 'SELECT * FROM users_data WHERE id = 101'), [{ id: 101, data: 'd101' }]);
+        assert.deepEqual(await rows(db, "SELECT * FROM pipes_settings WHERE name = 'hist_pipe'"),
+            [{ name: 'hist_pipe', length: 3 }]);
+        const h = await rows(db, "SELECT * FROM pipes_messages WHERE name = 'hist_pipe'");
+        assert.deepEqual(h.map((r) => r.message), ['m3', 'm4', 'm5'], 'the history length is exact');
+        assert.ok(h[0].id < h[1].id && h[1].id < h[2].id, 'ids increase');
+        assert.deepEqual(await rows(db, "SELECT * FROM revoked_tokens WHERE token = 'tok-a'"), [{ token: 'tok-a' }]);
+    }
+    await b.query('DELETE FROM users_auth WHERE id = 102');
+    assert.deepEqual(await rows(c, 'SELECT * FROM users_auth WHERE id = 102'), []);
+    await c.query("DELETE FROM pipes_messages WHERE name = 'hist_pipe'");
+    assert.deepEqual(await rows(a, "SELECT * FROM pipes_messages WHERE name = 'hist_pipe'"), []);
+}));
+
+test('a pipe message written on one node reaches subscribers on every node once, with one id', wrap(async () => {
+    const subs = await Promise.all(nodes.map((n, i) => wsOpen(n, { name: `sub${i}` })));
+    for (const s of subs) await s.subscribe('cluster_pipe');
+    await waitSubscribers(redis, 'cluster_pipe', 3);
+    const N = 60;
+    for (let m = 0; m < N; m++) {
+        await dbs[m % 3].query("INSERT INTO pipes_messages (name, event, message) VALUES ('cluster_pipe', 'ev', ?)", [`m${m}`]);
+    }
+    const seen = await Promise.all(subs.map(async (s) => {
+        const ids = [];
+        for (let m = 0; m < N; m++) {
+            const msg = await s.nextOn('cluster_pipe', 'ev', { timeoutMs: 10000 });
+            assert.equal(msg.data, `m${m}`, 'in the order written');
+            ids.push(msg.id);
+        }
+        await s.sync();
+        assert.equal(s.pending((x) => x.pipe === 'cluster_pipe').length, 0, 'no duplicates');
+        return ids;
+    }));
+    assert.deepEqual(seen[1], seen[0], 'every node delivers the same ids');
+    assert.deepEqual(seen[2], seen[0]);
+    for (let i = 1; i < N; i++) assert.ok(seen[0][i] > seen[0][i - 1], 'ids increase');
+    await Promise.all(subs.map((s) => s.close()));
+}));
+
+test('web_pipe2 from a browser on one node reaches browsers on the others, not its sender', wrap(async () => {
+    const a = await wsOpen(nodes[0], { name: 'wa' });
+    const b = await wsOpen(nodes[1], { name: 'wb' });
+    const c = await wsOpen(nodes[2], { name: 'wc' });
+    for (const x of [a, b, c]) await x.subscribe('web_cluster');
+    await waitSubscribers(redis, 'web_cluster', 3);
+    a.send('web_pipe2\nweb_cluster\nsay\n*\nhello from a');
+    assert.equal((await b.nextOn('web_cluster', 'say')).data, 'hello from a');
+    assert.equal((await c.nextOn('web_cluster', 'say')).data, 'hello from a');
+    await a.nextOn('_answer_to_web_cluster');
+    await a.sync();
+    await b.sync();
+    assert.deepEqual(a.pending((m) => m.pipe === 'web_cluster'), [], 'the sender got its own message back');
+    await Promise.all([a.close(), b.close(), c.close()]);
+}));
+
+test('a private message reaches the user on another node live; offline it waits in Redis and comes once', wrap(async () => {
+    const [a, b] = dbs;
+    await a.query("INSERT INTO users_auth (id, hash) VALUES (201, 'h201'), (202, 'h202')");
+    const u = await wsOpen(nodes[1], { session: 'h201', userId: 201, name: 'u201' });
+    assert.equal(u.info.authorized, true);
+    await waitUntil(async () => (await redis.cli('PUBSUB', 'SHARDNUMSUB', 'ccomet:{t0}:u:201')).includes('\n1'),
+        { what: 'the node subscribed to user 201' });
+    await a.query("INSERT INTO users_messages (id, event, message) VALUES (201, 'pm', 'live')");
+    assert.equal((await u.nextOn('msg', 'pm')).data, 'live');
+    assert.deepEqual(await rows(b, 'SELECT * FROM users_messages WHERE id = 201'), [], 'nothing queued');
+    // offline: queued, visible on every node, delivered once on connect elsewhere
+    await b.query("INSERT INTO users_messages (id, event, message) VALUES (202, 'pm', 'queued')");
+    for (const db of dbs) {
+        const q = await rows(db, 'SELECT * FROM users_messages WHERE id = 202');
+        assert.equal(q.length, 1);
+        assert.equal(q[0].message, 'queued');
+    }
+    const v = await wsOpen(nodes[2], { session: 'h202', userId: 202, name: 'u202' });
+    assert.equal((await v.nextOn('msg', 'pm')).data, 'queued');
+    await waitUntil(async () => (await rows(a, 'SELECT * FROM users_messages WHERE id = 202')).length === 0,
+        { what: 'the queue of user 202 to empty' });
+    await v.sync();
+    assert.equal(v.pending((m) => m.pipe === 'msg').length, 0, 'delivered once');
+    await Promise.all([u.close(), v.close()]);
+}));
+
+test('Redis down: a write answers ERR, never OK; after Redis returns, writes and delivery resume', wrap(async () => {
+    const sub = await wsOpen(nodes[2], { name: 'sub-restart' });
+    await sub.subscribe('restart_pipe');
+    await waitSubscribers(redis, 'restart_pipe', 1);
+    await redis.kill9();
+    await assert.rejects(dbs[0].query("INSERT INTO users_data (id, data) VALUES (301, 'x')"),
+        (e) => /Redis/.test(e.message), 'an ERR that names Redis');
+    await assert.rejects(dbs[1].query("INSERT INTO pipes_messages (name, event, message) VALUES ('restart_pipe', 'e', 'lost')"));
+    const t0 = Date.now();
+    await redis.start();
+    // the nodes reconnect on their own (back-off at most 5 s) and subscribe again
+    await waitUntil(async () => {
+        try {
+            await dbs[0].query("INSERT INTO users_data (id, data) VALUES (301, 'back')");
+            return true;
+        } catch { return false; }
+    }, { timeoutMs: 10000, interval: 100, what: 'a write to succeed after the restart' });
+    await waitSubscribers(redis, 'restart_pipe', 1);
+    const resumed = Date.now() - t0;
+    assert.ok(resumed < 8000, `resumed in ${resumed} ms`);
+    await dbs[1].query("INSERT INTO pipes_messages (name, event, message) VALUES ('restart_pipe', 'e', 'after')");
+    assert.equal((await sub.nextOn('restart_pipe', 'e', { timeoutMs: 10000 })).data, 'after');
+    assert.deepEqual(await rows(dbs[2], 'SELECT * FROM users_data WHERE id = 301'), [{ id: 301, data: 'back' }]);
+    await sub.close();
+}));

@@ -1,0 +1,107 @@
+// A real redis-server for the cluster tests: one process per test file on a private loopback
+// port, with its append-only file in a fresh temp dir (appendfsync always, so a restart or a
+// kill -9 keeps every write Redis acknowledged), and ccomet nodes that share it.
+//
+//   const redis = await startRedis();
+//   const a = await startNode(redis), b = await startNode(redis);   // [store] type = redis
+//   await redis.cli('PUBSUB', 'SHARDNUMSUB', channel);                // redis-cli, its stdout
+//   await redis.kill9(); await redis.start();                         // same port, same data
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort, run, startServer } from './harness.mjs';
+import { waitUntil } from './wsclient.mjs';
+import net from 'node:net';
+
+const live = new Set();
+process.on('exit', () => {
+    for (const r of live) {
+        try { r.proc.kill('SIGKILL'); } catch { /* gone */ }
+    }
+});
+
+function portOpen(port) {
+    return new Promise((resolve) => {
+        const s = net.connect({ port, host: '127.0.0.1' });
+        s.once('connect', () => { s.destroy(); resolve(true); });
+        s.once('error', () => resolve(false));
+    });
+}
+
+export class RedisServer {
+    async init() {
+        this.dir = mkdtempSync(path.join(os.tmpdir(), 'ccomet-redis-'));
+        this.port = await freePort();
+        this.log = '';
+    }
+
+    async start() {
+        const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir,
+            '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--protected-mode', 'no'];
+        this.proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+        live.add(this);
+        this.proc.stdout.setEncoding('utf8').on('data', (d) => { this.log += d; });
+        this.proc.stderr.setEncoding('utf8').on('data', (d) => { this.log += d; });
+        this.closed = new Promise((resolve) => this.proc.on('close', (code, signal) => {
+            live.delete(this);
+            this.exit = { code, signal };
+            resolve(this.exit);
+        }));
+        this.exit = null;
+        await waitUntil(async () => {
+            if (this.exit) throw new Error(`redis-server exited (${JSON.stringify(this.exit)})\n${this.log}`);
+            return portOpen(this.port);
+        }, { timeoutMs: 10000, what: 'redis-server to accept connections' });
+        // it accepts before it has loaded its append-only file: wait until it answers
+        await waitUntil(async () => (await this.cli('PING')).trim() === 'PONG',
+            { timeoutMs: 10000, what: 'redis-server to answer PING' });
+        return this;
+    }
+
+    /** redis-cli against this server; resolves to its stdout. */
+    async cli(...args) {
+        const r = await run('redis-cli', ['-p', String(this.port), ...args], { timeoutMs: 10000 });
+        return r.stdout;
+    }
+
+    async stop() {
+        if (!this.proc || this.exit) return;
+        this.proc.kill('SIGTERM');
+        await this.closed;
+    }
+
+    async kill9() {
+        this.proc.kill('SIGKILL');
+        await this.closed;
+    }
+
+    async cleanup() {
+        await this.stop();
+        rmSync(this.dir, { recursive: true, force: true });
+    }
+}
+
+export async function startRedis() {
+    const r = new RedisServer();
+    await r.init();
+    return r.start();
+}
+
+/** A ccomet node on [store] type = redis against `redis`, keys under `prefix`. */
+export function startNode(redis, { prefix = 'ccomet:', extraConf = '', ...opts } = {}) {
+    return startServer({
+        ...opts,
+        extraConf: `[store]\ntype = redis\n[redis]\nserver = 127.0.0.1:${redis.port}\n` +
+            `prefix = ${prefix}\ntimeout_ms = 1000\n${extraConf}`,
+    });
+}
+
+/** Waits until `n` nodes hold a shard subscription to the channel of pipe `pipe` (dev_id dev). */
+export async function waitSubscribers(redis, pipe, n, { dev = 0, prefix = 'ccomet:' } = {}) {
+    const channel = `${prefix}{t${dev}}:c:${pipe}`;
+    await waitUntil(async () => {
+        const out = (await redis.cli('PUBSUB', 'SHARDNUMSUB', channel)).trim().split('\n');
+        return Number(out[1]) >= n;
+    }, { timeoutMs: 5000, what: `${n} node(s) subscribed to ${channel}` });
+}
