@@ -63,6 +63,9 @@ struct hub_watch {
     void *ctx;
     void (*pipe)(void *ctx, int64_t dev_id, const char *pipe, size_t len, bool on);
     void (*user)(void *ctx, int64_t dev_id, int64_t user_id, bool on);
+    /* True when a watch change made so far is not in place yet: cb(cb_ctx) is then called
+     * once when all are (or the backend gives up on them); false: nothing to wait for. */
+    bool (*barrier)(void *ctx, void (*cb)(void *cb_ctx), void *cb_ctx);
 };
 
 struct hub {
@@ -76,6 +79,7 @@ void hub_set_delivery(struct hub *h, const struct hub_delivery *d);
 void hub_set_watch(struct hub *h, const struct hub_watch *w); /* w NULL: none */
 void hub_watch_pipe(struct hub *h, int64_t dev_id, const char *pipe, size_t len, bool on);
 void hub_watch_user(struct hub *h, int64_t dev_id, int64_t user_id, bool on);
+bool hub_barrier(struct hub *h, void (*cb)(void *ctx), void *ctx); /* see hub_watch.barrier */
 
 size_t hub_publish_pipe(struct hub *h, const struct hub_message *m);
 size_t hub_send_user(struct hub *h, int64_t user_id, const struct hub_message *m);

@@ -448,6 +448,11 @@ void pubsub_user_detach(struct pubsub *ps, struct ws_conn *c)
     }
 }
 
+bool pubsub_barrier(struct pubsub *ps, void (*cb)(void *ctx), void *ctx)
+{
+    return hub_barrier(ps->hub, cb, ctx);
+}
+
 void pubsub_kick_user(struct pubsub *ps, int64_t dev_id, int64_t user_id)
 {
     struct ws_user *u = user_find(ps, dev_id, user_id);

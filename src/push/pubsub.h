@@ -41,6 +41,9 @@ void pubsub_resubscribe(struct pubsub *ps, struct ws_conn *c, const struct ccmd_
  * connections); detach on close. The first attach publishes `online`, the last detach
  * `offline` and records the last-seen time. */
 bool pubsub_user_attach(struct pubsub *ps, struct ws_conn *c);
+/* True when the pipes and users joined so far are not yet in place in a cluster backend (the
+ * subscriptions on their way to Redis): cb(ctx) comes once they are. False: they are. */
+bool pubsub_barrier(struct pubsub *ps, void (*cb)(void *ctx), void *ctx);
 void pubsub_user_detach(struct pubsub *ps, struct ws_conn *c);
 /* Closes every connection of a user (auth revoked). */
 void pubsub_kick_user(struct pubsub *ps, int64_t dev_id, int64_t user_id);

@@ -867,6 +867,13 @@ static void queue_sent(void *ctx, int64_t result, const char *err)
     command_done(c);
 }
 
+struct auth_wait {
+    struct ws_conn *c;
+    char hash[65];
+};
+
+static void auth_subscribed(void *ctx);
+
 /* The end of authentication: presence, serverInfo, then the offline queue. */
 static void auth_complete(struct ws_conn *c, const char *hash)
 {
@@ -881,7 +888,26 @@ static void auth_complete(struct ws_conn *c, const char *hash)
         return;
     }
     if (!c->authorized) c->user_id = 0;
-    send_server_info(c, hash);
+    /* in cluster mode the user's channel must be in place before the queue is read: a message
+     * sent meanwhile is then either queued (and read below) or delivered live */
+    struct auth_wait *w = xmalloc(sizeof *w);
+    w->c = c;
+    snprintf(w->hash, sizeof w->hash, "%s", hash);
+    conn_hold(c);
+    if (!c->authorized || !pubsub_barrier(s->ps, auth_subscribed, w)) auth_subscribed(w);
+}
+
+static void auth_subscribed(void *ctx)
+{
+    struct auth_wait *w = ctx;
+    struct ws_conn *c = w->c;
+    if (!conn_release(c)) {
+        xfree(w);
+        return;
+    }
+    struct ws_server *s = c->srv;
+    send_server_info(c, w->hash);
+    xfree(w);
     if (!c->authorized) {
         command_done(c);
         return;
@@ -1138,6 +1164,12 @@ static bool pipe_name_ok(const char *s, size_t len)
     return len >= 2 && len <= 64 && comet_name_ok(s, len);
 }
 
+static void subscribed(void *ctx)
+{
+    struct ws_conn *c = ctx;
+    if (conn_release(c)) command_done(c);
+}
+
 static void cmd_subscription(struct ws_conn *c, const struct ccmd *cmd)
 {
     struct ws_server *s = c->srv;
@@ -1174,6 +1206,13 @@ static void cmd_subscription(struct ws_conn *c, const struct ccmd *cmd)
                  s->cfg->ws_max_subscriptions);
         send_error(c, msg);
     }
+    /* in cluster mode the commands after it wait until the node's subscriptions are in place,
+     * so that what the backend publishes after the page's next answer reaches it */
+    conn_hold(c);
+    if (pubsub_barrier(s->ps, subscribed, c))
+        command_wait(c);
+    else
+        conn_release(c);
 }
 
 /* A browser's message being published: the answer waits for the state's. */

@@ -43,6 +43,8 @@
 
 enum script_id {
     SC_PUBLISH,
+    SC_ANCHOR,
+    SC_HISTORY_LIST,
     SC_USER_MESSAGE,
     SC_QUEUE_LIST,
     SC_QUEUE_DELETE_USER,
@@ -59,21 +61,46 @@ enum script_id {
 /* KEYS[1] is always the tenant's prefix "<prefix>{t<dev>}:" (a key of its own: the tenant's
  * message id), so every key a script builds from it is in the declared slot. */
 static const char *const script_text[SC_COUNT] = {
-    /* publish: ARGV pipe, trust(0|1), time, event, message, user, trust_ttl, head
-     * -> the message id; the fan-out payload is head .. id .. '\n' .. the rest */
+    /* publish: ARGV pipe, trust(0|1), time, event, message, user, trust_ttl, head, rest,
+     * browser(0|1), recovery_messages, recovery_window, now -> the message id. Every message
+     * goes to the pipe's stream (fields t e m u b s), which keeps max(length, recovery_messages)
+     * of them (a trust_ pipe: those younger than trust_ttl), so that a node can repair a gap
+     * and a browser recover on another node; the pipe's sequence number s counts its messages
+     * (a gap in it is a lost fan-out); the payload is head .. id .. ' ' .. s .. '\n' .. rest */
     [SC_PUBLISH] =
-        "local t=KEYS[1] local id=redis.call('INCR',t..'mid') "
-        "local keep=tonumber(redis.call('HGET',t..'pset',ARGV[1]) or '0') "
-        "if ARGV[2]=='1' or keep>0 then local h=t..'h:'..ARGV[1] "
-        "if ARGV[2]=='1' then redis.call('XADD',h,id..'-0','t',ARGV[3],'e',ARGV[4],'m',ARGV[5],"
-        "'u',ARGV[6]) redis.call('EXPIRE',h,ARGV[7]) "
-        "else redis.call('XADD',h,'MAXLEN',keep,id..'-0','t',ARGV[3],'e',ARGV[4],'m',ARGV[5],"
-        "'u',ARGV[6]) end redis.call('SADD',t..'hp',ARGV[1]) end "
-        "redis.call('SPUBLISH',t..'c:'..ARGV[1],ARGV[8]..id..'\\n'..ARGV[9]) return id",
+        "local t=KEYS[1] local p=ARGV[1] local id=redis.call('INCR',t..'mid') "
+        "local s=redis.call('HINCRBY',t..'seq',p,1) redis.call('HSET',t..'lid',p,id) "
+        "local keep=tonumber(redis.call('HGET',t..'pset',p) or '0') local h=t..'h:'..p "
+        "local f={'t',ARGV[3],'e',ARGV[4],'m',ARGV[5],'u',ARGV[6],'b',ARGV[10],'s',s} "
+        "if ARGV[2]=='1' then redis.call('XADD',h,id..'-0',unpack(f)) "
+        "redis.call('EXPIRE',h,ARGV[7]) local old=tonumber(ARGV[13])-tonumber(ARGV[7]) "
+        "for i=1,100 do local e=redis.call('XRANGE',h,'-','+','COUNT',1)[1] "
+        "if not e then break end local et=0 for k=1,#e[2],2 do if e[2][k]=='t' then "
+        "et=tonumber(e[2][k+1]) end end if et>=old then break end redis.call('XDEL',h,e[1]) end "
+        "redis.call('SADD',t..'hp',p) "
+        "else local cap=math.max(keep,tonumber(ARGV[11])) "
+        "if cap>0 then redis.call('XADD',h,'MAXLEN',cap,id..'-0',unpack(f)) "
+        "if keep>0 then redis.call('PERSIST',h) redis.call('SADD',t..'hp',p) "
+        "else redis.call('EXPIRE',h,ARGV[12]) end end end "
+        "redis.call('SPUBLISH',t..'c:'..p,ARGV[8]..id..' '..s..'\\n'..ARGV[9]) return id",
+    /* anchor: ARGV pipe -> {seq, id} of the pipe's last message (0s: none yet) */
+    [SC_ANCHOR] = "local t=KEYS[1] return {tonumber(redis.call('HGET',t..'seq',ARGV[1]) or '0'),"
+                  "tonumber(redis.call('HGET',t..'lid',ARGV[1]) or '0')}",
+    /* history_list: ARGV pipe, limit, now, trust_ttl -> the newest of what the pipe keeps as
+     * history (its length; a trust_ pipe: younger than trust_ttl), newest first */
+    [SC_HISTORY_LIST] =
+        "local t=KEYS[1] local p=ARGV[1] local h=t..'h:'..p local n=tonumber(ARGV[2]) "
+        "if string.sub(p,1,6)=='trust_' then local out={} local old=tonumber(ARGV[3])-"
+        "tonumber(ARGV[4]) for _,e in ipairs(redis.call('XREVRANGE',h,'+','-','COUNT',n)) do "
+        "local et=0 for k=1,#e[2],2 do if e[2][k]=='t' then et=tonumber(e[2][k+1]) end end "
+        "if et>=old then out[#out+1]=e end end return out end "
+        "local keep=tonumber(redis.call('HGET',t..'pset',p) or '0') if keep<=0 then return {} end "
+        "return redis.call('XREVRANGE',h,'+','-','COUNT',math.min(keep,n))",
     /* user_message: ARGV user, time, event, message, head, rest, queue_ttl -> 0 (delivered) or
      * the queue id (the row expires after queue_ttl; the sets' stale ids are skipped) */
     [SC_USER_MESSAGE] =
-        "local t=KEYS[1] local n=redis.call('SPUBLISH',t..'u:'..ARGV[1],ARGV[5]..'0\\n'..ARGV[6]) "
+        "local t=KEYS[1] local n=redis.call('SPUBLISH',t..'u:'..ARGV[1],ARGV[5]..'0 "
+        "0\\n'..ARGV[6]) "
         "if n>0 then return 0 end local id=redis.call('INCR',t..'mid') "
         "redis.call('HSET',t..'q:'..id,'u',ARGV[1],'t',ARGV[2],'e',ARGV[3],'m',ARGV[4]) "
         "redis.call('EXPIRE',t..'q:'..id,ARGV[7]) "
@@ -133,11 +160,7 @@ static const char *const script_text[SC_COUNT] = {
 
 /* ---- the backend ----------------------------------------------------------------------------- */
 
-struct watched { /* a channel this node is subscribed to */
-    struct hnode node;
-    size_t len;
-    char name[];
-};
+struct barrier_wait;
 
 struct origin_slot { /* a browser's publish in flight: its connection is not sent its own */
     uint64_t serial;
@@ -149,7 +172,7 @@ struct rstate {
     struct state base;
     uv_loop_t *loop;
     struct hub *hub;
-    int64_t trust_ttl, queue_ttl;
+    int64_t trust_ttl, queue_ttl, recovery_messages, recovery_window;
     struct redis_link *cmd, *sub;
     char prefix[128];
     char node[17]; /* this node's random id, in every fan-out payload */
@@ -158,6 +181,9 @@ struct rstate {
     uint64_t serial;
     struct origin_slot origins[ORIGIN_SLOTS];
     struct arena arena; /* decoded packed values, per reply */
+    /* the barrier: subscription changes sent and confirmed, pipe reads sent and answered */
+    uint64_t subs_sent, subs_acked, reads_sent, reads_done;
+    struct barrier_wait *waits;
     struct redis_stats stats;
 };
 
@@ -687,19 +713,14 @@ static void history_list(struct state *st, int64_t dev, const char *pipe, size_t
                          const struct state_cb *cb)
 {
     struct rstate *r = R(st);
-    struct req *q = req_new(r, cb, dev, pipe, len);
-    q->a = 1;
+    struct req *q = script_req(r, cb, dev, pipe, len);
+    q->a = 1; /* newest first from the script: reversed */
     q->on_reply = reply_history;
-    struct buf b;
-    buf_init(&b);
-    resp_begin(&b, 6);
-    resp_arg_str(&b, "XREVRANGE");
-    put_key(&b, r, dev, "h:", pipe, len);
-    resp_arg_str(&b, "+");
-    resp_arg_str(&b, "-");
-    resp_arg_str(&b, "COUNT");
-    resp_arg_int(&b, limit > 0 ? limit : 1000000);
-    send_cmd(r, &b, q);
+    resp_arg(&q->tail, pipe, len);
+    resp_arg_int(&q->tail, limit > 0 ? limit : 1000000);
+    resp_arg_int(&q->tail, (int64_t)time(NULL));
+    resp_arg_int(&q->tail, r->trust_ttl);
+    send_script(r, q, SC_HISTORY_LIST, 6);
 }
 
 static void history_since(struct state *st, int64_t dev, const char *pipe, size_t len,
@@ -1088,8 +1109,12 @@ static void pipe_publish(struct state *st, const struct state_message *m, const 
     buf_append(&rest, m->data, m->data_len);
     resp_arg(&q->tail, buf_head(&rest), buf_unread(&rest));
     buf_free(&rest);
+    resp_arg_str(&q->tail, m->from_browser ? "1" : "0");
+    resp_arg_int(&q->tail, r->recovery_messages);
+    resp_arg_int(&q->tail, r->recovery_window);
+    resp_arg_int(&q->tail, (int64_t)time(NULL));
     r->stats.publishes++;
-    send_script(r, q, SC_PUBLISH, 11);
+    send_script(r, q, SC_PUBLISH, 15);
 }
 
 static void user_message(struct state *st, const struct state_message *m, const struct state_cb *cb)
@@ -1113,29 +1138,7 @@ static void user_message(struct state *st, const struct state_message *m, const 
     send_script(r, q, SC_USER_MESSAGE, 9);
 }
 
-/* "<prefix>{t<dev>}:c:<pipe>" or ":u:<user>": which tenant, which pipe or user. */
-static bool parse_channel(const struct rstate *r, const char *s, size_t len, int64_t *dev,
-                          bool *is_user, const char **name, size_t *name_len)
-{
-    size_t pl = strlen(r->prefix);
-    if (len < pl + 4 || memcmp(s, r->prefix, pl) != 0 || s[pl] != '{' || s[pl + 1] != 't')
-        return false;
-    size_t i = pl + 2;
-    int64_t d = 0;
-    size_t digits = 0;
-    while (i < len && s[i] >= '0' && s[i] <= '9' && digits < 18) {
-        d = d * 10 + (s[i++] - '0');
-        digits++;
-    }
-    if (!digits || i + 4 > len || memcmp(s + i, "}:", 2) != 0 || s[i + 3] != ':') return false;
-    if (s[i + 2] != 'c' && s[i + 2] != 'u') return false;
-    *dev = d;
-    *is_user = s[i + 2] == 'u';
-    *name = s + i + 4;
-    *name_len = len - i - 4;
-    return true;
-}
-
+/* A decimal number then one separator byte. */
 static bool take_num(const char **p, const char *end, int64_t *out)
 {
     const char *s = *p;
@@ -1143,67 +1146,363 @@ static bool take_num(const char **p, const char *end, int64_t *out)
     if (neg) s++;
     int64_t v = 0;
     size_t n = 0;
-    while (s < end && *s >= '0' && *s <= '9' && n < 19) {
+    while (s < end && *s >= '0' && *s <= '9' && n < 18) {
         v = v * 10 + (*s++ - '0');
         n++;
     }
     if (!n || s >= end) return false;
     *out = neg ? -v : v;
-    *p = s + 1; /* the separator */
+    *p = s + 1;
     return true;
+}
+
+/* One message as it fans out between nodes. */
+struct fanout {
+    int64_t serial, time, user_id, browser, id, seq;
+    const char *event, *data;
+    size_t event_len, data_len;
+    bool mine; /* published by this node */
+};
+
+/* "<node> <serial> <time> <user> <browser> <event_len>\n<id> <seq>\n<event><data>" */
+static bool parse_fanout(const struct rstate *r, const char *p, size_t len, struct fanout *f)
+{
+    const char *end = p + len, *sp = memchr(p, ' ', len);
+    if (!sp) return false;
+    f->mine = (size_t)(sp - p) == strlen(r->node) && memcmp(p, r->node, (size_t)(sp - p)) == 0;
+    p = sp + 1;
+    int64_t event_len;
+    if (!take_num(&p, end, &f->serial) || !take_num(&p, end, &f->time) ||
+        !take_num(&p, end, &f->user_id) || !take_num(&p, end, &f->browser) ||
+        !take_num(&p, end, &event_len) || !take_num(&p, end, &f->id) ||
+        !take_num(&p, end, &f->seq) || event_len < 0 || event_len > end - p)
+        return false;
+    f->event = p;
+    f->event_len = (size_t)event_len;
+    f->data = p + event_len;
+    f->data_len = (size_t)(end - p - event_len);
+    return true;
+}
+
+/* A stream entry [id, [t, e, m, u, b, s ...]] as a fan-out message; false when it is not one. */
+static bool parse_entry(const struct resp_value *e, struct fanout *f)
+{
+    memset(f, 0, sizeof *f);
+    f->event = f->data = "";
+    if (e->type != RESP_ARRAY || e->n < 2 || e->items[0].type != RESP_BULK ||
+        e->items[1].type != RESP_ARRAY)
+        return false;
+    const struct resp_value *idv = &e->items[0];
+    const char *dash = memchr(idv->s, '-', idv->len);
+    struct resp_value idnum = {RESP_BULK, 0, idv->s, dash ? (size_t)(dash - idv->s) : idv->len,
+                               NULL,      0};
+    if (!to_int(&idnum, &f->id)) return false;
+    const struct resp_value *fl = &e->items[1];
+    for (size_t i = 0; i + 1 < fl->n; i += 2) {
+        const struct resp_value *key = &fl->items[i], *val = &fl->items[i + 1];
+        if (key->type != RESP_BULK || key->len != 1 || val->type != RESP_BULK) continue;
+        switch (key->s[0]) {
+        case 't': to_int(val, &f->time); break;
+        case 'e':
+            f->event = val->s;
+            f->event_len = val->len;
+            break;
+        case 'm':
+            f->data = val->s;
+            f->data_len = val->len;
+            break;
+        case 'u': to_int(val, &f->user_id); break;
+        case 'b': to_int(val, &f->browser); break;
+        case 's': to_int(val, &f->seq); break;
+        default: break;
+        }
+    }
+    return true;
+}
+
+/* A message held while its pipe's gap is being read from the stream. */
+struct held {
+    struct held *next;
+    size_t len;
+    char payload[];
+};
+
+struct watched { /* a channel this node is subscribed to */
+    struct hnode node;
+    int64_t dev;
+    bool is_user;
+    /* a pipe: the last message delivered here (seq 0: none known yet), and whether delivery
+     * waits on a read of the stream (the anchor at subscription, or a gap's repair) */
+    int64_t last_seq, last_id;
+    bool busy, anchor_due; /* anchor_due: read where it stands once the subscription is in */
+    struct held *held, *held_tail;
+    size_t pipe_off; /* the pipe's name within name */
+    size_t len;
+    char name[];
+};
+
+static void hub_deliver(struct rstate *r, struct watched *w, const struct fanout *f)
+{
+    const char *pipe = w->name + w->pipe_off;
+    size_t pipe_len = w->len - w->pipe_off;
+    const void *origin = NULL;
+    if (f->mine && f->serial) {
+        struct origin_slot *s = &r->origins[(uint64_t)f->serial % ORIGIN_SLOTS];
+        if (s->serial == (uint64_t)f->serial) origin = s->origin;
+    }
+    struct hub_message hm = {w->dev,
+                             w->is_user ? "msg" : pipe,
+                             w->is_user ? 3 : pipe_len,
+                             f->event,
+                             f->event_len,
+                             f->data,
+                             f->data_len,
+                             f->id,
+                             f->time,
+                             f->user_id,
+                             f->browser != 0,
+                             origin};
+    r->stats.received++;
+    if (w->is_user) {
+        struct resp_value uv = {RESP_BULK, 0, pipe, pipe_len, NULL, 0};
+        int64_t user_id;
+        if (to_int(&uv, &user_id)) hub_send_user(r->hub, user_id, &hm);
+    } else {
+        hub_publish_pipe(r->hub, &hm);
+    }
+}
+
+static void repair(struct rstate *r, struct watched *w, int64_t to_id);
+
+/* A pipe's message in sequence order: delivered, dropped (seen), or the sign of a gap, which is
+ * read from the stream before anything later is delivered. */
+static void pipe_message(struct rstate *r, struct watched *w, const struct fanout *f,
+                         const char *payload, size_t len)
+{
+    if (w->busy) {
+        struct held *h = xmalloc(sizeof *h + len);
+        h->next = NULL;
+        h->len = len;
+        memcpy(h->payload, payload, len);
+        if (w->held_tail)
+            w->held_tail->next = h;
+        else
+            w->held = h;
+        w->held_tail = h;
+        return;
+    }
+    if (w->last_seq && f->seq <= w->last_seq) {
+        r->stats.duplicates++;
+        return;
+    }
+    if (w->last_seq && f->seq > w->last_seq + 1 && payload) {
+        r->stats.gaps++;
+        w->busy = true;
+        pipe_message(r, w, f, payload, len); /* held behind the repair */
+        repair(r, w, f->id);
+        return;
+    }
+    w->last_seq = f->seq;
+    w->last_id = f->id;
+    hub_deliver(r, w, f);
+}
+
+/* The stream read is done: what was held goes on in order (a gap the stream could not fill is
+ * accepted: those messages are gone from it too). */
+static void release_held(struct rstate *r, struct watched *w)
+{
+    w->busy = false;
+    while (w->held && !w->busy) {
+        struct held *h = w->held;
+        w->held = h->next;
+        if (!w->held) w->held_tail = NULL;
+        struct fanout f;
+        if (parse_fanout(r, h->payload, h->len, &f)) {
+            if (w->last_seq && f.seq > w->last_seq + 1) {
+                r->stats.gaps_lost += (uint64_t)(f.seq - w->last_seq - 1);
+                w->last_seq = f.seq - 1;
+            }
+            pipe_message(r, w, &f, NULL, 0);
+        }
+        xfree(h);
+    }
+}
+
+static struct watched *watched_find(struct rstate *r, const char *name, size_t len)
+{
+    uint64_t h = hmap_hash_bytes(11, name, len);
+    for (struct hnode *n = hmap_first(&r->watched, h); n; n = hmap_next_same(n)) {
+        struct watched *w = (struct watched *)n;
+        if (w->len == len && memcmp(w->name, name, len) == 0) return w;
+    }
+    return NULL;
+}
+
+/* A read for a watched pipe (anchor, repair): finds it again by name when Redis answers. */
+struct pipe_read {
+    struct rstate *r;
+    size_t len;
+    char name[];
+};
+
+static struct pipe_read *pipe_read_new(struct rstate *r, const struct watched *w)
+{
+    struct pipe_read *pr = xmalloc(sizeof *pr + w->len);
+    pr->r = r;
+    pr->len = w->len;
+    memcpy(pr->name, w->name, w->len);
+    r->reads_sent++;
+    return pr;
+}
+
+static void barrier_check(struct rstate *r);
+
+/* pr's answer came (or the link failed): the watched pipe, if still watched and still busy. */
+static struct watched *pipe_read_end(struct pipe_read *pr)
+{
+    struct rstate *r = pr->r;
+    struct watched *w = watched_find(r, pr->name, pr->len);
+    xfree(pr);
+    r->reads_done++;
+    return w && w->busy ? w : NULL;
+}
+
+static void on_repaired(void *ctx, const struct resp_value *v, const char *err)
+{
+    struct rstate *r = ((struct pipe_read *)ctx)->r;
+    struct watched *w = pipe_read_end(ctx);
+    (void)err;
+    if (w && (!v || v->type != RESP_ARRAY)) w->anchor_due = true; /* again when the link is up */
+    if (w && v && v->type == RESP_ARRAY) {
+        for (size_t i = 0; i < v->n; i++) {
+            struct fanout f;
+            if (!parse_entry(&v->items[i], &f) || f.seq <= w->last_seq) continue;
+            f.mine = false; /* a repaired message reaches every subscriber here */
+            w->last_seq = f.seq;
+            w->last_id = f.id;
+            r->stats.repaired++;
+            hub_deliver(r, w, &f);
+        }
+    }
+    if (w) release_held(r, w);
+    barrier_check(r);
+}
+
+/* Reads the pipe's messages after the last delivered one (and before to_id, 0: to the end). */
+static void repair(struct rstate *r, struct watched *w, int64_t to_id)
+{
+    struct buf b;
+    buf_init(&b);
+    char from[32], to[32];
+    int nf = snprintf(from, sizeof from, "(%" PRId64 "-0", w->last_id);
+    int nt = to_id ? snprintf(to, sizeof to, "(%" PRId64 "-0", to_id) : snprintf(to, 2, "+");
+    resp_begin(&b, 6);
+    resp_arg_str(&b, "XRANGE");
+    put_key(&b, r, w->dev, "h:", w->name + w->pipe_off, w->len - w->pipe_off);
+    resp_arg(&b, from, (size_t)nf);
+    resp_arg(&b, to, (size_t)nt);
+    resp_arg_str(&b, "COUNT");
+    resp_arg_int(&b, r->recovery_messages > 0 ? r->recovery_messages * 4 : 256);
+    cmd_send(r, buf_head(&b), buf_unread(&b), on_repaired, pipe_read_new(r, w));
+    buf_free(&b);
+}
+
+static void on_anchor(void *ctx, const struct resp_value *v, const char *err)
+{
+    struct rstate *r = ((struct pipe_read *)ctx)->r;
+    struct watched *w = pipe_read_end(ctx);
+    (void)err;
+    if (w && v && v->type == RESP_ARRAY && v->n >= 2) {
+        to_int(&v->items[0], &w->last_seq);
+        to_int(&v->items[1], &w->last_id);
+    } else if (w) {
+        w->anchor_due = true; /* asked again when the command link is up */
+    }
+    if (w) release_held(r, w);
+    barrier_check(r);
+}
+
+/* Where the pipe's sequence stands now: what arrives after it is new to this node. Read once
+ * the subscription is in place, so nothing falls between the two. */
+static void anchor(struct rstate *r, struct watched *w)
+{
+    struct buf b;
+    buf_init(&b);
+    resp_begin(&b, 5);
+    resp_arg_str(&b, "EVALSHA");
+    resp_arg_str(&b, r->sha[SC_ANCHOR]);
+    resp_arg_str(&b, "1");
+    put_tenant(&b, r, w->dev);
+    resp_arg(&b, w->name + w->pipe_off, w->len - w->pipe_off);
+    cmd_send(r, buf_head(&b), buf_unread(&b), on_anchor, pipe_read_new(r, w));
+    buf_free(&b);
+}
+
+/* The pipe's subscription is (again) in place: where it stands, or what it missed meanwhile.
+ * Delivery waits for the answer; if the command link cannot ask now, it asks when it is up. */
+static void catch_up(struct rstate *r, struct watched *w)
+{
+    w->anchor_due = false;
+    w->busy = true;
+    if (w->last_seq)
+        repair(r, w, 0); /* back after an outage */
+    else
+        anchor(r, w);
 }
 
 /* A message from the shard channel of a pipe or a user: delivered to this node's browsers. */
 static void deliver(struct rstate *r, const struct resp_value *chan, const struct resp_value *msg)
 {
-    int64_t dev, user_id;
-    bool is_user;
-    const char *name;
-    size_t name_len;
-    if (chan->type != RESP_BULK || msg->type != RESP_BULK ||
-        !parse_channel(r, chan->s, chan->len, &dev, &is_user, &name, &name_len)) {
+    struct watched *w = chan->type == RESP_BULK ? watched_find(r, chan->s, chan->len) : NULL;
+    struct fanout f;
+    if (!w) return; /* unsubscribed meanwhile */
+    if (msg->type != RESP_BULK || !parse_fanout(r, msg->s, msg->len, &f)) {
         r->stats.bad_messages++;
         return;
     }
-    const char *p = msg->s, *end = msg->s + msg->len;
-    const char *sp = memchr(p, ' ', msg->len);
-    if (!sp) {
-        r->stats.bad_messages++;
-        return;
+    if (w->is_user)
+        hub_deliver(r, w, &f);
+    else
+        pipe_message(r, w, &f, msg->s, msg->len);
+}
+
+/* ---- subscriptions and the barrier ----------------------------------------------------------- */
+
+struct barrier_wait {
+    struct barrier_wait *next;
+    uint64_t subs, reads; /* done when this many confirmations and reads are in */
+    void (*cb)(void *ctx);
+    void *ctx;
+};
+
+static void barrier_check(struct rstate *r)
+{
+    struct barrier_wait **pp = &r->waits;
+    while (*pp) {
+        struct barrier_wait *b = *pp;
+        if (r->subs_acked >= b->subs && r->reads_done >= b->reads) {
+            *pp = b->next;
+            b->cb(b->ctx);
+            xfree(b);
+            pp = &r->waits; /* the callback may have added or ended waits */
+        } else {
+            pp = &b->next;
+        }
     }
-    bool mine = (size_t)(sp - p) == strlen(r->node) && memcmp(p, r->node, (size_t)(sp - p)) == 0;
-    p = sp + 1;
-    int64_t serial, t, uid, browser, event_len, id;
-    if (!take_num(&p, end, &serial) || !take_num(&p, end, &t) || !take_num(&p, end, &uid) ||
-        !take_num(&p, end, &browser) || !take_num(&p, end, &event_len) || !take_num(&p, end, &id) ||
-        event_len < 0 || event_len > end - p) {
-        r->stats.bad_messages++;
-        return;
-    }
-    const void *origin = NULL;
-    if (mine && serial) {
-        struct origin_slot *s = &r->origins[(uint64_t)serial % ORIGIN_SLOTS];
-        if (s->serial == (uint64_t)serial) origin = s->origin;
-    }
-    struct hub_message hm = {dev,
-                             is_user ? "msg" : name,
-                             is_user ? 3 : name_len,
-                             p,
-                             (size_t)event_len,
-                             p + event_len,
-                             (size_t)(end - p - event_len),
-                             id,
-                             t,
-                             uid,
-                             browser != 0,
-                             origin};
-    r->stats.received++;
-    if (is_user) {
-        struct resp_value uv = {RESP_BULK, 0, name, name_len, NULL, 0};
-        if (to_int(&uv, &user_id)) hub_send_user(r->hub, user_id, &hm);
-    } else {
-        hub_publish_pipe(r->hub, &hm);
-    }
+}
+
+static bool barrier(void *ctx, void (*cb)(void *ctx), void *cb_ctx)
+{
+    struct rstate *r = ctx;
+    if (r->subs_acked >= r->subs_sent && r->reads_done >= r->reads_sent) return false;
+    struct barrier_wait *b = xmalloc(sizeof *b);
+    b->subs = r->subs_sent;
+    b->reads = r->reads_sent;
+    b->cb = cb;
+    b->ctx = cb_ctx;
+    b->next = r->waits;
+    r->waits = b;
+    return true;
 }
 
 static void on_push(void *ctx, struct redis_link *l, const struct resp_value *v)
@@ -1211,9 +1510,18 @@ static void on_push(void *ctx, struct redis_link *l, const struct resp_value *v)
     struct rstate *r = ctx;
     (void)l;
     if ((v->type != RESP_ARRAY && v->type != RESP_PUSH) || v->n < 3) return;
-    if (resp_is(&v->items[0], "smessage") || resp_is(&v->items[0], "message"))
+    if (resp_is(&v->items[0], "smessage") || resp_is(&v->items[0], "message")) {
         deliver(r, &v->items[1], &v->items[2]);
-    /* ssubscribe / sunsubscribe confirmations and pongs need nothing */
+        return;
+    }
+    if (!resp_is(&v->items[0], "ssubscribe") && !resp_is(&v->items[0], "sunsubscribe")) return;
+    r->subs_acked++;
+    /* a pipe's subscription is in place: where its sequence stands now */
+    struct watched *w = resp_is(&v->items[0], "ssubscribe") && v->items[1].type == RESP_BULK
+                            ? watched_find(r, v->items[1].s, v->items[1].len)
+                            : NULL;
+    if (w && !w->is_user && w->anchor_due) catch_up(r, w);
+    barrier_check(r);
 }
 
 static void subscribe(struct rstate *r, const char *verb, const char *name, size_t len)
@@ -1225,31 +1533,34 @@ static void subscribe(struct rstate *r, const char *verb, const char *name, size
     resp_arg(&b, name, len);
     sub_send(r, buf_head(&b), buf_unread(&b));
     buf_free(&b);
+    r->subs_sent++;
 }
 
-static struct watched *watched_find(struct rstate *r, const char *name, size_t len, uint64_t h)
+static void watch_channel(struct rstate *r, int64_t dev, bool is_user, const char *name, size_t len,
+                          size_t pipe_off, bool on)
 {
-    for (struct hnode *n = hmap_first(&r->watched, h); n; n = hmap_next_same(n)) {
-        struct watched *w = (struct watched *)n;
-        if (w->len == len && memcmp(w->name, name, len) == 0) return w;
-    }
-    return NULL;
-}
-
-static void watch_channel(struct rstate *r, const char *name, size_t len, bool on)
-{
-    uint64_t h = hmap_hash_bytes(11, name, len);
-    struct watched *w = watched_find(r, name, len, h);
+    struct watched *w = watched_find(r, name, len);
+    bool up = r->sub && redis_link_is_up(r->sub);
     if (on && !w) {
         w = xcalloc(1, sizeof *w + len);
+        w->dev = dev;
+        w->is_user = is_user;
+        w->pipe_off = pipe_off;
         w->len = len;
         memcpy(w->name, name, len);
-        hmap_insert(&r->watched, &w->node, h);
-        if (r->sub && redis_link_is_up(r->sub)) subscribe(r, "SSUBSCRIBE", name, len);
+        hmap_insert(&r->watched, &w->node, hmap_hash_bytes(11, name, len));
+        w->anchor_due = !is_user;
+        w->busy = !is_user; /* until the anchor: nothing is delivered out of sequence */
+        if (up) subscribe(r, "SSUBSCRIBE", name, len);
     } else if (!on && w) {
         hmap_remove(&r->watched, &w->node);
+        while (w->held) {
+            struct held *h = w->held;
+            w->held = h->next;
+            xfree(h);
+        }
         xfree(w);
-        if (r->sub && redis_link_is_up(r->sub)) subscribe(r, "SUNSUBSCRIBE", name, len);
+        if (up) subscribe(r, "SUNSUBSCRIBE", name, len);
     }
 }
 
@@ -1262,7 +1573,7 @@ static void watch_pipe(void *ctx, int64_t dev, const char *pipe, size_t len, boo
     buf_init(&b);
     buf_append(&b, head, (size_t)n);
     buf_append(&b, pipe, len);
-    watch_channel(r, (const char *)buf_head(&b), buf_unread(&b), on);
+    watch_channel(r, dev, false, (const char *)buf_head(&b), buf_unread(&b), (size_t)n, on);
     buf_free(&b);
 }
 
@@ -1270,11 +1581,23 @@ static void watch_user(void *ctx, int64_t dev, int64_t user, bool on)
 {
     struct rstate *r = ctx;
     char name[200];
-    int n = snprintf(name, sizeof name, "%s{t%" PRId64 "}:u:%" PRId64, r->prefix, dev, user);
-    watch_channel(r, name, (size_t)n, on);
+    int n = snprintf(name, sizeof name, "%s{t%" PRId64 "}:u:", r->prefix, dev);
+    int m = snprintf(name + n, sizeof name - (size_t)n, "%" PRId64, user);
+    watch_channel(r, dev, true, name, (size_t)(n + m), (size_t)n, on);
 }
 
-/* The subscriber link is (back) up: every channel this node needs, again. */
+/* The subscriber link went down: confirmations in flight will not come; nobody waits on them. */
+static void on_sub_down(void *ctx, struct redis_link *l, const char *why)
+{
+    struct rstate *r = ctx;
+    (void)l;
+    (void)why;
+    r->subs_sent = r->subs_acked = 0;
+    barrier_check(r);
+}
+
+/* The subscriber link is (back) up: every channel this node needs, again; each pipe then reads
+ * what it missed meanwhile. */
 static void on_sub_up(void *ctx, struct redis_link *l)
 {
     struct rstate *r = ctx;
@@ -1282,6 +1605,7 @@ static void on_sub_up(void *ctx, struct redis_link *l)
     size_t b = 0;
     for (struct hnode *n = hmap_iter(&r->watched, &b, NULL); n; n = hmap_iter(&r->watched, &b, n)) {
         struct watched *w = (struct watched *)n;
+        if (!w->is_user) w->anchor_due = true;
         subscribe(r, "SSUBSCRIBE", w->name, w->len);
     }
     r->stats.resubscribes++;
@@ -1289,7 +1613,7 @@ static void on_sub_up(void *ctx, struct redis_link *l)
 
 static void on_cmd_up(void *ctx, struct redis_link *l)
 {
-    (void)ctx;
+    struct rstate *r = ctx;
     /* the scripts, so that EVALSHA finds them (a NOSCRIPT is still handled) */
     for (int i = 0; i < SC_COUNT; i++) {
         struct buf b;
@@ -1300,6 +1624,14 @@ static void on_cmd_up(void *ctx, struct redis_link *l)
         resp_arg_str(&b, script_text[i]);
         redis_link_send(l, buf_head(&b), buf_unread(&b), NULL, NULL);
         buf_free(&b);
+    }
+    /* pipes whose catch-up could not be asked while this link was down */
+    if (!r->sub || !redis_link_is_up(r->sub)) return;
+    size_t bucket = 0;
+    for (struct hnode *n = hmap_iter(&r->watched, &bucket, NULL); n;
+         n = hmap_iter(&r->watched, &bucket, n)) {
+        struct watched *w = (struct watched *)n;
+        if (!w->is_user && w->anchor_due && !w->busy) catch_up(r, w);
     }
 }
 
@@ -1313,6 +1645,8 @@ void state_redis_stop(struct state *st)
 {
     struct rstate *r = R(st);
     hub_set_watch(r->hub, NULL);
+    r->subs_sent = r->subs_acked = r->reads_sent = r->reads_done = 0;
+    barrier_check(r);        /* nobody waits past the stop */
     redis_link_free(r->cmd); /* fails what is in flight: each caller hears it once */
     redis_link_free(r->sub);
     r->cmd = r->sub = NULL;
@@ -1399,6 +1733,8 @@ struct state *state_redis_new(uv_loop_t *loop, const struct config *cfg, struct 
     r->hub = hub;
     r->trust_ttl = cfg->store_trust_ttl;
     r->queue_ttl = cfg->store_queue_ttl;
+    r->recovery_messages = cfg->ws_recovery_messages;
+    r->recovery_window = cfg->ws_recovery_window;
     snprintf(r->prefix, sizeof r->prefix, "%s", cfg->redis_prefix);
     unsigned char id[8];
     if (RAND_bytes(id, sizeof id) != 1) {
@@ -1418,9 +1754,9 @@ struct state *state_redis_new(uv_loop_t *loop, const struct config *cfg, struct 
     struct redis_link_cbs cmd_cbs = {r, on_cmd_up, NULL, NULL};
     r->cmd = redis_link_new(loop, &lc, &cmd_cbs);
     lc.subscriber = true;
-    struct redis_link_cbs sub_cbs = {r, on_sub_up, NULL, on_push};
+    struct redis_link_cbs sub_cbs = {r, on_sub_up, on_sub_down, on_push};
     r->sub = redis_link_new(loop, &lc, &sub_cbs);
-    struct hub_watch w = {r, watch_pipe, watch_user};
+    struct hub_watch w = {r, watch_pipe, watch_user, barrier};
     hub_set_watch(hub, &w);
     return &r->base;
 }
