@@ -31,6 +31,11 @@ void hub_watch_user(struct hub *h, int64_t dev_id, int64_t user_id, bool on)
     if (h->watch.user) h->watch.user(h->watch.ctx, dev_id, user_id, on);
 }
 
+void hub_kick_user(struct hub *h, int64_t dev_id, int64_t user_id)
+{
+    if (h->delivery.kick_user) h->delivery.kick_user(h->delivery.ctx, dev_id, user_id);
+}
+
 bool hub_barrier(struct hub *h, void (*cb)(void *ctx), void *ctx)
 {
     return h->watch.barrier && h->watch.barrier(h->watch.ctx, cb, ctx);

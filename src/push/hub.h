@@ -53,6 +53,8 @@ struct hub_delivery {
     /* Lists live pipes of the tenant as (name, subscribers). */
     int (*pipes)(void *ctx, int64_t dev_id, int (*fn)(void *c, const char *pipe, size_t subs),
                  void *fn_ctx);
+    /* Closes every connection of the user here (its key or token was revoked). */
+    void (*kick_user)(void *ctx, int64_t dev_id, int64_t user_id);
 };
 
 /* Who wants to know which pipes and users this node's browsers hold (a cluster backend, to
@@ -79,6 +81,7 @@ void hub_set_delivery(struct hub *h, const struct hub_delivery *d);
 void hub_set_watch(struct hub *h, const struct hub_watch *w); /* w NULL: none */
 void hub_watch_pipe(struct hub *h, int64_t dev_id, const char *pipe, size_t len, bool on);
 void hub_watch_user(struct hub *h, int64_t dev_id, int64_t user_id, bool on);
+void hub_kick_user(struct hub *h, int64_t dev_id, int64_t user_id);
 bool hub_barrier(struct hub *h, void (*cb)(void *ctx), void *ctx); /* see hub_watch.barrier */
 
 size_t hub_publish_pipe(struct hub *h, const struct hub_message *m);

@@ -649,10 +649,16 @@ static int d_pipes(void *ctx, int64_t dev_id, int (*fn)(void *c, const char *pip
     return 0;
 }
 
+static void d_kick_user(void *ctx, int64_t dev_id, int64_t user_id)
+{
+    pubsub_kick_user(ctx, dev_id, user_id);
+}
+
 struct hub_delivery pubsub_delivery(struct pubsub *ps)
 {
     struct hub_delivery d = {
-        ps, d_to_pipe, d_to_user, d_pipe_subscribers, d_user_online, d_pipe_members, d_pipes};
+        ps,      d_to_pipe,  d_to_user, d_pipe_subscribers, d_user_online, d_pipe_members,
+        d_pipes, d_kick_user};
     return d;
 }
 

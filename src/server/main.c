@@ -92,7 +92,10 @@ static void tenants_loaded(void *ctx, int64_t result, const char *err)
 static void kick_user(void *ctx, int64_t dev_id, int64_t user_id)
 {
     struct app *app = ctx;
-    pubsub_kick_user(app->pubsub, dev_id, user_id);
+    if (app->redis_state)
+        state_redis_kick(app->redis_state, dev_id, user_id); /* every node, this one too */
+    else
+        pubsub_kick_user(app->pubsub, dev_id, user_id);
 }
 
 /* /metrics: the CometQL side's counters next to the browser side's. */
@@ -110,6 +113,41 @@ static void cometql_metrics(void *ctx, struct buf *out)
                      (unsigned long long)cometql_server_connections(app->cometql),
                      (unsigned long long)(app->env.queries_total ? *app->env.queries_total : 0));
     buf_append(out, text, (size_t)n);
+    if (!app->redis_state) return;
+    struct redis_stats rs;
+    state_redis_stats(app->redis_state, &rs);
+    char more[1600];
+    n = snprintf(
+        more, sizeof more,
+        "# HELP ccomet_redis_up Both Redis connections are up (1) or not (0).\n"
+        "# TYPE ccomet_redis_up gauge\n"
+        "ccomet_redis_up %d\n"
+        "# HELP ccomet_redis_latency_microseconds Mean answer time of the command connection.\n"
+        "# TYPE ccomet_redis_latency_microseconds gauge\n"
+        "ccomet_redis_latency_microseconds %llu\n"
+        "# HELP ccomet_redis_reconnects_total Redis connections made again after a loss.\n"
+        "# TYPE ccomet_redis_reconnects_total counter\n"
+        "ccomet_redis_reconnects_total %llu\n"
+        "# HELP ccomet_redis_errors_total Calls Redis refused or did not answer.\n"
+        "# TYPE ccomet_redis_errors_total counter\n"
+        "ccomet_redis_errors_total %llu\n"
+        "# HELP ccomet_redis_fanout_received_total Messages that came from Redis to this node.\n"
+        "# TYPE ccomet_redis_fanout_received_total counter\n"
+        "ccomet_redis_fanout_received_total %llu\n"
+        "# HELP ccomet_redis_gaps_total Gaps in a pipe's sequence seen here.\n"
+        "# TYPE ccomet_redis_gaps_total counter\n"
+        "ccomet_redis_gaps_total %llu\n"
+        "# HELP ccomet_redis_repaired_total Messages read from a pipe's stream to fill a gap.\n"
+        "# TYPE ccomet_redis_repaired_total counter\n"
+        "ccomet_redis_repaired_total %llu\n"
+        "# HELP ccomet_redis_lost_total Messages of a gap the stream no longer held.\n"
+        "# TYPE ccomet_redis_lost_total counter\n"
+        "ccomet_redis_lost_total %llu\n",
+        state_redis_up(app->redis_state) ? 1 : 0, (unsigned long long)rs.latency_us,
+        (unsigned long long)rs.reconnects, (unsigned long long)rs.errors,
+        (unsigned long long)rs.received, (unsigned long long)rs.gaps,
+        (unsigned long long)rs.repaired, (unsigned long long)rs.gaps_lost);
+    buf_append(out, more, (size_t)n);
 }
 
 /* [store] type = redis: the loop runs (the links connecting, retrying) until both Redis

@@ -1466,6 +1466,47 @@ static void deliver(struct rstate *r, const struct resp_value *chan, const struc
         pipe_message(r, w, &f, msg->s, msg->len);
 }
 
+/* The control channel every node listens to: "kick <dev> <user>" closes that user's
+ * connections on every node (its key deleted, its token revoked, on whichever node). */
+static void control_channel(const struct rstate *r, char *out, size_t cap)
+{
+    snprintf(out, cap, "%sctl", r->prefix);
+}
+
+static void control(struct rstate *r, const struct resp_value *chan, const struct resp_value *msg)
+{
+    char name[200];
+    control_channel(r, name, sizeof name);
+    if (chan->type != RESP_BULK || chan->len != strlen(name) || memcmp(chan->s, name, chan->len) ||
+        msg->type != RESP_BULK || msg->len < 5 || memcmp(msg->s, "kick ", 5) != 0) {
+        r->stats.bad_messages++;
+        return;
+    }
+    const char *p = msg->s + 5, *end = msg->s + msg->len;
+    int64_t dev, user;
+    if (!take_num(&p, end, &dev) || !take_num(&p, end, &user)) {
+        r->stats.bad_messages++;
+        return;
+    }
+    hub_kick_user(r->hub, dev, user);
+}
+
+void state_redis_kick(struct state *st, int64_t dev, int64_t user)
+{
+    struct rstate *r = R(st);
+    char name[200], text[64];
+    control_channel(r, name, sizeof name);
+    int n = snprintf(text, sizeof text, "kick %" PRId64 " %" PRId64 " ", dev, user);
+    struct buf b;
+    buf_init(&b);
+    resp_begin(&b, 3);
+    resp_arg_str(&b, "PUBLISH");
+    resp_arg_str(&b, name);
+    resp_arg(&b, text, (size_t)n);
+    cmd_send(r, buf_head(&b), buf_unread(&b), NULL, NULL);
+    buf_free(&b);
+}
+
 /* ---- subscriptions and the barrier ----------------------------------------------------------- */
 
 struct barrier_wait {
@@ -1510,7 +1551,11 @@ static void on_push(void *ctx, struct redis_link *l, const struct resp_value *v)
     struct rstate *r = ctx;
     (void)l;
     if ((v->type != RESP_ARRAY && v->type != RESP_PUSH) || v->n < 3) return;
-    if (resp_is(&v->items[0], "smessage") || resp_is(&v->items[0], "message")) {
+    if (resp_is(&v->items[0], "message")) {
+        control(r, &v->items[1], &v->items[2]);
+        return;
+    }
+    if (resp_is(&v->items[0], "smessage")) {
         deliver(r, &v->items[1], &v->items[2]);
         return;
     }
@@ -1602,6 +1647,15 @@ static void on_sub_up(void *ctx, struct redis_link *l)
 {
     struct rstate *r = ctx;
     (void)l;
+    char ctl[200];
+    control_channel(r, ctl, sizeof ctl);
+    struct buf cmd;
+    buf_init(&cmd);
+    resp_begin(&cmd, 2);
+    resp_arg_str(&cmd, "SUBSCRIBE");
+    resp_arg_str(&cmd, ctl);
+    sub_send(r, buf_head(&cmd), buf_unread(&cmd));
+    buf_free(&cmd);
     size_t b = 0;
     for (struct hnode *n = hmap_iter(&r->watched, &b, NULL); n; n = hmap_iter(&r->watched, &b, n)) {
         struct watched *w = (struct watched *)n;

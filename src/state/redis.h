@@ -26,6 +26,9 @@ struct state *state_redis_new(uv_loop_t *loop, const struct config *cfg, struct 
  * can end; state_free afterwards frees the rest. */
 void state_redis_stop(struct state *st);
 
+/* Closes the user's connections on every node (through Redis's control channel). */
+void state_redis_kick(struct state *st, int64_t dev_id, int64_t user_id);
+
 /* True when both connections are up (the server waits for it at start). */
 bool state_redis_up(const struct state *st);
 

@@ -7,7 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mysql2Connect } from './clients.mjs';
-import { wsOpen, closeAll, waitUntil } from './wsclient.mjs';
+import { wsOpen, closeAll, waitUntil, signJwt, httpGet, metric } from './wsclient.mjs';
 import { startRedis, startNode, waitSubscribers } from './redis.mjs';
 
 const redis = await startRedis();
@@ -188,4 +188,38 @@ test('a killed pub/sub connection: the node subscribes again and repairs the gap
         assert.equal(s.pending((x) => x.pipe === pipe).length, 0, `${s.name}: no duplicates`);
     }
     await Promise.all(subs.map((s) => s.close()));
+}));
+
+test('a key deleted or a token revoked on one node closes the user on every node within 1 s', wrap(async () => {
+    await dbs[0].query("INSERT INTO users_auth (id, hash) VALUES (401, 'h401')");
+    const a = await wsOpen(nodes[1], { session: 'h401', userId: 401, name: 'k401a' });
+    const b = await wsOpen(nodes[2], { session: 'h401', userId: 401, name: 'k401b' });
+    const bystander = await wsOpen(nodes[2], { name: 'k-anon' });
+    assert.ok(a.info.authorized && b.info.authorized);
+    let t0 = Date.now();
+    await dbs[0].query('DELETE FROM users_auth WHERE id = 401');
+    await a.waitClosed(1000);
+    await b.waitClosed(1000);
+    const keyMs = Date.now() - t0;
+    assert.equal((await wsOpen(nodes[1], { session: 'h401', userId: 401 })).info.authorized, false);
+    const token = signJwt({ user_id: 402, exp: Math.floor(Date.now() / 1000) + 3600 }, 'password0');
+    const c = await wsOpen(nodes[0], { session: token, userId: 402, name: 'j402' });
+    assert.equal(c.info.authorized, true);
+    t0 = Date.now();
+    await dbs[1].query('INSERT INTO revoked_tokens (token) VALUES (?)', [token]);
+    await c.waitClosed(1000);
+    const tokMs = Date.now() - t0;
+    assert.equal((await wsOpen(nodes[2], { session: token, userId: 402 })).info.authorized, false,
+        'the revoked token is refused on another node');
+    assert.ok(bystander.isOpen);
+    await bystander.sync();
+    console.log(`# closed on every node: key deleted ${keyMs} ms, token revoked ${tokMs} ms`);
+    await bystander.close();
+}));
+
+test('/metrics shows the Redis link', wrap(async () => {
+    const r = await httpGet(nodes[0].wsPort, '/metrics');
+    assert.equal(metric(r.body, 'ccomet_redis_up'), 1);
+    assert.ok(metric(r.body, 'ccomet_redis_fanout_received_total') > 0);
+    assert.ok(metric(r.body, 'ccomet_redis_reconnects_total') >= 1, 'Redis was restarted by an earlier test');
 }));
