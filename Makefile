@@ -34,7 +34,7 @@ REL_OBJ  := $(patsubst %.c,build/obj/%.o,$(LIB_SRC))
 ASAN_OBJ := $(patsubst %.c,build/asan/obj/%.o,$(LIB_SRC))
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-.PHONY: all asan fuzz fuzz-short fuzz-long run test test-media bench bench-media deps format format-check clean
+.PHONY: all asan fuzz fuzz-short fuzz-long run run-cluster test test-media bench bench-media deps format format-check clean
 all: build/ccomet build/ccomet-media
 
 build/obj/%.o: %.c
@@ -97,6 +97,10 @@ deps:
 
 run: deps build/ccomet build/ccomet-media $(JSSIP_BUNDLE)
 	@scripts/run.sh
+
+# Three ccomet nodes on one redis-server ([store] type = redis), all on loopback.
+run-cluster: deps build/ccomet
+	@scripts/run-cluster.sh
 
 test: deps
 	@$(MAKE) --no-print-directory format-check asan build/ccomet build/ccomet-media fuzz \
