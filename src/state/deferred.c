@@ -273,6 +273,11 @@ static void conf_delete(struct state *st, int64_t dev, const char *room, size_t 
 {
     CALL(st, conf_delete, dev, room, len, user);
 }
+static void conf_claim(struct state *st, int64_t dev, const char *room, size_t len,
+                       const char *node, const char *stale, const struct state_cb *ucb)
+{
+    CALL(st, conf_claim, dev, room, len, node, stale);
+}
 static void conf_node(struct state *st, int64_t dev, const char *room, size_t len,
                       const struct state_cb *ucb)
 {
@@ -363,6 +368,7 @@ static const struct state_ops deferred_ops = {
     .conf_put = conf_put,
     .conf_delete = conf_delete,
     .conf_node = conf_node,
+    .conf_claim = conf_claim,
     .tenant_list = tenant_list,
     .tenant_put = tenant_put,
     .tenant_delete = tenant_delete,

@@ -55,6 +55,7 @@ enum script_id {
     SC_PIPE_SETTING_PUT,
     SC_PIPE_SETTING_DELETE,
     SC_CONF_DELETE,
+    SC_CONF_CLAIM,
     SC_COUNT
 };
 
@@ -156,6 +157,11 @@ static const char *const script_text[SC_COUNT] = {
         "local left=false local pre=ARGV[1]..'\\n' for _,f in ipairs(redis.call('HKEYS',c)) do "
         "if string.sub(f,1,#pre)==pre then left=true break end end "
         "if not left then redis.call('HDEL',t..'confnode',ARGV[1]) end return n",
+    /* conf_claim: ARGV room, node, stale -> the room's node after */
+    [SC_CONF_CLAIM] =
+        "local t=KEYS[1] local c=redis.call('HGET',t..'confnode',ARGV[1]) "
+        "if (not c) or c==ARGV[3] then redis.call('HSET',t..'confnode',ARGV[1],ARGV[2]) "
+        "return ARGV[2] end return c",
 };
 
 /* ---- the backend ----------------------------------------------------------------------------- */
@@ -966,6 +972,17 @@ static void conf_node(struct state *st, int64_t dev, const char *room, size_t le
     send_cmd(r, &b, q);
 }
 
+static void conf_claim(struct state *st, int64_t dev, const char *room, size_t len,
+                       const char *node, const char *stale, const struct state_cb *cb)
+{
+    struct req *q = script_req(R(st), cb, dev, NULL, 0);
+    q->on_reply = reply_node;
+    resp_arg(&q->tail, room, len);
+    resp_arg_str(&q->tail, node);
+    resp_arg_str(&q->tail, stale);
+    send_script(R(st), q, SC_CONF_CLAIM, 5);
+}
+
 /* ---- tenants --------------------------------------------------------------------------------- */
 
 static void global_key(struct buf *b, const struct rstate *r, const char *what)
@@ -1759,6 +1776,7 @@ static const struct state_ops redis_ops = {
     .conf_put = conf_put,
     .conf_delete = conf_delete,
     .conf_node = conf_node,
+    .conf_claim = conf_claim,
     .pipe_publish = pipe_publish,
     .user_message = user_message,
     .tenant_list = tenant_list,

@@ -149,6 +149,11 @@ struct state_ops {
     /* Where the room was last placed: one row (node), or none. */
     void (*conf_node)(struct state *, int64_t dev, const char *room, size_t len,
                       const struct state_cb *);
+    /* Places the room on `node` unless another placement stands (one that is not `stale`, the
+     * node the caller found down; "" for none): so two nodes placing one room at once agree.
+     * One row: the room's node after the call (node, or the placement that stood). */
+    void (*conf_claim)(struct state *, int64_t dev, const char *room, size_t len, const char *node,
+                       const char *stale, const struct state_cb *);
 
     /* Tenant credentials (global, not per tenant): every row; one tenant's record (its
      * secrets as they are: the backend must keep the file or keys private); removal. */

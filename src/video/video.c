@@ -578,6 +578,7 @@ struct invite_job {
     struct state_cb cb;          /* the caller's */
     int node;
     char stored_node[300]; /* the node of the room's stored invitations ("" = none) */
+    char claimed[300];     /* the room's node by the state's word after a claim */
     char call_pipe[64];
     char text[]; /* name, message, profile, node, each NUL-terminated */
 };
@@ -592,10 +593,12 @@ static int take_node(void *ctx, const struct value *cols, size_t n)
 
 /* Where the room goes: the node asked for; the node it lives on; the node of its stored
  * invitations while that node is up (stored NULL: not read yet, returns -2 when it decides);
- * else the least loaded node that is up. -1 with err when none can take it. */
+ * else the least loaded node that is up, *claim then set (other servers may be placing the
+ * same room: the state decides who wins). -1 with err when none can take it. */
 static int place(struct video *v, int64_t dev, const struct video_invitation *inv,
-                 const char *stored, char *err, size_t errlen)
+                 const char *stored, bool *claim, char *err, size_t errlen)
 {
+    *claim = false;
     size_t len = strlen(inv->name);
     if (inv->node && inv->node[0]) {
         int i = node_by_id(v, inv->node);
@@ -633,6 +636,7 @@ static int place(struct video *v, int64_t dev, const struct video_invitation *in
                  v->n_nodes);
         return -1;
     }
+    *claim = true;
     return best;
 }
 
@@ -774,17 +778,51 @@ static void invite_store(struct invite_job *j)
     v->st->ops->conf_put(v->st, j->dev, &si, &cb);
 }
 
+static int take_claim(void *ctx, const struct value *cols, size_t n)
+{
+    struct invite_job *j = ctx;
+    if (n >= 1 && cols[0].kind == VALUE_STR)
+        snprintf(j->claimed, sizeof j->claimed, "%.*s", (int)cols[0].len, cols[0].s);
+    return 1;
+}
+
+/* The state's word on the room's node: another server's placement stands when that node is up
+ * here too; else this one's. */
+static void invite_claimed(void *ctx, int64_t result, const char *err)
+{
+    struct invite_job *j = ctx;
+    if (invite_failed(j, result, err)) return;
+    int i = j->claimed[0] ? node_by_id(j->v, j->claimed) : -1;
+    if (i >= 0 && i != j->node && media_link_is_up(j->v->nodes[i].link)) {
+        struct room *r = room_find(j->v, j->dev, j->inv.name, strlen(j->inv.name));
+        if (!r || !r->n_members || r->node_index == i) j->node = i;
+    }
+    invite_store(j);
+}
+
+static void invite_claim(struct invite_job *j)
+{
+    struct video *v = j->v;
+    struct state_cb cb = {take_claim, invite_claimed, j};
+    v->st->ops->conf_claim(v->st, j->dev, j->inv.name, strlen(j->inv.name),
+                           v->nodes[j->node].conf.id, j->stored_node, &cb);
+}
+
 static void invite_placed(void *ctx, int64_t result, const char *err)
 {
     struct invite_job *j = ctx;
     if (invite_failed(j, result, err)) return;
     char text[300];
-    j->node = place(j->v, j->dev, &j->inv, j->stored_node, text, sizeof text);
+    bool claim;
+    j->node = place(j->v, j->dev, &j->inv, j->stored_node, &claim, text, sizeof text);
     if (j->node < 0) {
         invite_finish(j, text);
         return;
     }
-    invite_store(j);
+    if (claim)
+        invite_claim(j);
+    else
+        invite_store(j);
 }
 
 static char *copy_text(char *p, const char *s, size_t len)
@@ -830,7 +868,8 @@ void video_invite(struct video *v, int64_t dev, const struct video_invitation *i
     j->inv.node = p;
     copy_text(p, inv->node ? inv->node : "", node_len);
     v->pending++;
-    j->node = place(v, dev, &j->inv, NULL, err, sizeof err);
+    bool claim;
+    j->node = place(v, dev, &j->inv, NULL, &claim, err, sizeof err);
     if (j->node == -1) {
         invite_finish(j, err);
     } else if (j->node == -2) {
