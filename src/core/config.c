@@ -106,6 +106,7 @@ static const struct config_opt ccomet_opts[] = {
     {"redis", "timeout_ms", CFG_INT, F(redis_timeout_ms), "2000", 50, 60000, false, NULL},
     {"redis", "start_wait", CFG_INT, F(redis_start_wait), "30", 0, 3600, false, NULL},
     {"redis", "prefix", CFG_STR, F(redis_prefix), "ccomet:", 0, 0, false, NULL},
+    {"redis", "cluster", CFG_BOOL, F(redis_cluster), "false", 0, 0, false, NULL},
 
     {"log", "level", CFG_LEVEL, F(log_level), "info", 0, 0, true, NULL},
 };

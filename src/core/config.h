@@ -99,6 +99,7 @@ struct config {
     int64_t redis_timeout_ms; /* connect and each answer; past it the link is down */
     int64_t redis_start_wait; /* seconds the server waits for Redis at start */
     char *redis_prefix;       /* of every key and channel, so that deployments can share */
+    bool redis_cluster;       /* a Redis Cluster: server lists seeds, slots from CLUSTER SLOTS */
 
     /* [log] */
     enum log_level log_level;

@@ -56,6 +56,7 @@ enum script_id {
     SC_PIPE_SETTING_DELETE,
     SC_CONF_DELETE,
     SC_CONF_CLAIM,
+    SC_CONF_PUT,
     SC_COUNT
 };
 
@@ -157,6 +158,9 @@ static const char *const script_text[SC_COUNT] = {
         "local left=false local pre=ARGV[1]..'\\n' for _,f in ipairs(redis.call('HKEYS',c)) do "
         "if string.sub(f,1,#pre)==pre then left=true break end end "
         "if not left then redis.call('HDEL',t..'confnode',ARGV[1]) end return n",
+    /* conf_put: ARGV field, row, room, node -> 1 (the row and the room's node together) */
+    [SC_CONF_PUT] = "local t=KEYS[1] redis.call('HSET',t..'conf',ARGV[1],ARGV[2]) "
+                    "redis.call('HSET',t..'confnode',ARGV[3],ARGV[4]) return 1",
     /* conf_claim: ARGV room, node, stale -> the room's node after */
     [SC_CONF_CLAIM] =
         "local t=KEYS[1] local c=redis.call('HGET',t..'confnode',ARGV[1]) "
@@ -174,12 +178,27 @@ struct origin_slot { /* a browser's publish in flight: its connection is not sen
 };
 #define ORIGIN_SLOTS 1024
 
+/* One Redis server: a command link and a pub/sub link. Without [redis] cluster there is one,
+ * owning every slot; with it, one per master, from CLUSTER SLOTS. */
+struct shard {
+    struct rstate *r;
+    struct redis_link *cmd, *sub;
+    char addr[300];    /* host:port */
+    uint64_t subs_out; /* subscription changes sent on sub, not yet confirmed */
+};
+#define MAX_SHARDS 64
+#define SLOTS      16384
+
 struct rstate {
     struct state base;
     uv_loop_t *loop;
     struct hub *hub;
     int64_t trust_ttl, queue_ttl, recovery_messages, recovery_window;
-    struct redis_link *cmd, *sub;
+    struct redis_link_conf link_conf; /* what every shard's links share (host and port aside) */
+    bool cluster, slots_known, refreshing, stopped;
+    struct shard *shards[MAX_SHARDS];
+    size_t n_shards;
+    uint8_t slot_shard[SLOTS]; /* the shard of each hash slot */
     char prefix[128];
     char node[17]; /* this node's random id, in every fan-out payload */
     char sha[SC_COUNT][41];
@@ -195,12 +214,47 @@ struct rstate {
 
 #define R(st) ((struct rstate *)(st))
 
-/* One call in flight. */
+static void barrier_check(struct rstate *r);
+
+/* ---- hash slots ------------------------------------------------------------------------------ */
+
+/* CRC16-CCITT (XMODEM), the hash Redis Cluster maps keys with. */
+static uint16_t crc16(const char *p, size_t n)
+{
+    uint16_t crc = 0;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= (uint16_t)((uint8_t)p[i] << 8);
+        for (int k = 0; k < 8; k++)
+            crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+    }
+    return crc;
+}
+
+static uint16_t tenant_slot(int64_t dev)
+{
+    char tag[32];
+    int n = snprintf(tag, sizeof tag, "t%" PRId64, dev);
+    return crc16(tag, (size_t)n) % SLOTS;
+}
+
+static struct shard *shard_of(const struct rstate *r, uint16_t slot)
+{
+    return r->n_shards ? r->shards[r->slot_shard[slot] < r->n_shards ? r->slot_shard[slot] : 0]
+                       : NULL;
+}
+
+static struct shard *shard_get(struct rstate *r, const char *addr, size_t len);
+
+/* ---- one call in flight ---------------------------------------------------------------------- */
+
 struct req {
     struct rstate *r;
     struct state_cb cb;
     int64_t dev, a, limit;
+    uint16_t slot;     /* where its keys live */
+    uint8_t redirects; /* MOVED/ASK followed so far */
     const char *types; /* the row's columns: i (integer) s (string) */
+    struct buf cmd;    /* the command as sent, for a redirect */
     struct buf tail;   /* a script call's arguments after the sha, kept for a NOSCRIPT retry */
     enum script_id script;
     size_t argc_tail; /* the arguments in tail */
@@ -216,8 +270,10 @@ static struct req *req_new(struct rstate *r, const struct state_cb *cb, int64_t 
     q->r = r;
     q->cb = *cb;
     q->dev = dev;
+    q->slot = tenant_slot(dev);
     if (len) memcpy(q->name, name, len);
     q->name_len = len;
+    buf_init(&q->cmd);
     buf_init(&q->tail);
     return q;
 }
@@ -225,6 +281,7 @@ static struct req *req_new(struct rstate *r, const struct state_cb *cb, int64_t 
 static void req_done(struct req *q, int64_t result, const char *err)
 {
     struct state_cb cb = q->cb;
+    buf_free(&q->cmd);
     buf_free(&q->tail);
     xfree(q);
     cb.done(cb.ctx, result, err);
@@ -267,18 +324,53 @@ static const char *reply_error(const struct resp_value *v, const char *err, char
 
 static void on_reply(void *ctx, const struct resp_value *v, const char *err);
 
-/* The command link, or (after state_redis_stop) an immediate failure. */
-static void cmd_send(struct rstate *r, const void *cmd, size_t len, redis_reply_cb cb, void *ctx)
+/* A command to the shard that owns slot, or (after state_redis_stop) an immediate failure. */
+static void cmd_send(struct rstate *r, uint16_t slot, const void *cmd, size_t len,
+                     redis_reply_cb cb, void *ctx)
 {
-    if (r->cmd)
-        redis_link_send(r->cmd, cmd, len, cb, ctx);
+    struct shard *s = r->stopped ? NULL : shard_of(r, slot);
+    if (s && s->cmd)
+        redis_link_send(s->cmd, cmd, len, cb, ctx);
     else if (cb)
-        cb(ctx, NULL, "the server is stopping");
+        cb(ctx, NULL, r->stopped ? "the server is stopping" : "Redis is unreachable");
 }
 
-static void sub_send(struct rstate *r, const void *cmd, size_t len)
+static void refresh_slots(struct rstate *r);
+
+static bool is_error(const struct resp_value *v, const char *code)
 {
-    if (r->sub) redis_link_send(r->sub, cmd, len, NULL, NULL);
+    size_t n = strlen(code);
+    return v && v->type == RESP_ERR && v->len > n && memcmp(v->s, code, n) == 0 && v->s[n] == ' ';
+}
+
+/* MOVED <slot> <host:port> (the slot has a new owner: the map follows) or ASK <slot>
+ * <host:port> (this one command goes there, after ASKING). True when q was sent again. */
+static bool redirect(struct req *q, const struct resp_value *v)
+{
+    bool moved = is_error(v, "MOVED"), ask = is_error(v, "ASK");
+    if ((!moved && !ask) || q->redirects >= 5) return false;
+    const char *p = v->s + (moved ? 6 : 4), *end = v->s + v->len;
+    const char *sp = memchr(p, ' ', (size_t)(end - p));
+    if (!sp || sp + 1 >= end) return false;
+    char *slot_end;
+    long slot = strtol(p, &slot_end, 10);
+    if (slot_end != sp || slot < 0 || slot >= SLOTS) return false;
+    struct rstate *r = q->r;
+    struct shard *s = shard_get(r, sp + 1, (size_t)(end - sp - 1));
+    if (!s) return false;
+    q->redirects++;
+    r->stats.redirects++;
+    if (moved) {
+        for (size_t i = 0; i < r->n_shards; i++)
+            if (r->shards[i] == s) r->slot_shard[slot] = (uint8_t)i;
+        refresh_slots(r); /* others have likely moved with it */
+    } else {
+        static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
+        if (s->cmd) redis_link_send(s->cmd, asking, sizeof asking - 1, NULL, NULL);
+    }
+    if (!s->cmd) return false;
+    redis_link_send(s->cmd, buf_head(&q->cmd), buf_unread(&q->cmd), on_reply, q);
+    return true;
 }
 
 static void on_reply(void *ctx, const struct resp_value *v, const char *err)
@@ -288,20 +380,18 @@ static void on_reply(void *ctx, const struct resp_value *v, const char *err)
     if (v && v->type == RESP_ERR && v->len >= 8 && memcmp(v->s, "NOSCRIPT", 8) == 0 &&
         buf_unread(&q->tail)) {
         /* Redis lost the script (a restart, SCRIPT FLUSH): send it whole, once */
-        struct buf b;
-        buf_init(&b);
-        const char *body = script_text[q->script];
-        /* the tail holds numkeys keys args after the sha; its argument count is in argc */
-        resp_begin(&b, 2 + q->argc_tail);
-        resp_arg_str(&b, "EVAL");
-        resp_arg_str(&b, body);
-        buf_append(&b, buf_head(&q->tail), buf_unread(&q->tail));
+        q->cmd.off = q->cmd.len = 0;
+        resp_begin(&q->cmd, 2 + q->argc_tail);
+        resp_arg_str(&q->cmd, "EVAL");
+        resp_arg_str(&q->cmd, script_text[q->script]);
+        buf_append(&q->cmd, buf_head(&q->tail), buf_unread(&q->tail));
         buf_free(&q->tail);
         buf_init(&q->tail); /* no second retry */
-        cmd_send(q->r, buf_head(&b), buf_unread(&b), on_reply, q);
-        buf_free(&b);
+        cmd_send(q->r, q->slot, buf_head(&q->cmd), buf_unread(&q->cmd), on_reply, q);
         return;
     }
+    if (redirect(q, v)) return;
+    if (is_error(v, "READONLY") || is_error(v, "CLUSTERDOWN")) refresh_slots(q->r);
     const char *e = reply_error(v, err, text, sizeof text);
     if (e) {
         q->r->stats.errors++;
@@ -311,10 +401,13 @@ static void on_reply(void *ctx, const struct resp_value *v, const char *err)
     q->on_reply(q, v);
 }
 
+/* Sends b (moved into q, kept for a redirect). */
 static void send_cmd(struct rstate *r, struct buf *b, struct req *q)
 {
-    cmd_send(r, buf_head(b), buf_unread(b), on_reply, q);
-    buf_free(b);
+    buf_free(&q->cmd);
+    q->cmd = *b;
+    buf_init(b);
+    cmd_send(r, q->slot, buf_head(&q->cmd), buf_unread(&q->cmd), on_reply, q);
 }
 
 /* A script call: argc_tail arguments (numkeys, the tenant key, the ARGVs) are in q->tail. */
@@ -889,11 +982,9 @@ static void conf_put(struct state *st, int64_t dev, const struct state_invitatio
 {
     struct rstate *r = R(st);
     struct req *q = req_new(r, cb, dev, NULL, 0);
-    q->on_reply = reply_one;
-    struct buf row, field, b;
+    struct buf row, field;
     buf_init(&row);
     buf_init(&field);
-    buf_init(&b);
     resp_begin(&row, 6);
     resp_arg_int(&row, inv->caller_id);
     resp_arg(&row, inv->message, inv->message_len);
@@ -906,30 +997,14 @@ static void conf_put(struct state *st, int64_t dev, const struct state_invitatio
     buf_append(&field, inv->name, strlen(inv->name));
     buf_append(&field, "\n", 1);
     buf_append(&field, u, (size_t)n);
-    /* MULTI/EXEC: the row and the room's node together (one slot); the replies of MULTI and
-     * of the queued commands are +OK/+QUEUED, only EXEC's says what happened */
-    resp_begin(&b, 1);
-    resp_arg_str(&b, "MULTI");
-    cmd_send(r, buf_head(&b), buf_unread(&b), NULL, NULL);
-    b.off = b.len = 0;
-    resp_begin(&b, 4);
-    resp_arg_str(&b, "HSET");
-    put_key(&b, r, dev, "conf", NULL, 0);
-    resp_arg(&b, buf_head(&field), buf_unread(&field));
-    resp_arg(&b, buf_head(&row), buf_unread(&row));
-    cmd_send(r, buf_head(&b), buf_unread(&b), NULL, NULL);
-    b.off = b.len = 0;
-    resp_begin(&b, 4);
-    resp_arg_str(&b, "HSET");
-    put_key(&b, r, dev, "confnode", NULL, 0);
-    resp_arg_str(&b, inv->name);
-    resp_arg_str(&b, inv->node);
-    cmd_send(r, buf_head(&b), buf_unread(&b), NULL, NULL);
-    b.off = b.len = 0;
-    resp_begin(&b, 1);
-    resp_arg_str(&b, "EXEC");
-    cmd_send(r, buf_head(&b), buf_unread(&b), on_reply, q);
-    buf_free(&b);
+    q->on_reply = reply_one;
+    resp_arg_str(&q->tail, "1");
+    put_tenant(&q->tail, r, dev);
+    resp_arg(&q->tail, buf_head(&field), buf_unread(&field));
+    resp_arg(&q->tail, buf_head(&row), buf_unread(&row));
+    resp_arg_str(&q->tail, inv->name);
+    resp_arg_str(&q->tail, inv->node);
+    send_script(r, q, SC_CONF_PUT, 6);
     buf_free(&row);
     buf_free(&field);
 }
@@ -985,11 +1060,17 @@ static void conf_claim(struct state *st, int64_t dev, const char *room, size_t l
 
 /* ---- tenants --------------------------------------------------------------------------------- */
 
+/* Keys and channels of no tenant carry the tag {g}: one slot for all of them. */
 static void global_key(struct buf *b, const struct rstate *r, const char *what)
 {
     char k[200];
-    int n = snprintf(k, sizeof k, "%s%s", r->prefix, what);
+    int n = snprintf(k, sizeof k, "%s{g}:%s", r->prefix, what);
     resp_arg(b, k, (size_t)n);
+}
+
+static uint16_t global_slot(void)
+{
+    return crc16("g", 1) % SLOTS;
 }
 
 /* tenants: dev -> RESP array (password, old_password, old_until, jwt, old_jwt, old_jwt_until,
@@ -1034,6 +1115,7 @@ static void tenant_list(struct state *st, const struct state_cb *cb)
 {
     struct rstate *r = R(st);
     struct req *q = req_new(r, cb, 0, NULL, 0);
+    q->slot = global_slot();
     q->on_reply = reply_tenants;
     struct buf b;
     buf_init(&b);
@@ -1047,6 +1129,7 @@ static void tenant_put(struct state *st, const struct tenant *t, const struct st
 {
     struct rstate *r = R(st);
     struct req *q = req_new(r, cb, 0, NULL, 0);
+    q->slot = global_slot();
     q->on_reply = reply_one;
     char pw[41] = "", old[41] = "";
     if (t->has_password) tenant_hash_hex(t->password, pw);
@@ -1077,6 +1160,7 @@ static void tenant_delete(struct state *st, int64_t dev, const struct state_cb *
 {
     struct rstate *r = R(st);
     struct req *q = req_new(r, cb, 0, NULL, 0);
+    q->slot = global_slot();
     q->on_reply = reply_int;
     struct buf b;
     buf_init(&b);
@@ -1254,6 +1338,8 @@ struct watched { /* a channel this node is subscribed to */
     bool busy, anchor_due; /* anchor_due: read where it stands once the subscription is in */
     struct held *held, *held_tail;
     size_t pipe_off; /* the pipe's name within name */
+    uint16_t slot;   /* its tenant's hash slot */
+    int sub_shard;   /* the shard it is subscribed on, -1: none (yet) */
     size_t len;
     char name[];
 };
@@ -1355,42 +1441,63 @@ static struct watched *watched_find(struct rstate *r, const char *name, size_t l
     return NULL;
 }
 
-/* A read for a watched pipe (anchor, repair): finds it again by name when Redis answers. */
+/* A read for a watched pipe (its anchor, or a gap's repair), as a req named by the channel: it
+ * finds the pipe again by name when Redis answers, and follows redirects like any call. */
 struct pipe_read {
     struct rstate *r;
     size_t len;
     char name[];
 };
 
-static struct pipe_read *pipe_read_new(struct rstate *r, const struct watched *w)
+static struct watched *pipe_read_target(struct req *q)
+{
+    struct watched *w = watched_find(q->r, q->name, q->name_len);
+    return w && w->busy ? w : NULL;
+}
+
+/* Every read ends here once: a failed one (the link, a refusal) is asked again when the
+ * command link is up, and the messages held behind it go on meanwhile. */
+static void pipe_read_done(void *ctx, int64_t result, const char *err)
+{
+    struct pipe_read *pr = ctx;
+    struct rstate *r = pr->r;
+    (void)err;
+    if (result < 0) {
+        struct watched *w = watched_find(r, pr->name, pr->len);
+        if (w && w->busy) {
+            w->anchor_due = true;
+            release_held(r, w);
+        }
+    }
+    xfree(pr);
+    r->reads_done++;
+    barrier_check(r);
+}
+
+static struct req *pipe_read_new(struct rstate *r, const struct watched *w)
 {
     struct pipe_read *pr = xmalloc(sizeof *pr + w->len);
     pr->r = r;
     pr->len = w->len;
     memcpy(pr->name, w->name, w->len);
+    struct state_cb cb = {NULL, pipe_read_done, pr};
     r->reads_sent++;
-    return pr;
+    return req_new(r, &cb, w->dev, w->name, w->len);
 }
 
-static void barrier_check(struct rstate *r);
-
-/* pr's answer came (or the link failed): the watched pipe, if still watched and still busy. */
-static struct watched *pipe_read_end(struct pipe_read *pr)
+/* An answer came: held messages go on (a useless answer counts as a failure). */
+static void pipe_read_end(struct req *q, struct watched *w, bool ok)
 {
-    struct rstate *r = pr->r;
-    struct watched *w = watched_find(r, pr->name, pr->len);
-    xfree(pr);
-    r->reads_done++;
-    return w && w->busy ? w : NULL;
+    if (w && !ok) w->anchor_due = true;
+    if (w) release_held(q->r, w);
+    req_done(q, 1, NULL);
 }
 
-static void on_repaired(void *ctx, const struct resp_value *v, const char *err)
+static void repaired(struct req *q, const struct resp_value *v)
 {
-    struct rstate *r = ((struct pipe_read *)ctx)->r;
-    struct watched *w = pipe_read_end(ctx);
-    (void)err;
-    if (w && (!v || v->type != RESP_ARRAY)) w->anchor_due = true; /* again when the link is up */
-    if (w && v && v->type == RESP_ARRAY) {
+    struct rstate *r = q->r;
+    struct watched *w = pipe_read_target(q);
+    if (w && v->type == RESP_ARRAY) {
         for (size_t i = 0; i < v->n; i++) {
             struct fanout f;
             if (!parse_entry(&v->items[i], &f) || f.seq <= w->last_seq) continue;
@@ -1401,8 +1508,7 @@ static void on_repaired(void *ctx, const struct resp_value *v, const char *err)
             hub_deliver(r, w, &f);
         }
     }
-    if (w) release_held(r, w);
-    barrier_check(r);
+    pipe_read_end(q, w, v->type == RESP_ARRAY);
 }
 
 /* Reads the pipe's messages after the last delivered one (and before to_id, 0: to the end). */
@@ -1420,39 +1526,32 @@ static void repair(struct rstate *r, struct watched *w, int64_t to_id)
     resp_arg(&b, to, (size_t)nt);
     resp_arg_str(&b, "COUNT");
     resp_arg_int(&b, r->recovery_messages > 0 ? r->recovery_messages * 4 : 256);
-    cmd_send(r, buf_head(&b), buf_unread(&b), on_repaired, pipe_read_new(r, w));
-    buf_free(&b);
+    struct req *q = pipe_read_new(r, w);
+    q->on_reply = repaired;
+    send_cmd(r, &b, q);
 }
 
-static void on_anchor(void *ctx, const struct resp_value *v, const char *err)
+static void anchored(struct req *q, const struct resp_value *v)
 {
-    struct rstate *r = ((struct pipe_read *)ctx)->r;
-    struct watched *w = pipe_read_end(ctx);
-    (void)err;
-    if (w && v && v->type == RESP_ARRAY && v->n >= 2) {
+    struct watched *w = pipe_read_target(q);
+    bool ok = v->type == RESP_ARRAY && v->n >= 2;
+    if (w && ok) {
         to_int(&v->items[0], &w->last_seq);
         to_int(&v->items[1], &w->last_id);
-    } else if (w) {
-        w->anchor_due = true; /* asked again when the command link is up */
     }
-    if (w) release_held(r, w);
-    barrier_check(r);
+    pipe_read_end(q, w, ok);
 }
 
 /* Where the pipe's sequence stands now: what arrives after it is new to this node. Read once
  * the subscription is in place, so nothing falls between the two. */
 static void anchor(struct rstate *r, struct watched *w)
 {
-    struct buf b;
-    buf_init(&b);
-    resp_begin(&b, 5);
-    resp_arg_str(&b, "EVALSHA");
-    resp_arg_str(&b, r->sha[SC_ANCHOR]);
-    resp_arg_str(&b, "1");
-    put_tenant(&b, r, w->dev);
-    resp_arg(&b, w->name + w->pipe_off, w->len - w->pipe_off);
-    cmd_send(r, buf_head(&b), buf_unread(&b), on_anchor, pipe_read_new(r, w));
-    buf_free(&b);
+    struct req *q = pipe_read_new(r, w);
+    q->on_reply = anchored;
+    resp_arg_str(&q->tail, "1");
+    put_tenant(&q->tail, r, w->dev);
+    resp_arg(&q->tail, w->name + w->pipe_off, w->len - w->pipe_off);
+    send_script(r, q, SC_ANCHOR, 3);
 }
 
 /* The pipe's subscription is (again) in place: where it stands, or what it missed meanwhile.
@@ -1487,7 +1586,7 @@ static void deliver(struct rstate *r, const struct resp_value *chan, const struc
  * connections on every node (its key deleted, its token revoked, on whichever node). */
 static void control_channel(const struct rstate *r, char *out, size_t cap)
 {
-    snprintf(out, cap, "%sctl", r->prefix);
+    snprintf(out, cap, "%s{g}:ctl", r->prefix);
 }
 
 static void control(struct rstate *r, const struct resp_value *chan, const struct resp_value *msg)
@@ -1520,7 +1619,7 @@ void state_redis_kick(struct state *st, int64_t dev, int64_t user)
     resp_arg_str(&b, "PUBLISH");
     resp_arg_str(&b, name);
     resp_arg(&b, text, (size_t)n);
-    cmd_send(r, buf_head(&b), buf_unread(&b), NULL, NULL);
+    cmd_send(r, global_slot(), buf_head(&b), buf_unread(&b), NULL, NULL); /* reaches every node */
     buf_free(&b);
 }
 
@@ -1565,7 +1664,8 @@ static bool barrier(void *ctx, void (*cb)(void *ctx), void *cb_ctx)
 
 static void on_push(void *ctx, struct redis_link *l, const struct resp_value *v)
 {
-    struct rstate *r = ctx;
+    struct shard *sh = ctx;
+    struct rstate *r = sh->r;
     (void)l;
     if ((v->type != RESP_ARRAY && v->type != RESP_PUSH) || v->n < 3) return;
     if (resp_is(&v->items[0], "message")) {
@@ -1576,53 +1676,88 @@ static void on_push(void *ctx, struct redis_link *l, const struct resp_value *v)
         deliver(r, &v->items[1], &v->items[2]);
         return;
     }
-    if (!resp_is(&v->items[0], "ssubscribe") && !resp_is(&v->items[0], "sunsubscribe")) return;
-    r->subs_acked++;
+    bool sub = resp_is(&v->items[0], "ssubscribe");
+    if (!sub && !resp_is(&v->items[0], "sunsubscribe")) return;
+    struct watched *w =
+        v->items[1].type == RESP_BULK ? watched_find(r, v->items[1].s, v->items[1].len) : NULL;
+    if (!sub && w) {
+        /* not asked for: the slot moved (a reshard, a failover). Where it is now, then again
+         * there, and what was missed meanwhile is read from the stream */
+        r->stats.moved_channels++;
+        w->sub_shard = -1;
+        if (!w->is_user) w->anchor_due = true;
+        refresh_slots(r);
+        return;
+    }
+    if (sh->subs_out) {
+        sh->subs_out--;
+        r->subs_acked++;
+    }
     /* a pipe's subscription is in place: where its sequence stands now */
-    struct watched *w = resp_is(&v->items[0], "ssubscribe") && v->items[1].type == RESP_BULK
-                            ? watched_find(r, v->items[1].s, v->items[1].len)
-                            : NULL;
-    if (w && !w->is_user && w->anchor_due) catch_up(r, w);
+    if (sub && w && !w->is_user && w->anchor_due) catch_up(r, w);
     barrier_check(r);
 }
 
-static void subscribe(struct rstate *r, const char *verb, const char *name, size_t len)
+static void subscribe_on(struct shard *sh, const char *verb, const char *name, size_t len)
 {
+    if (!sh->sub || !redis_link_is_up(sh->sub)) return;
     struct buf b;
     buf_init(&b);
     resp_begin(&b, 2);
     resp_arg_str(&b, verb);
     resp_arg(&b, name, len);
-    sub_send(r, buf_head(&b), buf_unread(&b));
+    redis_link_send(sh->sub, buf_head(&b), buf_unread(&b), NULL, NULL);
     buf_free(&b);
-    r->subs_sent++;
+    sh->subs_out++;
+    sh->r->subs_sent++;
+}
+
+static int shard_index(const struct rstate *r, const struct shard *sh)
+{
+    for (size_t i = 0; i < r->n_shards; i++)
+        if (r->shards[i] == sh) return (int)i;
+    return -1;
+}
+
+/* Subscribes w on the shard that owns its slot now, if its subscription is elsewhere. */
+static void place_subscription(struct rstate *r, struct watched *w)
+{
+    struct shard *sh = shard_of(r, w->slot);
+    int i = sh ? shard_index(r, sh) : -1;
+    if (i < 0 || i == w->sub_shard || !sh->sub || !redis_link_is_up(sh->sub)) return;
+    if (w->sub_shard >= 0 && (size_t)w->sub_shard < r->n_shards)
+        subscribe_on(r->shards[w->sub_shard], "SUNSUBSCRIBE", w->name, w->len);
+    w->sub_shard = i;
+    subscribe_on(sh, "SSUBSCRIBE", w->name, w->len);
 }
 
 static void watch_channel(struct rstate *r, int64_t dev, bool is_user, const char *name, size_t len,
                           size_t pipe_off, bool on)
 {
     struct watched *w = watched_find(r, name, len);
-    bool up = r->sub && redis_link_is_up(r->sub);
     if (on && !w) {
         w = xcalloc(1, sizeof *w + len);
         w->dev = dev;
         w->is_user = is_user;
         w->pipe_off = pipe_off;
+        w->slot = tenant_slot(dev);
+        w->sub_shard = -1;
         w->len = len;
         memcpy(w->name, name, len);
         hmap_insert(&r->watched, &w->node, hmap_hash_bytes(11, name, len));
         w->anchor_due = !is_user;
         w->busy = !is_user; /* until the anchor: nothing is delivered out of sequence */
-        if (up) subscribe(r, "SSUBSCRIBE", name, len);
+        place_subscription(r, w);
     } else if (!on && w) {
         hmap_remove(&r->watched, &w->node);
+        if (w->sub_shard >= 0 && (size_t)w->sub_shard < r->n_shards)
+            subscribe_on(r->shards[w->sub_shard], "SUNSUBSCRIBE", name, len);
         while (w->held) {
             struct held *h = w->held;
             w->held = h->next;
             xfree(h);
         }
         xfree(w);
-        if (up) subscribe(r, "SUNSUBSCRIBE", name, len);
     }
 }
 
@@ -1648,43 +1783,61 @@ static void watch_user(void *ctx, int64_t dev, int64_t user, bool on)
     watch_channel(r, dev, true, name, (size_t)(n + m), (size_t)n, on);
 }
 
-/* The subscriber link went down: confirmations in flight will not come; nobody waits on them. */
+/* A shard's subscriber link went down: its confirmations in flight will not come (nobody waits
+ * on them), and its channels are subscribed again when it is back. */
 static void on_sub_down(void *ctx, struct redis_link *l, const char *why)
 {
-    struct rstate *r = ctx;
+    struct shard *sh = ctx;
+    struct rstate *r = sh->r;
     (void)l;
     (void)why;
-    r->subs_sent = r->subs_acked = 0;
-    barrier_check(r);
-}
-
-/* The subscriber link is (back) up: every channel this node needs, again; each pipe then reads
- * what it missed meanwhile. */
-static void on_sub_up(void *ctx, struct redis_link *l)
-{
-    struct rstate *r = ctx;
-    (void)l;
-    char ctl[200];
-    control_channel(r, ctl, sizeof ctl);
-    struct buf cmd;
-    buf_init(&cmd);
-    resp_begin(&cmd, 2);
-    resp_arg_str(&cmd, "SUBSCRIBE");
-    resp_arg_str(&cmd, ctl);
-    sub_send(r, buf_head(&cmd), buf_unread(&cmd));
-    buf_free(&cmd);
+    r->subs_acked += sh->subs_out;
+    sh->subs_out = 0;
+    int i = shard_index(r, sh);
     size_t b = 0;
     for (struct hnode *n = hmap_iter(&r->watched, &b, NULL); n; n = hmap_iter(&r->watched, &b, n)) {
         struct watched *w = (struct watched *)n;
-        if (!w->is_user) w->anchor_due = true;
-        subscribe(r, "SSUBSCRIBE", w->name, w->len);
+        if (w->sub_shard == i) w->sub_shard = -1;
     }
+    barrier_check(r);
+    if (r->cluster) refresh_slots(r); /* a failover may have moved its slots */
+}
+
+/* Every watched channel on the shard that owns it now; the control channel on shard 0 (classic
+ * pub/sub reaches every node of a cluster from any). */
+static void place_all(struct rstate *r)
+{
+    size_t b = 0;
+    for (struct hnode *n = hmap_iter(&r->watched, &b, NULL); n; n = hmap_iter(&r->watched, &b, n)) {
+        struct watched *w = (struct watched *)n;
+        if (w->sub_shard < 0 && !w->is_user) w->anchor_due = true;
+        place_subscription(r, w);
+    }
+}
+
+static void on_sub_up(void *ctx, struct redis_link *l)
+{
+    struct shard *sh = ctx;
+    struct rstate *r = sh->r;
+    if (shard_index(r, sh) == 0) {
+        char ctl[200];
+        control_channel(r, ctl, sizeof ctl);
+        struct buf cmd;
+        buf_init(&cmd);
+        resp_begin(&cmd, 2);
+        resp_arg_str(&cmd, "SUBSCRIBE");
+        resp_arg_str(&cmd, ctl);
+        redis_link_send(l, buf_head(&cmd), buf_unread(&cmd), NULL, NULL);
+        buf_free(&cmd);
+    }
+    place_all(r);
     r->stats.resubscribes++;
 }
 
 static void on_cmd_up(void *ctx, struct redis_link *l)
 {
-    struct rstate *r = ctx;
+    struct shard *sh = ctx;
+    struct rstate *r = sh->r;
     /* the scripts, so that EVALSHA finds them (a NOSCRIPT is still handled) */
     for (int i = 0; i < SC_COUNT; i++) {
         struct buf b;
@@ -1696,13 +1849,92 @@ static void on_cmd_up(void *ctx, struct redis_link *l)
         redis_link_send(l, buf_head(&b), buf_unread(&b), NULL, NULL);
         buf_free(&b);
     }
+    if (r->cluster && !r->slots_known) refresh_slots(r);
     /* pipes whose catch-up could not be asked while this link was down */
-    if (!r->sub || !redis_link_is_up(r->sub)) return;
     size_t bucket = 0;
     for (struct hnode *n = hmap_iter(&r->watched, &bucket, NULL); n;
          n = hmap_iter(&r->watched, &bucket, n)) {
         struct watched *w = (struct watched *)n;
-        if (!w->is_user && w->anchor_due && !w->busy) catch_up(r, w);
+        if (!w->is_user && w->anchor_due && !w->busy && w->sub_shard >= 0) catch_up(r, w);
+    }
+}
+
+/* ---- shards and the slot map ----------------------------------------------------------------- */
+
+static struct shard *shard_new(struct rstate *r, const char *host, int port)
+{
+    if (r->n_shards >= MAX_SHARDS || r->stopped) return NULL;
+    struct shard *sh = xcalloc(1, sizeof *sh);
+    sh->r = r;
+    snprintf(sh->addr, sizeof sh->addr, "%s:%d", host, port);
+    struct redis_link_conf lc = r->link_conf;
+    snprintf(lc.host, sizeof lc.host, "%s", host);
+    lc.port = port;
+    struct redis_link_cbs cmd_cbs = {sh, on_cmd_up, NULL, NULL};
+    sh->cmd = redis_link_new(r->loop, &lc, &cmd_cbs);
+    lc.subscriber = true;
+    struct redis_link_cbs sub_cbs = {sh, on_sub_up, on_sub_down, on_push};
+    sh->sub = redis_link_new(r->loop, &lc, &sub_cbs);
+    r->shards[r->n_shards++] = sh;
+    return sh;
+}
+
+/* The shard of "host:port", made (and connected) when new. */
+static struct shard *shard_get(struct rstate *r, const char *addr, size_t len)
+{
+    for (size_t i = 0; i < r->n_shards; i++)
+        if (strlen(r->shards[i]->addr) == len && memcmp(r->shards[i]->addr, addr, len) == 0)
+            return r->shards[i];
+    char text[300];
+    if (len >= sizeof text) return NULL;
+    memcpy(text, addr, len);
+    text[len] = '\0';
+    struct redis_link_conf c;
+    char err[160];
+    if (redis_addr_parse(text, &c, err, sizeof err) != 0) return NULL;
+    return shard_new(r, c.host, c.port);
+}
+
+/* CLUSTER SLOTS: [[start, end, [host, port, id], replicas ...] ...] */
+static void on_slots(void *ctx, const struct resp_value *v, const char *err)
+{
+    struct rstate *r = ctx;
+    (void)err;
+    r->refreshing = false;
+    if (r->stopped || !v || v->type != RESP_ARRAY) return;
+    for (size_t i = 0; i < v->n; i++) {
+        const struct resp_value *range = &v->items[i];
+        int64_t lo, hi, port;
+        if (range->type != RESP_ARRAY || range->n < 3 || !to_int(&range->items[0], &lo) ||
+            !to_int(&range->items[1], &hi) || range->items[2].type != RESP_ARRAY ||
+            range->items[2].n < 2 || range->items[2].items[0].type != RESP_BULK ||
+            !to_int(&range->items[2].items[1], &port) || lo < 0 || hi >= SLOTS || lo > hi)
+            continue;
+        char addr[300];
+        int n = snprintf(addr, sizeof addr, "%.*s:%" PRId64, (int)range->items[2].items[0].len,
+                         range->items[2].items[0].s, port);
+        struct shard *sh = shard_get(r, addr, (size_t)n);
+        int k = sh ? shard_index(r, sh) : -1;
+        if (k < 0) continue;
+        for (int64_t s = lo; s <= hi; s++)
+            r->slot_shard[s] = (uint8_t)k;
+    }
+    r->slots_known = true;
+    r->stats.slot_refreshes++;
+    place_all(r);
+}
+
+/* Asks any shard that is up where every slot lives now (one question at a time). */
+static void refresh_slots(struct rstate *r)
+{
+    if (!r->cluster || r->refreshing || r->stopped) return;
+    for (size_t i = 0; i < r->n_shards; i++) {
+        struct shard *sh = r->shards[i];
+        if (!sh->cmd || !redis_link_is_up(sh->cmd)) continue;
+        static const char cmd[] = "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n";
+        r->refreshing = true;
+        redis_link_send(sh->cmd, cmd, sizeof cmd - 1, on_slots, r);
+        return;
     }
 }
 
@@ -1717,24 +1949,40 @@ void state_redis_stop(struct state *st)
     struct rstate *r = R(st);
     hub_set_watch(r->hub, NULL);
     r->subs_sent = r->subs_acked = r->reads_sent = r->reads_done = 0;
-    barrier_check(r);        /* nobody waits past the stop */
-    redis_link_free(r->cmd); /* fails what is in flight: each caller hears it once */
-    redis_link_free(r->sub);
-    r->cmd = r->sub = NULL;
+    barrier_check(r); /* nobody waits past the stop */
+    r->stopped = true;
+    for (size_t i = 0; i < r->n_shards; i++) {
+        redis_link_free(r->shards[i]->cmd); /* fails what is in flight: each caller hears it */
+        redis_link_free(r->shards[i]->sub);
+        r->shards[i]->cmd = r->shards[i]->sub = NULL;
+    }
 }
 
 static void redis_free(struct state *st)
 {
     struct rstate *r = R(st);
-    if (r->cmd || r->sub) state_redis_stop(st);
+    if (!r->stopped) state_redis_stop(st);
+    for (size_t i = 0; i < r->n_shards; i++)
+        xfree(r->shards[i]);
     size_t b = 0;
     struct hnode *n;
     while ((n = hmap_iter(&r->watched, &b, NULL))) {
+        struct watched *w = (struct watched *)n;
         hmap_remove(&r->watched, n);
-        xfree(n);
+        while (w->held) {
+            struct held *h = w->held;
+            w->held = h->next;
+            xfree(h);
+        }
+        xfree(w);
         b = 0;
     }
     hmap_free(&r->watched);
+    while (r->waits) {
+        struct barrier_wait *w = r->waits;
+        r->waits = w->next;
+        xfree(w);
+    }
     arena_free(&r->arena);
     xfree(r);
 }
@@ -1789,24 +2037,54 @@ static const struct state_ops redis_ops = {
 struct state *state_redis_new(uv_loop_t *loop, const struct config *cfg, struct hub *hub, char *err,
                               size_t errlen)
 {
-    struct redis_link_conf lc = {0};
-    if (redis_addr_parse(cfg->redis_server, &lc, err, errlen) != 0) return NULL;
     if (strlen(cfg->redis_prefix) > 64) {
         snprintf(err, errlen, "[redis] prefix must be at most 64 bytes");
         return NULL;
     }
-    snprintf(lc.user, sizeof lc.user, "%s", cfg->redis_user);
-    snprintf(lc.password, sizeof lc.password, "%s", cfg->redis_password);
-    lc.db = (int)cfg->redis_db;
-    lc.timeout_ms = (unsigned)cfg->redis_timeout_ms;
+    /* server: one host:port, or with cluster = yes a comma-separated list of seeds */
+    struct redis_link_conf seeds[8];
+    size_t n_seeds = 0;
+    const char *p = cfg->redis_server;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char one[300];
+        while (len && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+        if (len == 0 || len >= sizeof one || n_seeds == sizeof seeds / sizeof *seeds) {
+            snprintf(err, errlen, "[redis] server: expected host:port[,host:port...] (up to 8)");
+            return NULL;
+        }
+        memcpy(one, p, len);
+        one[len] = '\0';
+        memset(&seeds[n_seeds], 0, sizeof seeds[n_seeds]);
+        if (redis_addr_parse(one, &seeds[n_seeds], err, errlen) != 0) return NULL;
+        n_seeds++;
+        p += len + (comma ? 1 : 0);
+    }
+    if (!n_seeds) {
+        snprintf(err, errlen, "[redis] server is empty");
+        return NULL;
+    }
+    if (n_seeds > 1 && !cfg->redis_cluster) {
+        snprintf(err, errlen, "[redis] server lists several servers: set cluster = yes");
+        return NULL;
+    }
     struct rstate *r = xcalloc(1, sizeof *r);
     r->base.ops = &redis_ops;
     r->loop = loop;
     r->hub = hub;
+    r->cluster = cfg->redis_cluster;
     r->trust_ttl = cfg->store_trust_ttl;
     r->queue_ttl = cfg->store_queue_ttl;
     r->recovery_messages = cfg->ws_recovery_messages;
     r->recovery_window = cfg->ws_recovery_window;
+    snprintf(r->link_conf.user, sizeof r->link_conf.user, "%s", cfg->redis_user);
+    snprintf(r->link_conf.password, sizeof r->link_conf.password, "%s", cfg->redis_password);
+    r->link_conf.db = r->cluster ? 0 : (int)cfg->redis_db;
+    r->link_conf.timeout_ms = (unsigned)cfg->redis_timeout_ms;
     snprintf(r->prefix, sizeof r->prefix, "%s", cfg->redis_prefix);
     unsigned char id[8];
     if (RAND_bytes(id, sizeof id) != 1) {
@@ -1823,11 +2101,10 @@ struct state *state_redis_new(uv_loop_t *loop, const struct config *cfg, struct 
     }
     hmap_init(&r->watched);
     arena_init(&r->arena);
-    struct redis_link_cbs cmd_cbs = {r, on_cmd_up, NULL, NULL};
-    r->cmd = redis_link_new(loop, &lc, &cmd_cbs);
-    lc.subscriber = true;
-    struct redis_link_cbs sub_cbs = {r, on_sub_up, on_sub_down, on_push};
-    r->sub = redis_link_new(loop, &lc, &sub_cbs);
+    /* every slot on the first seed until CLUSTER SLOTS says otherwise */
+    for (size_t i = 0; i < n_seeds; i++)
+        shard_new(r, seeds[i].host, seeds[i].port);
+    r->slots_known = !r->cluster;
     struct hub_watch w = {r, watch_pipe, watch_user, barrier};
     hub_set_watch(hub, &w);
     return &r->base;
@@ -1836,15 +2113,30 @@ struct state *state_redis_new(uv_loop_t *loop, const struct config *cfg, struct 
 bool state_redis_up(const struct state *st)
 {
     const struct rstate *r = (const struct rstate *)st;
-    return r->cmd && r->sub && redis_link_is_up(r->cmd) && redis_link_is_up(r->sub);
+    if (r->stopped || !r->slots_known) return false;
+    /* every shard that owns a slot */
+    bool owns[MAX_SHARDS] = {false};
+    for (size_t s = 0; s < SLOTS; s++)
+        owns[r->slot_shard[s]] = true;
+    for (size_t i = 0; i < r->n_shards; i++) {
+        const struct shard *sh = r->shards[i];
+        if (owns[i] && !(redis_link_is_up(sh->cmd) && redis_link_is_up(sh->sub))) return false;
+    }
+    return r->n_shards > 0;
 }
 
 void state_redis_stats(const struct state *st, struct redis_stats *out)
 {
     const struct rstate *r = (const struct rstate *)st;
     *out = r->stats;
-    if (!r->cmd || !r->sub) return;
-    const struct redis_link_stats *a = redis_link_stats(r->cmd), *b = redis_link_stats(r->sub);
-    out->reconnects = a->reconnects + b->reconnects;
-    out->latency_us = a->latency_n ? a->latency_us_sum / a->latency_n : 0;
+    out->shards = r->n_shards;
+    uint64_t lat = 0, n = 0;
+    for (size_t i = 0; i < r->n_shards && !r->stopped; i++) {
+        const struct redis_link_stats *a = redis_link_stats(r->shards[i]->cmd);
+        const struct redis_link_stats *b = redis_link_stats(r->shards[i]->sub);
+        out->reconnects += a->reconnects + b->reconnects;
+        lat += a->latency_us_sum;
+        n += a->latency_n;
+    }
+    out->latency_us = n ? lat / n : 0;
 }

@@ -34,8 +34,10 @@ bool state_redis_up(const struct state *st);
 
 struct redis_stats {
     uint64_t publishes, received, errors, bad_messages, resubscribes, reconnects;
-    uint64_t gaps, repaired, gaps_lost, duplicates; /* pipe sequence gaps seen and repaired */
-    uint64_t latency_us;                            /* mean answer latency of the command link */
+    uint64_t gaps, repaired, gaps_lost, duplicates;     /* pipe sequence gaps seen and repaired */
+    uint64_t redirects, moved_channels, slot_refreshes; /* Redis Cluster: MOVED/ASK followed */
+    uint64_t shards;
+    uint64_t latency_us; /* mean answer latency of the command link */
 };
 void state_redis_stats(const struct state *st, struct redis_stats *out);
 
