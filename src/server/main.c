@@ -116,7 +116,7 @@ static void cometql_metrics(void *ctx, struct buf *out)
     if (!app->redis_state) return;
     struct redis_stats rs;
     state_redis_stats(app->redis_state, &rs);
-    char more[1600];
+    char more[2400];
     n = snprintf(
         more, sizeof more,
         "# HELP ccomet_redis_up Both Redis connections are up (1) or not (0).\n"
@@ -142,11 +142,22 @@ static void cometql_metrics(void *ctx, struct buf *out)
         "ccomet_redis_repaired_total %llu\n"
         "# HELP ccomet_redis_lost_total Messages of a gap the stream no longer held.\n"
         "# TYPE ccomet_redis_lost_total counter\n"
-        "ccomet_redis_lost_total %llu\n",
+        "ccomet_redis_lost_total %llu\n"
+        "# HELP ccomet_redis_shards Redis servers (cluster masters) this node talks to.\n"
+        "# TYPE ccomet_redis_shards gauge\n"
+        "ccomet_redis_shards %llu\n"
+        "# HELP ccomet_redis_redirects_total MOVED and ASK answers followed.\n"
+        "# TYPE ccomet_redis_redirects_total counter\n"
+        "ccomet_redis_redirects_total %llu\n"
+        "# HELP ccomet_redis_moved_channels_total Subscriptions moved with their slot.\n"
+        "# TYPE ccomet_redis_moved_channels_total counter\n"
+        "ccomet_redis_moved_channels_total %llu\n",
         state_redis_up(app->redis_state) ? 1 : 0, (unsigned long long)rs.latency_us,
         (unsigned long long)rs.reconnects, (unsigned long long)rs.errors,
         (unsigned long long)rs.received, (unsigned long long)rs.gaps,
-        (unsigned long long)rs.repaired, (unsigned long long)rs.gaps_lost);
+        (unsigned long long)rs.repaired, (unsigned long long)rs.gaps_lost,
+        (unsigned long long)rs.shards, (unsigned long long)rs.redirects,
+        (unsigned long long)rs.moved_channels);
     buf_append(out, more, (size_t)n);
 }
 

@@ -30,6 +30,10 @@ function portOpen(port) {
 }
 
 export class RedisServer {
+    constructor({ cluster = false } = {}) {
+        this.cluster = cluster;
+    }
+
     async init() {
         this.dir = mkdtempSync(path.join(os.tmpdir(), 'ccomet-redis-'));
         this.port = await freePort();
@@ -38,7 +42,9 @@ export class RedisServer {
 
     async start() {
         const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir,
-            '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--protected-mode', 'no'];
+            '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--protected-mode', 'no',
+            ...(this.cluster ? ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf',
+                '--cluster-node-timeout', '2000'] : [])];
         this.proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
         live.add(this);
         this.proc.stdout.setEncoding('utf8').on('data', (d) => { this.log += d; });
@@ -86,6 +92,72 @@ export async function startRedis() {
     const r = new RedisServer();
     await r.init();
     return r.start();
+}
+
+/**
+ * A Redis Cluster of `masters` real redis-servers on loopback (no replicas), created with
+ * redis-cli --cluster create; resolves once every node says cluster_state:ok.
+ */
+export async function startRedisCluster(masters = 3) {
+    const nodes = [];
+    for (let i = 0; i < masters; i++) {
+        const r = new RedisServer({ cluster: true });
+        await r.init();
+        nodes.push(await r.start());
+    }
+    const create = await run('redis-cli', ['--cluster', 'create',
+        ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeoutMs: 30000 });
+    if (create.code !== 0) throw new Error(`redis-cli --cluster create failed\n${create.stdout}\n${create.stderr}`);
+    for (const n of nodes) {
+        await waitUntil(async () => /cluster_state:ok/.test(await n.cli('CLUSTER', 'INFO')),
+            { timeoutMs: 20000, what: `cluster_state:ok on ${n.port}` });
+    }
+    return {
+        nodes,
+        seeds: nodes.map((n) => `127.0.0.1:${n.port}`).join(','),
+        /** The node that owns `slot` now (from CLUSTER NODES: id addr@cport flags ... ranges). */
+        async owner(slot) {
+            const out = await nodes[0].cli('CLUSTER', 'NODES');
+            for (const line of out.trim().split('\n')) {
+                const f = line.trim().split(' ');
+                if (!f[2] || !f[2].includes('master')) continue;
+                const port = Number(f[1].split('@')[0].split(':').pop());
+                for (const range of f.slice(8)) {
+                    if (range.startsWith('[')) continue; // a slot being migrated
+                    const [lo, hi = lo] = range.split('-').map(Number);
+                    if (slot >= lo && slot <= hi) return nodes.find((n) => n.port === port);
+                }
+            }
+            return null;
+        },
+        async cleanup() {
+            for (const n of nodes) await n.cleanup();
+        },
+    };
+}
+
+/** Redis Cluster's hash slot of a key (CRC16/XMODEM of its hash tag). */
+export function keySlot(key) {
+    const open = key.indexOf('{');
+    if (open >= 0) {
+        const close = key.indexOf('}', open + 1);
+        if (close > open + 1) key = key.slice(open + 1, close);
+    }
+    let crc = 0;
+    for (const b of Buffer.from(key)) {
+        crc ^= b << 8;
+        for (let k = 0; k < 8; k++) crc = (crc & 0x8000) ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    }
+    return crc % 16384;
+}
+
+/** A ccomet node on a Redis Cluster (seeds: "host:port,host:port,..."). */
+export function startClusterNode(seeds, { prefix = 'ccomet:', extraConf = '', ...opts } = {}) {
+    return startServer({
+        ...opts,
+        extraConf: `[store]\ntype = redis\n[redis]\nserver = ${seeds}\ncluster = yes\n` +
+            `prefix = ${prefix}\ntimeout_ms = 1000\n${extraConf}`,
+    });
 }
 
 /** A ccomet node on [store] type = redis against `redis`, keys under `prefix`. */
