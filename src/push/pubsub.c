@@ -218,7 +218,7 @@ static size_t fan_out(struct pubsub *ps, struct pipe *p, const struct msg_fields
     size_t n = 0;
     for (uint32_t i = 0; i < p->n_subs; i++) {
         struct ws_conn *c = p->subs[i];
-        if (c == except || c->state != WS_OPEN) continue;
+        if (c == except || c->state != WS_OPEN || c->replaying == p) continue;
         struct frame *f = modern;
         if (c->api_major < 4) {
             if (!legacy) legacy = encode(ps, m, true);
@@ -479,6 +479,16 @@ bool pubsub_replay_needs_history(struct pubsub *ps, const struct ws_conn *c, con
     struct pipe *p = pipe_find(ps, c->dev_id, pipe, len);
     int64_t oldest_in_ring = (p && p->ring_n) ? p->ring[p->ring_head].id : INT64_MAX;
     return oldest_in_ring > last_id + 1;
+}
+
+void pubsub_replay_begin(struct pubsub *ps, struct ws_conn *c, const char *pipe, size_t len)
+{
+    c->replaying = pipe_find(ps, c->dev_id, pipe, len);
+}
+
+void pubsub_replay_end(struct ws_conn *c)
+{
+    c->replaying = NULL;
 }
 
 void pubsub_replay_row(struct pubsub *ps, struct ws_conn *c, const struct value *cols)

@@ -60,6 +60,10 @@ size_t pubsub_audience(struct pubsub *ps, const struct ws_conn *except, int64_t 
 bool pubsub_replay_needs_history(struct pubsub *ps, const struct ws_conn *c, const char *pipe,
                                  size_t len, int64_t last_id);
 /* One stored row (id, time, pipe, event, message, user_id) to c. */
+/* A replay from the state is under way for c on pipe: live messages of that pipe skip c until
+ * pubsub_replay_end (pubsub_replay_ring then sends what it missed, from the ring). */
+void pubsub_replay_begin(struct pubsub *ps, struct ws_conn *c, const char *pipe, size_t len);
+void pubsub_replay_end(struct ws_conn *c);
 void pubsub_replay_row(struct pubsub *ps, struct ws_conn *c, const struct value *cols);
 size_t pubsub_replay_ring(struct pubsub *ps, struct ws_conn *c, const char *pipe, size_t len,
                           int64_t last_sent);

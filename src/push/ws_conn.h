@@ -74,6 +74,9 @@ struct ws_conn {
     bool handle_gone; /* the TCP handle is closed; freed when holds reaches 0 */
     bool read_paused; /* reading stopped while waiting */
     uint16_t holds;   /* state calls outstanding for this connection */
+    /* (nullable) the pipe a pipe_since is replaying from the state: its live messages skip this
+     * connection meanwhile (the ring sends them after the replay, in order) */
+    const struct pipe *replaying;
     uint16_t n_subs, cap_subs;
     uint32_t last_seen; /* coarse seconds, for the ping sweep */
     char uuid[33];

@@ -1658,6 +1658,7 @@ static void cmd_msg_ack(struct ws_conn *c, const struct ccmd *cmd)
 struct since_call {
     struct ws_conn *c;
     int64_t last; /* the last id sent */
+    int rounds;   /* history reads so far */
     size_t pipe_len;
     char pipe[];
 };
@@ -1676,11 +1677,24 @@ static void history_replayed(void *ctx, int64_t result, const char *err)
 {
     struct since_call *r = ctx;
     struct ws_conn *c = r->c;
-    (void)result, (void)err; /* what could not be read is not sent; the ring still is */
-    if (conn_release(c)) {
-        pubsub_replay_ring(c->srv->ps, c, r->pipe, r->pipe_len, r->last);
-        command_done(c);
+    (void)err; /* what could not be read is not sent; the ring still is */
+    if (!conn_release(c)) {
+        xfree(r);
+        return;
     }
+    /* while the state answered, live messages went on (and skipped c): if more came than the
+     * ring keeps, read again from where the replay is */
+    if (result > 0 && ++r->rounds < 5 && c->state == WS_OPEN &&
+        pubsub_replay_needs_history(c->srv->ps, c, r->pipe, r->pipe_len, r->last)) {
+        conn_hold(c);
+        struct state *st = c->srv->state;
+        struct state_cb cb = {replay_row, history_replayed, r};
+        st->ops->history_since(st, c->dev_id, r->pipe, r->pipe_len, r->last, 1000, &cb);
+        return;
+    }
+    pubsub_replay_end(c);
+    pubsub_replay_ring(c->srv->ps, c, r->pipe, r->pipe_len, r->last);
+    command_done(c);
     xfree(r);
 }
 
@@ -1697,7 +1711,9 @@ static void cmd_pipe_since(struct ws_conn *c, const struct ccmd *cmd)
     }
     struct since_call *r = xmalloc(sizeof *r + cmd->pipe.len);
     r->c = c;
+    r->rounds = 0;
     r->last = cmd->last_id;
+    pubsub_replay_begin(c->srv->ps, c, cmd->pipe.s, cmd->pipe.len);
     r->pipe_len = cmd->pipe.len;
     memcpy(r->pipe, cmd->pipe.s, cmd->pipe.len);
     command_wait(c);

@@ -156,7 +156,7 @@ export function startClusterNode(seeds, { prefix = 'ccomet:', extraConf = '', ..
     return startServer({
         ...opts,
         extraConf: `[store]\ntype = redis\n[redis]\nserver = ${seeds}\ncluster = yes\n` +
-            `prefix = ${prefix}\ntimeout_ms = 1000\n${extraConf}`,
+            `prefix = ${prefix}\ntimeout_ms = 5000\n${extraConf}`,
     });
 }
 
@@ -165,7 +165,7 @@ export function startNode(redis, { prefix = 'ccomet:', extraConf = '', ...opts }
     return startServer({
         ...opts,
         extraConf: `[store]\ntype = redis\n[redis]\nserver = 127.0.0.1:${redis.port}\n` +
-            `prefix = ${prefix}\ntimeout_ms = 1000\n${extraConf}`,
+            `prefix = ${prefix}\ntimeout_ms = 5000\n${extraConf}`,
     });
 }
 
