@@ -324,10 +324,12 @@ struct run {
     struct where w;
     /* the sequence being run */
     size_t seq_i, seq_n;
+    size_t seq_done; /* pipelined: items completed (they complete in the order issued) */
     run_issue seq_issue;
     run_step seq_then;
     bool seq_looping, seq_again, failed;
-    int64_t last; /* result of the latest call */
+    bool seq_pipelined; /* every item issued at once (seq_run_pipelined) */
+    int64_t last;       /* result of the latest call */
     /* row production */
     row_sink sink;
     int64_t limit;   /* rows to ask the state for */
@@ -388,6 +390,18 @@ static void run_fail(struct run *run, const char *err)
 
 static void seq_loop(struct run *run)
 {
+    if (run->seq_pipelined) {
+        if (run->seq_looping) return; /* an item completed inline: the loop below goes on */
+        run->seq_looping = true;
+        while (!run->failed && !run->stopped && run->seq_i < run->seq_n)
+            run->seq_issue(run, run->seq_i++);
+        run->seq_looping = false;
+        if (run->seq_done == run->seq_i) {
+            run->seq_pipelined = false;
+            run->seq_then(run);
+        }
+        return;
+    }
     if (run->seq_looping) {
         run->seq_again = true; /* the call completed inline: the loop below goes on */
         return;
@@ -415,10 +429,37 @@ static void seq_run(struct run *run, size_t n, run_issue issue, run_step then)
     seq_loop(run);
 }
 
+/* Runs issue(run, 0..n-1) without waiting for each to complete (a remote backend then gets
+ * them in one round trip), then `then` once all have completed. For items that are one state
+ * call each whose completions need only their own row (seq_row). */
+static void seq_run_pipelined(struct run *run, size_t n, run_issue issue, run_step then)
+{
+    run->seq_i = run->seq_done = 0;
+    run->seq_n = n;
+    run->seq_issue = issue;
+    run->seq_then = then;
+    run->seq_pipelined = true;
+    seq_loop(run);
+}
+
 /* The end of one issued item. */
 static void seq_next(struct run *run)
 {
+    if (run->seq_pipelined) {
+        run->seq_done++;
+        if (!run->seq_looping && run->seq_done == run->seq_i) {
+            run->seq_pipelined = false;
+            run->seq_then(run);
+        }
+        return;
+    }
     seq_loop(run);
+}
+
+/* The index of the item whose completion is running. */
+static size_t seq_row(const struct run *run)
+{
+    return run->seq_pipelined ? run->seq_done : run->seq_i - 1;
 }
 
 static void seq_done(void *ctx, int64_t result, const char *err)
@@ -1159,7 +1200,7 @@ static void written_done(void *ctx, int64_t result, const char *err)
         seq_next(run);
         return;
     }
-    const struct checked *c = &run->rows[run->seq_i - 1];
+    const struct checked *c = &run->rows[seq_row(run)];
     switch ((enum table_id)(run->t - defs)) {
     case T_AUTH:
     case T_DATA: row_written(run, c->id); return;
@@ -1194,7 +1235,7 @@ static void token_put_done(void *ctx, int64_t result, const char *err)
         return;
     }
     /* A valid token of this tenant: its user loses the stored hash and is disconnected. */
-    const struct checked *c = &run->rows[run->seq_i - 1];
+    const struct checked *c = &run->rows[seq_row(run)];
     const struct cq_env *env = run->env;
     int64_t dev = run->s->dev_id;
     int64_t user = -1;
@@ -1214,7 +1255,7 @@ static void token_put_done(void *ctx, int64_t result, const char *err)
 static void tenant_put_done(void *ctx, int64_t result, const char *err)
 {
     struct run *run = ctx;
-    const struct checked *c = &run->rows[run->seq_i - 1];
+    const struct checked *c = &run->rows[seq_row(run)];
     if (result >= 0) {
         tenants_put(run->env->tenants, &run->tenant);
         LOG(LOG_WARN, "cometql",
@@ -1282,6 +1323,20 @@ static void write_end(struct run *run)
     run_finish(run);
 }
 
+/* Rows that are one state call each go out together; the others (revoked tokens, tenants,
+ * invitations: several steps per row) one after another. */
+static void write_rows(struct run *run)
+{
+    switch ((enum table_id)(run->t - defs)) {
+    case T_AUTH:
+    case T_DATA:
+    case T_UMSG:
+    case T_PMSG:
+    case T_PSET: seq_run_pipelined(run, run->n_rows, write_row, write_end); return;
+    default: seq_run(run, run->n_rows, write_row, write_end); return;
+    }
+}
+
 void tables_insert(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
                    const struct cq_stmt *st, const struct value *params, struct arena *a,
                    struct cq_result *r)
@@ -1343,7 +1398,7 @@ void tables_insert(const struct cq_env *env, struct cq_session *s, const struct 
     struct run *run = run_new(env, s, t, st, params, a, r);
     run->rows = rows;
     run->n_rows = st->n_rows;
-    seq_run(run, run->n_rows, write_row, write_end);
+    write_rows(run);
 }
 
 /* ---- UPDATE and DELETE --------------------------------------------------------------------- */
@@ -1452,7 +1507,7 @@ static void update_rows(struct run *run)
     run->n_rows = n;
     run->r->kind = CQ_RES_OK;
     run->stopped = false; /* the collection's LIMIT is spent; the writes all run */
-    seq_run(run, n, write_row, write_end);
+    write_rows(run);
 }
 
 void tables_update(const struct cq_env *env, struct cq_session *s, const struct table_def *t,
