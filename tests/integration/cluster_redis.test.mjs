@@ -263,3 +263,54 @@ test('three publishers on three nodes, 30,000 messages to one pipe: every subscr
     await Promise.all(subs.map((s) => s.close()));
     await Promise.all(pubs.map((d) => d.end()));
 }));
+
+test('a full Redis (maxmemory, noeviction): a write answers ERR, reads go on, and writes work again once there is room', wrap(async () => {
+    const used = Number(/used_memory:(\d+)/.exec(await redis.cli('INFO', 'memory'))[1]);
+    await redis.cli('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+    await redis.cli('CONFIG', 'SET', 'maxmemory', String(used + 64 * 1024));
+    const big = 'x'.repeat(16 * 1024);
+    let refused = null;
+    for (let i = 0; i < 40 && !refused; i++) {
+        try {
+            await dbs[0].query('INSERT INTO users_data (id, data) VALUES (?, ?)', [500 + i, big]);
+        } catch (e) { refused = e; }
+    }
+    assert.ok(refused, 'a write was refused once Redis was full');
+    assert.match(refused.message, /OOM|maxmemory/i);
+    // nothing half-written: the refused row is not there; reads still answer
+    const ids = Array.from({ length: 40 }, (_, i) => 500 + i);
+    const [r] = await dbs[1].query(`SELECT * FROM users_data WHERE id IN (${ids.join(',')})`);
+    assert.ok(r.length < 40);
+    await assert.rejects(dbs[1].query("INSERT INTO pipes_messages (name, event, message) VALUES ('full_pipe', 'e', ?)", [big]),
+        /OOM|maxmemory/i, 'a publish is refused too, not acknowledged');
+    await redis.cli('CONFIG', 'SET', 'maxmemory', '0');
+    await dbs[0].query("INSERT INTO users_data (id, data) VALUES (599, 'room again')");
+    assert.deepEqual(await rows(dbs[2], 'SELECT * FROM users_data WHERE id = 599'), [{ id: 599, data: 'room again' }]);
+    await dbs[0].query(`DELETE FROM users_data WHERE id IN (${ids.join(',')}, 599)`);
+}));
+
+test('Redis down when a node starts: it waits ([redis] start_wait), starts once Redis answers; past the wait it exits with a clear error', wrap(async () => {
+    const { Server, freePort } = await import('./harness.mjs');
+    const { RedisServer } = await import('./redis.mjs');
+    const port = await freePort();
+    const conf = (wait) => `[store]\ntype = redis\n[redis]\nserver = 127.0.0.1:${port}\nstart_wait = ${wait}\n`;
+    const gaveUp = new Server({ extraConf: conf(1) });
+    await gaveUp.init();
+    await assert.rejects(gaveUp.start(), /exited during startup/);
+    assert.match(gaveUp.log, /Redis at 127\.0\.0\.1:\d+ did not answer within 1 s/);
+    // Redis comes up while the node waits: the node starts, and works
+    const waits = new Server({ extraConf: conf(20) });
+    await waits.init();
+    const starting = waits.start();
+    const r2 = new RedisServer();
+    await r2.init();
+    r2.port = port;
+    await r2.start();
+    await starting;
+    const db = await mysql2Connect(waits);
+    await db.query("INSERT INTO users_data (id, data) VALUES (1, 'late redis')");
+    assert.deepEqual(await rows(db, 'SELECT * FROM users_data WHERE id = 1'), [{ id: 1, data: 'late redis' }]);
+    await db.end();
+    await waits.stop();
+    await r2.cleanup();
+}));
