@@ -37,6 +37,8 @@ export class RedisServer {
     async init() {
         this.dir = mkdtempSync(path.join(os.tmpdir(), 'ccomet-redis-'));
         this.port = await freePort();
+        // the cluster bus defaults to port + 10000, impossible above 55535: name it
+        if (this.cluster) this.busPort = await freePort();
         this.log = '';
     }
 
@@ -44,7 +46,7 @@ export class RedisServer {
         const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir,
             '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--protected-mode', 'no',
             ...(this.cluster ? ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf',
-                '--cluster-node-timeout', '2000'] : [])];
+                '--cluster-node-timeout', '2000', '--cluster-port', String(this.busPort)] : [])];
         this.proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
         live.add(this);
         this.proc.stdout.setEncoding('utf8').on('data', (d) => { this.log += d; });
