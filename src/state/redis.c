@@ -196,6 +196,7 @@ struct rstate {
     int64_t trust_ttl, queue_ttl, recovery_messages, recovery_window;
     struct redis_link_conf link_conf; /* what every shard's links share (host and port aside) */
     bool cluster, slots_known, refreshing, stopped;
+    uv_timer_t watch; /* cluster: asks where the slots are while a master is unreachable */
     struct shard *shards[MAX_SHARDS];
     size_t n_shards;
     uint8_t slot_shard[SLOTS]; /* the shard of each hash slot */
@@ -1938,6 +1939,24 @@ static void refresh_slots(struct rstate *r)
     }
 }
 
+/* Every second in cluster mode: a master that owns slots and is unreachable may have been
+ * replaced by its replica (a failover): the map is asked again until it is reachable. */
+static void on_watch_slots(uv_timer_t *t)
+{
+    struct rstate *r = t->data;
+    bool owns[MAX_SHARDS] = {false};
+    for (size_t s = 0; s < SLOTS; s++)
+        owns[r->slot_shard[s]] = true;
+    for (size_t i = 0; i < r->n_shards; i++) {
+        struct shard *sh = r->shards[i];
+        if (owns[i] && !(sh->cmd && redis_link_is_up(sh->cmd) && sh->sub &&
+                         redis_link_is_up(sh->sub))) {
+            refresh_slots(r);
+            return;
+        }
+    }
+}
+
 static bool commit_pending(const struct state *st)
 {
     (void)st;
@@ -1951,6 +1970,7 @@ void state_redis_stop(struct state *st)
     r->subs_sent = r->subs_acked = r->reads_sent = r->reads_done = 0;
     barrier_check(r); /* nobody waits past the stop */
     r->stopped = true;
+    if (r->cluster) uv_close((uv_handle_t *)&r->watch, NULL);
     for (size_t i = 0; i < r->n_shards; i++) {
         redis_link_free(r->shards[i]->cmd); /* fails what is in flight: each caller hears it */
         redis_link_free(r->shards[i]->sub);
@@ -2105,6 +2125,11 @@ struct state *state_redis_new(uv_loop_t *loop, const struct config *cfg, struct 
     for (size_t i = 0; i < n_seeds; i++)
         shard_new(r, seeds[i].host, seeds[i].port);
     r->slots_known = !r->cluster;
+    if (r->cluster) {
+        uv_timer_init(loop, &r->watch);
+        r->watch.data = r;
+        uv_timer_start(&r->watch, on_watch_slots, 1000, 1000);
+    }
     struct hub_watch w = {r, watch_pipe, watch_user, barrier};
     hub_set_watch(hub, &w);
     return &r->base;

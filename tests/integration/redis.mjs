@@ -100,29 +100,39 @@ export async function startRedis() {
  * A Redis Cluster of `masters` real redis-servers on loopback (no replicas), created with
  * redis-cli --cluster create; resolves once every node says cluster_state:ok.
  */
-export async function startRedisCluster(masters = 3) {
+export async function startRedisCluster(masters = 3, { replicas = 0 } = {}) {
     const nodes = [];
-    for (let i = 0; i < masters; i++) {
+    for (let i = 0; i < masters * (1 + replicas); i++) {
         const r = new RedisServer({ cluster: true });
         await r.init();
         nodes.push(await r.start());
     }
     const create = await run('redis-cli', ['--cluster', 'create',
-        ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeoutMs: 30000 });
+        ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { timeoutMs: 30000 });
     if (create.code !== 0) throw new Error(`redis-cli --cluster create failed\n${create.stdout}\n${create.stderr}`);
     for (const n of nodes) {
         await waitUntil(async () => /cluster_state:ok/.test(await n.cli('CLUSTER', 'INFO')),
             { timeoutMs: 20000, what: `cluster_state:ok on ${n.port}` });
+    }
+    if (replicas) { // every replica in sync with its master before the tests
+        await waitUntil(async () => {
+            for (const n of nodes) {
+                const info = await n.cli('INFO', 'replication');
+                if (/role:slave/.test(info) && !/master_link_status:up/.test(info)) return false;
+            }
+            return true;
+        }, { timeoutMs: 20000, what: 'replicas in sync' });
     }
     return {
         nodes,
         seeds: nodes.map((n) => `127.0.0.1:${n.port}`).join(','),
         /** The node that owns `slot` now (from CLUSTER NODES: id addr@cport flags ... ranges). */
         async owner(slot) {
-            const out = await nodes[0].cli('CLUSTER', 'NODES');
+            const live = nodes.find((n) => !n.exit);
+            const out = await live.cli('CLUSTER', 'NODES');
             for (const line of out.trim().split('\n')) {
                 const f = line.trim().split(' ');
-                if (!f[2] || !f[2].includes('master')) continue;
+                if (!f[2] || !f[2].includes('master') || f[2].includes('fail')) continue;
                 const port = Number(f[1].split('@')[0].split(':').pop());
                 for (const range of f.slice(8)) {
                     if (range.startsWith('[')) continue; // a slot being migrated
