@@ -22,7 +22,9 @@
  *   server -> client: text frames. Each holds one JSON object per line:
  *           {"pipe","event","data","message_send_time", optional "user_id","marker","fromQueue",
  *            "history","id","authorized","server"}
- *           pipe "sys"/serverInfo  : data = the real user key, authorized = true|false
+ *           pipe "sys"/serverInfo  : data = the real user key, authorized = true|false; cluster =
+ *                                    the nodes' shared state (ccomet on Redis): its ids are the
+ *                                    same on every node, so last ids follow a move between nodes
  *           pipe "sys"/error       : data = {error, ...}
  *           pipe "msg"             : a private message (fromQueue:true when it was queued offline)
  *           pipe "_answer_to_<p>"  : the answer to web_pipe2, data = {number_messages, message}
@@ -346,8 +348,10 @@
         // Like CppComet: with no explicit `wss` option, after repeated failures with nothing ever
         // received, try the other scheme.
         if (o._wssAuto && !this.everReceived && this.failures > 2) this.useWss = !this.useWss;
-        // roundrobin: a node that keeps failing is replaced by the next one in the list.
-        if (o._roundrobin && o._nodes.length > 1 && this.failures >= 3 && this.failures % 3 === 0) {
+        // roundrobin: a node that keeps failing is replaced by the next one in the list; in a
+        // ccomet cluster (the nodes share one state, see _intake) at once: any node will do.
+        if (o._roundrobin && o._nodes.length > 1 &&
+            (o._cluster || (this.failures >= 3 && this.failures % 3 === 0))) {
             this.node = o._nodes[(o._nodes.indexOf(this.node) + 1) % o._nodes.length];
         }
         const delay = this.backoff();
@@ -436,6 +440,7 @@
         this._wssAuto = opts.wss === undefined && isBrowser();
         this._wss = opts.wss === undefined ? pageHttps : !!opts.wss;
         this._roundrobin = !!opts.roundrobin;
+        this._cluster = null; /* set by a serverInfo that names the node's cluster */
         this._nodes = this._parseNodes(opts.nodes || opts.node);
         this._uuid = this._pickUuid(opts.uuid);
         this._authorized = undefined;
@@ -1015,6 +1020,9 @@
     // ---- incoming messages ----
 
     P._state = function (node) {
+        // the nodes of a ccomet cluster number messages alike: one state for all of them, so a
+        // connection that moves to another node asks it for what it missed (pipe_since)
+        if (this._cluster) node = this._cluster;
         let st = this._nodeState.get(node);
         if (!st) {
             // exact: the node delivers message text as it was sent (ccomet), so no unescaping
@@ -1084,6 +1092,12 @@
         const history = isHistory(env, pipe, hasId, isAnswer);
 
         if (pipe === 'sys') {
+            if (event === 'serverInfo' && typeof env.cluster === 'string' && env.cluster && !this._cluster && node !== null) {
+                // a ccomet node of a cluster: what this node's state knows is the cluster's
+                const key = 'cluster:' + env.cluster;
+                if (st && !this._nodeState.has(key)) this._nodeState.set(key, st);
+                this._cluster = key;
+            }
             if (event === 'serverInfo') this._setAuth(env.authorized === true, env.authorized === true ? String(env.data || '') : '');
             else if (event === 'error') this._fire('error', data);
         }

@@ -812,6 +812,10 @@ static void send_server_info(struct ws_conn *c, const char *hash)
     env_cstr(b, "event", "serverInfo");
     env_cstr(b, "server", SERVER_NAME);
     env_bool(b, "authorized", c->authorized);
+    /* nodes sharing one state number messages alike: a client may move between them and ask
+     * any for what it missed (the JS client keys its last ids by this) */
+    const struct config *cfg = c->srv->cfg;
+    if (strcmp(cfg->store_type, "redis") == 0) env_cstr(b, "cluster", cfg->redis_prefix);
     env_int(b, "message_send_time", (int64_t)time(NULL));
     env_end(b);
     send_json(c, b);

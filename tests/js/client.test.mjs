@@ -723,6 +723,28 @@ test('roundrobin moves to the next node after 3 failures', () => {
     c.stop();
 });
 
+test('a ccomet cluster (serverInfo names it): roundrobin moves at the first failure and asks the next node for what it missed', () => {
+    const { c, clock, WS, last } = started({ opts: { nodes: ['a:1', 'b:2'], roundrobin: true, user_id: 2 } });
+    const got = collect(c, 'web_cl');
+    let ws = last();
+    ws.open();
+    ws.recv({ data: '', pipe: 'sys', event: 'serverInfo', authorized: false, server: 'ccomet 0.1.0', cluster: 'ccomet:' });
+    ws.recv({ pipe: 'web_cl', event: 'e', data: 'one', id: 41 }, { pipe: 'web_cl', event: 'e', data: 'two', id: 42 });
+    let delay = 0;
+    c.on('reconnecting', (r) => (delay = r.delay));
+    ws.drop();
+    clock.tick(delay);
+    ws = last();
+    assert.equal(ws.url.split('/')[2], 'b:2', 'moved to the next node at once');
+    ws.open();
+    assert.ok(ws.sent.includes('pipe_since\nweb_cl\n42'), `asks b for what came after 42: ${JSON.stringify(ws.sent)}`);
+    // b replays 43 and sends 42 again (a live message b already had): 42 is not given twice
+    ws.recv({ data: '', pipe: 'sys', event: 'serverInfo', authorized: false, server: 'ccomet 0.1.0', cluster: 'ccomet:' });
+    ws.recv({ pipe: 'web_cl', event: 'e', data: 'two', id: 42 }, { pipe: 'web_cl', event: 'e', data: 'three', id: 43 });
+    assert.deepEqual(got.map((e) => e.data), ['one', 'two', 'three']);
+    c.stop();
+});
+
 // ---- publishing -------------------------------------------------------------------------------
 
 test('web_pipe_send: validation and the web_pipe2 frame', () => {
