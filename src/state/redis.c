@@ -1949,8 +1949,8 @@ static void on_watch_slots(uv_timer_t *t)
         owns[r->slot_shard[s]] = true;
     for (size_t i = 0; i < r->n_shards; i++) {
         struct shard *sh = r->shards[i];
-        if (owns[i] && !(sh->cmd && redis_link_is_up(sh->cmd) && sh->sub &&
-                         redis_link_is_up(sh->sub))) {
+        if (owns[i] &&
+            !(sh->cmd && redis_link_is_up(sh->cmd) && sh->sub && redis_link_is_up(sh->sub))) {
             refresh_slots(r);
             return;
         }
