@@ -95,10 +95,17 @@ ccomet_start() { # name cometql_port ws_port store_lines...
     } >"$TMP/$name.ini"
     "$CCOMET_BIN" --conf "$TMP/$name.ini" >"$TMP/$name.log" 2>&1 &
     PIDS+=($!)
+    NODE_PID[$name]=$!
+    NODE_WS[$name]=$w
     wait_port "$q"
 }
+declare -A NODE_PID=() NODE_WS=()
 
 # ---- servers (all up for the whole run) ----
+WS_CLIENT=build/bench/ws_load
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Wextra -Werror -O2 -o "$WS_CLIENT" bench/ws_load.c \
+    $(pkg-config --cflags --libs libmariadb libcrypto) -lpthread -lm || die "building $WS_CLIENT failed"
 R1=${P[0]}
 redis_start "$R1" "$TMP/redis1"
 declare -A NODES=()
@@ -130,16 +137,22 @@ if has cluster3; then
     NODES[cluster3]="${P[12]} ${P[13]} ${P[14]}"
 fi
 if has nchan-redis; then
-    N=$TMP/nginx
-    mkdir -p "$N"
-    cat >"$N/nginx.conf" <<EOF
+    # two nginx servers with nchan on the one Redis (nchan's own cluster): publishes go to the
+    # first, the deliveries section subscribes on the second
+    NCHAN_PORT2=$("$CLIENT" --free-ports 1)
+    for k in 1 2; do
+        N=$TMP/nginx$k
+        port=${P[15]}
+        [[ $k == 2 ]] && port=$NCHAN_PORT2
+        mkdir -p "$N"
+        cat >"$N/nginx.conf" <<NGINX
 load_module $NCHAN_MODULE;
 worker_processes 1;
 daemon off;
 master_process on;
 pid $N/nginx.pid;
 error_log $N/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections 8192; }
 http {
     access_log off;
     client_body_temp_path $N/cb; proxy_temp_path $N/px; fastcgi_temp_path $N/fc;
@@ -147,14 +160,20 @@ http {
     keepalive_requests 1000000;
     upstream redis_store { nchan_redis_server redis://127.0.0.1:$R1; }
     server {
-        listen 127.0.0.1:${P[15]};
+        listen 127.0.0.1:$port;
         location /pub { nchan_publisher; nchan_channel_id \$arg_id; nchan_redis_pass redis_store; }
+        location ~ /sub/(\w+)\$ {
+            nchan_subscriber websocket; nchan_channel_id \$1;
+            nchan_subscriber_first_message newest; nchan_redis_pass redis_store;
+        }
     }
 }
-EOF
-    nginx -p "$N" -c "$N/nginx.conf" -e "$N/error.log" >"$N/stdout.log" 2>&1 &
-    PIDS+=($!)
-    wait_port "${P[15]}"
+NGINX
+        nginx -p "$N" -c "$N/nginx.conf" -e "$N/error.log" >"$N/stdout.log" 2>&1 &
+        PIDS+=($!)
+        NODE_PID[nginx$k]=$!
+        wait_port "$port"
+    done
     NODES[nchan-redis]="${P[15]}"
 fi
 
@@ -221,4 +240,32 @@ END {
             add("rb" SUBSEP i SUBSEP j, one[S[i], C[j], r, "b"] / one["nchan-redis", C[j], r, "b"]) }
         printf "%-12s %6d %8.2f %8.2f\n", S[i], C[j], med("ro" SUBSEP i SUBSEP j), med("rb" SUBSEP i SUBSEP j) }
 }' "$RAW"
+
+# ---- deliveries across nodes ----
+# ws_load --mode fanout: BENCH_SUBS subscribers on one node, open-loop publishers through
+# another (embedded: the same node), a rising rate ladder; per rate the deliveries/s inside the
+# publish window and p50/p99 latency from each message's scheduled send time.
+if [[ ${BENCH_FANOUT:-1} == 1 ]]; then
+    SUBS=${BENCH_SUBS:-1000}
+    RATES=${BENCH_RATES:-20,50,100,200}
+    fan() { # label system sub_ws_port pub_port server_pid
+        local auth=()
+        [[ $2 == ccomet ]] && auth=(--password "$PASSWORD")
+        "$WS_CLIENT" --system "$2" --port "$3" --pub-port "$4" --server-pid "$5" --conns "$SUBS" \
+            --mode fanout --rates "$RATES" --step-seconds 2 --channel fan_pipe "${auth[@]}" \
+            2>>"$TMP/ws_load.err" | sed "s/^{/{\"label\":\"$1\",/"
+    }
+    FAN=$TMP/fanout.jsonl
+    : >"$FAN"
+    log "deliveries: $SUBS subscribers, rates $RATES msg/s"
+    if has embedded; then fan embedded ccomet "${NODE_WS[emb]}" "${P[1]}" "${NODE_PID[emb]}" >>"$FAN"; fi
+    if has redis3; then fan redis-cross ccomet "${NODE_WS[r1]}" "${P[3]}" "${NODE_PID[r1]}" >>"$FAN"; fi
+    if has nchan-redis; then fan nchan-redis-cross nchan "$NCHAN_PORT2" "${P[15]}" "${NODE_PID[nginx2]}" >>"$FAN"; fi
+    printf '\nDeliveries (%s subscribers on one node, publishers through another)\n\n%-18s %6s %14s %8s %8s %6s\n' \
+        "$SUBS" "system" "msg/s" "deliveries/s" "p50 ms" "p99 ms" "keeps"
+    awk 'function jf(l, k,   re, s) { re = "\"" k "\":"; if (!match(l, re "[^,}]*")) return ""
+            s = substr(l, RSTART + length(re), RLENGTH - length(re)); gsub(/"/, "", s); return s }
+         { printf "%-18s %6s %14.0f %8s %8s %6s\n", jf($0, "label"), jf($0, "rate"), jf($0, "deliveries_per_sec"),
+               jf($0, "p50_ms"), jf($0, "p99_ms"), jf($0, "keeps_up") }' "$FAN"
+fi
 STATUS=ok
