@@ -1286,7 +1286,11 @@ static void write_row(struct run *run, size_t i)
     case T_DATA: st->ops->data_put(st, dev, c->id, c->s1, c->l1, &cb); return;
     case T_TOKENS:
         cb.done = token_put_done;
-        st->ops->token_put(st, dev, c->s1, c->l1, now_s(), &cb);
+        {
+            int64_t exp = 0; /* a JWT's own expiry bounds how long its revocation matters */
+            if (!jwt_numeric_claim(c->s1, c->l1, "exp", &exp) || exp <= 0) exp = 0;
+            st->ops->token_put(st, dev, c->s1, c->l1, now_s(), exp, &cb);
+        }
         return;
     case T_UMSG: {
         struct state_message m = {dev,    NULL,       0,       c->id, c->ev, c->ev_len,

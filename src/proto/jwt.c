@@ -134,7 +134,7 @@ enum jwt_status jwt_verify_hs256(const char *token, size_t len, const char *secr
     return st;
 }
 
-bool jwt_has_numeric_claim(const char *token, size_t len, const char *claim)
+bool jwt_numeric_claim(const char *token, size_t len, const char *claim, int64_t *out)
 {
     if (len == 0 || len > JWT_MAX) return false;
     const char *d1 = memchr(token, '.', len);
@@ -142,9 +142,19 @@ bool jwt_has_numeric_claim(const char *token, size_t len, const char *claim)
     const char *d2 = memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token));
     if (!d2) return false;
     json_t *payload = decode_json(d1 + 1, (size_t)(d2 - d1 - 1));
-    bool has = payload && json_is_number(json_object_get(payload, claim));
+    json_t *v = payload ? json_object_get(payload, claim) : NULL;
+    bool has = v && json_is_number(v);
+    if (has && out) {
+        double d = json_number_value(v);
+        *out = d >= 9.2e18 ? INT64_MAX : d <= -9.2e18 ? INT64_MIN : (int64_t)d;
+    }
     json_decref(payload);
     return has;
+}
+
+bool jwt_has_numeric_claim(const char *token, size_t len, const char *claim)
+{
+    return jwt_numeric_claim(token, len, claim, NULL);
 }
 
 char *jwt_tenant_secret(const char *password, int64_t dev_id, size_t *len)

@@ -26,6 +26,8 @@ enum jwt_status jwt_verify_hs256(const char *token, size_t len, const char *secr
 /* Whether the token's payload has the claim (a number): for callers that require `exp`. The
  * token should have been verified first. */
 bool jwt_has_numeric_claim(const char *token, size_t len, const char *claim);
+/* The same, with the value (truncated to an integer, clamped to int64_t). Not verified. */
+bool jwt_numeric_claim(const char *token, size_t len, const char *claim, int64_t *out);
 
 /* The secret CppComet signs a tenant's browser tokens with: [main] password followed by the
  * dev_id in decimal, for a password of any length. (transfer full) free with xfree; *len is its

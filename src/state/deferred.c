@@ -165,9 +165,9 @@ static void token_list(struct state *st, int64_t dev, int64_t limit, const struc
     CALL(st, token_list, dev, limit);
 }
 static void token_put(struct state *st, int64_t dev, const char *token, size_t len, int64_t now,
-                      const struct state_cb *ucb)
+                      int64_t expires, const struct state_cb *ucb)
 {
-    CALL(st, token_put, dev, token, len, now);
+    CALL(st, token_put, dev, token, len, now, expires);
 }
 static void token_delete(struct state *st, int64_t dev, const char *token, size_t len,
                          const struct state_cb *ucb)

@@ -79,8 +79,9 @@ static void token_list(struct state *st, int64_t dev, int64_t limit, const struc
 {
     finish(E(st), store_token_list(E(st)->db, dev, limit, ROWS(cb), cb->ctx), cb);
 }
+/* expires is not kept: SQLite's rows stay until deleted */
 static void token_put(struct state *st, int64_t dev, const char *token, size_t len, int64_t now,
-                      const struct state_cb *cb)
+                      int64_t expires, const struct state_cb *cb)
 {
     finish(E(st), store_token_put(E(st)->db, dev, token, len, now), cb);
 }

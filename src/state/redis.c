@@ -57,6 +57,7 @@ enum script_id {
     SC_CONF_DELETE,
     SC_CONF_CLAIM,
     SC_CONF_PUT,
+    SC_TOKEN_PUT,
     SC_COUNT
 };
 
@@ -158,6 +159,14 @@ static const char *const script_text[SC_COUNT] = {
         "local left=false local pre=ARGV[1]..'\\n' for _,f in ipairs(redis.call('HKEYS',c)) do "
         "if string.sub(f,1,#pre)==pre then left=true break end end "
         "if not left then redis.call('HDEL',t..'confnode',ARGV[1]) end return n",
+    /* token_put: ARGV token, now, expires (0: kept) -> 1. A revoked token past its own exp
+     * opens nothing anyway: up to 100 of those go at each revocation (tokx: token -> exp) */
+    [SC_TOKEN_PUT] =
+        "local t=KEYS[1] redis.call('HSET',t..'tok',ARGV[1],ARGV[2]) "
+        "if ARGV[3]~='0' then redis.call('ZADD',t..'tokx',ARGV[3],ARGV[1]) end "
+        "for _,k in "
+        "ipairs(redis.call('ZRANGEBYSCORE',t..'tokx','-inf','('..ARGV[2],'LIMIT',0,100)) do "
+        "redis.call('HDEL',t..'tok',k) redis.call('ZREM',t..'tokx',k) end return 1",
     /* conf_put: ARGV field, row, room, node -> 1 (the row and the room's node together) */
     [SC_CONF_PUT] = "local t=KEYS[1] redis.call('HSET',t..'conf',ARGV[1],ARGV[2]) "
                     "redis.call('HSET',t..'confnode',ARGV[3],ARGV[4]) return 1",
@@ -670,12 +679,18 @@ static void token_list(struct state *st, int64_t dev, int64_t limit, const struc
 {
     hash_list(st, dev, "tok", limit, "s", cb);
 }
+static struct req *script_req(struct rstate *r, const struct state_cb *cb, int64_t dev,
+                              const char *name, size_t len);
+
 static void token_put(struct state *st, int64_t dev, const char *token, size_t len, int64_t now,
-                      const struct state_cb *cb)
+                      int64_t expires, const struct state_cb *cb)
 {
-    char v[24];
-    int n = int_text(v, now);
-    hash_put(st, dev, "tok", token, len, v, (size_t)n, cb);
+    struct req *q = script_req(R(st), cb, dev, NULL, 0);
+    q->on_reply = reply_one;
+    resp_arg(&q->tail, token, len);
+    resp_arg_int(&q->tail, now);
+    resp_arg_int(&q->tail, expires);
+    send_script(R(st), q, SC_TOKEN_PUT, 5);
 }
 static void token_delete(struct state *st, int64_t dev, const char *token, size_t len,
                          const struct state_cb *cb)

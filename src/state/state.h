@@ -97,8 +97,10 @@ struct state_ops {
     void (*token_get)(struct state *, int64_t dev, const char *token, size_t len,
                       const struct state_cb *);
     void (*token_list)(struct state *, int64_t dev, int64_t limit, const struct state_cb *);
+    /* expires: when the row may go (the token's own exp: past it the token opens nothing
+     * anyway); 0 = kept until deleted. */
     void (*token_put)(struct state *, int64_t dev, const char *token, size_t len, int64_t now,
-                      const struct state_cb *);
+                      int64_t expires, const struct state_cb *);
     void (*token_delete)(struct state *, int64_t dev, const char *token, size_t len,
                          const struct state_cb *);
 

@@ -314,3 +314,15 @@ test('Redis down when a node starts: it waits ([redis] start_wait), starts once 
     await waits.stop();
     await r2.cleanup();
 }));
+
+test("a revoked token's row goes once the token itself has expired (it could open nothing)", wrap(async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const expired = signJwt({ user_id: 601, exp: now - 60 }, 'password0');
+    const valid = signJwt({ user_id: 602, exp: now + 3600 }, 'password0');
+    await dbs[0].query('INSERT INTO revoked_tokens (token) VALUES (?)', [expired]);
+    await dbs[1].query('INSERT INTO revoked_tokens (token) VALUES (?)', [valid]);
+    const [r] = await dbs[2].query('SELECT * FROM revoked_tokens WHERE token IN (?, ?)', [expired, valid]);
+    assert.deepEqual(r.map((x) => x.token), [valid], 'the expired token is gone, the valid one kept');
+    const [plain] = await dbs[2].query("SELECT * FROM revoked_tokens WHERE token = 'tok-a'");
+    assert.equal(plain.length, 1, 'a token with no exp is kept');
+}));

@@ -129,6 +129,13 @@ static size_t drain(struct state *st)
         struct call *c = call_new(st, cb);                                                         \
         INNER(st)->ops->op(INNER(st), a1, a2, a3, a4, &c->capture);                                \
     }
+#define WRAP5(op, T1, T2, T3, T4, T5)                                                              \
+    static void w_##op(struct state *st, T1 a1, T2 a2, T3 a3, T4 a4, T5 a5,                        \
+                       const struct state_cb *cb)                                                  \
+    {                                                                                              \
+        struct call *c = call_new(st, cb);                                                         \
+        INNER(st)->ops->op(INNER(st), a1, a2, a3, a4, a5, &c->capture);                            \
+    }
 typedef const char *str;
 typedef const struct state_message *msg;
 WRAP2(auth_get, int64_t, int64_t)
@@ -141,7 +148,7 @@ WRAP4(data_put, int64_t, int64_t, str, size_t)
 WRAP2(data_delete, int64_t, int64_t)
 WRAP3(token_get, int64_t, str, size_t)
 WRAP2(token_list, int64_t, int64_t)
-WRAP4(token_put, int64_t, str, size_t, int64_t)
+WRAP5(token_put, int64_t, str, size_t, int64_t, int64_t)
 WRAP3(token_delete, int64_t, str, size_t)
 WRAP2(time_get, int64_t, int64_t)
 WRAP2(time_list, int64_t, int64_t)

@@ -99,3 +99,20 @@ TEST(jwt_nbf_and_required_exp)
     CHECK(!jwt_has_numeric_claim(tok, n, "exp")); /* not a number: not an expiry */
     CHECK(!jwt_has_numeric_claim("x", 1, "exp"));
 }
+
+/* The value of a numeric claim (a revoked token's row lives until its own exp) */
+TEST(jwt_numeric_claim_value)
+{
+    char tok[512];
+    int64_t v = 0;
+    size_t n = jwt_sign_hs256("{\"user_id\":7,\"exp\":1796600000}", "pw", 2, tok, sizeof tok);
+    CHECK(jwt_numeric_claim(tok, n, "exp", &v));
+    CHECK_INT(v, 1796600000);
+    n = jwt_sign_hs256("{\"exp\":1.5e30}", "pw", 2, tok, sizeof tok);
+    CHECK(jwt_numeric_claim(tok, n, "exp", &v));
+    CHECK(v == INT64_MAX); /* clamped */
+    n = jwt_sign_hs256("{\"exp\":\"x\"}", "pw", 2, tok, sizeof tok);
+    v = 5;
+    CHECK(!jwt_numeric_claim(tok, n, "exp", &v));
+    CHECK_INT(v, 5);
+}
