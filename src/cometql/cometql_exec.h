@@ -96,6 +96,9 @@ struct cq_env {
     /* Closes every browser connection of a user (DELETE FROM users_auth, revoked JWT). */
     void (*kick_user)(void *ctx, int64_t dev_id, int64_t user_id);
     void *kick_ctx;
+    /* (nullable, kick_ctx) a tenant's credentials were stored or removed here: other servers
+     * sharing the state reload theirs */
+    void (*tenants_changed)(void *ctx, int64_t dev_id);
     struct video *video;     /* (nullable) the Video API */
     struct tenants *tenants; /* the tenants' own credentials (root's `tenants` table) */
 };

@@ -1258,6 +1258,7 @@ static void tenant_put_done(void *ctx, int64_t result, const char *err)
     const struct checked *c = &run->rows[seq_row(run)];
     if (result >= 0) {
         tenants_put(run->env->tenants, &run->tenant);
+        if (run->env->tenants_changed) run->env->tenants_changed(run->env->kick_ctx, c->id);
         LOG(LOG_WARN, "cometql",
             "msg=\"tenant credentials changed\" dev_id=%" PRId64
             " password=%s jwt_secret=%s grace_s=%" PRId64 " by=%s peer=%s",
@@ -1568,6 +1569,7 @@ static void tenant_removed_done(void *ctx, int64_t result, const char *err)
     struct run *run = ctx;
     if (result > 0) {
         tenants_remove(run->env->tenants, run->key_id);
+        if (run->env->tenants_changed) run->env->tenants_changed(run->env->kick_ctx, run->key_id);
         LOG(LOG_WARN, "cometql",
             "msg=\"tenant credentials removed\" dev_id=%" PRId64 " by=%s peer=%s", run->key_id,
             run->s->user, run->s->peer);

@@ -89,6 +89,62 @@ static void tenants_loaded(void *ctx, int64_t result, const char *err)
     if (result < 0) snprintf(l->err, sizeof l->err, "%s", err ? err : "?");
 }
 
+/* Cluster mode: another node stored or removed a tenant's credentials: all are read again and
+ * replace this node's (a password rotated or revoked there stops working here at once). */
+struct tenant_reload {
+    struct app *app;
+    struct tenants fresh;
+    int64_t bad;
+};
+
+static int tenant_reload_row(void *ctx, const struct value *cols, size_t n)
+{
+    struct tenant_reload *l = ctx;
+    struct tenant t;
+    if (!tenant_from_row(&t, cols, n)) {
+        l->bad++;
+        return 0;
+    }
+    tenants_put(&l->fresh, &t);
+    tenant_wipe(&t);
+    return 0;
+}
+
+static void tenants_reloaded(void *ctx, int64_t result, const char *err)
+{
+    struct tenant_reload *l = ctx;
+    struct app *app = l->app;
+    if (result >= 0 && !app->stopping) {
+        tenants_free(&app->tenants);
+        app->tenants = l->fresh; /* the registry moves: its buckets stay where they are */
+        LOG(LOG_INFO, "main", "msg=\"tenant credentials reloaded\" tenants=%zu",
+            app->tenants.count);
+    } else {
+        tenants_free(&l->fresh);
+        if (result < 0)
+            LOG(LOG_ERROR, "main", "msg=\"cannot reload the tenants' credentials\" error=\"%s\"",
+                err ? err : "?");
+    }
+    xfree(l);
+}
+
+static void tenants_reload(void *ctx)
+{
+    struct app *app = ctx;
+    struct tenant_reload *l = xcalloc(1, sizeof *l);
+    l->app = app;
+    tenants_init(&l->fresh);
+    l->fresh.require_exp = app->tenants.require_exp;
+    struct state_cb cb = {tenant_reload_row, tenants_reloaded, l};
+    app->state->ops->tenant_list(app->state, &cb);
+}
+
+static void tenants_changed(void *ctx, int64_t dev_id)
+{
+    struct app *app = ctx;
+    if (app->redis_state) state_redis_tenants_changed(app->redis_state, dev_id);
+}
+
 static void kick_user(void *ctx, int64_t dev_id, int64_t user_id)
 {
     struct app *app = ctx;
@@ -368,6 +424,8 @@ int main(int argc, char **argv)
     hub_set_delivery(&app.hub, &delivery);
     app.env.kick_user = kick_user;
     app.env.kick_ctx = &app;
+    app.env.tenants_changed = tenants_changed;
+    if (app.redis_state) state_redis_on_tenants(app.redis_state, tenants_reload, &app);
 
     app.video = video_new(app.loop, app.cfg, app.state, &app.hub, err, sizeof err);
     if (!app.video) {

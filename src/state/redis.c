@@ -220,6 +220,8 @@ struct rstate {
     uint64_t subs_sent, subs_acked, reads_sent, reads_done;
     struct barrier_wait *waits;
     struct redis_stats stats;
+    void (*on_tenants)(void *ctx); /* (nullable) a tenant's credentials changed somewhere */
+    void *on_tenants_ctx;
 };
 
 #define R(st) ((struct rstate *)(st))
@@ -1610,7 +1612,15 @@ static void control(struct rstate *r, const struct resp_value *chan, const struc
     char name[200];
     control_channel(r, name, sizeof name);
     if (chan->type != RESP_BULK || chan->len != strlen(name) || memcmp(chan->s, name, chan->len) ||
-        msg->type != RESP_BULK || msg->len < 5 || memcmp(msg->s, "kick ", 5) != 0) {
+        msg->type != RESP_BULK) {
+        r->stats.bad_messages++;
+        return;
+    }
+    if (msg->len >= 7 && memcmp(msg->s, "tenant ", 7) == 0) {
+        if (r->on_tenants) r->on_tenants(r->on_tenants_ctx);
+        return;
+    }
+    if (msg->len < 5 || memcmp(msg->s, "kick ", 5) != 0) {
         r->stats.bad_messages++;
         return;
     }
@@ -1621,6 +1631,33 @@ static void control(struct rstate *r, const struct resp_value *chan, const struc
         return;
     }
     hub_kick_user(r->hub, dev, user);
+}
+
+static void control_send(struct rstate *r, const char *text, size_t len)
+{
+    char name[200];
+    control_channel(r, name, sizeof name);
+    struct buf b;
+    buf_init(&b);
+    resp_begin(&b, 3);
+    resp_arg_str(&b, "PUBLISH");
+    resp_arg_str(&b, name);
+    resp_arg(&b, text, len);
+    cmd_send(r, global_slot(), buf_head(&b), buf_unread(&b), NULL, NULL); /* reaches every node */
+    buf_free(&b);
+}
+
+void state_redis_tenants_changed(struct state *st, int64_t dev)
+{
+    char text[64];
+    int n = snprintf(text, sizeof text, "tenant %" PRId64 " ", dev);
+    control_send(R(st), text, (size_t)n);
+}
+
+void state_redis_on_tenants(struct state *st, void (*fn)(void *ctx), void *ctx)
+{
+    R(st)->on_tenants = fn;
+    R(st)->on_tenants_ctx = ctx;
 }
 
 void state_redis_kick(struct state *st, int64_t dev, int64_t user)

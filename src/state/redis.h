@@ -29,6 +29,11 @@ void state_redis_stop(struct state *st);
 /* Closes the user's connections on every node (through Redis's control channel). */
 void state_redis_kick(struct state *st, int64_t dev_id, int64_t user_id);
 
+/* Tells every node that a tenant's credentials changed (through the control channel); each
+ * node's fn(ctx) (state_redis_on_tenants) then reloads them, this one's too. */
+void state_redis_tenants_changed(struct state *st, int64_t dev_id);
+void state_redis_on_tenants(struct state *st, void (*fn)(void *ctx), void *ctx);
+
 /* True when both connections are up (the server waits for it at start). */
 bool state_redis_up(const struct state *st);
 

@@ -326,3 +326,21 @@ test("a revoked token's row goes once the token itself has expired (it could ope
     const [plain] = await dbs[2].query("SELECT * FROM revoked_tokens WHERE token = 'tok-a'");
     assert.equal(plain.length, 1, 'a token with no exp is kept');
 }));
+
+test("a tenant's credentials set or removed on one node hold on every node at once", wrap(async () => {
+    const pw = 'tenant55-own-pw';
+    await dbs[0].query('INSERT INTO tenants (dev_id, password) VALUES (55, ?)', [pw]);
+    // node 2 now refuses the shared password for tenant 55 and takes its own
+    await waitUntil(() => nodes[2].log.includes('tenant credentials reloaded'), { what: 'node 2 reloading the tenants' });
+    await assert.rejects(mysql2Connect(nodes[2], { user: '55' }), /Access denied|Authentication failure/);
+    const own = await mysql2Connect(nodes[2], { user: '55', password: pw });
+    await own.query("INSERT INTO users_data (id, data) VALUES (1, 'own')");
+    await own.end();
+    // removed on node 1: node 2 is back to the shared password for tenant 55
+    const before = nodes[2].log.split('tenant credentials reloaded').length;
+    await dbs[1].query('DELETE FROM tenants WHERE dev_id = 55');
+    await waitUntil(() => nodes[2].log.split('tenant credentials reloaded').length > before, { what: 'node 2 reloading again' });
+    await assert.rejects(mysql2Connect(nodes[2], { user: '55', password: pw }), /Access denied|Authentication failure/);
+    const shared = await mysql2Connect(nodes[2], { user: '55' });
+    await shared.end();
+}));
