@@ -139,6 +139,10 @@ test('Redis down: a write answers ERR, never OK; after Redis returns, writes and
     await dbs[1].query("INSERT INTO pipes_messages (name, event, message) VALUES ('restart_pipe', 'e', 'after')");
     assert.equal((await sub.nextOn('restart_pipe', 'e', { timeoutMs: 10000 })).data, 'after');
     assert.deepEqual(await rows(dbs[2], 'SELECT * FROM users_data WHERE id = 301'), [{ id: 301, data: 'back' }]);
+    // what was acknowledged before the kill is all there (appendfsync always)
+    assert.deepEqual(await rows(dbs[1], 'SELECT * FROM users_auth WHERE id = 101'), [{ id: 101, hash: 'h101' }]);
+    assert.deepEqual(await rows(dbs[0], 'SELECT * FROM users_data WHERE id = 101'), [{ id: 101, data: 'd101' }]);
+    assert.deepEqual(await rows(dbs[2], "SELECT * FROM pipes_settings WHERE name = 'hist_pipe'"), [{ name: 'hist_pipe', length: 3 }]);
     await sub.close();
 }));
 
