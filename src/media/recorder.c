@@ -1,0 +1,791 @@
+/* recorder: recordings of a room's mix (see recorder.h). One recording:
+ *
+ *   room pipeline (mixer.c):  vtee -> tap appsink ─┐        full mix -> opusenc -> tap appsink ─┐
+ *                                                  │ on_video (streaming thread)                 │
+ * on_audio recording pipeline:   appsrc(VP8) ─────────────┴→ webmmux(clusters <= 1 s) ←
+ * appsrc(Opus) ←─┘ → filesink(unbuffered)
+ *
+ * The taps' callbacks map each buffer's running time through the file's timeline (origin, pause
+ * windows) and push a shallow copy with the new timestamps; nothing is decoded or encoded here.
+ * Stopping closes the tap (no callback after that), sends end-of-stream into both sources and
+ * waits on the recording's own bus for the muxer to finish the file (duration, cues) before the
+ * closing stop-recording event. */
+#include "media/recorder.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "media/mixer.h"
+
+#define SUB             "recorder"
+#define PATH_MAX_BYTES  1024
+#define CHECK_MS        1000
+#define CLOSE_WAIT_S    3
+#define SAMPLERATE      48000
+#define CLUSTER_NS      ((gint64)GST_SECOND)
+#define SOURCE_MAX_BYTE (8u * 1024 * 1024) /* a slow disk drops the newest, never the room */
+
+/* ---- the pure parts ----------------------------------------------------------------------- */
+
+bool recorder_resolve_path(const char *dir, const char *path, char *file, size_t file_len,
+                           const char **why)
+{
+    size_t n = strlen(path), dn = strlen(dir);
+    if (n == 0) {
+        *why = "no path given";
+        return false;
+    }
+    if (n > PATH_MAX_BYTES) {
+        *why = "path too long";
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)path[i];
+        if (c < 0x20 || c == 0x7f) {
+            *why = "control character in path";
+            return false;
+        }
+    }
+    const char *rel = path;
+    if (path[0] == '/') {
+        if (strncmp(path, dir, dn) != 0 || path[dn] != '/') {
+            *why = "absolute path outside the recordings directory";
+            return false;
+        }
+        rel = path + dn + 1;
+    }
+    /* every component: not empty, not "." or ".." */
+    for (const char *p = rel;;) {
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        if (len == 0) {
+            *why = "empty path component";
+            return false;
+        }
+        if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.')) {
+            *why = "\".\" or \"..\" in path";
+            return false;
+        }
+        if (len > 255) {
+            *why = "path component too long";
+            return false;
+        }
+        if (!slash) break;
+        p = slash + 1;
+    }
+    size_t rn = strlen(rel);
+    if (rn <= 5 || g_ascii_strcasecmp(rel + rn - 5, ".webm") != 0) {
+        *why = rn > 4 && g_ascii_strcasecmp(rel + rn - 4, ".mp4") == 0
+                   ? "MP4 recording is not available yet (use .webm)"
+                   : "unsupported file type (use .webm)";
+        return false;
+    }
+    if (dn + 1 + rn + 1 > file_len) {
+        *why = "path too long";
+        return false;
+    }
+    snprintf(file, file_len, "%s/%s", dir, rel);
+    return true;
+}
+
+void rec_timeline_start(struct rec_timeline *t, GstClockTime rt)
+{
+    memset(t, 0, sizeof *t);
+    t->started = true;
+    t->origin = rt;
+}
+
+void rec_timeline_pause(struct rec_timeline *t, GstClockTime rt)
+{
+    if (t->paused) return;
+    t->paused = true;
+    t->paused_at = rt;
+}
+
+void rec_timeline_resume(struct rec_timeline *t, GstClockTime rt)
+{
+    if (!t->paused) return;
+    t->paused = false;
+    if (!t->started) return; /* paused before the first buffer: nothing to cut */
+    GstClockTime from = t->paused_at > t->origin ? t->paused_at : t->origin;
+    if (rt < from) rt = from;
+    t->cut_before = t->cut;
+    t->cut += rt - from;
+    t->win_from = from;
+    t->win_to = rt;
+}
+
+bool rec_timeline_map(const struct rec_timeline *t, GstClockTime rt, GstClockTime *out)
+{
+    if (!t->started || !GST_CLOCK_TIME_IS_VALID(rt) || rt < t->origin) return false;
+    if (t->paused && rt >= t->paused_at) return false;
+    GstClockTime cut = t->cut;
+    if (t->win_to) {
+        if (rt >= t->win_from && rt < t->win_to) return false;
+        if (rt < t->win_from) cut = t->cut_before;
+    }
+    *out = rt - t->origin - cut;
+    return true;
+}
+
+GstClockTime rec_timeline_length(const struct rec_timeline *t, GstClockTime now)
+{
+    if (!t->started) return 0;
+    GstClockTime end = t->paused && t->paused_at < now ? t->paused_at : now;
+    if (end < t->origin + t->cut) return 0;
+    return end - t->origin - t->cut;
+}
+
+/* ---- recordings --------------------------------------------------------------------------- */
+
+struct recording {
+    struct recorder *rc;
+    char *path;             /* as the command gave it: what stop/pause match */
+    char *file;             /* absolute */
+    struct conf_room *room; /* NULL once the room is gone */
+    void *media;            /* the room's, while the tap is open */
+    struct mixer_tap *tap;  /* (owned) */
+    char room_name[128], room_uuid[37], profile_name[32];
+    bool video;              /* the room has a canvas */
+    GstElement *pipeline;    /* (owned) */
+    GstElement *vsrc, *asrc; /* (not owned) vsrc NULL without video */
+    guint bus_watch;
+    bool stopping, closed;
+    char *stop_error; /* (nullable) why it stopped by itself */
+    guint close_timer;
+
+    GMutex lock; /* what the streaming threads share with the main context: */
+    struct rec_timeline tl;
+    bool need_keyframe;  /* video waits for a keyframe (start, resume) */
+    bool ended;          /* no more pushes (end-of-stream sent) */
+    guint64 samples_out; /* audio samples pushed, at SAMPLERATE */
+    GstClockTime last_vpts, last_apts;
+    bool vcaps_set, acaps_set;
+};
+
+struct recorder {
+    struct conf_registry *reg;
+    char *dir;
+    int max_recordings;
+    int64_t max_duration_s, min_free_mb;
+    GList *recordings; /* struct recording *, newest first */
+    guint listener;
+    guint check_timer;
+};
+
+static const struct mixer_tap_ops tap_ops; /* below */
+
+static int room_size(const struct recording *rec)
+{
+    return rec->room ? conf_room_count(rec->room) : 0;
+}
+
+static bool others_in_room(const struct recorder *rc, const struct recording *rec)
+{
+    for (GList *l = rc->recordings; l; l = l->next) {
+        const struct recording *o = l->data;
+        if (o != rec && !o->stopping && o->room && o->room == rec->room) return true;
+    }
+    return false;
+}
+
+static void emit(struct recorder *rc, enum conf_event_kind kind, struct recording *rec,
+                 const char *path, const char *error, bool closed)
+{
+    struct conf_recording_event ev = {
+        .room_name = rec->room_name,
+        .room_uuid = rec->room_uuid,
+        .profile_name = rec->profile_name,
+        .room_size = room_size(rec),
+        .path = path,
+        .error = error,
+        .other_recordings = others_in_room(rc, rec),
+        .closed = closed,
+        .samplerate = SAMPLERATE,
+    };
+    if (closed) {
+        g_mutex_lock(&rec->lock);
+        ev.samples_out = rec->samples_out;
+        g_mutex_unlock(&rec->lock);
+        ev.ms_elapsed = ev.samples_out / (SAMPLERATE / 1000);
+    }
+    conf_emit_recording(rc->reg, kind, &ev);
+}
+
+/* A start refused before any recording existed: the event names the room as it is. */
+static void emit_start_error(struct recorder *rc, struct conf_room *room, const char *path,
+                             const char *error)
+{
+    struct conf_recording_event ev = {
+        .room_name = conf_room_name(room),
+        .room_uuid = conf_room_uuid(room),
+        .profile_name = conf_room_profile(room)->name,
+        .room_size = conf_room_count(room),
+        .path = path,
+        .error = error,
+        .samplerate = SAMPLERATE,
+    };
+    conf_emit_recording(rc->reg, CONF_EV_START_RECORDING, &ev);
+}
+
+/* Streaming thread: one tap buffer into the file, on the file's timeline. */
+static void push(struct recording *rec, GstSample *sample, bool video)
+{
+    GstBuffer *in = gst_sample_get_buffer(sample);
+    const GstSegment *seg = gst_sample_get_segment(sample);
+    if (!in || !seg) return;
+    GstClockTime pts = GST_BUFFER_PTS(in);
+    GstClockTime rt = GST_CLOCK_TIME_IS_VALID(pts)
+                          ? gst_segment_to_running_time(seg, GST_FORMAT_TIME, pts)
+                          : GST_CLOCK_TIME_NONE;
+    if (!GST_CLOCK_TIME_IS_VALID(rt)) return;
+    bool key = !GST_BUFFER_FLAG_IS_SET(in, GST_BUFFER_FLAG_DELTA_UNIT);
+    GstClockTime out_pts;
+    bool set_caps = false;
+    g_mutex_lock(&rec->lock);
+    if (rec->ended) goto drop;
+    if (!rec->tl.started) {
+        /* the file starts on a keyframe of the canvas (or the first audio without a canvas);
+         * a pause before that just moves the start */
+        if ((rec->video && (!video || !key)) || rec->tl.paused) goto drop;
+        rec_timeline_start(&rec->tl, rt);
+        rec->need_keyframe = false;
+    }
+    if (!rec_timeline_map(&rec->tl, rt, &out_pts)) {
+        if (video) rec->need_keyframe = true;
+        goto drop;
+    }
+    if (video) {
+        if (rec->need_keyframe && !key) goto drop;
+        rec->need_keyframe = false;
+        if (out_pts < rec->last_vpts) out_pts = rec->last_vpts;
+        rec->last_vpts = out_pts;
+        set_caps = !rec->vcaps_set;
+        rec->vcaps_set = true;
+    } else {
+        if (out_pts < rec->last_apts) out_pts = rec->last_apts;
+        GstClockTime d = GST_BUFFER_DURATION(in);
+        if (!GST_CLOCK_TIME_IS_VALID(d)) d = 20 * GST_MSECOND;
+        rec->last_apts = out_pts + d;
+        rec->samples_out += gst_util_uint64_scale(d, SAMPLERATE, GST_SECOND);
+        set_caps = !rec->acaps_set;
+        rec->acaps_set = true;
+    }
+    GstElement *src = video ? rec->vsrc : rec->asrc;
+    /* pushed under the lock, so that stop's end-of-stream comes after the last buffer; appsrc
+     * never blocks (block=false, bounded, leaky) */
+    if (set_caps) g_object_set(src, "caps", gst_sample_get_caps(sample), NULL);
+    GstBuffer *out = gst_buffer_copy(in); /* the memory is shared */
+    GST_BUFFER_PTS(out) = out_pts;
+    GST_BUFFER_DTS(out) = out_pts;
+    GstFlowReturn ret;
+    g_signal_emit_by_name(src, "push-buffer", out, &ret);
+    gst_buffer_unref(out);
+drop:
+    g_mutex_unlock(&rec->lock);
+}
+
+static void on_video(void *ud, GstSample *sample)
+{
+    push(ud, sample, true);
+}
+
+static void on_audio(void *ud, GstSample *sample)
+{
+    push(ud, sample, false);
+}
+
+static const struct mixer_tap_ops tap_ops = {.video = on_video, .audio = on_audio};
+
+static void recording_free(struct recording *rec)
+{
+    if (rec->bus_watch) {
+        GSource *s = g_main_context_find_source_by_id(NULL, rec->bus_watch);
+        if (s) g_source_destroy(s);
+    }
+    if (rec->close_timer) {
+        GSource *s = g_main_context_find_source_by_id(NULL, rec->close_timer);
+        if (s) g_source_destroy(s);
+    }
+    if (rec->pipeline) {
+        gst_element_set_state(rec->pipeline, GST_STATE_NULL);
+        gst_object_unref(rec->pipeline);
+    }
+    g_mutex_clear(&rec->lock);
+    xfree(rec->stop_error);
+    xfree(rec->path);
+    xfree(rec->file);
+    xfree(rec);
+}
+
+/* Main context: the file is finished (or given up on): the closing event, then it goes. */
+static void finish(struct recording *rec, const char *error)
+{
+    struct recorder *rc = rec->rc;
+    if (rec->closed) return;
+    rec->closed = true;
+    if (rec->pipeline) gst_element_set_state(rec->pipeline, GST_STATE_NULL);
+    rc->recordings = g_list_remove(rc->recordings, rec);
+    g_mutex_lock(&rec->lock);
+    guint64 samples = rec->samples_out;
+    g_mutex_unlock(&rec->lock);
+    const char *why = error ? error : rec->stop_error;
+    LOG(why ? LOG_WARN : LOG_INFO, SUB,
+        "room=%s path=\"%s\" msg=\"recording closed\" ms=%" G_GUINT64_FORMAT "%s%s%s",
+        rec->room_name, rec->path, samples / (SAMPLERATE / 1000), why ? " error=\"" : "",
+        why ? why : "", why ? "\"" : "");
+    emit(rc, CONF_EV_STOP_RECORDING, rec, rec->path, why, true);
+    recording_free(rec);
+}
+
+static gboolean close_timeout(gpointer data)
+{
+    struct recording *rec = data;
+    rec->close_timer = 0;
+    LOG(LOG_WARN, SUB, "path=\"%s\" msg=\"file not finished in time, closing it as it is\"",
+        rec->path);
+    finish(rec, NULL);
+    return G_SOURCE_REMOVE;
+}
+
+/* Main context: no more media for rec; the file is finished when the muxer has seen the end of
+ * both streams (its bus says EOS), or after CLOSE_WAIT_S. */
+static void stop(struct recording *rec, const char *error)
+{
+    if (rec->stopping) return;
+    rec->stopping = true;
+    if (error && !rec->stop_error) rec->stop_error = xstrdup(error);
+    if (rec->tap) {
+        mixer_tap_close(rec->media, rec->tap);
+        rec->tap = NULL;
+    }
+    g_mutex_lock(&rec->lock);
+    rec->ended = true;
+    g_mutex_unlock(&rec->lock);
+    GstFlowReturn ret;
+    if (rec->vsrc) g_signal_emit_by_name(rec->vsrc, "end-of-stream", &ret);
+    g_signal_emit_by_name(rec->asrc, "end-of-stream", &ret);
+    rec->close_timer = g_timeout_add_seconds(CLOSE_WAIT_S, close_timeout, rec);
+}
+
+static gboolean on_bus(GstBus *bus, GstMessage *msg, gpointer data)
+{
+    struct recording *rec = data;
+    switch (GST_MESSAGE_TYPE(msg)) {
+    case GST_MESSAGE_EOS:
+        rec->bus_watch = 0;
+        finish(rec, NULL);
+        return G_SOURCE_REMOVE;
+    case GST_MESSAGE_ERROR: {
+        GError *e = NULL;
+        gst_message_parse_error(msg, &e, NULL);
+        char why[256];
+        snprintf(why, sizeof why, "write failed: %s", e ? e->message : "?");
+        g_clear_error(&e);
+        LOG(LOG_ERROR, SUB, "path=\"%s\" msg=\"recording failed\" error=\"%s\"", rec->path, why);
+        rec->bus_watch = 0;
+        stop(rec, why);
+        finish(rec, why);
+        return G_SOURCE_REMOVE;
+    }
+    default: return G_SOURCE_CONTINUE;
+    }
+}
+
+static GstElement *make_source(GstElement *pipeline)
+{
+    GstElement *src = gst_element_factory_make("appsrc", NULL);
+    if (!src) return NULL;
+    g_object_set(src, "is-live", TRUE, "do-timestamp", FALSE, "block", FALSE, "max-bytes",
+                 (guint64)SOURCE_MAX_BYTE, NULL);
+    gst_util_set_object_arg(G_OBJECT(src), "format", "time");
+    gst_util_set_object_arg(G_OBJECT(src), "leaky-type", "downstream");
+    gst_bin_add(GST_BIN(pipeline), src);
+    return src;
+}
+
+/* Main context: the recording's pipeline, playing, its file open. */
+static bool build_pipeline(struct recording *rec, const char **why)
+{
+    GstElement *p = gst_pipeline_new(NULL);
+    GstElement *mux = gst_element_factory_make("webmmux", NULL);
+    GstElement *sink = gst_element_factory_make("filesink", NULL);
+    if (!mux || !sink) {
+        if (mux) gst_object_unref(mux);
+        if (sink) gst_object_unref(sink);
+        gst_object_unref(p);
+        *why = "GStreamer's webmmux or filesink is missing";
+        return false;
+    }
+    g_object_set(mux, "max-cluster-duration", CLUSTER_NS, "min-cluster-duration",
+                 (gint64)(GST_SECOND / 2), "writing-app", "ccomet-media", NULL);
+    g_object_set(sink, "location", rec->file, "sync", FALSE, "async", FALSE, NULL);
+    gst_util_set_object_arg(G_OBJECT(sink), "buffer-mode", "unbuffered");
+    gst_bin_add_many(GST_BIN(p), mux, sink, NULL);
+    rec->pipeline = p;
+    rec->vsrc = rec->video ? make_source(p) : NULL;
+    rec->asrc = make_source(p);
+    bool ok = gst_element_link(mux, sink) && rec->asrc &&
+              gst_element_link_pads(rec->asrc, "src", mux, "audio_%u");
+    if (rec->video)
+        ok = ok && rec->vsrc && gst_element_link_pads(rec->vsrc, "src", mux, "video_%u");
+    if (!ok) {
+        *why = "cannot link the recording pipeline";
+        return false;
+    }
+    GstBus *bus = gst_pipeline_get_bus(GST_PIPELINE(p));
+    rec->bus_watch = gst_bus_add_watch(bus, on_bus, rec);
+    gst_object_unref(bus);
+    if (gst_element_set_state(p, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+        *why = "File could not be opened for recording";
+        return false;
+    }
+    return true;
+}
+
+static struct recording *find(struct recorder *rc, struct conf_room *room, const char *path)
+{
+    for (GList *l = rc->recordings; l; l = l->next) {
+        struct recording *rec = l->data;
+        if (!rec->stopping && rec->room == room && strcmp(rec->path, path) == 0) return rec;
+    }
+    return NULL;
+}
+
+static int active(const struct recorder *rc)
+{
+    int n = 0;
+    for (GList *l = rc->recordings; l; l = l->next)
+        n += !((struct recording *)l->data)->stopping;
+    return n;
+}
+
+static bool disk_below_floor(const struct recorder *rc)
+{
+    if (rc->min_free_mb <= 0) return false;
+    struct statvfs vfs;
+    if (statvfs(rc->dir, &vfs) != 0) return false;
+    uint64_t free_mb = (uint64_t)vfs.f_bavail * vfs.f_frsize / (1024 * 1024);
+    return free_mb < (uint64_t)rc->min_free_mb;
+}
+
+/* The parent directory made and still inside the recordings directory once symbolic links are
+ * followed; the file itself not a symbolic link. */
+static bool prepare_file(const struct recorder *rc, const char *file, const char **why)
+{
+    char *parent = g_path_get_dirname(file);
+    bool ok = false;
+    char real_dir[PATH_MAX], real_parent[PATH_MAX];
+    if (g_mkdir_with_parents(parent, 0755) != 0) {
+        *why = "cannot create the file's directory";
+    } else if (!realpath(rc->dir, real_dir) || !realpath(parent, real_parent)) {
+        *why = "cannot resolve the file's directory";
+    } else if (strncmp(real_parent, real_dir, strlen(real_dir)) != 0 ||
+               (real_parent[strlen(real_dir)] != '/' && real_parent[strlen(real_dir)] != '\0')) {
+        *why = "path leaves the recordings directory";
+    } else {
+        struct stat st;
+        if (lstat(file, &st) == 0 && !S_ISREG(st.st_mode))
+            *why = "path is not a regular file";
+        else
+            ok = true;
+    }
+    g_free(parent);
+    return ok;
+}
+
+static void cmd_start(struct recorder *rc, struct conf_room *room, const char *path, GString *out)
+{
+    char file[PATH_MAX_BYTES * 2 + 2];
+    const char *why = NULL;
+    void *media = conf_room_media(room);
+    if (!recorder_resolve_path(rc->dir, path, file, sizeof file, &why)) {
+        /* nothing */
+    } else if (!media) {
+        why = "the room has no media";
+    } else if (find(rc, room, path)) {
+        why = "already recording this path";
+    } else if (active(rc) >= rc->max_recordings) {
+        why = "the node has its maximum of recordings";
+    } else if (disk_below_floor(rc)) {
+        why = "disk space below the floor";
+    } else {
+        for (GList *l = rc->recordings; l && !why; l = l->next)
+            if (strcmp(((struct recording *)l->data)->file, file) == 0)
+                why = "the file is being recorded";
+        if (!why) prepare_file(rc, file, &why);
+    }
+    if (why) {
+        LOG(LOG_WARN, SUB, "room=%s path=\"%s\" msg=\"recording refused\" reason=\"%s\"",
+            conf_room_name(room), path, why);
+        g_string_append_printf(out, "-ERR %s\n", why);
+        emit_start_error(rc, room, path, why);
+        return;
+    }
+    struct recording *rec = xcalloc(1, sizeof *rec);
+    rec->rc = rc;
+    rec->path = xstrdup(path);
+    rec->file = xstrdup(file);
+    rec->room = room;
+    rec->media = media;
+    rec->video = mixer_has_video(media);
+    g_strlcpy(rec->room_name, conf_room_name(room), sizeof rec->room_name);
+    g_strlcpy(rec->room_uuid, conf_room_uuid(room), sizeof rec->room_uuid);
+    g_strlcpy(rec->profile_name, conf_room_profile(room)->name, sizeof rec->profile_name);
+    g_mutex_init(&rec->lock);
+    rec->need_keyframe = true;
+    if (!build_pipeline(rec, &why)) {
+        LOG(LOG_ERROR, SUB, "room=%s path=\"%s\" msg=\"recording failed to start\" reason=\"%s\"",
+            rec->room_name, path, why);
+        g_string_append_printf(out, "-ERR %s\n", why);
+        emit_start_error(rc, room, path, why);
+        recording_free(rec);
+        return;
+    }
+    rc->recordings = g_list_prepend(rc->recordings, rec);
+    rec->tap = mixer_tap_open(media, &tap_ops, rec);
+    g_string_append_printf(out, "Record file %s\n", path);
+    LOG(LOG_INFO, SUB, "room=%s path=\"%s\" file=\"%s\" msg=\"recording\" video=%s", rec->room_name,
+        path, file, rec->video ? "true" : "false");
+    emit(rc, CONF_EV_START_RECORDING, rec, path, NULL, false);
+}
+
+static void cmd_stop(struct recorder *rc, struct conf_room *room, const char *target, GString *out)
+{
+    bool all = g_ascii_strcasecmp(target, "all") == 0;
+    int n = 0;
+    struct recording *any = NULL;
+    GList *copy = g_list_copy(rc->recordings);
+    for (GList *l = copy; l; l = l->next) {
+        struct recording *rec = l->data;
+        if (rec->stopping || rec->room != room || (!all && strcmp(rec->path, target) != 0))
+            continue;
+        g_string_append_printf(out, "Stopped recording file %s\n", rec->path);
+        stop(rec, NULL);
+        any = rec;
+        n++;
+    }
+    g_list_free(copy);
+    if (!n && !all) {
+        g_string_append_printf(out, "non-existant recording '%s'\n", target);
+    } else if (any) {
+        /* conference_api_sub_norecord's own event; the file's comes when it is closed */
+        emit(rc, CONF_EV_STOP_RECORDING, any, all ? "all" : target, NULL, false);
+    } else {
+        struct conf_recording_event ev = {
+            .room_name = conf_room_name(room),
+            .room_uuid = conf_room_uuid(room),
+            .profile_name = conf_room_profile(room)->name,
+            .room_size = conf_room_count(room),
+            .path = "all",
+            .samplerate = SAMPLERATE,
+        };
+        conf_emit_recording(rc->reg, CONF_EV_STOP_RECORDING, &ev);
+    }
+    g_string_append_printf(out, "Stopped recording %d file%s\n", n, n == 1 ? "" : "s");
+}
+
+static void cmd_check(struct recorder *rc, struct conf_room *room, GString *out)
+{
+    int n = 0;
+    for (GList *l = rc->recordings; l; l = l->next) {
+        struct recording *rec = l->data;
+        if (rec->stopping || rec->room != room) continue;
+        g_string_append_printf(out, "Record file %s\n", rec->path);
+        n++;
+    }
+    if (!n) g_string_append(out, "Conference is not being recorded.\n");
+}
+
+static void cmd_pause(struct recorder *rc, struct conf_room *room, const char *path, bool pause,
+                      GString *out)
+{
+    g_string_append_printf(out, "%s recording file %s\n", pause ? "Pause" : "Resume", path);
+    struct recording *rec = find(rc, room, path);
+    if (!rec) {
+        g_string_append_printf(out, "non-existant recording '%s'\n", path);
+        return;
+    }
+    GstClockTime now = mixer_running_time(rec->media);
+    g_mutex_lock(&rec->lock);
+    if (pause) {
+        rec_timeline_pause(&rec->tl, now);
+    } else {
+        rec_timeline_resume(&rec->tl, now);
+        rec->need_keyframe = true;
+    }
+    g_mutex_unlock(&rec->lock);
+    if (!pause && rec->video) mixer_request_keyframe(rec->media);
+    LOG(LOG_INFO, SUB, "room=%s path=\"%s\" msg=\"%s\"", rec->room_name, path,
+        pause ? "paused" : "resumed");
+    emit(rc, pause ? CONF_EV_PAUSE_RECORDING : CONF_EV_RESUME_RECORDING, rec, path, NULL, false);
+}
+
+bool recorder_is_command(const char *cmd)
+{
+    static const char *const names[] = {"recording", "record", "norecord",
+                                        "pause",     "resume", "chkrecord"};
+    for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
+        if (g_ascii_strcasecmp(cmd, names[i]) == 0) return true;
+    return false;
+}
+
+/* conference_api_sub_recording and the older commands it maps onto, with their usage texts when
+ * arguments are missing (conference_api_dispatch prints "<command> <syntax>"). */
+void recorder_command(struct recorder *rc, struct conf_room *room, int argc, char **argv,
+                      GString *out)
+{
+    const char *cmd = argv[1];
+    if (!rc) {
+        g_string_append(out, "-ERR recording is not available on this node\n");
+        return;
+    }
+    if (!g_ascii_strcasecmp(cmd, "recording")) {
+        const char *action = argc > 2 ? argv[2] : NULL;
+        const char *arg = argc > 3 ? argv[3] : NULL;
+        if (action && !arg &&
+            (!g_ascii_strcasecmp(action, "stop") || !g_ascii_strcasecmp(action, "check")))
+            arg = "all";
+        if (!action) {
+            g_string_append(out, "recording [start|stop|check|pause|resume] [<filename>|all]");
+        } else if (!arg) {
+            cmd_start(rc, room, action, out); /* the old syntax: recording <filename> */
+        } else if (!g_ascii_strcasecmp(action, "start")) {
+            cmd_start(rc, room, arg, out);
+        } else if (!g_ascii_strcasecmp(action, "stop")) {
+            cmd_stop(rc, room, arg, out);
+        } else if (!g_ascii_strcasecmp(action, "check")) {
+            cmd_check(rc, room, out);
+        } else if (!g_ascii_strcasecmp(action, "pause")) {
+            cmd_pause(rc, room, arg, true, out);
+        } else if (!g_ascii_strcasecmp(action, "resume")) {
+            cmd_pause(rc, room, arg, false, out);
+        } else {
+            g_string_append(out, "recording [start|stop|check|pause|resume] [<filename>|all]");
+        }
+    } else if (!g_ascii_strcasecmp(cmd, "record")) {
+        if (argc < 3)
+            g_string_append(out, "record <filename>");
+        else
+            cmd_start(rc, room, argv[2], out);
+    } else if (!g_ascii_strcasecmp(cmd, "norecord")) {
+        if (argc < 3)
+            g_string_append(out, "norecord <[filename|all]>");
+        else
+            cmd_stop(rc, room, argv[2], out);
+    } else if (!g_ascii_strcasecmp(cmd, "pause") || !g_ascii_strcasecmp(cmd, "resume")) {
+        bool pause = !g_ascii_strcasecmp(cmd, "pause");
+        if (argc < 3)
+            g_string_append(out, pause ? "pause <filename>" : "resume <filename>");
+        else
+            cmd_pause(rc, room, argv[2], pause, out);
+    } else if (!g_ascii_strcasecmp(cmd, "chkrecord")) {
+        cmd_check(rc, room, out);
+    }
+}
+
+/* ---- the node's side: rooms that end, limits ------------------------------------------------ */
+
+static void on_conf_event(void *ctx, const struct conf_event *ev)
+{
+    struct recorder *rc = ctx;
+    if (ev->kind != CONF_EV_CONFERENCE_DESTROY) return;
+    /* the room's media is still there: the taps close before it goes */
+    GList *copy = g_list_copy(rc->recordings);
+    for (GList *l = copy; l; l = l->next) {
+        struct recording *rec = l->data;
+        if (rec->room != ev->room) continue;
+        stop(rec, NULL);
+        rec->room = NULL;
+        rec->media = NULL;
+    }
+    g_list_free(copy);
+}
+
+static gboolean check_limits(gpointer data)
+{
+    struct recorder *rc = data;
+    bool low = disk_below_floor(rc);
+    GList *copy = g_list_copy(rc->recordings);
+    for (GList *l = copy; l; l = l->next) {
+        struct recording *rec = l->data;
+        if (rec->stopping) continue;
+        if (low) {
+            stop(rec, "disk space below the floor");
+            continue;
+        }
+        if (rc->max_duration_s <= 0 || !rec->media) continue;
+        GstClockTime now = mixer_running_time(rec->media);
+        g_mutex_lock(&rec->lock);
+        GstClockTime len = rec_timeline_length(&rec->tl, now);
+        g_mutex_unlock(&rec->lock);
+        if (len >= (GstClockTime)rc->max_duration_s * GST_SECOND)
+            stop(rec, "maximum duration reached");
+    }
+    g_list_free(copy);
+    return G_SOURCE_CONTINUE;
+}
+
+struct recorder *recorder_new(struct conf_registry *reg, const struct recorder_config *c,
+                              const char **why)
+{
+    if (!c->dir || !*c->dir) {
+        *why = "no recordings directory";
+        return NULL;
+    }
+    if (g_mkdir_with_parents(c->dir, 0755) != 0) {
+        *why = "cannot create the recordings directory";
+        return NULL;
+    }
+    char real[PATH_MAX];
+    if (!realpath(c->dir, real)) {
+        *why = "cannot resolve the recordings directory";
+        return NULL;
+    }
+    struct recorder *rc = xcalloc(1, sizeof *rc);
+    rc->reg = reg;
+    rc->dir = xstrdup(real);
+    rc->max_recordings = c->max_recordings > 0 ? c->max_recordings : 1;
+    rc->max_duration_s = c->max_duration_s;
+    rc->min_free_mb = c->min_free_mb;
+    rc->listener = conf_listen(reg, on_conf_event, rc);
+    rc->check_timer = g_timeout_add(CHECK_MS, check_limits, rc);
+    LOG(LOG_INFO, SUB,
+        "msg=\"recordings\" dir=\"%s\" max=%d max_duration_s=%" G_GINT64_FORMAT
+        " min_free_mb=%" G_GINT64_FORMAT,
+        rc->dir, rc->max_recordings, rc->max_duration_s, rc->min_free_mb);
+    return rc;
+}
+
+void recorder_free(struct recorder *rc)
+{
+    if (!rc) return;
+    g_source_remove(rc->check_timer);
+    conf_unlisten(rc->reg, rc->listener);
+    while (rc->recordings) {
+        struct recording *rec = rc->recordings->data;
+        stop(rec, NULL);
+        /* the main loop has stopped: wait for the muxer here */
+        GstBus *bus = gst_pipeline_get_bus(GST_PIPELINE(rec->pipeline));
+        GstMessage *m = gst_bus_timed_pop_filtered(bus, CLOSE_WAIT_S * GST_SECOND,
+                                                   GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+        bool done = m != NULL;
+        if (m) gst_message_unref(m);
+        gst_object_unref(bus);
+        finish(rec, done ? NULL : "file not finished in time");
+    }
+    xfree(rc->dir);
+    xfree(rc);
+}
+
+unsigned recorder_count(const struct recorder *rc)
+{
+    return rc ? g_list_length(rc->recordings) : 0;
+}
