@@ -1542,6 +1542,17 @@ static gboolean on_bus(GstBus *bus, GstMessage *msg, gpointer data)
 /* ---- taps ---------------------------------------------------------------------------------------
  */
 
+GstClockTime mixer_running_time(void *media)
+{
+    struct room *r = media;
+    GstClock *clock = gst_element_get_clock(r->pipeline);
+    if (!clock) return GST_CLOCK_TIME_NONE;
+    GstClockTime now = gst_clock_get_time(clock);
+    gst_object_unref(clock);
+    GstClockTime base = gst_element_get_base_time(r->pipeline);
+    return now > base ? now - base : 0;
+}
+
 /* Streaming thread of a tap appsink: the sample to every open tap. */
 static GstFlowReturn on_tap_sample(GstElement *sink, gpointer ud, bool video)
 {
@@ -1607,6 +1618,11 @@ static void build_taps(struct room *r)
     g_object_set(scaps, "caps", raw, NULL);
     r->tap_amix = tap_make(r, "audiomixer");
     g_object_set(r->tap_amix, "latency", (guint64)opts.mix_latency, NULL);
+    /* The mixer's output starts at its first input's running time. By default (zero) an
+     * audiomixer made in a running pipeline stamps its output from 0 and bursts everything up to
+     * now through the encoder (measured: a 31 s old room's recording got no audio in its first
+     * 2.5 s under ASan); `set` with start-time did the same in 1.22, `first` does not. */
+    gst_util_set_object_arg(G_OBJECT(r->tap_amix), "start-time-selection", "first");
     GstElement *mcaps = tap_make(r, "capsfilter");
     g_object_set(mcaps, "caps", raw, NULL);
     gst_caps_unref(raw);
@@ -1702,17 +1718,6 @@ bool mixer_has_video(void *media)
 void mixer_request_keyframe(void *media)
 {
     request_keyframe(media);
-}
-
-GstClockTime mixer_running_time(void *media)
-{
-    struct room *r = media;
-    GstClock *clock = gst_element_get_clock(r->pipeline);
-    if (!clock) return GST_CLOCK_TIME_NONE;
-    GstClockTime now = gst_clock_get_time(clock);
-    gst_object_unref(clock);
-    GstClockTime base = gst_element_get_base_time(r->pipeline);
-    return now > base ? now - base : 0;
 }
 
 /* ---- rooms --------------------------------------------------------------------------------------

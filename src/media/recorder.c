@@ -31,6 +31,7 @@
 #define SAMPLERATE      48000
 #define CLUSTER_NS      ((gint64)GST_SECOND)
 #define SOURCE_MAX_BYTE (8u * 1024 * 1024) /* a slow disk drops the newest, never the room */
+#define HELD_AUDIO_MAX  150                /* 3 s of 20 ms packets waiting for a keyframe */
 
 /* ---- the pure parts ----------------------------------------------------------------------- */
 
@@ -163,9 +164,13 @@ struct recording {
 
     GMutex lock; /* what the streaming threads share with the main context: */
     struct rec_timeline tl;
-    bool need_keyframe;  /* video waits for a keyframe (start, resume) */
+    bool resuming;       /* resumed; the video waits for a keyframe to go on */
+    GQueue held_audio;   /* GstSample *: audio waiting for that keyframe (or the first) */
     bool ended;          /* no more pushes (end-of-stream sent) */
     guint64 samples_out; /* audio samples pushed, at SAMPLERATE */
+    /* for the closing log line: buffers in and out, the first running times */
+    guint64 frames_in, keyframes_in, frames_out, audio_in, audio_out;
+    GstClockTime first_video_rt, first_audio_rt;
     GstClockTime last_vpts, last_apts;
     bool vcaps_set, acaps_set;
 };
@@ -235,36 +240,24 @@ static void emit_start_error(struct recorder *rc, struct conf_room *room, const 
     conf_emit_recording(rc->reg, CONF_EV_START_RECORDING, &ev);
 }
 
-/* Streaming thread: one tap buffer into the file, on the file's timeline. */
-static void push(struct recording *rec, GstSample *sample, bool video)
+static GstClockTime sample_running_time(GstSample *sample)
 {
     GstBuffer *in = gst_sample_get_buffer(sample);
     const GstSegment *seg = gst_sample_get_segment(sample);
-    if (!in || !seg) return;
-    GstClockTime pts = GST_BUFFER_PTS(in);
-    GstClockTime rt = GST_CLOCK_TIME_IS_VALID(pts)
-                          ? gst_segment_to_running_time(seg, GST_FORMAT_TIME, pts)
-                          : GST_CLOCK_TIME_NONE;
-    if (!GST_CLOCK_TIME_IS_VALID(rt)) return;
-    bool key = !GST_BUFFER_FLAG_IS_SET(in, GST_BUFFER_FLAG_DELTA_UNIT);
+    if (!in || !seg || !GST_CLOCK_TIME_IS_VALID(GST_BUFFER_PTS(in))) return GST_CLOCK_TIME_NONE;
+    return gst_segment_to_running_time(seg, GST_FORMAT_TIME, GST_BUFFER_PTS(in));
+}
+
+/* Streaming thread, rec->lock held: one buffer at running time rt into the file, if the
+ * timeline keeps it. */
+static void write_locked(struct recording *rec, GstSample *sample, GstClockTime rt, bool video)
+{
+    GstBuffer *in = gst_sample_get_buffer(sample);
     GstClockTime out_pts;
-    bool set_caps = false;
-    g_mutex_lock(&rec->lock);
-    if (rec->ended) goto drop;
-    if (!rec->tl.started) {
-        /* the file starts on a keyframe of the canvas (or the first audio without a canvas);
-         * a pause before that just moves the start */
-        if ((rec->video && (!video || !key)) || rec->tl.paused) goto drop;
-        rec_timeline_start(&rec->tl, rt);
-        rec->need_keyframe = false;
-    }
-    if (!rec_timeline_map(&rec->tl, rt, &out_pts)) {
-        if (video) rec->need_keyframe = true;
-        goto drop;
-    }
+    if (!rec_timeline_map(&rec->tl, rt, &out_pts)) return;
+    bool set_caps;
     if (video) {
-        if (rec->need_keyframe && !key) goto drop;
-        rec->need_keyframe = false;
+        rec->frames_out++;
         if (out_pts < rec->last_vpts) out_pts = rec->last_vpts;
         rec->last_vpts = out_pts;
         set_caps = !rec->vcaps_set;
@@ -275,6 +268,7 @@ static void push(struct recording *rec, GstSample *sample, bool video)
         if (!GST_CLOCK_TIME_IS_VALID(d)) d = 20 * GST_MSECOND;
         rec->last_apts = out_pts + d;
         rec->samples_out += gst_util_uint64_scale(d, SAMPLERATE, GST_SECOND);
+        rec->audio_out++;
         set_caps = !rec->acaps_set;
         rec->acaps_set = true;
     }
@@ -288,7 +282,64 @@ static void push(struct recording *rec, GstSample *sample, bool video)
     GstFlowReturn ret;
     g_signal_emit_by_name(src, "push-buffer", out, &ret);
     gst_buffer_unref(out);
-drop:
+}
+
+/* Streaming thread, lock held: the audio held while the video looked for its keyframe. */
+static void flush_held_locked(struct recording *rec)
+{
+    GstSample *s;
+    while ((s = g_queue_pop_head(&rec->held_audio))) {
+        write_locked(rec, s, sample_running_time(s), false);
+        gst_sample_unref(s);
+    }
+}
+
+/* Streaming thread: one tap buffer into the file, on the file's timeline. With a canvas the
+ * file starts, and goes on after a pause, on a keyframe: the audio that arrives meanwhile is
+ * held (the canvas's encode comes later than the mix's), then written from the keyframe's
+ * running time on, so that both streams start together. */
+static void push(struct recording *rec, GstSample *sample, bool video)
+{
+    GstBuffer *in = gst_sample_get_buffer(sample);
+    GstClockTime rt = sample_running_time(sample);
+    if (!in || !GST_CLOCK_TIME_IS_VALID(rt)) return;
+    bool key = !GST_BUFFER_FLAG_IS_SET(in, GST_BUFFER_FLAG_DELTA_UNIT);
+    g_mutex_lock(&rec->lock);
+    if (rec->ended) goto out;
+    if (video) {
+        if (!rec->frames_in++) rec->first_video_rt = rt;
+        rec->keyframes_in += key;
+    } else if (!rec->audio_in++) {
+        rec->first_audio_rt = rt;
+    }
+    if (!rec->video) {
+        if (!rec->tl.started && !rec->tl.paused) rec_timeline_start(&rec->tl, rt);
+        write_locked(rec, sample, rt, false);
+        goto out;
+    }
+    bool waiting = !rec->tl.started || rec->resuming;
+    if (waiting && !video) {
+        g_queue_push_tail(&rec->held_audio, gst_sample_ref(sample));
+        while (rec->held_audio.length > HELD_AUDIO_MAX)
+            gst_sample_unref(g_queue_pop_head(&rec->held_audio));
+        goto out;
+    }
+    if (waiting) {
+        bool before_pause = rec->tl.started && rt < rec->tl.paused_at;
+        if (!key && !before_pause) goto out;
+        if (!rec->tl.started) {
+            if (rec->tl.paused) goto out; /* paused before it started: still waiting */
+            rec_timeline_start(&rec->tl, rt);
+        } else if (!before_pause) {
+            rec_timeline_resume(&rec->tl, rt);
+            rec->resuming = false;
+        }
+        write_locked(rec, sample, rt, true);
+        if (!rec->resuming) flush_held_locked(rec);
+        goto out;
+    }
+    write_locked(rec, sample, rt, video);
+out:
     g_mutex_unlock(&rec->lock);
 }
 
@@ -318,6 +369,7 @@ static void recording_free(struct recording *rec)
         gst_element_set_state(rec->pipeline, GST_STATE_NULL);
         gst_object_unref(rec->pipeline);
     }
+    g_queue_clear_full(&rec->held_audio, (GDestroyNotify)gst_sample_unref);
     g_mutex_clear(&rec->lock);
     xfree(rec->stop_error);
     xfree(rec->path);
@@ -334,12 +386,19 @@ static void finish(struct recording *rec, const char *error)
     if (rec->pipeline) gst_element_set_state(rec->pipeline, GST_STATE_NULL);
     rc->recordings = g_list_remove(rc->recordings, rec);
     g_mutex_lock(&rec->lock);
-    guint64 samples = rec->samples_out;
+    guint64 samples = rec->samples_out, fin = rec->frames_in, kin = rec->keyframes_in,
+            fout = rec->frames_out, ain = rec->audio_in, aout = rec->audio_out;
+    GstClockTime vrt = rec->first_video_rt, art = rec->first_audio_rt, origin = rec->tl.origin;
     g_mutex_unlock(&rec->lock);
     const char *why = error ? error : rec->stop_error;
     LOG(why ? LOG_WARN : LOG_INFO, SUB,
-        "room=%s path=\"%s\" msg=\"recording closed\" ms=%" G_GUINT64_FORMAT "%s%s%s",
-        rec->room_name, rec->path, samples / (SAMPLERATE / 1000), why ? " error=\"" : "",
+        "room=%s path=\"%s\" msg=\"recording closed\" ms=%" G_GUINT64_FORMAT
+        " frames_in=%" G_GUINT64_FORMAT " keyframes_in=%" G_GUINT64_FORMAT
+        " frames_out=%" G_GUINT64_FORMAT " audio_in=%" G_GUINT64_FORMAT
+        " audio_out=%" G_GUINT64_FORMAT " first_video_ms=%" G_GUINT64_FORMAT
+        " first_audio_ms=%" G_GUINT64_FORMAT " origin_ms=%" G_GUINT64_FORMAT "%s%s%s",
+        rec->room_name, rec->path, samples / (SAMPLERATE / 1000), fin, kin, fout, ain, aout,
+        vrt / GST_MSECOND, art / GST_MSECOND, origin / GST_MSECOND, why ? " error=\"" : "",
         why ? why : "", why ? "\"" : "");
     emit(rc, CONF_EV_STOP_RECORDING, rec, rec->path, why, true);
     recording_free(rec);
@@ -540,7 +599,7 @@ static void cmd_start(struct recorder *rc, struct conf_room *room, const char *p
     g_strlcpy(rec->room_uuid, conf_room_uuid(room), sizeof rec->room_uuid);
     g_strlcpy(rec->profile_name, conf_room_profile(room)->name, sizeof rec->profile_name);
     g_mutex_init(&rec->lock);
-    rec->need_keyframe = true;
+    g_queue_init(&rec->held_audio);
     if (!build_pipeline(rec, &why)) {
         LOG(LOG_ERROR, SUB, "room=%s path=\"%s\" msg=\"recording failed to start\" reason=\"%s\"",
             rec->room_name, path, why);
@@ -616,10 +675,13 @@ static void cmd_pause(struct recorder *rc, struct conf_room *room, const char *p
     GstClockTime now = mixer_running_time(rec->media);
     g_mutex_lock(&rec->lock);
     if (pause) {
+        rec->resuming = false;
         rec_timeline_pause(&rec->tl, now);
     } else {
-        rec_timeline_resume(&rec->tl, now);
-        rec->need_keyframe = true;
+        if (rec->video && rec->tl.started && rec->tl.paused)
+            rec->resuming = true; /* push() resumes on the next keyframe */
+        else
+            rec_timeline_resume(&rec->tl, now);
     }
     g_mutex_unlock(&rec->lock);
     if (!pause && rec->video) mixer_request_keyframe(rec->media);
