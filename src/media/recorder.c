@@ -31,7 +31,8 @@
 #define SAMPLERATE      48000
 #define CLUSTER_NS      ((gint64)GST_SECOND)
 #define SOURCE_MAX_BYTE (8u * 1024 * 1024) /* a slow disk drops the newest, never the room */
-#define HELD_AUDIO_MAX  150                /* 3 s of 20 ms packets waiting for a keyframe */
+#define DRAIN_MS        1000
+#define HELD_AUDIO_MAX  150 /* 3 s of 20 ms packets waiting for a keyframe */
 
 /* ---- the pure parts ----------------------------------------------------------------------- */
 
@@ -160,11 +161,14 @@ struct recording {
     guint bus_watch;
     bool stopping, closed;
     char *stop_error; /* (nullable) why it stopped by itself */
-    guint close_timer;
+    guint close_timer, drain_timer;
 
     GMutex lock; /* what the streaming threads share with the main context: */
     struct rec_timeline tl;
-    bool resuming;       /* resumed; the video waits for a keyframe to go on */
+    bool resuming;                    /* resumed; the video waits for a keyframe to go on */
+    GstClockTime start_rt, resume_rt; /* the commands' running times */
+    GstClockTime stop_rt;             /* stop: what comes from then on ends the streams */
+    bool video_done, audio_done;      /* a buffer from stop_rt on seen */
     GQueue held_audio;   /* GstSample *: audio waiting for that keyframe (or the first) */
     bool ended;          /* no more pushes (end-of-stream sent) */
     guint64 samples_out; /* audio samples pushed, at SAMPLERATE */
@@ -284,6 +288,16 @@ static void write_locked(struct recording *rec, GstSample *sample, GstClockTime 
     gst_buffer_unref(out);
 }
 
+/* Any thread, lock held: no more buffers; the muxer finishes the file. */
+static void end_streams_locked(struct recording *rec)
+{
+    if (rec->ended) return;
+    rec->ended = true;
+    GstFlowReturn ret;
+    if (rec->vsrc) g_signal_emit_by_name(rec->vsrc, "end-of-stream", &ret);
+    g_signal_emit_by_name(rec->asrc, "end-of-stream", &ret);
+}
+
 /* Streaming thread, lock held: the audio held while the video looked for its keyframe. */
 static void flush_held_locked(struct recording *rec)
 {
@@ -312,8 +326,17 @@ static void push(struct recording *rec, GstSample *sample, bool video)
     } else if (!rec->audio_in++) {
         rec->first_audio_rt = rt;
     }
+    if (GST_CLOCK_TIME_IS_VALID(rec->stop_rt) && rt >= rec->stop_rt) {
+        /* everything up to the stop command is in the file */
+        if (video) rec->video_done = true;
+        if (!video) rec->audio_done = true;
+        if ((rec->video_done || !rec->video) && rec->audio_done) end_streams_locked(rec);
+        goto out;
+    }
     if (!rec->video) {
-        if (!rec->tl.started && !rec->tl.paused) rec_timeline_start(&rec->tl, rt);
+        if (!rec->tl.started && !rec->tl.paused)
+            rec_timeline_start(&rec->tl,
+                               GST_CLOCK_TIME_IS_VALID(rec->start_rt) ? rec->start_rt : rt);
         write_locked(rec, sample, rt, false);
         goto out;
     }
@@ -327,14 +350,23 @@ static void push(struct recording *rec, GstSample *sample, bool video)
     if (waiting) {
         bool before_pause = rec->tl.started && rt < rec->tl.paused_at;
         if (!key && !before_pause) goto out;
+        GstClockTime at = rt;
         if (!rec->tl.started) {
             if (rec->tl.paused) goto out; /* paused before it started: still waiting */
-            rec_timeline_start(&rec->tl, rt);
+            /* the file starts at the command; a keyframe made just before it (the canvas's
+             * encode lags the clock) is its first picture, at 0 */
+            GstClockTime origin = GST_CLOCK_TIME_IS_VALID(rec->start_rt) ? rec->start_rt : rt;
+            rec_timeline_start(&rec->tl, origin);
+            if (at < origin) at = origin;
         } else if (!before_pause) {
-            rec_timeline_resume(&rec->tl, rt);
+            GstClockTime r = GST_CLOCK_TIME_IS_VALID(rec->resume_rt)
+                                 ? MAX(rec->resume_rt, rec->tl.paused_at)
+                                 : rt;
+            rec_timeline_resume(&rec->tl, r);
             rec->resuming = false;
+            if (at < r) at = r;
         }
-        write_locked(rec, sample, rt, true);
+        write_locked(rec, sample, at, true);
         if (!rec->resuming) flush_held_locked(rec);
         goto out;
     }
@@ -365,6 +397,10 @@ static void recording_free(struct recording *rec)
         GSource *s = g_main_context_find_source_by_id(NULL, rec->close_timer);
         if (s) g_source_destroy(s);
     }
+    if (rec->drain_timer) {
+        GSource *s = g_main_context_find_source_by_id(NULL, rec->drain_timer);
+        if (s) g_source_destroy(s);
+    }
     if (rec->pipeline) {
         gst_element_set_state(rec->pipeline, GST_STATE_NULL);
         gst_object_unref(rec->pipeline);
@@ -377,12 +413,15 @@ static void recording_free(struct recording *rec)
     xfree(rec);
 }
 
+static void drain_now(struct recording *rec);
+
 /* Main context: the file is finished (or given up on): the closing event, then it goes. */
 static void finish(struct recording *rec, const char *error)
 {
     struct recorder *rc = rec->rc;
     if (rec->closed) return;
     rec->closed = true;
+    drain_now(rec); /* the tap, if the streams ended by themselves */
     if (rec->pipeline) gst_element_set_state(rec->pipeline, GST_STATE_NULL);
     rc->recordings = g_list_remove(rc->recordings, rec);
     g_mutex_lock(&rec->lock);
@@ -414,23 +453,52 @@ static gboolean close_timeout(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-/* Main context: no more media for rec; the file is finished when the muxer has seen the end of
- * both streams (its bus says EOS), or after CLOSE_WAIT_S. */
-static void stop(struct recording *rec, const char *error)
+/* Main context: the tap closed (no callback after this) and the streams ended. */
+static void drain_now(struct recording *rec)
 {
-    if (rec->stopping) return;
-    rec->stopping = true;
-    if (error && !rec->stop_error) rec->stop_error = xstrdup(error);
+    if (rec->drain_timer) {
+        GSource *s = g_main_context_find_source_by_id(NULL, rec->drain_timer);
+        if (s) g_source_destroy(s);
+        rec->drain_timer = 0;
+    }
     if (rec->tap) {
         mixer_tap_close(rec->media, rec->tap);
         rec->tap = NULL;
     }
     g_mutex_lock(&rec->lock);
-    rec->ended = true;
+    end_streams_locked(rec);
     g_mutex_unlock(&rec->lock);
-    GstFlowReturn ret;
-    if (rec->vsrc) g_signal_emit_by_name(rec->vsrc, "end-of-stream", &ret);
-    g_signal_emit_by_name(rec->asrc, "end-of-stream", &ret);
+}
+
+static gboolean drain_timeout(gpointer data)
+{
+    struct recording *rec = data;
+    rec->drain_timer = 0;
+    drain_now(rec);
+    return G_SOURCE_REMOVE;
+}
+
+/* Main context: rec stops. Normally what the room made before now still goes in (the buffers in
+ * its encoders; the streams end at the first buffer of each from now on, or after DRAIN_MS);
+ * at_once (the room is going, the node stops) closes the tap here. The file is finished when
+ * the muxer has seen the end of both streams (its bus says EOS), or after CLOSE_WAIT_S. */
+static void stop(struct recording *rec, const char *error, bool at_once)
+{
+    if (rec->stopping) {
+        if (at_once) drain_now(rec);
+        return;
+    }
+    rec->stopping = true;
+    if (error && !rec->stop_error) rec->stop_error = xstrdup(error);
+    if (!at_once && rec->media) {
+        GstClockTime now = mixer_running_time(rec->media);
+        g_mutex_lock(&rec->lock);
+        rec->stop_rt = now;
+        g_mutex_unlock(&rec->lock);
+        rec->drain_timer = g_timeout_add(DRAIN_MS, drain_timeout, rec);
+    } else {
+        drain_now(rec);
+    }
     rec->close_timer = g_timeout_add_seconds(CLOSE_WAIT_S, close_timeout, rec);
 }
 
@@ -450,7 +518,7 @@ static gboolean on_bus(GstBus *bus, GstMessage *msg, gpointer data)
         g_clear_error(&e);
         LOG(LOG_ERROR, SUB, "path=\"%s\" msg=\"recording failed\" error=\"%s\"", rec->path, why);
         rec->bus_watch = 0;
-        stop(rec, why);
+        stop(rec, why, true);
         finish(rec, why);
         return G_SOURCE_REMOVE;
     }
@@ -600,6 +668,7 @@ static void cmd_start(struct recorder *rc, struct conf_room *room, const char *p
     g_strlcpy(rec->profile_name, conf_room_profile(room)->name, sizeof rec->profile_name);
     g_mutex_init(&rec->lock);
     g_queue_init(&rec->held_audio);
+    rec->start_rt = rec->resume_rt = rec->stop_rt = GST_CLOCK_TIME_NONE;
     if (!build_pipeline(rec, &why)) {
         LOG(LOG_ERROR, SUB, "room=%s path=\"%s\" msg=\"recording failed to start\" reason=\"%s\"",
             rec->room_name, path, why);
@@ -610,6 +679,10 @@ static void cmd_start(struct recorder *rc, struct conf_room *room, const char *p
     }
     rc->recordings = g_list_prepend(rc->recordings, rec);
     rec->tap = mixer_tap_open(media, &tap_ops, rec);
+    GstClockTime now = mixer_running_time(media); /* the file's 0, when start-recording goes */
+    g_mutex_lock(&rec->lock);
+    rec->start_rt = now;
+    g_mutex_unlock(&rec->lock);
     g_string_append_printf(out, "Record file %s\n", path);
     LOG(LOG_INFO, SUB, "room=%s path=\"%s\" file=\"%s\" msg=\"recording\" video=%s", rec->room_name,
         path, file, rec->video ? "true" : "false");
@@ -627,7 +700,7 @@ static void cmd_stop(struct recorder *rc, struct conf_room *room, const char *ta
         if (rec->stopping || rec->room != room || (!all && strcmp(rec->path, target) != 0))
             continue;
         g_string_append_printf(out, "Stopped recording file %s\n", rec->path);
-        stop(rec, NULL);
+        stop(rec, NULL, false);
         any = rec;
         n++;
     }
@@ -678,9 +751,10 @@ static void cmd_pause(struct recorder *rc, struct conf_room *room, const char *p
         rec->resuming = false;
         rec_timeline_pause(&rec->tl, now);
     } else {
-        if (rec->video && rec->tl.started && rec->tl.paused)
+        if (rec->video && rec->tl.started && rec->tl.paused) {
             rec->resuming = true; /* push() resumes on the next keyframe */
-        else
+            rec->resume_rt = now;
+        } else
             rec_timeline_resume(&rec->tl, now);
     }
     g_mutex_unlock(&rec->lock);
@@ -764,7 +838,7 @@ static void on_conf_event(void *ctx, const struct conf_event *ev)
     for (GList *l = copy; l; l = l->next) {
         struct recording *rec = l->data;
         if (rec->room != ev->room) continue;
-        stop(rec, NULL);
+        stop(rec, NULL, true);
         rec->room = NULL;
         rec->media = NULL;
     }
@@ -780,7 +854,7 @@ static gboolean check_limits(gpointer data)
         struct recording *rec = l->data;
         if (rec->stopping) continue;
         if (low) {
-            stop(rec, "disk space below the floor");
+            stop(rec, "disk space below the floor", false);
             continue;
         }
         if (rc->max_duration_s <= 0 || !rec->media) continue;
@@ -789,7 +863,7 @@ static gboolean check_limits(gpointer data)
         GstClockTime len = rec_timeline_length(&rec->tl, now);
         g_mutex_unlock(&rec->lock);
         if (len >= (GstClockTime)rc->max_duration_s * GST_SECOND)
-            stop(rec, "maximum duration reached");
+            stop(rec, "maximum duration reached", false);
     }
     g_list_free(copy);
     return G_SOURCE_CONTINUE;
@@ -833,7 +907,7 @@ void recorder_free(struct recorder *rc)
     conf_unlisten(rc->reg, rc->listener);
     while (rc->recordings) {
         struct recording *rec = rc->recordings->data;
-        stop(rec, NULL);
+        stop(rec, NULL, true);
         /* the main loop has stopped: wait for the muxer here */
         GstBus *bus = gst_pipeline_get_bus(GST_PIPELINE(rec->pipeline));
         GstMessage *m = gst_bus_timed_pop_filtered(bus, CLOSE_WAIT_S * GST_SECOND,
