@@ -6,7 +6,10 @@
 // between the node's own events and replies, their streams (VP8 640x480 + Opus). The events
 // (start-recording, pause-recording, resume-recording, stop-recording twice: the command's, then
 // the closed file's with Samples-Out, Samplerate, Milliseconds-Elapsed) are read on a listener
-// connection with mod_conference's header names.
+// connection with mod_conference's header names. Also: bad paths and limits, a room of two
+// (bridged) that mixes its canvas while it records, an audio room (Opus-only file), a room that
+// ends while it records, SIGTERM (the file finished) and kill -9 (the file decodes to within
+// 1.5 s of the kill) of the node.
 //
 // Everything runs in a network namespace with only `lo` (netns.mjs), as media_jssip does; the
 // cases share one browser, one node, one room, in order. Waits are on events (ESL events, the
@@ -353,5 +356,80 @@ async function inner() {
         const d = discover(path.join(recDir, 'last.webm'));
         assert.ok(d.duration > 1, `${d.duration} s`);
         figures.sigterm_file_s = d.duration;
+    }));
+
+    test('an audio room (no canvas) records its mix to an Opus-only WebM', withLogs(async () => {
+        media = await MediaProcess.start(path.join(dir, 'ccomet-media.ini'), { cwd: dir, waitPort: wsPort });
+        esl.close();
+        esl = await Esl.open(eslPort, ESL_PASSWORD);
+        esl.sock.write('event plain CUSTOM conference::maintenance\n\n');
+        await esl.next();
+        for (const user of [1001, 1002]) {
+            await pages[user].close();
+            pages[user] = await member(user);
+        }
+        const r = await pages[1002].evaluate((d) => window.call(d), '7*aud*audio');
+        assert.ok(r.ok, JSON.stringify(r));
+        await waitUntil(() => pages[1002].evaluate(() => window.connectionState() === 'connected'), { what: '1002 connected' });
+        const AUDIO_ROOM = `7*aud-${DOMAIN}`;
+        assert.equal((await esl.api(`conference ${AUDIO_ROOM} recording start audio.webm`)).body, 'Record file audio.webm\n');
+        const start = await ev('start-recording', 'audio.webm');
+        assert.equal(start.headers['Conference-Profile-Name'], 'audio');
+        await waitUntil(async () => ((await pages[1002].evaluate(() => window.stats())).audio?.totalSamplesReceived ?? 0) > 48000 * 2,
+            { what: '1002 receiving 2 s of audio' });
+        const stop = await esl.api(`conference ${AUDIO_ROOM} recording stop all`);
+        assert.equal(stop.body, 'Stopped recording file audio.webm\nStopped recording 1 file\n');
+        await ev('stop-recording', 'all');
+        const closed = await ev('stop-recording', 'audio.webm');
+        const d = discover(path.join(recDir, 'audio.webm'));
+        const measured = (stop.at - start.at) / 1000;
+        figures.audio_room = { measured_s: measured, file_s: d.duration, ms_elapsed: Number(closed.headers['Milliseconds-Elapsed']) };
+        assert.ok(Math.abs(d.duration - measured) <= 0.2, `file ${d.duration} s vs measured ${measured} s`);
+        assert.match(d.out, /Opus/i);
+        assert.doesNotMatch(d.out, /VP8|video #/i);
+        // the room ends (its last member hangs up) while it records: the file is closed
+        assert.equal((await esl.api(`conference ${AUDIO_ROOM} record gone.webm`)).body, 'Record file gone.webm\n');
+        await ev('start-recording', 'gone.webm');
+        await waitUntil(() => existsSync(path.join(recDir, 'gone.webm')) && statSync(path.join(recDir, 'gone.webm')).size > 4000,
+            { what: 'gone.webm growing' });
+        await pages[1002].evaluate(() => window.hangup());
+        const gone = await ev('stop-recording', 'gone.webm');
+        assert.equal(gone.headers['Conference-Size'], '0');
+        assert.ok(Number(gone.headers['Milliseconds-Elapsed']) > 0);
+        assert.ok(discover(path.join(recDir, 'gone.webm')).duration > 0);
+    }));
+
+    test('kill -9 of the node while recording: everything up to about the last second decodes', withLogs(async () => {
+        const r = await pages[1001].evaluate((d) => window.call(d), '7*rec*video');
+        assert.ok(r.ok, JSON.stringify(r));
+        await waitUntil(() => pages[1001].evaluate(() => window.connectionState() === 'connected'), { what: '1001 connected' });
+        delete pages[1002];
+        await flows(20);
+        assert.equal((await rec('recording start crash.webm')).body, 'Record file crash.webm\n');
+        const start = await ev('start-recording', 'crash.webm');
+        await flows(90);
+        media.proc.kill('SIGKILL');
+        const killedAt = Date.now();
+        await new Promise((r) => (media.proc.exitCode !== null || media.proc.signalCode ? r() : media.proc.on('close', r)));
+        const log = media.log;
+        media = null;
+        assert.doesNotMatch(log, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
+        const recorded = (killedAt - start.at) / 1000;
+        const file = path.join(recDir, 'crash.webm');
+        const out = spawnSync('gst-launch-1.0', ['-v', 'filesrc', `location=${file}`, '!', 'matroskademux', 'name=d',
+            'd.video_0', '!', 'queue', '!', 'vp8dec', '!', 'fakesink', 'name=v', 'silent=false', 'sync=false',
+            'd.audio_0', '!', 'queue', '!', 'opusdec', '!', 'fakesink', 'name=a', 'silent=false', 'sync=false'],
+        { encoding: 'utf8', timeout: 60000, maxBuffer: 64 << 20 });
+        const last = (sink) => {
+            let max = 0;
+            for (const m of out.stdout.matchAll(new RegExp(`GstFakeSink:${sink}: last-message = chain.*?pts: (\\d+):(\\d+):(\\d+\\.\\d+)`, 'g'))) {
+                max = Math.max(max, Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]));
+            }
+            return max;
+        };
+        const video = last('v'), audio = last('a');
+        figures.kill9 = { recorded_s: recorded, decoded_video_s: video, decoded_audio_s: audio, bytes: statSync(file).size, gst_launch_status: out.status };
+        assert.ok(video >= recorded - 1.5, `video decodes to ${video} s of ${recorded} s recorded\n${out.stderr}`);
+        assert.ok(audio >= recorded - 1.5, `audio decodes to ${audio} s of ${recorded} s recorded`);
     }));
 }
