@@ -26,7 +26,7 @@
 
 #define SUB             "recorder"
 #define PATH_MAX_BYTES  1024
-#define CHECK_MS        1000
+#define CHECK_MS        250
 #define CLOSE_WAIT_S    3
 #define SAMPLERATE      48000
 #define CLUSTER_NS      ((gint64)GST_SECOND)

@@ -11,7 +11,7 @@
  * second plays. A pause cuts its span out of the timestamps: one file, one timeline. A room of
  * two that bridges its video (no canvas) mixes its canvas while it records.
  *
- * It owns the recordings (their files, pipelines, limits, the 1 s check of duration and disk
+ * It owns the recordings (their files, pipelines, limits, the 250 ms check of duration and disk
  * space) and never lets a path from the Event Socket leave the recordings directory. Main
  * context only; the taps' streaming threads only push buffers into a recording's sources. */
 #ifndef CC_RECORDER_H

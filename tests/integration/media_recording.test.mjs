@@ -358,8 +358,11 @@ async function inner() {
         figures.sigterm_file_s = d.duration;
     }));
 
-    test('an audio room (no canvas) records its mix to an Opus-only WebM', withLogs(async () => {
-        media = await MediaProcess.start(path.join(dir, 'ccomet-media.ini'), { cwd: dir, waitPort: wsPort });
+    test('an audio room (no canvas) records its mix to an Opus-only WebM; max_duration stops a file; a room that ends closes its file', withLogs(async () => {
+        // the node again, now with a 6 s limit per file (the case after this one records less)
+        const conf = path.join(dir, 'ccomet-media.ini');
+        writeFileSync(conf, readFileSync(conf, 'utf8').replace('min_free_mb = 0', 'min_free_mb = 0\nmax_duration = 6'));
+        media = await MediaProcess.start(conf, { cwd: dir, waitPort: wsPort });
         esl.close();
         esl = await Esl.open(eslPort, ESL_PASSWORD);
         esl.sock.write('event plain CUSTOM conference::maintenance\n\n');
@@ -387,6 +390,16 @@ async function inner() {
         assert.ok(Math.abs(d.duration - measured) <= 0.2, `file ${d.duration} s vs measured ${measured} s`);
         assert.match(d.out, /Opus/i);
         assert.doesNotMatch(d.out, /VP8|video #/i);
+        // [recording] max_duration = 6: the file stops by itself, with an Error
+        assert.equal((await esl.api(`conference ${AUDIO_ROOM} recording start limit.webm`)).body, 'Record file limit.webm\n');
+        await ev('start-recording', 'limit.webm');
+        const limited = await ev('stop-recording', 'limit.webm');
+        assert.equal(limited.headers.Error, 'maximum duration reached');
+        const lms = Number(limited.headers['Milliseconds-Elapsed']);
+        const ld = discover(path.join(recDir, 'limit.webm')).duration;
+        figures.max_duration_6 = { ms_elapsed: lms, file_s: ld };
+        assert.ok(lms >= 5900 && lms <= 6600, `stopped at ${lms} ms`);
+        assert.ok(Math.abs(ld - lms / 1000) <= 0.1, `file ${ld} s`);
         // the room ends (its last member hangs up) while it records: the file is closed
         assert.equal((await esl.api(`conference ${AUDIO_ROOM} record gone.webm`)).body, 'Record file gone.webm\n');
         await ev('start-recording', 'gone.webm');
