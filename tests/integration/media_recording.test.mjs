@@ -8,8 +8,10 @@
 // the closed file's with Samples-Out, Samplerate, Milliseconds-Elapsed) are read on a listener
 // connection with mod_conference's header names. Also: bad paths and limits, a room of two
 // (bridged) that mixes its canvas while it records, an audio room (Opus-only file), a room that
-// ends while it records, SIGTERM (the file finished) and kill -9 (the file decodes to within
-// 1.5 s of the kill) of the node.
+// ends while it records, max_duration, SIGTERM (the file finished) and kill -9 (all the file
+// held before the kill decodes after it) of the node. Durations are compared with the node's
+// own event timestamps (Event-Date-Timestamp), which a loaded machine's delivery delays do not
+// shift (this process's arrival times are kept in the figures too).
 //
 // Everything runs in a network namespace with only `lo` (netns.mjs), as media_jssip does; the
 // cases share one browser, one node, one room, in order. Waits are on events (ESL events, the
@@ -17,7 +19,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -110,6 +112,27 @@ function parseHeaders(text, decode = false) {
         if (i > 0) h[line.slice(0, i)] = decode ? decodeURIComponent(line.slice(i + 2)) : line.slice(i + 2);
     }
     return h;
+}
+
+/** When the node fired an event (its Event-Date-Timestamp, µs): the node's own clock, which
+ * delivery delays on a loaded machine do not shift. */
+const firedAt = (e) => Number(e.headers['Event-Date-Timestamp']) / 1e6;
+
+/** How far a (possibly unfinished) WebM decodes: the last video and audio timestamps (s) that
+ * matroskademux + vp8dec / opusdec deliver. */
+function decodes(file) {
+    const out = spawnSync('gst-launch-1.0', ['-v', 'filesrc', `location=${file}`, '!', 'matroskademux', 'name=d',
+        'd.video_0', '!', 'queue', '!', 'vp8dec', '!', 'fakesink', 'name=v', 'silent=false', 'sync=false',
+        'd.audio_0', '!', 'queue', '!', 'opusdec', '!', 'fakesink', 'name=a', 'silent=false', 'sync=false'],
+    { encoding: 'utf8', timeout: 60000, maxBuffer: 64 << 20 });
+    const last = (sink) => {
+        let max = 0;
+        for (const m of out.stdout.matchAll(new RegExp(`GstFakeSink:${sink}: last-message = chain.*?pts: (\\d+):(\\d+):(\\d+\\.\\d+)`, 'g'))) {
+            max = Math.max(max, Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]));
+        }
+        return max;
+    };
+    return { video: last('v'), audio: last('a'), status: out.status, stderr: out.stderr };
 }
 
 /** gst-discoverer-1.0's view of a file: { duration (s), video: 'WxH codec', audio: codec }. */
@@ -247,8 +270,9 @@ async function inner() {
         await flows(100); // about 4 s of the mix
         const stop = await rec('recording stop first.webm');
         assert.equal(stop.body, 'Stopped recording file first.webm\nStopped recording 1 file\n');
-        const measured = (stop.at - start.at) / 1000;
         const cmdEv = await ev('stop-recording', 'first.webm');
+        const measured = firedAt(cmdEv) - firedAt(start); // on the node's clock
+        const measuredHere = (stop.at - start.at) / 1000; // on this process's, for the record
         assert.equal(cmdEv.headers['Other-Recordings'], 'false');
         assert.equal(cmdEv.headers['Samples-Out'], undefined, 'the command\'s event has no figures');
         const closed = await ev('stop-recording', 'first.webm');
@@ -257,7 +281,7 @@ async function inner() {
         assert.equal(Math.floor(Number(closed.headers['Samples-Out']) / 48), ms);
         const file = path.join(recDir, 'first.webm');
         const d = discover(file);
-        figures.first = { measured_s: measured, file_s: d.duration, ms_elapsed: ms, bytes: statSync(file).size, t0_to_closed_ms: closed.at - t0 };
+        figures.first = { measured_s: measured, measured_here_s: measuredHere, file_s: d.duration, ms_elapsed: ms, bytes: statSync(file).size, t0_to_closed_ms: closed.at - t0 };
         assert.ok(Math.abs(d.duration - measured) <= 0.2, `file ${d.duration} s vs measured ${measured} s`);
         assert.ok(Math.abs(d.duration - ms / 1000) <= 0.1, `file ${d.duration} s vs Milliseconds-Elapsed ${ms}`);
         assert.match(d.out, /video(\/x-vp8| #\d+: VP8)|VP8/i, d.out);
@@ -280,12 +304,13 @@ async function inner() {
         await flows(50);
         const stop = await rec('norecord all');
         assert.equal(stop.body, 'Stopped recording file sub/paused.webm\nStopped recording 1 file\n');
-        assert.equal((await ev('stop-recording', 'all')).headers['Other-Recordings'], 'false');
+        const stopEv = await ev('stop-recording', 'all');
+        assert.equal(stopEv.headers['Other-Recordings'], 'false');
         const closed = await ev('stop-recording', 'sub/paused.webm');
-        const recorded = (paused.at - start.at + stop.at - resumed.at) / 1000;
-        const wall = (stop.at - start.at) / 1000;
+        const recorded = firedAt(paused) - firedAt(start) + firedAt(stopEv) - firedAt(resumed);
+        const wall = firedAt(stopEv) - firedAt(start);
         const d = discover(path.join(recDir, 'sub', 'paused.webm'));
-        figures.paused = { recorded_s: recorded, pause_s: (resumed.at - paused.at) / 1000, wall_s: wall, file_s: d.duration, ms_elapsed: Number(closed.headers['Milliseconds-Elapsed']) };
+        figures.paused = { recorded_s: recorded, pause_s: firedAt(resumed) - firedAt(paused), wall_s: wall, file_s: d.duration, ms_elapsed: Number(closed.headers['Milliseconds-Elapsed']) };
         assert.ok(Math.abs(d.duration - recorded) <= 0.2, `file ${d.duration} s vs recorded ${recorded} s (wall ${wall} s)`);
         assert.ok(d.duration < wall - 2.5, `the pause is cut out: ${d.duration} s of ${wall} s`);
     }));
@@ -382,10 +407,10 @@ async function inner() {
             { what: '1002 receiving 2 s of audio' });
         const stop = await esl.api(`conference ${AUDIO_ROOM} recording stop all`);
         assert.equal(stop.body, 'Stopped recording file audio.webm\nStopped recording 1 file\n');
-        await ev('stop-recording', 'all');
+        const stopEv = await ev('stop-recording', 'all');
         const closed = await ev('stop-recording', 'audio.webm');
         const d = discover(path.join(recDir, 'audio.webm'));
-        const measured = (stop.at - start.at) / 1000;
+        const measured = firedAt(stopEv) - firedAt(start);
         figures.audio_room = { measured_s: measured, file_s: d.duration, ms_elapsed: Number(closed.headers['Milliseconds-Elapsed']) };
         assert.ok(Math.abs(d.duration - measured) <= 0.2, `file ${d.duration} s vs measured ${measured} s`);
         assert.match(d.out, /Opus/i);
@@ -421,6 +446,11 @@ async function inner() {
         assert.equal((await rec('recording start crash.webm')).body, 'Record file crash.webm\n');
         const start = await ev('start-recording', 'crash.webm');
         await flows(90);
+        // what is on disk now, read while the node writes on: it must all survive the kill
+        const file = path.join(recDir, 'crash.webm');
+        const snap = path.join(dir, 'crash-snapshot.webm');
+        copyFileSync(file, snap);
+        const before = decodes(snap);
         media.proc.kill('SIGKILL');
         const killedAt = Date.now();
         await new Promise((r) => (media.proc.exitCode !== null || media.proc.signalCode ? r() : media.proc.on('close', r)));
@@ -428,21 +458,15 @@ async function inner() {
         media = null;
         assert.doesNotMatch(log, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
         const recorded = (killedAt - start.at) / 1000;
-        const file = path.join(recDir, 'crash.webm');
-        const out = spawnSync('gst-launch-1.0', ['-v', 'filesrc', `location=${file}`, '!', 'matroskademux', 'name=d',
-            'd.video_0', '!', 'queue', '!', 'vp8dec', '!', 'fakesink', 'name=v', 'silent=false', 'sync=false',
-            'd.audio_0', '!', 'queue', '!', 'opusdec', '!', 'fakesink', 'name=a', 'silent=false', 'sync=false'],
-        { encoding: 'utf8', timeout: 60000, maxBuffer: 64 << 20 });
-        const last = (sink) => {
-            let max = 0;
-            for (const m of out.stdout.matchAll(new RegExp(`GstFakeSink:${sink}: last-message = chain.*?pts: (\\d+):(\\d+):(\\d+\\.\\d+)`, 'g'))) {
-                max = Math.max(max, Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]));
-            }
-            return max;
-        };
-        const video = last('v'), audio = last('a');
-        figures.kill9 = { recorded_s: recorded, decoded_video_s: video, decoded_audio_s: audio, bytes: statSync(file).size, gst_launch_status: out.status };
-        assert.ok(video >= recorded - 1.5, `video decodes to ${video} s of ${recorded} s recorded\n${out.stderr}`);
-        assert.ok(audio >= recorded - 1.5, `audio decodes to ${audio} s of ${recorded} s recorded`);
+        const after = decodes(file);
+        figures.kill9 = { recorded_s: recorded, decoded_video_s: after.video, decoded_audio_s: after.audio,
+            snapshot_video_s: before.video, snapshot_audio_s: before.audio, bytes: statSync(file).size, gst_launch_status: after.status };
+        assert.ok(before.video >= 1 && before.audio >= 1, `the file decodes while it is written: ${JSON.stringify(before)}`);
+        assert.ok(after.video >= before.video && after.audio >= before.audio - 0.05,
+            `nothing written before the kill is lost: ${JSON.stringify({ before, after })}`);
+        // On an idle machine the file decodes to within 0.1 s of the kill; on a loaded one the
+        // room's canvas itself runs late and the file with it (seen: 5.9 s of 9.4 s), so the wall
+        // clock bounds it only loosely.
+        assert.ok(after.video >= recorded - 5, `video decodes to ${after.video} s of ${recorded} s recorded\n${after.stderr}`);
     }));
 }
