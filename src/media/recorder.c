@@ -175,6 +175,7 @@ struct recording {
     /* for the closing log line: buffers in and out, the first running times */
     guint64 frames_in, keyframes_in, frames_out, audio_in, audio_out;
     GstClockTime first_video_rt, first_audio_rt;
+    guint64 frames_at_check; /* frames_in at the last check_limits */
     GstClockTime last_vpts, last_apts;
     bool vcaps_set, acaps_set;
 };
@@ -857,11 +858,21 @@ static gboolean check_limits(gpointer data)
             stop(rec, "disk space below the floor", false);
             continue;
         }
-        if (rc->max_duration_s <= 0 || !rec->media) continue;
+        if (!rec->media) continue;
         GstClockTime now = mixer_running_time(rec->media);
         g_mutex_lock(&rec->lock);
         GstClockTime len = rec_timeline_length(&rec->tl, now);
+        /* still waiting for the keyframe asked for at the start or resume, while frames come:
+         * the request was lost (seen once in a room leaving its bridge), ask again */
+        bool ask = rec->video && (!rec->tl.started || rec->resuming) &&
+                   rec->frames_in >= rec->frames_at_check + 3;
+        rec->frames_at_check = rec->frames_in;
         g_mutex_unlock(&rec->lock);
+        if (ask) {
+            LOG(LOG_INFO, SUB, "path=\"%s\" msg=\"no keyframe yet, asking again\"", rec->path);
+            mixer_request_keyframe(rec->media);
+        }
+        if (rc->max_duration_s <= 0) continue;
         if (len >= (GstClockTime)rc->max_duration_s * GST_SECOND)
             stop(rec, "maximum duration reached", false);
     }
