@@ -475,4 +475,22 @@ async function inner() {
         // clock bounds it only loosely.
         assert.ok(after.video >= recorded - 5, `video decodes to ${after.video} s of ${recorded} s recorded\n${after.stderr}`);
     }));
+
+    test('below [recording] min_free_mb no recording starts: an error reply and a start-recording Error', withLogs(async () => {
+        const conf = path.join(dir, 'ccomet-media.ini');
+        writeFileSync(conf, readFileSync(conf, 'utf8').replace('min_free_mb = 0', 'min_free_mb = 10000000')); // 9.5 TiB
+        media = await MediaProcess.start(conf, { cwd: dir, waitPort: wsPort });
+        esl.close();
+        esl = await Esl.open(eslPort, ESL_PASSWORD);
+        esl.sock.write('event plain CUSTOM conference::maintenance\n\n');
+        await esl.next();
+        await pages[1001].close();
+        pages[1001] = await member(1001);
+        const r = await pages[1001].evaluate((d) => window.call(d), '7*rec*video');
+        assert.ok(r.ok, JSON.stringify(r));
+        assert.equal((await rec('recording start floor.webm')).body, '-ERR disk space below the floor\n');
+        assert.equal((await ev('start-recording', 'floor.webm')).headers.Error, 'disk space below the floor');
+        assert.equal(existsSync(path.join(recDir, 'floor.webm')), false);
+        await media.stop();
+    }));
 }
