@@ -19,7 +19,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -332,6 +332,11 @@ async function inner() {
         assert.equal((await rec('recording check')).body, 'Conference is not being recorded.\n');
         assert.equal(existsSync(path.join(dir, 'escape.webm')), false);
         assert.deepEqual(readdirSync(recDir).sort(), ['first.webm', 'sub']);
+        // a symbolic link inside the directory that leads out of it
+        symlinkSync(dir, path.join(recDir, 'out'));
+        assert.equal((await rec('recording start out/escape.webm')).body, '-ERR path leaves the recordings directory\n');
+        await ev('start-recording', 'out/escape.webm');
+        assert.equal(existsSync(path.join(dir, 'escape.webm')), false);
         // a second start of the same path, and the node's limit (max_recordings = 2)
         assert.equal((await rec('recording start one.webm')).body, 'Record file one.webm\n');
         await ev('start-recording', 'one.webm');
