@@ -69,6 +69,10 @@ static const char *const actions[] = {
     [CONF_EV_FLOOR_CHANGE] = "floor-change",
     [CONF_EV_VIDEO_FLOOR_CHANGE] = "video-floor-change",
     [CONF_EV_HUP_MEMBER] = "hup-member",
+    [CONF_EV_START_RECORDING] = "start-recording",
+    [CONF_EV_STOP_RECORDING] = "stop-recording",
+    [CONF_EV_PAUSE_RECORDING] = "pause-recording",
+    [CONF_EV_RESUME_RECORDING] = "resume-recording",
 };
 
 const char *conf_event_action(enum conf_event_kind k)
@@ -79,12 +83,27 @@ const char *conf_event_action(enum conf_event_kind k)
 static void emit(struct conf_registry *r, enum conf_event_kind kind, const struct conf_room *room,
                  const struct conf_member *m, uint32_t old_floor, uint32_t new_floor)
 {
-    struct conf_event ev = {kind, room, m ? &m->info : NULL, old_floor, new_floor};
+    struct conf_event ev = {kind, room, m ? &m->info : NULL, old_floor, new_floor, NULL};
     /* a listener may unlisten from its callback: iterate over a snapshot of the count */
     for (guint i = 0; i < r->listeners->len; i++) {
         struct listener *l = &g_array_index(r->listeners, struct listener, i);
         l->fn(l->ctx, &ev);
     }
+}
+
+void conf_emit_recording(struct conf_registry *r, enum conf_event_kind kind,
+                         const struct conf_recording_event *rec)
+{
+    struct conf_event ev = {kind, NULL, NULL, 0, 0, rec};
+    for (guint i = 0; i < r->listeners->len; i++) {
+        struct listener *l = &g_array_index(r->listeners, struct listener, i);
+        l->fn(l->ctx, &ev);
+    }
+}
+
+void *conf_room_media(const struct conf_room *room)
+{
+    return room->media;
 }
 
 static void uuid_new(char out[37])

@@ -63,16 +63,37 @@ enum conf_event_kind {
     CONF_EV_FLOOR_CHANGE,
     CONF_EV_VIDEO_FLOOR_CHANGE,
     CONF_EV_HUP_MEMBER, /* hung up from the API without the kick semantics */
+    /* recordings (src/media/recorder.c): struct conf_event's `recording` is set */
+    CONF_EV_START_RECORDING,
+    CONF_EV_STOP_RECORDING,
+    CONF_EV_PAUSE_RECORDING,
+    CONF_EV_RESUME_RECORDING,
 };
 
 /* "conference-create", "add-member" ...: FreeSWITCH's Action header values. */
 const char *conf_event_action(enum conf_event_kind k);
 
+/* What a recording event says (mod_conference's headers). The room is described here, not by
+ * struct conf_event's room: a file is closed (stop-recording with its figures) after the room it
+ * recorded may be gone. */
+struct conf_recording_event {
+    const char *room_name, *room_uuid, *profile_name;
+    int room_size;
+    const char *path;      /* Path: as the command gave it, or "all" */
+    const char *error;     /* (nullable) Error: why it did not start, or stopped by itself */
+    bool other_recordings; /* Other-Recordings: the room still records another file */
+    bool closed;           /* the file is closed: the figures below are meant */
+    uint64_t samples_out;  /* Samples-Out: audio samples in the file, at samplerate */
+    int samplerate;        /* Samplerate */
+    uint64_t ms_elapsed;   /* Milliseconds-Elapsed: the file's length (pauses cut out) */
+};
+
 struct conf_event {
     enum conf_event_kind kind;
-    const struct conf_room *room;
-    const struct conf_member_info *member; /* (nullable) for room-level events */
-    uint32_t old_floor_id, new_floor_id;   /* FLOOR_CHANGE / VIDEO_FLOOR_CHANGE, 0 = none */
+    const struct conf_room *room;                 /* (nullable) for recording events */
+    const struct conf_member_info *member;        /* (nullable) for room-level events */
+    uint32_t old_floor_id, new_floor_id;          /* FLOOR_CHANGE / VIDEO_FLOOR_CHANGE, 0 = none */
+    const struct conf_recording_event *recording; /* (nullable) *_RECORDING only */
 };
 
 typedef void (*conf_event_fn)(void *ctx, const struct conf_event *ev);
@@ -156,5 +177,12 @@ void conf_report_failed(struct conf_member *m, const char *why); /* ICE/DTLS fai
 /* The media engine bridges the room's video between its two members (no mix), or stopped. */
 void conf_report_video_bridge(struct conf_room *room, bool on);
 bool conf_room_video_bridge(const struct conf_room *room);
+
+/* The room's media handle (room_new's result) for modules that drive the engine themselves
+ * (recorder.c with mixer.c's taps). (transfer none) (nullable) */
+void *conf_room_media(const struct conf_room *room);
+/* Sends a recording event to every listener (recorder.c; main context). */
+void conf_emit_recording(struct conf_registry *r, enum conf_event_kind kind,
+                         const struct conf_recording_event *rec);
 
 #endif

@@ -38,4 +38,9 @@ unsigned esl_server_connections(const struct esl_server *srv);
  * string is copied. Defaults to "0.0.0" until the process sets it. */
 void esl_server_set_version(struct esl_server *srv, const char *version);
 
+/* The recordings the `conference <room> recording ...` commands drive (transfer none; must
+ * outlive the server or be unset with NULL). Without one those commands answer an error. */
+struct recorder;
+void esl_server_set_recorder(struct esl_server *srv, struct recorder *rc);
+
 #endif

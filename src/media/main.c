@@ -1,12 +1,14 @@
 /* main: ccomet-media's process: command line, settings, the GLib main loop, the conference
- * registry, and the services on it (SIP over WebSocket, the Event Socket). SIGTERM/SIGINT stop
- * it: calls are hung up and rooms closed. Holds no protocol or media logic. */
+ * registry, and the services on it (SIP over WebSocket, the Event Socket, recordings).
+ * SIGTERM/SIGINT stop it: calls are hung up, recordings' files finished and rooms closed. Holds
+ * no protocol or media logic. */
 #include "core/cli.h"
 #include "core/log.h"
 #include "media/conference.h"
 #include "media/esl_server.h"
 #include "media/media_config.h"
 #include "media/mixer.h"
+#include "media/recorder.h"
 #include "media/sip_server.h"
 
 #include <glib-unix.h>
@@ -25,6 +27,7 @@ struct media_app {
     struct conf_registry *registry;
     struct esl_server *esl;
     struct sip_server *sip;
+    struct recorder *recorder;
 };
 
 static gboolean on_stop_signal(gpointer data)
@@ -70,22 +73,36 @@ int main(int argc, char **argv)
                                  (int)app.cfg->max_members_per_tenant,
                                  (int)app.cfg->max_calls_per_user};
     app.registry = conf_registry_new(mixer_ops(), &limits);
+    struct recorder_config rcfg = {app.cfg->rec_dir, (int)app.cfg->rec_max_recordings,
+                                   app.cfg->rec_max_duration, app.cfg->rec_min_free_mb};
+    const char *why = NULL;
+    app.recorder = recorder_new(app.registry, &rcfg, &why);
+    if (!app.recorder) {
+        fprintf(stderr, "ccomet-media: [recording] dir = %s: %s\n", app.cfg->rec_dir, why);
+        conf_registry_free(app.registry);
+        g_main_loop_unref(app.loop);
+        media_config_free(app.cfg);
+        return 1;
+    }
     GError *error = NULL;
     app.esl = esl_server_start(app.cfg, app.registry, &error);
     if (!app.esl) {
         fprintf(stderr, "ccomet-media: %s\n", error->message);
         g_error_free(error);
+        recorder_free(app.recorder);
         conf_registry_free(app.registry);
         g_main_loop_unref(app.loop);
         media_config_free(app.cfg);
         return 1;
     }
     esl_server_set_version(app.esl, CCOMET_MEDIA_VERSION);
+    esl_server_set_recorder(app.esl, app.recorder);
     app.sip = sip_server_start(app.cfg, app.registry, &error);
     if (!app.sip) {
         fprintf(stderr, "ccomet-media: %s\n", error->message);
         g_error_free(error);
         esl_server_stop(app.esl);
+        recorder_free(app.recorder);
         conf_registry_free(app.registry);
         g_main_loop_unref(app.loop);
         media_config_free(app.cfg);
@@ -96,6 +113,8 @@ int main(int argc, char **argv)
     LOG(LOG_INFO, "main", "msg=\"ccomet-media ready\" version=%s", CCOMET_MEDIA_VERSION);
     g_main_loop_run(app.loop);
     sip_server_stop(app.sip);
+    recorder_free(app.recorder); /* the files finished while the rooms' media still exist */
+    esl_server_set_recorder(app.esl, NULL);
     esl_server_stop(app.esl);
     conf_registry_free(app.registry);
     g_main_loop_unref(app.loop);

@@ -73,6 +73,11 @@ static const struct config_opt media_opts[] = {
     {"media", "jitter_ms", CFG_INT, F(jitter_ms), "50", 1, 2000, false, NULL},
     {"media", "mix_latency_ms", CFG_INT, F(mix_latency_ms), "20", 1, 1000, false, NULL},
 
+    {"recording", "dir", CFG_STR, F(rec_dir), "var/recordings", 0, 0, false, NULL},
+    {"recording", "max_recordings", CFG_INT, F(rec_max_recordings), "4", 1, 1000, false, NULL},
+    {"recording", "max_duration", CFG_INT, F(rec_max_duration), "14400", 0, 604800, false, NULL},
+    {"recording", "min_free_mb", CFG_INT, F(rec_min_free_mb), "256", 0, 10000000, false, NULL},
+
     {"esl", "ip", CFG_STR, F(esl_ip), "127.0.0.1", 0, 0, false, NULL},
     {"esl", "port", CFG_PORT, F(esl_port), "8021", 1, 65535, false, NULL},
     {"esl", "password", CFG_STR, F(esl_password), "", 0, 0, false, NULL},

@@ -1,8 +1,8 @@
 /* media_config: ccomet-media's settings, read from an INI file in comet.ini's format with the
  * shared table engine (src/core/config.c). Sections: [sip] (SIP over WebSocket), [directory]
  * (mod_xml_curl-style user lookups, or a static file), [dialplan], [conference] (node limits),
- * [profile.video] / [profile.audio] / [profile.default], [media] (ICE), [esl] (Event Socket),
- * [log]. */
+ * [profile.video] / [profile.audio] / [profile.default], [media] (ICE), [recording] (files of a
+ * room's mix), [esl] (Event Socket), [log]. */
 #ifndef CC_MEDIA_CONFIG_H
 #define CC_MEDIA_CONFIG_H
 
@@ -56,6 +56,11 @@ struct media_config {
     int64_t rtp_min_port, rtp_max_port;
     int64_t jitter_ms;      /* webrtcbin's jitterbuffer latency (reordering/loss budget) */
     int64_t mix_latency_ms; /* how long compositor/audiomixer wait for a late input */
+    /* [recording] */
+    char *rec_dir;              /* Event Socket paths are relative to it */
+    int64_t rec_max_recordings; /* on the node at once */
+    int64_t rec_max_duration;   /* seconds a file records at most (pauses not counted); 0: none */
+    int64_t rec_min_free_mb;    /* disk space floor (MiB): no start below it, running ones stop */
     /* [esl] */
     char *esl_ip;
     int esl_port;

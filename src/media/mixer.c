@@ -147,12 +147,14 @@ struct member {
     struct member *peer;          /* (owned ref) the other member while bridged; r->bridge_lock */
 };
 
-/* An audio link: from's decoded audio into to's mixer. */
+/* An audio link: from's decoded audio into to's mixer, or into the room's full mix for the taps
+ * (to NULL). */
 struct alink {
     struct member *from, *to;
-    GstPad *tee_pad; /* (owned) request pad on from->atee */
+    GstElement *mixer; /* to->amix or the room's tap_amix */
+    GstPad *tee_pad;   /* (owned) request pad on from->atee */
     GstElement *queue;
-    GstPad *mix_pad; /* (owned) request pad on to->amix */
+    GstPad *mix_pad; /* (owned) request pad on mixer */
 };
 
 struct room {
@@ -174,6 +176,17 @@ struct room {
     GstElement *enc_valve; /* before the shared encoder: dropping while bridged */
     bool bridged;
     GMutex bridge_lock; /* member->peer, read by streaming threads */
+    /* taps (mixer_tap_open): a branch off vtee and one full mix with its Opus encode */
+    GMutex tap_lock;         /* taps, read by the appsinks' streaming threads */
+    GList *taps;             /* struct mixer_tap * */
+    GPtrArray *tap_elements; /* the branches' elements (not owned), NULL while no tap */
+    GstPad *vtap_pad;        /* (owned) request pad on vtee */
+    GstElement *tap_amix;    /* everyone's audio */
+};
+
+struct mixer_tap {
+    const struct mixer_tap_ops *ops;
+    void *ud;
 };
 
 /* ---- members: references and posting to the main context ------------------------------------ */
@@ -426,21 +439,22 @@ static void hide_upstream_latency(GstElement *queue)
     gst_object_unref(src);
 }
 
-static void audio_link(struct room *r, struct member *from, struct member *to)
+static void audio_link(struct room *r, struct member *from, struct member *to, GstElement *mixer)
 {
     struct alink *al = xcalloc(1, sizeof *al);
     al->from = from;
     al->to = to;
+    al->mixer = mixer;
     al->queue = make("queue");
     g_object_set(al->queue, "leaky", 2, "max-size-buffers", 0, "max-size-bytes", 0, "max-size-time",
                  (guint64)(200 * GST_MSECOND), NULL);
     hide_upstream_latency(al->queue);
     gst_bin_add(GST_BIN(r->pipeline), al->queue);
-    al->mix_pad = gst_element_request_pad_simple(to->amix, "sink_%u");
+    al->mix_pad = gst_element_request_pad_simple(mixer, "sink_%u");
     al->tee_pad = gst_element_request_pad_simple(from->atee, "src_%u");
     GstPad *qsrc = gst_element_get_static_pad(al->queue, "src");
     GstPad *qsink = gst_element_get_static_pad(al->queue, "sink");
-    link_pads(qsrc, al->mix_pad, "alink-mix", to);
+    link_pads(qsrc, al->mix_pad, "alink-mix", from);
     gst_element_sync_state_with_parent(al->queue);
     link_pads(al->tee_pad, qsink, "alink-tee", from);
     gst_object_unref(qsrc);
@@ -461,7 +475,7 @@ static void audio_unlink(struct room *r, struct alink *al)
     GstPad *qsrc = gst_element_get_static_pad(al->queue, "src");
     gst_pad_unlink(qsrc, al->mix_pad);
     gst_object_unref(qsrc);
-    gst_element_release_request_pad(al->to->amix, al->mix_pad);
+    gst_element_release_request_pad(al->mixer, al->mix_pad);
     gst_object_unref(al->mix_pad);
     gst_bin_remove(GST_BIN(r->pipeline), al->queue);
     r->links = g_list_remove(r->links, al);
@@ -601,8 +615,8 @@ static void update_bridge(struct room *r)
         if (n < 2) two[n] = l->data;
         n++;
     }
-    bool want = n == 2 && two[0]->video && two[1]->video && two[0]->vdepay && two[1]->vdepay &&
-                two[0]->vsel && two[1]->vsel;
+    bool want = n == 2 && !r->taps && two[0]->video && two[1]->video && two[0]->vdepay &&
+                two[1]->vdepay && two[0]->vsel && two[1]->vsel;
     if (want && r->bridged && two[0]->peer == two[1] && two[1]->peer == two[0]) return;
     if (!want && !r->bridged) return;
     GList *all = g_list_concat(g_list_copy(r->members), g_list_copy(r->leaving));
@@ -730,8 +744,9 @@ static void build_input(struct member *mm, gpointer arg)
     if (mm->atee && head != NULL && kind && strcmp(kind, "audio") == 0) {
         for (GList *l = r->members; l; l = l->next) {
             struct member *o = l->data;
-            if (o != mm && o->amix) audio_link(r, mm, o);
+            if (o != mm && o->amix) audio_link(r, mm, o, o->amix);
         }
+        if (r->tap_amix) audio_link(r, mm, NULL, r->tap_amix);
     }
     gst_pad_remove_probe(w->pad, w->block);
     LOG(LOG_INFO, SUB, "room=%s member=%u msg=\"incoming stream\" media=%s encoding=%s", r->name,
@@ -1230,7 +1245,7 @@ static void mixer_member_add(void *media, struct conf_member *m, const char *off
     }
     for (GList *l = r->members; l; l = l->next) { /* everyone else's voice into my mix */
         struct member *o = l->data;
-        if (o != mm && o->atee) audio_link(r, o, mm);
+        if (o != mm && o->atee) audio_link(r, o, mm, mm->amix);
     }
 
     mm->answer_timer = member_timeout(mm, ANSWER_TIMEOUT_S, answer_timeout);
@@ -1524,6 +1539,187 @@ static gboolean on_bus(GstBus *bus, GstMessage *msg, gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
+/* ---- taps ---------------------------------------------------------------------------------------
+ */
+
+GstClockTime mixer_running_time(void *media)
+{
+    struct room *r = media;
+    GstClock *clock = gst_element_get_clock(r->pipeline);
+    if (!clock) return GST_CLOCK_TIME_NONE;
+    GstClockTime now = gst_clock_get_time(clock);
+    gst_object_unref(clock);
+    GstClockTime base = gst_element_get_base_time(r->pipeline);
+    return now > base ? now - base : 0;
+}
+
+/* Streaming thread of a tap appsink: the sample to every open tap. */
+static GstFlowReturn on_tap_sample(GstElement *sink, gpointer ud, bool video)
+{
+    struct room *r = ud;
+    GstSample *sample = NULL;
+    g_signal_emit_by_name(sink, "pull-sample", &sample);
+    if (!sample) return GST_FLOW_OK;
+    g_mutex_lock(&r->tap_lock);
+    for (GList *l = r->taps; l; l = l->next) {
+        struct mixer_tap *t = l->data;
+        if (video && t->ops->video) t->ops->video(t->ud, sample);
+        if (!video && t->ops->audio) t->ops->audio(t->ud, sample);
+    }
+    g_mutex_unlock(&r->tap_lock);
+    gst_sample_unref(sample);
+    return GST_FLOW_OK;
+}
+
+static GstFlowReturn on_tap_video(GstElement *sink, gpointer ud)
+{
+    return on_tap_sample(sink, ud, true);
+}
+
+static GstFlowReturn on_tap_audio(GstElement *sink, gpointer ud)
+{
+    return on_tap_sample(sink, ud, false);
+}
+
+static GstElement *tap_make(struct room *r, const char *factory)
+{
+    GstElement *e = make(factory);
+    gst_bin_add(GST_BIN(r->pipeline), e);
+    g_ptr_array_add(r->tap_elements, e);
+    return e;
+}
+
+/* A queue that drops the oldest second rather than hold up the room's encoders, then an appsink
+ * that hands every buffer to the taps at once. */
+static GstElement *tap_sink(struct room *r, GCallback on_sample)
+{
+    GstElement *q = tap_make(r, "queue");
+    g_object_set(q, "leaky", 2, "max-size-buffers", 0, "max-size-bytes", 0, "max-size-time",
+                 (guint64)GST_SECOND, NULL);
+    GstElement *sink = tap_make(r, "appsink");
+    g_object_set(sink, "sync", FALSE, "async", FALSE, "emit-signals", TRUE, "max-buffers", 64u,
+                 "drop", TRUE, NULL);
+    g_signal_connect(sink, "new-sample", on_sample, r);
+    gst_element_link(q, sink);
+    return q;
+}
+
+/* Main context: the taps' branches. Video: vtee -> queue -> appsink. Audio: silence + every
+ * member's decoded audio -> audiomixer -> opusenc -> queue -> appsink. */
+static void build_taps(struct room *r)
+{
+    r->tap_elements = g_ptr_array_new();
+    GstElement *vq = r->video ? tap_sink(r, G_CALLBACK(on_tap_video)) : NULL;
+    GstElement *silence = tap_make(r, "audiotestsrc");
+    gst_util_set_object_arg(G_OBJECT(silence), "wave", "silence");
+    g_object_set(silence, "is-live", TRUE, "samplesperbuffer", 960, NULL);
+    GstElement *scaps = tap_make(r, "capsfilter");
+    GstCaps *raw = audio_raw_caps();
+    g_object_set(scaps, "caps", raw, NULL);
+    r->tap_amix = tap_make(r, "audiomixer");
+    g_object_set(r->tap_amix, "latency", (guint64)opts.mix_latency, NULL);
+    /* The mixer's output starts at its first input's running time. By default (zero) an
+     * audiomixer made in a running pipeline stamps its output from 0 and bursts everything up to
+     * now through the encoder (measured: a 31 s old room's recording got no audio in its first
+     * 2.5 s under ASan); `set` with start-time did the same in 1.22, `first` does not. */
+    gst_util_set_object_arg(G_OBJECT(r->tap_amix), "start-time-selection", "first");
+    GstElement *mcaps = tap_make(r, "capsfilter");
+    g_object_set(mcaps, "caps", raw, NULL);
+    gst_caps_unref(raw);
+    GstElement *q = tap_make(r, "queue");
+    GstElement *enc = tap_make(r, "opusenc");
+    g_object_set(enc, "bitrate", (r->audio_kbps > 64 ? r->audio_kbps : 64) * 1000, NULL);
+    gst_util_set_object_arg(G_OBJECT(enc), "frame-size", "20");
+    GstElement *aq = tap_sink(r, G_CALLBACK(on_tap_audio));
+    GstPad *fill = gst_element_request_pad_simple(r->tap_amix, "sink_%u");
+    GstPad *ssrc = gst_element_get_static_pad(scaps, "src");
+    bool ok = gst_element_link(silence, scaps) && gst_pad_link(ssrc, fill) == GST_PAD_LINK_OK &&
+              gst_element_link_many(r->tap_amix, mcaps, q, enc, aq, NULL);
+    gst_object_unref(ssrc);
+    gst_object_unref(fill);
+    if (!ok) LOG(LOG_ERROR, SUB, "room=%s msg=\"cannot link the taps' audio mix\"", r->name);
+    sync_downstream_first(r->tap_elements, 0);
+    for (GList *l = r->members; l; l = l->next) {
+        struct member *mm = l->data;
+        if (mm->atee) audio_link(r, mm, NULL, r->tap_amix);
+    }
+    if (vq) {
+        r->vtap_pad = gst_element_request_pad_simple(r->vtee, "src_%u");
+        GstPad *qsink = gst_element_get_static_pad(vq, "sink");
+        if (gst_pad_link(r->vtap_pad, qsink) != GST_PAD_LINK_OK)
+            LOG(LOG_ERROR, SUB, "room=%s msg=\"cannot link the video tap\"", r->name);
+        gst_object_unref(qsink);
+    }
+    LOG(LOG_INFO, SUB, "room=%s msg=\"taps built\" video=%s", r->name, r->video ? "true" : "false");
+}
+
+/* Main context: the branches go, as a leaving member's do (the tee pads unlinked while live). */
+static void drop_taps(struct room *r)
+{
+    if (r->vtap_pad) {
+        GstPad *peer = gst_pad_get_peer(r->vtap_pad);
+        if (peer) {
+            gst_pad_unlink(r->vtap_pad, peer);
+            gst_object_unref(peer);
+        }
+        gst_element_release_request_pad(r->vtee, r->vtap_pad);
+        gst_object_unref(r->vtap_pad);
+        r->vtap_pad = NULL;
+    }
+    for (GList *l = r->links, *next; l; l = next) {
+        next = l->next;
+        struct alink *al = l->data;
+        if (al->mixer == r->tap_amix) audio_unlink(r, al);
+    }
+    for (guint i = 0; i < r->tap_elements->len; i++)
+        gst_element_set_state(g_ptr_array_index(r->tap_elements, i), GST_STATE_NULL);
+    for (guint i = 0; i < r->tap_elements->len; i++)
+        gst_bin_remove(GST_BIN(r->pipeline), g_ptr_array_index(r->tap_elements, i));
+    g_ptr_array_unref(r->tap_elements);
+    r->tap_elements = NULL;
+    r->tap_amix = NULL;
+    LOG(LOG_INFO, SUB, "room=%s msg=\"taps dropped\"", r->name);
+}
+
+struct mixer_tap *mixer_tap_open(void *media, const struct mixer_tap_ops *ops, void *ud)
+{
+    struct room *r = media;
+    struct mixer_tap *t = xcalloc(1, sizeof *t);
+    t->ops = ops;
+    t->ud = ud;
+    if (!r->tap_elements) build_taps(r);
+    g_mutex_lock(&r->tap_lock);
+    r->taps = g_list_append(r->taps, t);
+    g_mutex_unlock(&r->tap_lock);
+    update_bridge(r); /* a room of two mixes its canvas while a tap is open */
+    request_keyframe(r);
+    return t;
+}
+
+void mixer_tap_close(void *media, struct mixer_tap *t)
+{
+    struct room *r = media;
+    if (!t) return;
+    g_mutex_lock(&r->tap_lock);
+    r->taps = g_list_remove(r->taps, t);
+    g_mutex_unlock(&r->tap_lock);
+    xfree(t);
+    if (!r->taps && r->tap_elements) {
+        drop_taps(r);
+        update_bridge(r);
+    }
+}
+
+bool mixer_has_video(void *media)
+{
+    return ((struct room *)media)->video;
+}
+
+void mixer_request_keyframe(void *media)
+{
+    request_keyframe(media);
+}
+
 /* ---- rooms --------------------------------------------------------------------------------------
  */
 
@@ -1600,6 +1796,7 @@ static void *mixer_room_new(struct conf_room *room, const struct conf_profile *p
     r->pipeline = gst_pipeline_new(NULL);
     g_signal_connect(r->pipeline, "deep-element-added", G_CALLBACK(on_deep_element_added), NULL);
     g_mutex_init(&r->bridge_lock);
+    g_mutex_init(&r->tap_lock);
 
     if (r->video) {
         GstBin *bin = GST_BIN(r->pipeline);
@@ -1715,8 +1912,13 @@ static void mixer_room_free(void *media)
         member_unref(mm);
     }
     g_list_free(r->members);
+    if (r->taps) LOG(LOG_WARN, SUB, "room=%s msg=\"room freed with taps open\"", r->name);
+    g_list_free_full(r->taps, xfree);
+    if (r->vtap_pad) gst_object_unref(r->vtap_pad);
+    if (r->tap_elements) g_ptr_array_unref(r->tap_elements);
     gst_object_unref(r->pipeline);
     g_mutex_clear(&r->bridge_lock);
+    g_mutex_clear(&r->tap_lock);
     LOG(LOG_INFO, SUB, "room=%s msg=\"room freed\"", r->name);
     g_main_context_unref(r->ctx);
     xfree(r);

@@ -8,6 +8,8 @@
 #ifndef CC_MIXER_H
 #define CC_MIXER_H
 
+#include <gst/gst.h>
+
 #include "media/conference.h"
 
 struct mixer_options {
@@ -40,5 +42,28 @@ enum {
     MIXER_ERROR_NOT_ACCEPTABLE = 488, /* no Opus in the offer, unparsable SDP */
     MIXER_ERROR_MEDIA = 500,          /* webrtcbin failed to answer, answer not sendrecv */
 };
+
+/* Taps: what a room's consumers other than its members (recorder.c) take from the room: the
+ * canvas's existing VP8 encode (no second video encode; a room of two leaves its bridge and
+ * mixes while a tap is open) and one Opus encode of the whole room's audio (everyone, not
+ * mix-minus), built when the first tap opens and gone with the last. The callbacks run on
+ * streaming threads with one encoded buffer each (its segment and caps in the sample): they must
+ * not block and must not call back into the mixer. */
+struct mixer_tap_ops {
+    void (*video)(void *ud, GstSample *sample); /* (transfer none) VP8 frames */
+    void (*audio)(void *ud, GstSample *sample); /* (transfer none) Opus packets, 48 kHz */
+};
+struct mixer_tap;
+
+/* Main context. (transfer full) close it with mixer_tap_close before the room is freed. */
+struct mixer_tap *mixer_tap_open(void *media, const struct mixer_tap_ops *ops, void *ud);
+/* Main context: once it returns no callback of the tap runs any more. */
+void mixer_tap_close(void *media, struct mixer_tap *t);
+/* The room has a canvas (a video profile): taps get video. */
+bool mixer_has_video(void *media);
+/* Asks the shared encoder for a keyframe (a tap's consumer starts or resumes a file). */
+void mixer_request_keyframe(void *media);
+/* The room pipeline's running time now: the clock the samples' running times are on. */
+GstClockTime mixer_running_time(void *media);
 
 #endif

@@ -1122,3 +1122,101 @@ out:
     client_close(&c);
     fixture_stop(&f);
 }
+
+/* Recording events (recorder.c posts them on the conference bus): mod_conference's header
+ * layout, the room described by the event itself (a file can close after its room is gone). */
+TEST(esl_server_recording_events_and_no_recorder)
+{
+    struct fixture f;
+    if (!fixture_start(&f, 100000)) return;
+    struct client c;
+    struct arena a;
+    arena_init(&a);
+    struct esl_event ev;
+    char *r;
+    REQUIRE(client_login(&c, esl_server_port(f.srv)));
+    struct conf_member *alice = join(&f, "Alice", "1001");
+    REQUIRE(alice);
+    r = roundtrip(&c, "api conference room1 recording start a.webm\n\n");
+    CHECK_STR(r, "-ERR recording is not available on this node\n");
+    xfree(r);
+    r = roundtrip(&c, "event plain CUSTOM conference::maintenance\n\n");
+    xfree(r);
+    struct conf_recording_event rec = {.room_name = "room1",
+                                       .room_uuid = "u-1",
+                                       .profile_name = "video",
+                                       .room_size = 1,
+                                       .path = "a.webm"};
+    conf_emit_recording(f.reg, CONF_EV_START_RECORDING, &rec);
+    REQUIRE(next_event(&c, &a, &ev));
+    static const char *const start_names[] = {"Event-Subclass",
+                                              "Event-Name",
+                                              "Core-UUID",
+                                              "FreeSWITCH-Hostname",
+                                              "FreeSWITCH-Switchname",
+                                              "FreeSWITCH-IPv4",
+                                              "FreeSWITCH-IPv6",
+                                              "Event-Date-Local",
+                                              "Event-Date-GMT",
+                                              "Event-Date-Timestamp",
+                                              "Event-Calling-File",
+                                              "Event-Calling-Function",
+                                              "Event-Calling-Line-Number",
+                                              "Event-Sequence",
+                                              "Conference-Name",
+                                              "Conference-Domain",
+                                              "Conference-Size",
+                                              "Conference-Ghosts",
+                                              "Conference-Profile-Name",
+                                              "Conference-Unique-ID",
+                                              "Action",
+                                              "Path"};
+    check_names(&ev, start_names, sizeof start_names / sizeof start_names[0]);
+    CHECK_STR(hv(&ev, "Action"), "start-recording");
+    CHECK_STR(hv(&ev, "Event-Calling-File"), "conference_record.c");
+    CHECK_STR(hv(&ev, "Conference-Unique-ID"), "u-1");
+    CHECK_STR(hv(&ev, "Conference-Profile-Name"), "video");
+    CHECK_STR(hv(&ev, "Path"), "a.webm");
+    rec.error = "File could not be opened for recording";
+    conf_emit_recording(f.reg, CONF_EV_START_RECORDING, &rec);
+    REQUIRE(next_event(&c, &a, &ev));
+    CHECK_STR(hv(&ev, "Error"), "File could not be opened for recording");
+    rec.error = NULL;
+    rec.path = "all";
+    conf_emit_recording(f.reg, CONF_EV_STOP_RECORDING, &rec); /* the command's */
+    REQUIRE(next_event(&c, &a, &ev));
+    CHECK_STR(hv(&ev, "Action"), "stop-recording");
+    CHECK_STR(hv(&ev, "Event-Calling-Function"), "conference_api_sub_norecord");
+    CHECK_STR(hv(&ev, "Path"), "all");
+    CHECK_STR(hv(&ev, "Other-Recordings"), "false");
+    CHECK_STR(hv(&ev, "Samples-Out"), "(absent)");
+    rec.path = "a.webm";
+    rec.closed = true;
+    rec.room_size = 0;
+    rec.other_recordings = true;
+    rec.samples_out = 240000;
+    rec.samplerate = 48000;
+    rec.ms_elapsed = 5000;
+    conf_emit_recording(f.reg, CONF_EV_STOP_RECORDING, &rec); /* the file's */
+    REQUIRE(next_event(&c, &a, &ev));
+    CHECK_STR(hv(&ev, "Event-Calling-Function"), "conference_record_thread_run");
+    CHECK_STR(hv(&ev, "Conference-Size"), "0");
+    CHECK_STR(hv(&ev, "Other-Recordings"), "true");
+    CHECK_STR(hv(&ev, "Samples-Out"), "240000");
+    CHECK_STR(hv(&ev, "Samplerate"), "48000");
+    CHECK_STR(hv(&ev, "Milliseconds-Elapsed"), "5000");
+    CHECK_STR(hv(&ev, "Error"), "(absent)");
+    conf_emit_recording(f.reg, CONF_EV_PAUSE_RECORDING, &rec);
+    REQUIRE(next_event(&c, &a, &ev));
+    CHECK_STR(hv(&ev, "Action"), "pause-recording");
+    CHECK_STR(hv(&ev, "Event-Calling-Function"), "conference_api_sub_pauserec");
+    CHECK_STR(hv(&ev, "Samples-Out"), "(absent)");
+    conf_emit_recording(f.reg, CONF_EV_RESUME_RECORDING, &rec);
+    REQUIRE(next_event(&c, &a, &ev));
+    CHECK_STR(hv(&ev, "Action"), "resume-recording");
+    CHECK_STR(hv(&ev, "Path"), "a.webm");
+out:
+    arena_free(&a);
+    client_close(&c);
+    fixture_stop(&f);
+}
