@@ -33,6 +33,7 @@
 #define SOURCE_MAX_BYTE (8u * 1024 * 1024) /* a slow disk drops the newest, never the room */
 #define DRAIN_MS        1000
 #define HELD_AUDIO_MAX  150 /* 3 s of 20 ms packets waiting for a keyframe */
+#define SILENCE_NS      (20 * GST_MSECOND)
 
 /* ---- the pure parts ----------------------------------------------------------------------- */
 
@@ -174,6 +175,7 @@ struct recording {
     guint64 samples_out; /* audio samples pushed, at SAMPLERATE */
     /* for the closing log line: buffers in and out, the first running times */
     guint64 frames_in, keyframes_in, frames_out, audio_in, audio_out;
+    guint64 silence_frames; /* 20 ms of silence each, where the mix's audio had a gap */
     GstClockTime first_video_rt, first_audio_rt;
     guint64 frames_at_check; /* frames_in at the last check_limits */
     GstClockTime last_vpts, last_apts;
@@ -253,6 +255,29 @@ static GstClockTime sample_running_time(GstSample *sample)
     return gst_segment_to_running_time(seg, GST_FORMAT_TIME, GST_BUFFER_PTS(in));
 }
 
+/* Streaming thread, rec->lock held: the audio track stays continuous from the file's start.
+ * Where the mix's Opus comes later than the file's timeline (the taps' mix starting after the
+ * command, a second lost in the tap's leaky queue on a starved machine), 20 ms Opus frames of
+ * silence fill the gap, so that a player keeps the pictures and the sound together and
+ * Samples-Out is the file's audio length, as FreeSWITCH's (which writes silence when no one
+ * talks). A gap shorter than one frame is left. */
+static void fill_silence_locked(struct recording *rec, GstClockTime upto)
+{
+    /* CELT, fullband, 20 ms, stereo (TOC 0xFC), one frame that decodes to silence */
+    static const guint8 silence[] = {0xFC, 0xFF, 0xFE};
+    while (upto >= rec->last_apts + SILENCE_NS) {
+        GstBuffer *b = gst_buffer_new_memdup(silence, sizeof silence);
+        GST_BUFFER_PTS(b) = GST_BUFFER_DTS(b) = rec->last_apts;
+        GST_BUFFER_DURATION(b) = SILENCE_NS;
+        GstFlowReturn ret;
+        g_signal_emit_by_name(rec->asrc, "push-buffer", b, &ret);
+        gst_buffer_unref(b);
+        rec->last_apts += SILENCE_NS;
+        rec->samples_out += SAMPLERATE / 50;
+        rec->silence_frames++;
+    }
+}
+
 /* Streaming thread, rec->lock held: one buffer at running time rt into the file, if the
  * timeline keeps it. */
 static void write_locked(struct recording *rec, GstSample *sample, GstClockTime rt, bool video)
@@ -268,14 +293,17 @@ static void write_locked(struct recording *rec, GstSample *sample, GstClockTime 
         set_caps = !rec->vcaps_set;
         rec->vcaps_set = true;
     } else {
+        set_caps = !rec->acaps_set;
+        rec->acaps_set = true;
+        if (set_caps) g_object_set(rec->asrc, "caps", gst_sample_get_caps(sample), NULL);
+        set_caps = false;
+        fill_silence_locked(rec, out_pts);
         if (out_pts < rec->last_apts) out_pts = rec->last_apts;
         GstClockTime d = GST_BUFFER_DURATION(in);
-        if (!GST_CLOCK_TIME_IS_VALID(d)) d = 20 * GST_MSECOND;
+        if (!GST_CLOCK_TIME_IS_VALID(d)) d = SILENCE_NS;
         rec->last_apts = out_pts + d;
         rec->samples_out += gst_util_uint64_scale(d, SAMPLERATE, GST_SECOND);
         rec->audio_out++;
-        set_caps = !rec->acaps_set;
-        rec->acaps_set = true;
     }
     GstElement *src = video ? rec->vsrc : rec->asrc;
     /* pushed under the lock, so that stop's end-of-stream comes after the last buffer; appsrc
@@ -427,7 +455,8 @@ static void finish(struct recording *rec, const char *error)
     rc->recordings = g_list_remove(rc->recordings, rec);
     g_mutex_lock(&rec->lock);
     guint64 samples = rec->samples_out, fin = rec->frames_in, kin = rec->keyframes_in,
-            fout = rec->frames_out, ain = rec->audio_in, aout = rec->audio_out;
+            fout = rec->frames_out, ain = rec->audio_in, aout = rec->audio_out,
+            silent = rec->silence_frames;
     GstClockTime vrt = rec->first_video_rt, art = rec->first_audio_rt, origin = rec->tl.origin;
     g_mutex_unlock(&rec->lock);
     const char *why = error ? error : rec->stop_error;
@@ -435,11 +464,12 @@ static void finish(struct recording *rec, const char *error)
         "room=%s path=\"%s\" msg=\"recording closed\" ms=%" G_GUINT64_FORMAT
         " frames_in=%" G_GUINT64_FORMAT " keyframes_in=%" G_GUINT64_FORMAT
         " frames_out=%" G_GUINT64_FORMAT " audio_in=%" G_GUINT64_FORMAT
-        " audio_out=%" G_GUINT64_FORMAT " first_video_ms=%" G_GUINT64_FORMAT
-        " first_audio_ms=%" G_GUINT64_FORMAT " origin_ms=%" G_GUINT64_FORMAT "%s%s%s",
+        " audio_out=%" G_GUINT64_FORMAT " silence_ms=%" G_GUINT64_FORMAT
+        " first_video_ms=%" G_GUINT64_FORMAT " first_audio_ms=%" G_GUINT64_FORMAT
+        " origin_ms=%" G_GUINT64_FORMAT "%s%s%s",
         rec->room_name, rec->path, samples / (SAMPLERATE / 1000), fin, kin, fout, ain, aout,
-        vrt / GST_MSECOND, art / GST_MSECOND, origin / GST_MSECOND, why ? " error=\"" : "",
-        why ? why : "", why ? "\"" : "");
+        silent * 20, vrt / GST_MSECOND, art / GST_MSECOND, origin / GST_MSECOND,
+        why ? " error=\"" : "", why ? why : "", why ? "\"" : "");
     emit(rc, CONF_EV_STOP_RECORDING, rec, rec->path, why, true);
     recording_free(rec);
 }

@@ -296,7 +296,7 @@ async function inner() {
         assert.equal(Math.floor(Number(closed.headers['Samples-Out']) / 48), ms);
         const file = path.join(recDir, 'first.webm');
         const d = discover(file);
-        figures.first = { measured_s: measured, measured_here_s: measuredHere, file_s: d.duration, ms_elapsed: ms, bytes: statSync(file).size, t0_to_closed_ms: closed.at - t0 };
+        figures.first = { measured_s: measured, measured_here_s: measuredHere, file_s: d.duration, ms_elapsed: ms, bytes: statSync(file).size, t0_to_closed_ms: closed.at - t0, line: (media.log.match(/msg="recording closed"[^\n]*/) ?? [''])[0] };
         assert.ok(Math.abs(d.duration - measured) <= 0.2, `file ${d.duration} s vs measured ${measured} s`);
         assert.ok(Math.abs(d.duration - ms / 1000) <= 0.1, `file ${d.duration} s vs Milliseconds-Elapsed ${ms}`);
         assert.match(d.out, /video(\/x-vp8| #\d+: VP8)|VP8/i, d.out);
