@@ -4,9 +4,14 @@
  *
  *   <prefix>{t<dev>}:auth|data|time|tok|pset   hashes: user -> hash|data|time, token -> time,
  *                                               pipe -> history length
+ *   <prefix>{t<dev>}:tokx                      tokens by expiry (sorted set, token -> exp)
  *   <prefix>{t<dev>}:mid                       the tenant's last message id (pipes and queues)
- *   <prefix>{t<dev>}:h:<pipe>                  a pipe's history: a stream, entry id <id>-0,
- *                                               fields t e m u (time, event, message, user)
+ *   <prefix>{t<dev>}:seq, :lid                 per pipe: its sequence number (a gap in it is a
+ *                                               lost fan-out) and its last message id
+ *   <prefix>{t<dev>}:h:<pipe>                  a pipe's stream, entry id <id>-0, fields t e m u b
+ *                                               s (time, event, message, user, browser, seq):
+ *                                               its history, and the recent messages kept for
+ *                                               gap repair and recovery on another node
  *   <prefix>{t<dev>}:hp                        the pipes that have history
  *   <prefix>{t<dev>}:q:<id>, :qu:<user>, :qall a queued private message (hash u t e m), a user's
  *                                               queue and the tenant's (sorted sets of ids)
@@ -14,7 +19,8 @@
  *                                               the row) and where each room was placed
  *   <prefix>{t<dev>}:c:<pipe>, :u:<user>       the shard channels a pipe's or a user's messages
  *                                               go out on
- *   <prefix>tenants                            tenant credentials (dev -> a RESP array)
+ *   <prefix>{g}:tenants                        tenant credentials (dev -> a RESP array)
+ *   <prefix>{g}:ctl                            the control channel: kicks, tenant reloads
  *
  * All keys of one tenant share the hash tag {t<dev>}, so every script touches one slot (a
  * Redis Cluster keeps a tenant on one shard; tenants spread over the shards). A write completes

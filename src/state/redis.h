@@ -3,8 +3,8 @@
  * invitations and tenant credentials, and the fan-out of pipe and private messages between nodes
  * through sharded pub/sub (each node subscribes only to the pipes and users its browsers hold,
  * told by the hub's watch). Calls complete when Redis answers; a write Redis has not confirmed
- * fails (an ERR to the backend, never an OK). Two connections: commands, pipelined; pub/sub.
- * Loop thread only. */
+ * fails (an ERR to the backend, never an OK). Two connections per shard: commands, pipelined;
+ * pub/sub. Loop thread only. */
 #ifndef CC_STATE_REDIS_H
 #define CC_STATE_REDIS_H
 
