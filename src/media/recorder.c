@@ -6,7 +6,8 @@
  * appsrc(Opus) ←─┘ → filesink(unbuffered)
  *
  * The taps' callbacks map each buffer's running time through the file's timeline (origin, pause
- * windows) and push a shallow copy with the new timestamps; nothing is decoded or encoded here.
+ * windows) and push a shallow copy with the new timestamps; nothing is decoded or encoded here
+ * (a gap in the audio is filled with Opus frames of silence, written as constant bytes).
  * Stopping closes the tap (no callback after that), sends end-of-stream into both sources and
  * waits on the recording's own bus for the muxer to finish the file (duration, cues) before the
  * closing stop-recording event. */
@@ -180,6 +181,7 @@ struct recording {
     guint64 frames_at_check; /* frames_in at the last check_limits */
     GstClockTime last_vpts, last_apts;
     bool vcaps_set, acaps_set;
+    bool mono; /* the Opus stream's channels (its caps), for the silence frames */
 };
 
 struct recorder {
@@ -256,15 +258,15 @@ static GstClockTime sample_running_time(GstSample *sample)
 }
 
 /* Streaming thread, rec->lock held: the audio track stays continuous from the file's start.
- * Where the mix's Opus comes later than the file's timeline (the taps' mix starting after the
- * command, a second lost in the tap's leaky queue on a starved machine), 20 ms Opus frames of
- * silence fill the gap, so that a player keeps the pictures and the sound together and
- * Samples-Out is the file's audio length, as FreeSWITCH's (which writes silence when no one
- * talks). A gap shorter than one frame is left. */
+ * Where the mix's Opus comes later than the file's timeline (on a starved machine the taps' mix
+ * can start after the command, or the tap's leaky queue drop), 20 ms Opus frames of silence
+ * fill the gap, so that a player keeps the pictures and the sound together and Samples-Out is
+ * the file's audio length, as FreeSWITCH's (which writes silence when no one talks). A gap
+ * shorter than one frame is left. */
 static void fill_silence_locked(struct recording *rec, GstClockTime upto)
 {
-    /* CELT, fullband, 20 ms, stereo (TOC 0xFC), one frame that decodes to silence */
-    static const guint8 silence[] = {0xFC, 0xFF, 0xFE};
+    /* TOC: CELT, fullband, 20 ms, one frame, stereo bit 0x04; the frame decodes to silence */
+    const guint8 silence[] = {rec->mono ? 0xF8 : 0xFC, 0xFF, 0xFE};
     while (upto >= rec->last_apts + SILENCE_NS) {
         GstBuffer *b = gst_buffer_new_memdup(silence, sizeof silence);
         GST_BUFFER_PTS(b) = GST_BUFFER_DTS(b) = rec->last_apts;
@@ -273,7 +275,7 @@ static void fill_silence_locked(struct recording *rec, GstClockTime upto)
         g_signal_emit_by_name(rec->asrc, "push-buffer", b, &ret);
         gst_buffer_unref(b);
         rec->last_apts += SILENCE_NS;
-        rec->samples_out += SAMPLERATE / 50;
+        rec->samples_out += gst_util_uint64_scale(SILENCE_NS, SAMPLERATE, GST_SECOND);
         rec->silence_frames++;
     }
 }
@@ -285,18 +287,23 @@ static void write_locked(struct recording *rec, GstSample *sample, GstClockTime 
     GstBuffer *in = gst_sample_get_buffer(sample);
     GstClockTime out_pts;
     if (!rec_timeline_map(&rec->tl, rt, &out_pts)) return;
-    bool set_caps;
+    GstElement *src = video ? rec->vsrc : rec->asrc;
+    bool *caps_set = video ? &rec->vcaps_set : &rec->acaps_set;
+    if (!*caps_set) {
+        GstCaps *caps = gst_sample_get_caps(sample);
+        g_object_set(src, "caps", caps, NULL);
+        *caps_set = true;
+        int channels = 0;
+        if (!video && caps && gst_caps_get_size(caps) > 0) {
+            gst_structure_get_int(gst_caps_get_structure(caps, 0), "channels", &channels);
+            rec->mono = channels == 1;
+        }
+    }
     if (video) {
         rec->frames_out++;
         if (out_pts < rec->last_vpts) out_pts = rec->last_vpts;
         rec->last_vpts = out_pts;
-        set_caps = !rec->vcaps_set;
-        rec->vcaps_set = true;
     } else {
-        set_caps = !rec->acaps_set;
-        rec->acaps_set = true;
-        if (set_caps) g_object_set(rec->asrc, "caps", gst_sample_get_caps(sample), NULL);
-        set_caps = false;
         fill_silence_locked(rec, out_pts);
         if (out_pts < rec->last_apts) out_pts = rec->last_apts;
         GstClockTime d = GST_BUFFER_DURATION(in);
@@ -305,10 +312,8 @@ static void write_locked(struct recording *rec, GstSample *sample, GstClockTime 
         rec->samples_out += gst_util_uint64_scale(d, SAMPLERATE, GST_SECOND);
         rec->audio_out++;
     }
-    GstElement *src = video ? rec->vsrc : rec->asrc;
     /* pushed under the lock, so that stop's end-of-stream comes after the last buffer; appsrc
      * never blocks (block=false, bounded, leaky) */
-    if (set_caps) g_object_set(src, "caps", gst_sample_get_caps(sample), NULL);
     GstBuffer *out = gst_buffer_copy(in); /* the memory is shared */
     GST_BUFFER_PTS(out) = out_pts;
     GST_BUFFER_DTS(out) = out_pts;
@@ -468,8 +473,8 @@ static void finish(struct recording *rec, const char *error)
         " first_video_ms=%" G_GUINT64_FORMAT " first_audio_ms=%" G_GUINT64_FORMAT
         " origin_ms=%" G_GUINT64_FORMAT "%s%s%s",
         rec->room_name, rec->path, samples / (SAMPLERATE / 1000), fin, kin, fout, ain, aout,
-        silent * 20, vrt / GST_MSECOND, art / GST_MSECOND, origin / GST_MSECOND,
-        why ? " error=\"" : "", why ? why : "", why ? "\"" : "");
+        silent * (SILENCE_NS / GST_MSECOND), vrt / GST_MSECOND, art / GST_MSECOND,
+        origin / GST_MSECOND, why ? " error=\"" : "", why ? why : "", why ? "\"" : "");
     emit(rc, CONF_EV_STOP_RECORDING, rec, rec->path, why, true);
     recording_free(rec);
 }
