@@ -12,6 +12,7 @@
 #define F(field) offsetof(struct config, field)
 #define KiB      1024LL
 #define MiB      (1024LL * 1024)
+#define GiB      (1024LL * MiB)
 static const struct config_opt ccomet_opts[] = {
     {"main", "password", CFG_STR, F(password), "password", 0, 0, true, NULL},
     {"main", "allow_default_password", CFG_BOOL, F(allow_default_password), "false", 0, 0, false,
@@ -69,6 +70,10 @@ static const struct config_opt ccomet_opts[] = {
     {"ws", "max_output", CFG_SIZE, F(ws_max_output), "1M", 4 * KiB, 1024 * MiB, true, NULL},
     {"ws", "recovery_messages", CFG_INT, F(ws_recovery_messages), "64", 0, 100000, true, NULL},
     {"ws", "recovery_window", CFG_INT, F(ws_recovery_window), "120", 1, 86400, true, NULL},
+    {"ws", "recovery_memory", CFG_SIZE, F(ws_recovery_memory), "256M", 64 * KiB, 64 * GiB, true,
+     NULL},
+    {"ws", "command_rate", CFG_INT, F(ws_command_rate), "100", 1, 10000000, true, NULL},
+    {"ws", "command_burst", CFG_INT, F(ws_command_burst), "400", 1, 10000000, true, NULL},
     {"ws", "ping_interval", CFG_INT, F(ws_ping_interval), "30", 1, 3600, true, NULL},
     {"ws", "handshake_timeout", CFG_INT, F(ws_handshake_timeout), "10", 1, 3600, true, NULL},
     {"ws", "max_static_file", CFG_SIZE, F(ws_max_static_file), "8M", 1, 1024 * MiB, true, NULL},

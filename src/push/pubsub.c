@@ -3,8 +3,12 @@
  * A pipe holds an array of subscriber pointers (swap-remove; each connection remembers its slot)
  * and a ring of its last messages as shared frames. A pipe with no subscribers lingers for the
  * recovery window, so a client that was the only subscriber can still recover, then the sweep
- * frees it (CppComet never freed pipes). Frames are built once per message; clients that speak
- * the pre-4 API get a second encoding, built only if one of them is subscribed. */
+ * frees it (CppComet never freed pipes). All rings together hold at most [ws] recovery_memory
+ * bytes: past it the oldest entry of the pipe written least recently goes first (pipes with a
+ * non-empty ring are kept in that order), and a client that needed it recovers from the state
+ * store instead (pubsub_replay_needs_history), so the bound costs a read, never a message. Frames
+ * are built once per message; clients that speak the pre-4 API get a second encoding, built only if
+ * one of them is subscribed. */
 #include "push/pubsub.h"
 #include "core/alloc.h"
 #include "core/hmap.h"
@@ -30,6 +34,9 @@ struct pipe {
     struct ring_entry *ring; /* recovery_messages entries, oldest at ring_head */
     uint32_t ring_head, ring_n, ring_cap;
     uint32_t empty_since; /* 0 while it has subscribers */
+    uint64_t ring_bytes;  /* frame bytes its ring holds */
+    /* in ps->lru while its ring is non-empty: least recently written first */
+    struct pipe *lru_prev, *lru_next;
     uint8_t len;
     char name[65];
 };
@@ -54,6 +61,8 @@ struct pubsub {
     struct hub *hub;
     struct hmap pipes, users, strings;
     uint64_t published, delivered, dropped_slow;
+    uint64_t ring_bytes, ring_evicted; /* over all pipes */
+    struct pipe *lru_head, *lru_tail;
     struct buf scratch; /* envelope encoding */
 };
 
@@ -127,12 +136,48 @@ static struct pipe *pipe_get(struct pubsub *ps, int64_t dev, const char *name, s
     return p;
 }
 
+static void lru_unlink(struct pubsub *ps, struct pipe *p)
+{
+    if (p->lru_prev)
+        p->lru_prev->lru_next = p->lru_next;
+    else if (ps->lru_head == p)
+        ps->lru_head = p->lru_next;
+    else
+        return; /* not linked */
+    if (p->lru_next)
+        p->lru_next->lru_prev = p->lru_prev;
+    else
+        ps->lru_tail = p->lru_prev;
+    p->lru_prev = p->lru_next = NULL;
+}
+
+static void lru_append(struct pubsub *ps, struct pipe *p)
+{
+    p->lru_prev = ps->lru_tail;
+    p->lru_next = NULL;
+    if (ps->lru_tail)
+        ps->lru_tail->lru_next = p;
+    else
+        ps->lru_head = p;
+    ps->lru_tail = p;
+}
+
+/* Drops every entry of p's ring (the ring itself stays allocated). */
+static void ring_clear(struct pubsub *ps, struct pipe *p)
+{
+    for (uint32_t i = 0; i < p->ring_n; i++)
+        frame_unref(p->ring[(p->ring_head + i) % p->ring_cap].frame);
+    p->ring_head = p->ring_n = 0;
+    ps->ring_bytes -= p->ring_bytes;
+    p->ring_bytes = 0;
+    lru_unlink(ps, p);
+}
+
 static void pipe_free(struct pubsub *ps, struct pipe *p)
 {
     hub_watch_pipe(ps->hub, p->dev, p->name, p->len, false);
     hmap_remove(&ps->pipes, &p->node);
-    for (uint32_t i = 0; i < p->ring_n; i++)
-        frame_unref(p->ring[(p->ring_head + i) % p->ring_cap].frame);
+    ring_clear(ps, p);
     xfree(p->ring);
     xfree(p->subs);
     xfree(p);
@@ -184,30 +229,43 @@ static struct frame *encode(struct pubsub *ps, const struct msg_fields *m, bool 
     return frame_text(buf_head(b), buf_unread(b));
 }
 
+/* Drops the oldest entry of p's ring. */
+static void ring_drop_oldest(struct pubsub *ps, struct pipe *p)
+{
+    struct ring_entry *e = &p->ring[p->ring_head];
+    p->ring_bytes -= e->frame->len;
+    ps->ring_bytes -= e->frame->len;
+    frame_unref(e->frame);
+    e->frame = NULL;
+    p->ring_head = (p->ring_head + 1) % p->ring_cap;
+    if (!--p->ring_n) lru_unlink(ps, p);
+}
+
 static void ring_add(struct pubsub *ps, struct pipe *p, int64_t id, struct frame *f)
 {
     uint32_t cap = (uint32_t)ps->cfg->ws_recovery_messages;
     if (cap == 0 || id <= 0) return;
     if (p->ring_cap != cap) { /* first use, or the setting changed: start afresh */
-        for (uint32_t i = 0; i < p->ring_n; i++)
-            frame_unref(p->ring[(p->ring_head + i) % p->ring_cap].frame);
+        ring_clear(ps, p);
         xfree(p->ring);
         p->ring = xcalloc(cap, sizeof *p->ring);
         p->ring_cap = cap;
-        p->ring_head = p->ring_n = 0;
     }
-    struct ring_entry *e;
-    if (p->ring_n == cap) {
-        e = &p->ring[p->ring_head];
-        frame_unref(e->frame);
-        p->ring_head = (p->ring_head + 1) % cap;
-    } else {
-        e = &p->ring[(p->ring_head + p->ring_n) % cap];
-        p->ring_n++;
-    }
+    if (p->ring_n == cap) ring_drop_oldest(ps, p);
+    struct ring_entry *e = &p->ring[(p->ring_head + p->ring_n) % cap];
+    p->ring_n++;
     e->id = id;
     e->time = now_s();
     e->frame = frame_ref(f);
+    p->ring_bytes += f->len;
+    ps->ring_bytes += f->len;
+    lru_unlink(ps, p); /* now the most recently written */
+    lru_append(ps, p);
+    uint64_t budget = (uint64_t)ps->cfg->ws_recovery_memory;
+    while (ps->ring_bytes > budget && ps->lru_head) {
+        ring_drop_oldest(ps, ps->lru_head);
+        ps->ring_evicted++;
+    }
 }
 
 /* Queues a message on every subscriber of p except `except`. */
@@ -742,4 +800,6 @@ void pubsub_stats(const struct pubsub *ps, struct pubsub_stats *out)
     out->published = ps->published;
     out->delivered = ps->delivered;
     out->dropped_slow = ps->dropped_slow;
+    out->ring_bytes = ps->ring_bytes;
+    out->ring_evicted = ps->ring_evicted;
 }

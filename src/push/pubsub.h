@@ -80,6 +80,8 @@ void pubsub_sweep(struct pubsub *ps);
 
 struct pubsub_stats {
     uint64_t pipes, users, published, delivered, dropped_slow;
+    uint64_t ring_bytes;   /* frame bytes the recovery rings hold, <= [ws] recovery_memory */
+    uint64_t ring_evicted; /* ring entries dropped early to stay under it */
 };
 void pubsub_stats(const struct pubsub *ps, struct pubsub_stats *out);
 

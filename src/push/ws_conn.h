@@ -79,6 +79,9 @@ struct ws_conn {
     const struct pipe *replaying;
     uint16_t n_subs, cap_subs;
     uint32_t last_seen; /* coarse seconds, for the ping sweep */
+    /* commands' token bucket ([ws] command_rate, command_burst): tokens left at cmd_at_ms */
+    float cmd_tokens;
+    uint32_t cmd_at_ms; /* the loop's clock in ms, truncated (differences wrap correctly) */
     char uuid[33];
     uint8_t ip[16]; /* peer address (v4-mapped for IPv4) */
     struct interned *user_agent, *origin, *language;

@@ -688,6 +688,13 @@ static void serve_metrics(struct ws_conn *c)
     METRIC("ccomet_messages_published_total", "counter", "Messages fanned out.", ps.published);
     METRIC("ccomet_messages_delivered_total", "counter", "Deliveries to connections.",
            ps.delivered);
+    METRIC("ccomet_recovery_bytes", "gauge",
+           "Bytes the pipes' recovery rings hold ([ws] recovery_memory bounds them).",
+           ps.ring_bytes);
+    METRIC("ccomet_recovery_evicted_total", "counter",
+           "Ring entries dropped early to stay under [ws] recovery_memory.", ps.ring_evicted);
+    METRIC("ccomet_ws_rate_limited_total", "counter",
+           "Connections closed for sending commands past [ws] command_rate.", s->m.rate_limited);
 #undef METRIC
     if (s->metrics_fn) s->metrics_fn(s->metrics_ctx, &b);
     http_reply(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, buf_head(&b),
@@ -1087,7 +1094,15 @@ static void ws_open(struct ws_conn *c, const struct http1_request *req, const ch
         send_fatal(c, 406, "Invalid request, dev_id not found");
         return;
     }
-    if (!parse_i64(v, len, &dev_id) || dev_id >= s->cfg->dev_index_size) dev_id = 0;
+    /* CppComet read a bad dev_id as tenant 0: a typo then put a page on another tenant's pipes.
+     * An empty one is still 0 (a client with no dev_id set); anything else must be a tenant. */
+    if (len && (!parse_i64(v, len, &dev_id) || dev_id < 0 || dev_id >= s->cfg->dev_index_size)) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "Invalid request, dev_id is not a number from 0 to %" PRId64,
+                 s->cfg->dev_index_size - 1);
+        send_fatal(c, 406, msg);
+        return;
+    }
     if (!url_param(params, params_len, "v", 3, &v, &len) || !len || v[0] < '0' || v[0] > '9') {
         send_fatal(c, 418, "Invalid request, API version not found");
         return;
@@ -1727,8 +1742,38 @@ static void cmd_pipe_since(struct ws_conn *c, const struct ccmd *cmd)
     st->ops->history_since(st, c->dev_id, cmd->pipe.s, cmd->pipe.len, cmd->last_id, 1000, &cb);
 }
 
+/* One command's token: the bucket refills at [ws] command_rate per second up to command_burst.
+ * A connection past it is sent error 429 and closed: a page never needs that many (a reconnect
+ * with 64 subscriptions sends about 130 commands), and every command may cost the node a store
+ * read (pipe_log: up to 1,000 rows) or a fan-out (web_pipe2). */
+static bool command_allowed(struct ws_conn *c)
+{
+    const struct config *cfg = c->srv->cfg;
+    uint32_t now = (uint32_t)uv_now(c->srv->loop);
+    float refill = (float)(now - c->cmd_at_ms) * (float)cfg->ws_command_rate / 1000.0f;
+    c->cmd_at_ms = now;
+    c->cmd_tokens += refill;
+    if (c->cmd_tokens > (float)cfg->ws_command_burst) c->cmd_tokens = (float)cfg->ws_command_burst;
+    if (c->cmd_tokens >= 1.0f) {
+        c->cmd_tokens -= 1.0f;
+        return true;
+    }
+    c->srv->m.rate_limited++;
+    LOG_RATELIMITED(LOG_WARN, "ws",
+                    "conn=%" PRIu64 " dev=%" PRId64 " user=%" PRId64
+                    " msg=\"closing: too many commands\" rate=%" PRId64 " burst=%" PRId64,
+                    c->id, c->dev_id, c->user_id, cfg->ws_command_rate, cfg->ws_command_burst);
+    char text[160];
+    snprintf(text, sizeof text,
+             "Too many commands (more than %" PRId64 " at once or %" PRId64 " per second)",
+             cfg->ws_command_burst, cfg->ws_command_rate);
+    send_fatal(c, 429, text);
+    return false;
+}
+
 static void on_text(struct ws_conn *c, const char *msg, size_t len)
 {
+    if (!command_allowed(c)) return;
     struct ccmd *cmd = xmalloc(sizeof *cmd);
     const char *err = NULL;
     if (ccmd_parse(msg, len, cmd, &err) != CCMD_OK) {
@@ -2049,6 +2094,8 @@ static void on_connection(uv_stream_t *server, int status)
     c->tcp.data = c;
     c->id = ++s->next_id;
     c->last_seen = now_s();
+    c->cmd_tokens = (float)s->cfg->ws_command_burst;
+    c->cmd_at_ms = (uint32_t)uv_now(s->loop);
     c->all_next = s->all;
     if (s->all) s->all->all_prev = c;
     s->all = c;

@@ -22,6 +22,7 @@ struct tenants;
 struct ws_metrics {
     uint64_t connections, accepted, closed, frames_in, bytes_out, slow_closed, protocol_errors;
     uint64_t queued_bytes; /* across all connections' output queues */
+    uint64_t rate_limited; /* connections closed for commands past [ws] command_rate */
 };
 
 /* state (transfer none): users' keys, tokens, queues, history and publishing; tenants (transfer
