@@ -1095,8 +1095,12 @@ static void ws_open(struct ws_conn *c, const struct http1_request *req, const ch
         return;
     }
     /* CppComet read a bad dev_id as tenant 0: a typo then put a page on another tenant's pipes.
-     * An empty one is still 0 (a client with no dev_id set); anything else must be a tenant. */
-    if (len && (!parse_i64(v, len, &dev_id) || dev_id < 0 || dev_id >= s->cfg->dev_index_size)) {
+     * An empty one is still 0, as are `undefined` and `null` (CppComet's client on a page that
+     * set no dev_id puts JavaScript's spelling of nothing in the URL); anything else must be a
+     * tenant number. */
+    bool unset = !len || (len == 9 && memcmp(v, "undefined", 9) == 0) ||
+                 (len == 4 && memcmp(v, "null", 4) == 0);
+    if (!unset && (!parse_i64(v, len, &dev_id) || dev_id < 0 || dev_id >= s->cfg->dev_index_size)) {
         char msg[128];
         snprintf(msg, sizeof msg, "Invalid request, dev_id is not a number from 0 to %" PRId64,
                  s->cfg->dev_index_size - 1);

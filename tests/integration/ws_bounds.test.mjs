@@ -33,7 +33,7 @@ const publish = (conn, pipe, event, message) =>
 const metrics = async (server) => (await httpGet(server.wsPort, '/metrics')).body.toString();
 const pathFor = (devid) => `/ws/sesion=&myid=0&devid=${devid}&v=4.09&uuid=${'b'.repeat(32)}&api=js`;
 
-test('a dev_id that is not a tenant number gets error 406 over the WebSocket and a close; an empty one is tenant 0', small.wrap(async () => {
+test('a dev_id that is not a tenant number gets error 406 over the WebSocket and a close; an empty or unset one is tenant 0', small.wrap(async () => {
     for (const devid of ['abc', '-1', '100', '5x', '99999999999999999999']) {
         const raw = new RawWs(small.wsPort, `devid=${devid}`);
         const h = await raw.handshake(pathFor(devid));
@@ -49,11 +49,16 @@ test('a dev_id that is not a tenant number gets error 406 over the WebSocket and
     // the largest tenant and an empty dev_id are served; the empty one is tenant 0's
     const top = await wsOpen(small, { devId: 99 });
     assert.equal(top.info.event, 'serverInfo');
-    const empty = await wsOpen(small, { devId: '' });
-    await empty.subscribe('dev_empty_pipe');
+    // empty, and JavaScript's `undefined` / `null` (CppComet's client on a page without a dev_id)
+    const unset = [];
+    for (const devId of ['', 'undefined', 'null']) {
+        const c = await wsOpen(small, { devId, name: `devid=${devId}` });
+        await c.subscribe('dev_empty_pipe');
+        unset.push(c);
+    }
     await publish(smallDb, 'dev_empty_pipe', 'e', 'to tenant 0');
-    assert.equal((await empty.nextOn('dev_empty_pipe')).data, 'to tenant 0');
-    await Promise.all([top.close(), empty.close()]);
+    for (const c of unset) assert.equal((await c.nextOn('dev_empty_pipe')).data, 'to tenant 0');
+    await Promise.all([top.close(), ...unset.map((c) => c.close())]);
 }));
 
 test('1,000 pipe_log commands at once: error 429 and a close; 300 at once and another connection are served', srv.wrap(async () => {
