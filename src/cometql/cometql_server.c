@@ -388,6 +388,16 @@ static void on_handshake_response(struct conn *c, const uint8_t *p, size_t len)
         reply_ok(c, 0, 0);
         return;
     }
+    if (c->srv->cfg->cometql_require_tls && !c->tls) {
+        /* MySQL's require_secure_transport answer: a client made to skip TLS (CLIENT_SSL
+         * stripped on the way) is never logged in */
+        reply_err(c, 3159, "HY000",
+                  "Connections using insecure transport are prohibited while [cometql] "
+                  "require_tls = yes");
+        LOG_RATELIMITED(LOG_INFO, "cometql", "conn=%u msg=\"login without TLS refused\"", c->id);
+        close_later(c);
+        return;
+    }
     if (!tenant_of(c->srv->cfg, hr.user, hr.user_len, &c->sess.dev_id)) {
         auth_fail(c, "the user name must be root or a numeric dev_id");
         return;

@@ -59,6 +59,7 @@ static const struct config_opt ccomet_opts[] = {
      NULL},
     {"cometql", "ssl_cert", CFG_STR, F(cometql_ssl_cert), "", 0, 0, false, NULL},
     {"cometql", "ssl_key", CFG_STR, F(cometql_ssl_key), "", 0, 0, false, NULL},
+    {"cometql", "require_tls", CFG_BOOL, F(cometql_require_tls), "false", 0, 0, true, NULL},
 
     {"ws", "ip", CFG_STR, F(ws_ip), "127.0.0.1", 0, 0, false, NULL},
     {"ws", "port", CFG_PORT, F(ws_port), "8087", 1, 65535, false, NULL},
@@ -382,6 +383,11 @@ struct config *config_load(const char *path, char *err, size_t errlen)
     }
     if (!!*c->cometql_ssl_cert != !!*c->cometql_ssl_key) {
         snprintf(err, errlen, "[cometql] ssl_cert and ssl_key must be given together");
+        config_free(c);
+        return NULL;
+    }
+    if (c->cometql_require_tls && !*c->cometql_ssl_cert) {
+        snprintf(err, errlen, "[cometql] require_tls needs ssl_cert and ssl_key");
         config_free(c);
         return NULL;
     }

@@ -50,6 +50,7 @@ struct config {
     int64_t cometql_idle_timeout;    /* seconds without a command (MySQL wait_timeout) */
     int64_t cometql_max_output;      /* bytes queued to one client before reading pauses */
     char *cometql_ssl_cert, *cometql_ssl_key;
+    bool cometql_require_tls; /* logins only inside TLS (health checks aside) */
 
     /* [ws] */
     char *ws_ip;

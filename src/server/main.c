@@ -305,11 +305,11 @@ static int make_parent_dir(const char *path)
         for (char *p = dir + 1; *p; p++) {
             if (*p == '/') {
                 *p = '\0';
-                mkdir(dir, 0755);
+                mkdir(dir, 0700);
                 *p = '/';
             }
         }
-        if (mkdir(dir, 0755) != 0 && errno != EEXIST) rc = -1;
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) rc = -1;
     }
     xfree(dir);
     return rc;

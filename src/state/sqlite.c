@@ -5,10 +5,14 @@
 #include "core/alloc.h"
 #include "core/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 enum stmt_id {
     S_BEGIN,
@@ -294,8 +298,41 @@ const char *store_errmsg(const struct store *s)
     return s->err;
 }
 
+/* The store holds every user's key (their browser session and SIP password): it is the
+ * owner's only, 0600, whatever the umask; one made readable by others before is closed up (SQLite
+ * gives its -wal and -shm files the database file's mode). */
+static int store_file_private(const char *path, char *err, size_t errlen)
+{
+    if (strcmp(path, ":memory:") == 0 || !*path) return 0;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open store %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (st.st_mode & 077)) {
+        if (fchmod(fd, st.st_mode & 0700) != 0) {
+            snprintf(err, errlen, "cannot make store %s private (mode %03o): %s", path,
+                     (unsigned)(st.st_mode & 0777), strerror(errno));
+            close(fd);
+            return -1;
+        }
+        LOG(LOG_WARN, "store",
+            "msg=\"store was readable by others; now 0600\" path=\"%s\" was=%03o", path,
+            (unsigned)(st.st_mode & 0777));
+        for (const char *ext = "-wal"; ext; ext = strcmp(ext, "-wal") == 0 ? "-shm" : NULL) {
+            char side[4200];
+            if ((size_t)snprintf(side, sizeof side, "%s%s", path, ext) < sizeof side)
+                chmod(side, st.st_mode & 0700); /* absent: nothing to do */
+        }
+    }
+    close(fd);
+    return 0;
+}
+
 struct store *store_open(const char *path, bool sync_full, char *err, size_t errlen)
 {
+    if (store_file_private(path, err, errlen) != 0) return NULL;
     struct store *s = xcalloc(1, sizeof *s);
     int rc = sqlite3_open_v2(
         path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);

@@ -3,7 +3,7 @@
 // login, and COM_QUIT.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, rmSync, mkdtempSync } from 'node:fs';
+import { readFileSync, writeFileSync, rmSync, mkdtempSync, statSync, chmodSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startServer, Server, BIN, run, ROOT } from './harness.mjs';
@@ -64,7 +64,7 @@ async function withConn(srv, o, fn) {
 // ---- configuration -------------------------------------------------------------------------------
 
 for (const [section, key, value] of [['cometql', 'port', 'abc'], ['store', 'synchronous', 'sometimes'],
-    ['cometql', 'max_packet', '12parsecs'], ['log', 'level', 'loud']]) {
+    ['cometql', 'max_packet', '12parsecs'], ['log', 'level', 'loud'], ['cometql', 'require_tls', 'yes']]) {
     test(`an invalid value ([${section}] ${key} = ${value}) stops the server with an error naming section and key`, async () => {
         const s = await configOnly(`[${section}]\n${key} = ${value}\n`);
         try {
@@ -354,5 +354,25 @@ test('the shipped or an empty [main] password with a non-loopback listener stops
         assert.notEqual(committed.code, 0, 'the committed comet.ini ([ws] ip = 0.0.0.0, shipped password) needs a password of its own');
     } finally {
         rmSync(dir, { recursive: true, force: true });
+    }
+});
+
+test('the store holds users\' keys: its file and WAL are 0600 whatever the umask, and a store left 0644 is closed up at start (audit M10)', async () => {
+    const s = await configOnly('');
+    const mode = (f) => statSync(f).mode & 0o777;
+    try {
+        await s.start();
+        await withConn(s, {}, (c) => c.query("INSERT INTO users_auth (id, hash) VALUES (1, 'k1')"));
+        assert.equal(mode(s.storePath).toString(8), '600');
+        if (existsSync(`${s.storePath}-wal`)) assert.equal(mode(`${s.storePath}-wal`).toString(8), '600');
+        await s.stop({ cleanup: false });
+        chmodSync(s.storePath, 0o644);
+        await s.start();
+        assert.equal(mode(s.storePath).toString(8), '600', 'made private at start');
+        assert.match(s.stderr, /store was readable by others; now 0600/);
+        await withConn(s, {}, async (c) => assert.deepEqual((await c.query('SELECT * FROM users_auth WHERE id = 1'))[0], [{ id: 1, hash: 'k1' }]));
+    } finally {
+        await s.stop().catch(() => {});
+        rmSync(s.dir, { recursive: true, force: true });
     }
 });

@@ -7,7 +7,15 @@ import { mysql2Connect, mariadbStep, runPymysql } from './clients.mjs';
 import { RawConn, CAP } from './mysql_raw.mjs';
 
 const srv = await startServer({ tls: true });
-after(() => srv.stop());
+// [cometql] require_tls (security audit M10): logins only inside TLS
+const req = await startServer({ tls: true, extraConf: '[cometql]\nrequire_tls = yes\n' });
+after(async () => {
+    try {
+        await srv.stop();
+    } finally {
+        await req.stop();
+    }
+});
 
 test('the handshake offers CLIENT_SSL when a certificate is configured', srv.wrap(async () => {
     const c = await RawConn.connect(srv.port);
@@ -74,4 +82,37 @@ test('pymysql over TLS', srv.wrap(async () => {
 test('a plain (non-TLS) client is still served when TLS is configured', srv.wrap(async () => {
     const r = await mariadbStep(srv, 'SHOW DATABASES', { cliArgs: ['--skip-ssl'] });
     assert.equal(r.ok, true, JSON.stringify(r));
+}));
+
+test('require_tls: a login without TLS gets ERR 3159 and a close (mysql2, raw); over TLS it works; haproxy_check still answers', req.wrap(async () => {
+    await assert.rejects(mysql2Connect(req), (e) => {
+        assert.equal(e.errno, 3159, `${e.errno} ${e.message}`);
+        assert.match(e.message, /insecure transport are prohibited while \[cometql\] require_tls = yes/);
+        return true;
+    });
+    const raw = await RawConn.connect(req.port);
+    try {
+        const r = await raw.login({ password: req.password });
+        assert.equal(r.ok, false, JSON.stringify(r));
+        assert.equal(r.code, 3159);
+        assert.equal(r.sqlstate, 'HY000');
+        await raw.closed;
+    } finally {
+        raw.destroy();
+    }
+    const conn = await mysql2Connect(req, { ssl: { rejectUnauthorized: false } });
+    try {
+        assert.equal(conn.connection.stream.encrypted, true);
+        await roundTrip(conn, 404);
+    } finally {
+        await conn.end().catch(() => conn.destroy());
+    }
+    const hc = await RawConn.connect(req.port);
+    try {
+        const r = await hc.login({ user: 'haproxy_check', token: Buffer.alloc(0) });
+        assert.equal(r.ok, true, `a health check proves only that the node is up: ${JSON.stringify(r)}`);
+        assert.equal((await hc.query('SELECT 1')).code, 403);
+    } finally {
+        hc.destroy();
+    }
 }));
