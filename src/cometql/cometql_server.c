@@ -13,6 +13,8 @@
 #include "proto/mysql_packet.h"
 #include "server/listener.h"
 #include "server/tls.h"
+#include "core/auth_failures.h"
+#include "core/ip_count.h"
 
 #include <inttypes.h>
 #include <openssl/rand.h>
@@ -54,7 +56,8 @@ struct conn {
     enum conn_state state;
     uint32_t id;
     uint8_t scramble[20];
-    uint8_t seq; /* sequence id for the next packet we send */
+    uint8_t ip[16]; /* the peer's address (ip_count's form), for the login throttle */
+    uint8_t seq;    /* sequence id for the next packet we send */
     struct cq_session sess;
     struct tls_session *tls;
     struct buf in;       /* unprocessed plaintext input */
@@ -91,6 +94,7 @@ struct cometql_server {
     const struct config *cfg;
     struct cq_env *env;
     struct tls_server *tls;
+    struct auth_failures failures; /* failed logins per address ([cometql] max_auth_failures) */
     struct conn *conns;
     struct conn *dirty;
     uint64_t n_conns;
@@ -306,8 +310,11 @@ static void auth_fail(struct conn *c, const char *why)
     char msg[160];
     snprintf(msg, sizeof msg, "Authentication failure: %s", why);
     reply_err(c, CQ_ERR_AUTH, "28000", msg);
-    LOG(LOG_INFO, "cometql", "conn=%u msg=\"authentication failed\" peer=%s reason=\"%s\"", c->id,
-        c->sess.peer, why);
+    auth_failures_add(&c->srv->failures, c->ip, (uint32_t)time(NULL),
+                      c->srv->cfg->cometql_auth_failure_window);
+    LOG_RATELIMITED(LOG_INFO, "cometql",
+                    "conn=%u msg=\"authentication failed\" peer=%s reason=\"%s\"", c->id,
+                    c->sess.peer, why);
     close_later(c);
 }
 
@@ -347,6 +354,7 @@ static void auth_finish(struct conn *c, const uint8_t *token, size_t token_len)
             return;
         }
     }
+    auth_failures_clear(&c->srv->failures, c->ip);
     c->state = ST_READY;
     restart_idle_timer(c); /* from the handshake deadline to the idle timeout */
     reply_ok(c, 0, 0);
@@ -395,6 +403,25 @@ static void on_handshake_response(struct conn *c, const uint8_t *p, size_t len)
                   "Connections using insecure transport are prohibited while [cometql] "
                   "require_tls = yes");
         LOG_RATELIMITED(LOG_INFO, "cometql", "conn=%u msg=\"login without TLS refused\"", c->id);
+        close_later(c);
+        return;
+    }
+    const struct config *cfg = c->srv->cfg;
+    uint32_t wait =
+        auth_failures_blocked(&c->srv->failures, c->ip, (uint32_t)time(NULL),
+                              cfg->cometql_max_auth_failures, cfg->cometql_auth_failure_window);
+    if (wait) {
+        /* MySQL's answer to a host past max_connect_errors; the password is not looked at */
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "Host '%s' is blocked because of %" PRId64 " failed logins in %" PRId64
+                 " s; retry in %u s",
+                 c->sess.peer, cfg->cometql_max_auth_failures, cfg->cometql_auth_failure_window,
+                 wait);
+        reply_err(c, 1129, "HY000", msg);
+        LOG_RATELIMITED(LOG_WARN, "cometql",
+                        "msg=\"login refused: too many failed logins\" peer=%s retry_s=%u",
+                        c->sess.peer, wait);
         close_later(c);
         return;
     }
@@ -1163,6 +1190,7 @@ static void on_connection(uv_stream_t *server, int status)
         else
             uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
         snprintf(c->sess.peer, sizeof c->sess.peer, "%s", ip);
+        ip_count_key((const struct sockaddr *)&ss, c->ip);
     }
     if ((int64_t)s->n_conns > s->cfg->cometql_max_connections) {
         c->seq = 0;
@@ -1220,6 +1248,7 @@ struct cometql_server *cometql_server_start(uv_loop_t *loop, const struct config
         xfree(s);
         return NULL;
     }
+    auth_failures_init(&s->failures);
     return s;
 }
 
@@ -1265,6 +1294,7 @@ void cometql_server_free(struct cometql_server *s)
 {
     if (!s) return;
     buf_free(&s->scratch);
+    auth_failures_free(&s->failures);
     tls_server_free(s->tls);
     xfree(s);
 }

@@ -37,6 +37,8 @@ struct config {
     char *cometql_ip;
     int cometql_port;
     int64_t cometql_max_connections;
+    int64_t cometql_max_auth_failures, ws_max_auth_failures; /* per address and window; 0: none */
+    int64_t cometql_auth_failure_window, ws_auth_failure_window; /* seconds */
     int64_t cometql_max_packet;       /* max_allowed_packet: largest client payload */
     int64_t cometql_max_query_length; /* bytes of one query text */
     int64_t cometql_max_message_size; /* bytes of one message/data value */

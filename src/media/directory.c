@@ -41,6 +41,7 @@ struct directory_wait {
 struct lookup {
     struct directory *d; /* NULL once the directory is gone */
     char *key, *user, *domain;
+    char *user_log; /* user quoted for logfmt: it is the sender's text (security audit L6) */
     struct directory_wait *waiters;
     bool delivering;
     SoupMessage *msg;
@@ -485,6 +486,7 @@ static void lookup_free(struct lookup *lk)
     if (lk->body) g_byte_array_unref(lk->body);
     g_free(lk->key);
     g_free(lk->user);
+    g_free(lk->user_log);
     g_free(lk->domain);
     g_free(lk);
 }
@@ -685,13 +687,13 @@ static void lookup_done(struct lookup *lk, enum directory_status st, char *passw
         struct answer f;
         if (file_get(d, lk->user, lk->domain, &f)) {
             LOG(LOG_DEBUG, "directory", "user=%s domain=%s msg=\"url: %s; the static file has it\"",
-                lk->user, lk->domain, why);
+                lk->user_log, lk->domain, why);
             answer_clear(&a);
             a = f;
         }
     }
     LOG(a.status == DIRECTORY_TEMPFAIL ? LOG_WARN : LOG_DEBUG, "directory",
-        "user=%s domain=%s msg=\"lookup done\" status=%s source=%s why=\"%s\"", lk->user,
+        "user=%s domain=%s msg=\"lookup done\" status=%s source=%s why=\"%s\"", lk->user_log,
         lk->domain,
         a.status == DIRECTORY_FOUND       ? "found"
         : a.status == DIRECTORY_NOT_FOUND ? "not-found"
@@ -717,7 +719,7 @@ static void http_failed(struct lookup *lk, GError *error, const char *why)
         LOG_RATELIMITED(LOG_WARN, "directory",
                         "user=%s msg=\"directory request failed\" why=%s "
                         "error=\"%s\"",
-                        lk->user, w, error ? error->message : "");
+                        lk->user_log, w, error ? error->message : "");
     if (error) g_error_free(error);
     lookup_done(lk, DIRECTORY_TEMPFAIL, NULL, NULL, w);
 }
@@ -773,7 +775,7 @@ static void on_sent(GObject *src, GAsyncResult *res, gpointer data)
         snprintf(why, sizeof why, "HTTP %u", status);
         if (lk->d)
             LOG_RATELIMITED(LOG_WARN, "directory", "user=%s msg=\"directory answered %s\"",
-                            lk->user, why);
+                            lk->user_log, why);
         lookup_done(lk, DIRECTORY_TEMPFAIL, NULL, NULL, status >= 500 ? "HTTP 5xx" : "HTTP error");
         return;
     }
@@ -860,6 +862,9 @@ struct directory_wait *directory_lookup(struct directory *d, const struct direct
         lk->d = d;
         lk->key = key;
         lk->user = g_strdup(q->user);
+        char quoted[160];
+        lk->user_log =
+            g_strdup(log_quote(quoted, sizeof quoted, q->user, (unsigned)strlen(q->user)));
         lk->domain = g_strdup(q->domain);
         lk->cancel = g_cancellable_new();
         g_hash_table_insert(d->inflight, lk->key, lk);

@@ -1731,8 +1731,8 @@ static void conn_command(struct conn *c, const struct esl_command *cmd)
             } else {
                 reply(c, ESL_REPLY_INVALID);
                 note_appended(c);
-                LOG(LOG_WARN, "esl", "conn=%llu msg=\"wrong password\" peer=%s",
-                    (unsigned long long)c->id, c->peer);
+                LOG_RATELIMITED(LOG_WARN, "esl", "conn=%llu msg=\"wrong password\" peer=%s",
+                                (unsigned long long)c->id, c->peer);
                 conn_goodbye(c);
                 return;
             }

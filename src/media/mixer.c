@@ -926,9 +926,21 @@ static void check_gathering(struct member *mm, gpointer arg)
         }
         gchar *text = gst_sdp_message_as_text(local->sdp);
         if (LOG_DEBUG <= log_threshold) {
+            /* the ICE password stays out of the log (security audit L6): a=ice-pwd:<redacted> */
+            GString *shown = g_string_new(text);
+            for (char *p = strstr(shown->str, "a=ice-pwd:"); p; p = strstr(p, "a=ice-pwd:")) {
+                gssize at = (p - shown->str) + 10;
+                gsize end = (gsize)at;
+                while (end < shown->len && shown->str[end] != '\r' && shown->str[end] != '\n')
+                    end++;
+                g_string_erase(shown, at, (gssize)(end - (gsize)at));
+                g_string_insert(shown, at, "<redacted>");
+                p = shown->str + at;
+            }
             char q[3000];
             LOG(LOG_DEBUG, SUB, "room=%s member=%u msg=\"answer\" sdp=%s", mm->room_name, mm->id,
-                log_quote(q, sizeof q, text, (unsigned)strlen(text)));
+                log_quote(q, sizeof q, shown->str, (unsigned)shown->len));
+            g_string_free(shown, TRUE);
         }
         finish_answer(mm, text, 0, NULL);
         g_free(text);

@@ -451,7 +451,10 @@ static bool nonce_first_use(struct sip_server *srv, const struct sip_auth *a)
 static enum verdict auth_verdict(struct sip_conn *c, const struct sip_msg *m, struct txn *t,
                                  bool proxy, const struct directory_result *r, bool retried)
 {
-    const char *user = m->auth.username;
+    /* not yet authenticated: the name is the sender's text, quoted so that it cannot forge
+     * logfmt fields (security audit L6) */
+    char user[80];
+    log_quote(user, sizeof user, m->auth.username, (unsigned)strlen(m->auth.username));
     if (r->status == DIRECTORY_TEMPFAIL) {
         struct sip_header h = {"Retry-After", "5"};
         respond(c, m, t, 503, NULL, NULL, &h, 1, NULL, NULL);
@@ -465,8 +468,9 @@ static enum verdict auth_verdict(struct sip_conn *c, const struct sip_msg *m, st
         return V_ANSWERED;
     }
     if (!sip_digest_uri_matches(m)) {
-        LOG(LOG_INFO, "sip", "conn=%llu user=%s msg=\"digest uri is not the Request-URI\"",
-            (unsigned long long)c->id, user);
+        LOG_RATELIMITED(LOG_INFO, "sip",
+                        "conn=%llu user=%s msg=\"digest uri is not the Request-URI\"",
+                        (unsigned long long)c->id, user);
         respond(c, m, t, 400, "Bad Authorization: digest uri differs from the Request-URI", NULL,
                 NULL, 0, NULL, NULL);
         return V_ANSWERED;
@@ -474,8 +478,12 @@ static enum verdict auth_verdict(struct sip_conn *c, const struct sip_msg *m, st
     switch (sip_digest_verify(&m->auth, m->method, r->password, r->a1_hash)) {
     case SIP_DIGEST_VALID:
         if (!nonce_first_use(c->srv, &m->auth)) { /* a replay: a fresh nonce, silently retried */
-            LOG(LOG_INFO, "sip", "conn=%llu user=%s msg=\"nonce reused\" method=%s nc=%s",
-                (unsigned long long)c->id, user, m->method, m->auth.nc ? m->auth.nc : "-");
+            char nc[24];
+            log_quote(nc, sizeof nc, m->auth.nc ? m->auth.nc : "-",
+                      (unsigned)strlen(m->auth.nc ? m->auth.nc : "-"));
+            LOG_RATELIMITED(LOG_INFO, "sip",
+                            "conn=%llu user=%s msg=\"nonce reused\" method=%s nc=%s",
+                            (unsigned long long)c->id, user, m->method, nc);
             challenge(c, m, t, proxy, true);
             return V_ANSWERED;
         }

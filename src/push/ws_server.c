@@ -8,6 +8,7 @@
  * requested during one are carried out in the flush phase. */
 #include "push/ws_server.h"
 #include "core/alloc.h"
+#include "core/auth_failures.h"
 #include "core/log.h"
 #include "core/version.h"
 #include "proto/comet_cmd.h"
@@ -52,6 +53,7 @@ struct ws_server {
     struct ws_conn *dirty;
     uint64_t next_id;
     struct ws_metrics m;
+    struct auth_failures failures; /* failed logins per address ([ws] max_auth_failures) */
     bool stopping, listener_closed, sweep_closed;
     void (*stopped)(void *ctx);
     void *stopped_ctx;
@@ -934,6 +936,11 @@ static void auth_subscribed(void *ctx)
 static void auth_finish(struct auth_call *a)
 {
     struct ws_conn *c = a->c;
+    struct ws_server *s = c->srv;
+    if (c->authorized)
+        auth_failures_clear(&s->failures, c->ip);
+    else /* a wrong key, a bad or revoked token: the connection goes on anonymous, counted */
+        auth_failures_add(&s->failures, c->ip, now_s(), s->cfg->ws_auth_failure_window);
     char hash[65] = "";
     /* [main] jwt_returns_key = no (audit H2): a token's session does not learn the permanent
      * key, so the token's exp bounds what it opened */
@@ -1021,6 +1028,23 @@ static void authenticate(struct ws_conn *c, const char *session, size_t session_
     command_wait(c);
     if (c->user_id <= 0 || !session_len) {
         auth_complete(c, "");
+        return;
+    }
+    const struct config *cfg = c->srv->cfg;
+    uint32_t wait = auth_failures_blocked(&c->srv->failures, c->ip, now_s(),
+                                          cfg->ws_max_auth_failures, cfg->ws_auth_failure_window);
+    if (wait) { /* the key is not looked at: guessing costs the window per cap's worth of tries */
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "Too many failed logins from this address (%" PRId64 " in %" PRId64
+                 " s); retry in %u s",
+                 cfg->ws_max_auth_failures, cfg->ws_auth_failure_window, wait);
+        LOG_RATELIMITED(LOG_WARN, "ws",
+                        "conn=%" PRIu64 " msg=\"login refused: too many failed logins\" "
+                        "retry_s=%u",
+                        c->id, wait);
+        send_fatal(c, 429, msg);
+        command_done(c);
         return;
     }
     struct auth_call *a = xcalloc(1, sizeof *a + session_len + 1);
@@ -2208,6 +2232,7 @@ struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, str
         xfree(s);
         return NULL;
     }
+    auth_failures_init(&s->failures);
     s->writer = writer_start();
     uv_timer_init(loop, &s->sweep);
     s->sweep.data = s;
@@ -2271,6 +2296,7 @@ void ws_server_stop(struct ws_server *s, void (*done)(void *ctx), void *ctx)
 void ws_server_free(struct ws_server *s)
 {
     if (!s) return;
+    auth_failures_free(&s->failures);
     buf_free(&s->scratch);
     buf_free(&s->tls_plain);
     buf_free(&s->tls_cipher);

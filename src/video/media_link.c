@@ -137,7 +137,10 @@ int media_node_parse(const char *line, struct media_node_conf *out, char *err, s
             return -1;
         }
         if (bad) {
-            snprintf(err, errlen, "[sip] freeswitch: invalid %s value '%s'", k, v);
+            if (strcasecmp(k, "Pwd") == 0) /* a secret stays out of the error (audit L6) */
+                snprintf(err, errlen, "[sip] freeswitch: invalid Pwd value (%zu bytes)", vl);
+            else
+                snprintf(err, errlen, "[sip] freeswitch: invalid %s value '%s'", k, v);
             return -1;
         }
     }

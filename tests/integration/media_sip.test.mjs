@@ -178,6 +178,24 @@ test('REGISTER of an unknown user gets 403 (sip-03: mod_xml_curl not found, not 
     c.close();
 });
 
+test('a digest user name is logged quoted, so it cannot forge log fields (audit L6)', async () => {
+    // (a REGISTER's To must name the same user, which a URI cannot spell with a space; an INVITE's
+    // Proxy-Authorization can carry any quoted name)
+    const c = await SipWs.open();
+    const dest = '0*101*video';
+    const r1 = await c.request(invite(c, '0000098', dest));
+    assert.equal(r1.status, 407, r1.raw);
+    c.send(sipRequest({ method: 'ACK', ruri: `sip:${dest}@${DOMAIN}`, user: '0000098', c, to: `sip:${dest}@${DOMAIN}`,
+        toTag: /tag=([^;]+)/.exec(r1.h('to'))[1], cseq: c.cseq, branch: /branch=([^;]+)/.exec(r1.h('via'))[1] }));
+    const user = 'x98 forged=1 msg=registered';
+    const auth = digest(r1.h('proxy-authenticate'), { user, password: 'p', method: 'INVITE', uri: `sip:${dest}@${DOMAIN}` });
+    const r = await c.request(invite(c, '0000098', dest, { auth, branch: `z9hG4bK${rnd()}` }));
+    assert.equal(r.status, 403, r.raw);
+    c.close();
+    assert.match(media.log, /user="x98 forged=1 msg=registered" msg="unknown user"/);
+    assert.doesNotMatch(media.log, /user=x98 forged=1/);
+});
+
 test('the xml_curl gateway gets mod_xml_curl\'s request with Basic credentials, and its a1-hash checks the digest', async () => {
     const before0 = gwRequests.length;
     const c = await SipWs.open();

@@ -100,9 +100,10 @@ export class RawConn {
         sock.on('close', () => { this.isClosed = true; this._wake(); });
     }
 
-    static connect(port, host = '127.0.0.1') {
+    /** localAddress: the source address (another 127.x.y.z is another client address) */
+    static connect(port, host = '127.0.0.1', localAddress = undefined) {
         return new Promise((resolve, reject) => {
-            const sock = net.connect({ port, host });
+            const sock = net.connect({ port, host, localAddress });
             sock.setNoDelay(true);
             sock.once('connect', () => { sock.off('error', reject); resolve(new RawConn(sock)); });
             sock.once('error', reject);

@@ -100,12 +100,12 @@ export const uniq = (p = 'm') => `${p}${process.pid}x${++markerSeq}`;
 
 /** A `ws` client whose messages are JSON-parsed into an inbox. */
 export class WsClient {
-    constructor(url, { headers, protocols, name } = {}) {
+    constructor(url, { headers, protocols, name, localAddress } = {}) {
         this.url = url;
         this.name = name ?? url.replace(/^ws:\/\/[^/]+/, '');
         this.inbox = new Inbox(`ws ${this.name}`);
         this.raw = []; // payload Buffers, in order
-        this.ws = new WebSocket(url, protocols ?? [], { headers, perMessageDeflate: false, handshakeTimeout: TIMEOUT_MS });
+        this.ws = new WebSocket(url, protocols ?? [], { headers, localAddress, perMessageDeflate: false, handshakeTimeout: TIMEOUT_MS });
         this.opened = new Promise((resolve, reject) => {
             this.ws.once('open', resolve);
             this.ws.once('error', reject);
@@ -208,7 +208,7 @@ export class WsClient {
  */
 export async function wsOpen(srv, o = {}) {
     const url = o.url ?? wsUrl(srv, o);
-    const c = new WsClient(url, { headers: o.headers, protocols: o.protocols, name: o.name });
+    const c = new WsClient(url, { headers: o.headers, protocols: o.protocols, name: o.name, localAddress: o.localAddress });
     const clients = srv.__wsClients ?? (srv.__wsClients = new Set());
     clients.add(c);
     c.closed.then(() => clients.delete(c));
