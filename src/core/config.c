@@ -83,6 +83,7 @@ static const struct config_opt ccomet_opts[] = {
     {"ws", "command_burst", CFG_INT, F(ws_command_burst), "400", 1, 10000000, true, NULL},
     {"ws", "ping_interval", CFG_INT, F(ws_ping_interval), "30", 1, 3600, true, NULL},
     {"ws", "handshake_timeout", CFG_INT, F(ws_handshake_timeout), "10", 1, 3600, true, NULL},
+    {"ws", "metrics", CFG_ENUM, F(ws_metrics), "loopback", 0, 0, true, "loopback|any|off"},
     {"ws", "max_static_file", CFG_SIZE, F(ws_max_static_file), "8M", 1, 1024 * MiB, true, NULL},
     {"ws", "ssl_cert", CFG_STR, F(ws_ssl_cert), "", 0, 0, false, NULL},
     {"ws", "ssl_key", CFG_STR, F(ws_ssl_key), "", 0, 0, false, NULL},

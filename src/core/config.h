@@ -65,6 +65,7 @@ struct config {
     int64_t ws_recovery_messages;        /* messages kept per pipe for pipe_since */
     int64_t ws_recovery_window;          /* seconds they are kept */
     int64_t ws_recovery_memory;          /* bytes all pipes' rings hold together */
+    char *ws_metrics;                    /* who may read /metrics: loopback, any, off */
     int64_t ws_command_rate;             /* commands per second per connection, on average */
     int64_t ws_command_burst;            /* ... and at once */
     int64_t ws_ping_interval;            /* seconds of silence before the server pings */

@@ -146,7 +146,12 @@ static bool enqueue(struct ws_conn *c, struct frame *f)
         c->out = xcalloc(1, sizeof *c->out);
     }
     struct outq *q = c->out;
-    if (q->bytes + f->len > (size_t)c->srv->cfg->ws_max_output) {
+    /* a plain HTTP connection gets one response (a static file up to [ws] max_static_file) and
+     * is closed: only WebSocket connections are held to max_output */
+    size_t bound = (size_t)c->srv->cfg->ws_max_output;
+    if (c->state == WS_HTTP && bound < (size_t)c->srv->cfg->ws_max_static_file + 4096)
+        bound = (size_t)c->srv->cfg->ws_max_static_file + 4096;
+    if (q->bytes + f->len > bound) {
         /* a slow reader: cut it off alone, everyone else goes on */
         c->srv->m.slow_closed++;
         LOG_RATELIMITED(LOG_WARN, "ws",
@@ -541,15 +546,22 @@ static void send_fatal(struct ws_conn *c, int code, const char *text)
 /* ---- HTTP -------------------------------------------------------------------------------------
  */
 
-static void http_reply(struct ws_conn *c, int status, const char *reason, const char *ctype,
-                       const char *extra_headers, const void *body, size_t body_len)
+/* One HTTP response, then the close. cors: Access-Control-Allow-Origin: * (static files and
+ * /info; not /metrics, which no page needs to read). */
+static void http_reply_cors(struct ws_conn *c, int status, const char *reason, const char *ctype,
+                            const char *extra_headers, const void *body, size_t body_len, bool cors)
 {
     char head[1024];
-    int n =
-        snprintf(head, sizeof head,
-                 "HTTP/1.1 %d %s\r\nServer: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                 "Access-Control-Allow-Origin: *\r\nConnection: close\r\n%s\r\n",
-                 status, reason, SERVER_NAME, ctype, body_len, extra_headers ? extra_headers : "");
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nServer: %s\r\nContent-Type: %s\r\nContent-Length: "
+                     "%zu\r\n%sConnection: close\r\n%s\r\n",
+                     status, reason, SERVER_NAME, ctype, body_len,
+                     cors ? "Access-Control-Allow-Origin: *\r\n" : "",
+                     extra_headers ? extra_headers : "");
+    if (n < 0 || (size_t)n >= sizeof head) { /* our own static texts: cannot happen */
+        close_after_write(c);
+        return;
+    }
     struct frame *f = xmalloc(sizeof *f + (size_t)n + body_len);
     f->refs = 1;
     f->len = (uint32_t)((size_t)n + body_len);
@@ -558,6 +570,12 @@ static void http_reply(struct ws_conn *c, int status, const char *reason, const 
     ws_conn_send(c, f);
     frame_unref(f);
     close_after_write(c);
+}
+
+static void http_reply(struct ws_conn *c, int status, const char *reason, const char *ctype,
+                       const char *extra_headers, const void *body, size_t body_len)
+{
+    http_reply_cors(c, status, reason, ctype, extra_headers, body, body_len, true);
 }
 
 static void http_error(struct ws_conn *c, int status)
@@ -661,9 +679,25 @@ static void serve_static(struct ws_conn *c, const char *path, size_t len)
     xfree(body);
 }
 
+static bool peer_is_loopback(const struct ws_conn *c)
+{
+    static const uint8_t v4[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const uint8_t v6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return (memcmp(c->ip, v4, 12) == 0 && c->ip[12] == 127) || memcmp(c->ip, v6, 16) == 0;
+}
+
 static void serve_metrics(struct ws_conn *c)
 {
     struct ws_server *s = c->srv;
+    /* [ws] metrics (security audit L7): the counters tell an outsider the node's load and who
+     * is cut off; by default only a scraper on this machine reads them */
+    const char *who = s->cfg->ws_metrics;
+    if (strcmp(who, "off") == 0 || (strcmp(who, "loopback") == 0 && !peer_is_loopback(c))) {
+        static const char body[] = "metrics are not served to this address ([ws] metrics)\n";
+        http_reply_cors(c, 403, "Forbidden", "text/plain; charset=utf-8", NULL, body,
+                        sizeof body - 1, false);
+        return;
+    }
     struct pubsub_stats ps;
     pubsub_stats(s->ps, &ps);
     struct buf b;
@@ -699,8 +733,8 @@ static void serve_metrics(struct ws_conn *c)
            "Connections closed for sending commands past [ws] command_rate.", s->m.rate_limited);
 #undef METRIC
     if (s->metrics_fn) s->metrics_fn(s->metrics_ctx, &b);
-    http_reply(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, buf_head(&b),
-               buf_unread(&b));
+    http_reply_cors(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, buf_head(&b),
+                    buf_unread(&b), false);
     buf_free(&b);
 }
 

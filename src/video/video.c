@@ -640,18 +640,18 @@ static int place(struct video *v, int64_t dev, const struct video_invitation *in
     return best;
 }
 
-static void put_uuid(char *out)
+/* A random UUID (callKey) from the system's CSPRNG; false when it has none to give (then no
+ * invitation is sent: a guessable key must never be one, security audit L10). */
+static bool put_uuid(char *out)
 {
     unsigned char b[16];
-    if (RAND_bytes(b, sizeof b) != 1) {
-        for (size_t i = 0; i < sizeof b; i++)
-            b[i] = (unsigned char)rand();
-    }
+    if (RAND_bytes(b, sizeof b) != 1) return false;
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
              b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
              b[14], b[15]);
+    return true;
 }
 
 /* The end of the job: the caller hears 0 or -1 with err, once. */
@@ -703,7 +703,10 @@ static void invite_stored(void *ctx, int64_t result, const char *err)
     const struct video_invitation *inv = &j->inv;
     const struct node *n = &v->nodes[j->node];
     char key[37], sip_number[128];
-    put_uuid(key);
+    if (!put_uuid(key)) {
+        invite_finish(j, "no random bytes for the callKey (RAND_bytes failed)");
+        return;
+    }
     snprintf(sip_number, sizeof sip_number, "%" PRId64 "*%s*%s", j->dev, inv->name, inv->profile);
     bool audio = strcmp(inv->profile, "audio") == 0;
     struct buf b;

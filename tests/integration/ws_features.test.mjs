@@ -5,15 +5,15 @@
 // the subscription command and the v3 compatibility envelope. `ws` clients; mysql2 as the backend.
 //
 // Two servers: `srv` ([main] password = pw, so the JWT secret of dev_id 0 is "pw0") and `rec`
-// ([ws] recovery_messages = 2) for recovery beyond the in-memory ring.
+// ([ws] recovery_messages = 2) for recovery beyond the in-memory ring (and metrics = off).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, wsUrl } from './harness.mjs';
 import { mysql2Connect } from './clients.mjs';
-import { wsOpen, closeAll, signJwt, waitUntil } from './wsclient.mjs';
+import { wsOpen, closeAll, signJwt, waitUntil, httpGet } from './wsclient.mjs';
 
 const srv = await startServer({ password: 'pw' });
-const rec = await startServer({ password: 'pw', extraConf: '[ws]\nrecovery_messages = 2\n' });
+const rec = await startServer({ password: 'pw', extraConf: '[ws]\nrecovery_messages = 2\nmetrics = off\n' });
 const db = await mysql2Connect(srv);
 const recDb = await mysql2Connect(rec);
 const db5 = await mysql2Connect(srv, { user: '5' }); // tenant (dev_id) 5
@@ -590,4 +590,11 @@ test('users_messages and presence are per tenant', srv.wrap(async () => {
     await watch5.sync();
     assert.deepEqual(watch5.pending((m) => m.pipe === 'user_status_81'), [], "dev_id 0's user 81 produced an event in dev_id 5");
     await Promise.all([wrong.close(), watch5.close()]);
+}));
+
+test('[ws] metrics = off: /metrics answers 403 (audit L7; the default serves loopback only); /info still answers', rec.wrap(async () => {
+    const r = await httpGet(rec.wsPort, '/metrics');
+    assert.equal(r.status, 403, r.statusLine);
+    assert.doesNotMatch(r.body.toString(), /ccomet_/);
+    assert.equal((await httpGet(rec.wsPort, '/info')).status, 200);
 }));

@@ -23,6 +23,9 @@ mkdirSync(baseDir);
 writeFileSync(path.join(baseDir, 'hello.txt'), 'hello from base_dir\n');
 writeFileSync(path.join(baseDir, 'a.js'), 'console.log("a.js");\n');
 writeFileSync(path.join(baseDir, 'data.xyz'), 'unknown extension\n');
+// 3 MiB: more than [ws] max_output (1 MiB), less than max_static_file (8 MiB)
+const bigJs = `// ${'x'.repeat(3 * 1024 * 1024)}\n`;
+writeFileSync(path.join(baseDir, 'big.js'), bigJs);
 writeFileSync(path.join(staticRoot, 'secret.txt'), 'outside base_dir\n');
 
 const srv = await startServer({ extraConf: `[main]\nbase_dir = ${baseDir}\n\n[ws]\nmax_message = 1024\n` });
@@ -428,6 +431,7 @@ test('HTTP: GET /metrics is Prometheus text with the ws and CometQL gauges', srv
     assert.match(r.headers['content-type'], /^text\/plain/);
     const text = r.body.toString();
     assert.match(text, /^# TYPE ccomet_ws_connections gauge$/m);
+    assert.equal(r.headers['access-control-allow-origin'], undefined, 'no page needs to read /metrics (audit L7)');
     const ws = metric(text, 'ccomet_ws_connections');
     const cq = metric(text, 'ccomet_cometql_connections');
     assert.ok(ws >= 1, `ccomet_ws_connections ${ws} (the bystander is connected)\n${text}`);
@@ -461,6 +465,11 @@ test('HTTP: static files from [main] base_dir, with Content-Type; traversal and 
     assert.equal(u.status, 404, `unknown extension: ${u.statusLine}`);
     const missing = await httpGet(srv.wsPort, '/missing.txt');
     assert.equal(missing.status, 404, missing.statusLine);
+    // a file over [ws] max_output is still served whole (audit L8: it used to cut the connection)
+    const big = await httpGet(srv.wsPort, '/big.js');
+    assert.equal(big.status, 200, big.statusLine);
+    assert.equal(big.body.length, bigJs.length);
+    assert.equal(big.body.toString(), bigJs);
     await bystanderAlive();
 }));
 
