@@ -44,6 +44,7 @@ struct prepared {
     struct buf **long_data; /* n_params entries, NULL when unused */
     const struct cq_column *cols;
     size_t n_cols;
+    size_t bytes; /* what it holds (parsed text, types, long-data slots), in prepared_bytes */
 };
 
 struct conn {
@@ -86,6 +87,8 @@ struct conn {
     size_t stmt_mark;
     struct prepared *stmt_ps; /* its long data is freed when the statement ends */
     size_t long_data_bytes;   /* held by every prepared statement's long data */
+    size_t prepared_bytes;    /* held by the prepared statements themselves ([cometql]
+                               * max_prepared_memory) */
 };
 
 struct cometql_server {
@@ -490,6 +493,7 @@ static void free_all_stmts(struct conn *c)
         c->stmts = n;
     }
     c->n_stmts = 0;
+    c->prepared_bytes = 0;
 }
 
 static bool query_length_ok(struct conn *c, size_t len)
@@ -550,8 +554,18 @@ static void com_prepare(struct conn *c, const uint8_t *p, size_t len)
     cq_result_free(&r);
     ps->id = ++c->next_stmt_id;
     ps->n_params = (uint16_t)ps->st->n_params;
+    ps->bytes = sizeof *ps + ps->arena.used + (ps->n_params + 1u) * (2 + sizeof *ps->long_data);
+    if (c->prepared_bytes + ps->bytes > (size_t)c->srv->cfg->cometql_max_prepared_memory) {
+        /* (security audit M4) 1,024 statements of max_query_length each would be 64 GiB */
+        reply_err(c, 1041, "HY000",
+                  "Prepared statements on this connection would hold more than [cometql] "
+                  "max_prepared_memory; close some (COM_STMT_CLOSE)");
+        free_stmt(ps);
+        return;
+    }
     ps->types = xcalloc(ps->n_params + 1u, 2);
     ps->long_data = xcalloc(ps->n_params + 1u, sizeof *ps->long_data);
+    c->prepared_bytes += ps->bytes;
     ps->next = c->stmts;
     c->stmts = ps;
     c->n_stmts++;
@@ -727,6 +741,7 @@ static void on_command(struct conn *c, const uint8_t *p, size_t len)
             struct prepared *ps = *link;
             *link = ps->next;
             free_long_data(c, ps);
+            c->prepared_bytes -= ps->bytes;
             free_stmt(ps);
             c->n_stmts--;
         }

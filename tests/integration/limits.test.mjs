@@ -22,7 +22,7 @@ const big = await startServer();
 // max_output at its floor, so that any result of a few hundred KiB crosses it
 const tight = await startServer({ extraConf: '[cometql]\nmax_output = 64K\n' });
 // the memory bounds of one result and of long data (audit M4), at their floors
-const budget = await startServer({ extraConf: '[cometql]\nmax_result_size = 64K\nmax_long_data = 64K\n' });
+const budget = await startServer({ extraConf: '[cometql]\nmax_result_size = 64K\nmax_long_data = 64K\nmax_prepared_memory = 64K\nmax_rows_examined = 50\n' });
 after(() => Promise.all([small.stop(), few.stop(), big.stop(), tight.stop(), budget.stop()]));
 
 const MiB = 1024 * 1024;
@@ -448,4 +448,62 @@ test('max_long_data = 64K: long data past the bound over several parameters is E
         c.destroy();
         await other.end().catch(() => other.destroy());
     }
+}));
+
+test('max_prepared_memory = 64K: prepared statements past 64 KiB in all get ERR 1041 naming the setting; closing one makes room', budget.wrap(async () => {
+    const c = await rawLogin(budget);
+    try {
+        // 200 values each (1 KB of text, more as parsed values): a few fit in 64 KiB
+        const sql = (n) => Buffer.from(`SELECT * FROM users_data WHERE id IN (${Array.from({ length: 200 }, (_, i) => i + n).join(',')})`);
+        const prepare = async (n) => {
+            await c.write(packet(0, Buffer.concat([Buffer.from([0x16]), sql(n)])));
+            const { payload } = await c.readPacket();
+            if (payload[0] === 0xff) return { code: payload.readUInt16LE(1), message: payload.subarray(9).toString() };
+            const id = payload.readUInt32LE(1);
+            const cols = payload.readUInt16LE(5);
+            for (let i = 0; i < cols + 1; i++) await c.readPacket(); // column definitions + EOF
+            return { id };
+        };
+        const ids = [];
+        let refused;
+        for (let n = 0; n < 40 && !refused; n++) {
+            const r = await prepare(n);
+            if (r.code) refused = r;
+            else ids.push(r.id);
+        }
+        assert.ok(refused, 'a statement past the budget is refused');
+        console.log(`${ids.length} statements of 200 values fit in 64 KiB`);
+        assert.ok(ids.length >= 1 && ids.length < 40, `statements prepared before the refusal: ${ids.length}`);
+        assert.equal(refused.code, 1041);
+        assert.match(refused.message, /max_prepared_memory/);
+        assert.equal((await c.ping()).ok, true, 'the connection stays');
+        const close = Buffer.alloc(5);
+        close[0] = 0x19; // COM_STMT_CLOSE: no reply
+        close.writeUInt32LE(ids[0], 1);
+        await c.write(packet(0, close));
+        const again = await prepare(100);
+        assert.ok(again.id, `after a close there is room: ${JSON.stringify(again)}`);
+    } finally {
+        c.destroy();
+    }
+}));
+
+test('max_rows_examined = 50: a SELECT whose WHERE is tried on more rows is ERR 1104, matching or not; a narrower one is answered (audit M5)', budget.wrap(async () => {
+    await withConn(budget, {}, async (c) => {
+        await c.query("INSERT INTO pipes_settings (name, length) VALUES ('exam_big', 100), ('exam_small', 100)");
+        for (let i = 0; i < 60; i++) await c.query("INSERT INTO pipes_messages (name, event, message) VALUES ('exam_big', 'e', ?)", [`m${i}`]);
+        for (let i = 0; i < 10; i++) await c.query("INSERT INTO pipes_messages (name, event, message) VALUES ('exam_small', 'e', ?)", [`s${i}`]);
+        for (const sql of ["SELECT * FROM pipes_messages WHERE name = 'exam_big' AND event = 'none'",
+            "SELECT * FROM pipes_messages WHERE name IN ('exam_small', 'exam_big') AND event = 'none'",
+            "DELETE FROM pipes_messages WHERE name = 'exam_big' AND event = 'none'"]) {
+            const err = await c.query(sql).then(() => null, (e) => e);
+            assert.ok(err, `${sql}: refused`);
+            assert.equal(err.errno, 1104, err.message);
+            assert.match(err.sqlMessage, /more than 50 rows \(\[cometql\] max_rows_examined\)/);
+        }
+        const [rows] = await c.query("SELECT message FROM pipes_messages WHERE name = 'exam_small' AND event = 'e'");
+        assert.equal(rows.length, 10);
+        const [none] = await c.query("SELECT message FROM pipes_messages WHERE name = 'exam_small' AND event = 'none'");
+        assert.equal(none.length, 0);
+    });
 }));
