@@ -57,8 +57,9 @@ struct conn {
     enum conn_state state;
     uint32_t id;
     uint8_t scramble[20];
-    uint8_t ip[16]; /* the peer's address (ip_count's form), for the login throttle */
-    uint8_t seq;    /* sequence id for the next packet we send */
+    uint8_t ip[16];      /* the peer's address (ip_count's form), for the login throttle */
+    bool unauth_counted; /* in srv->unauth until it authenticates or goes */
+    uint8_t seq;         /* sequence id for the next packet we send */
     struct cq_session sess;
     struct tls_session *tls;
     struct buf in;       /* unprocessed plaintext input */
@@ -98,6 +99,7 @@ struct cometql_server {
     struct cq_env *env;
     struct tls_server *tls;
     struct auth_failures failures; /* failed logins per address ([cometql] max_auth_failures) */
+    struct ip_count unauth;        /* connections not yet authenticated, per address */
     struct conn *conns;
     struct conn *dirty;
     uint64_t n_conns;
@@ -358,6 +360,8 @@ static void auth_finish(struct conn *c, const uint8_t *token, size_t token_len)
         }
     }
     auth_failures_clear(&c->srv->failures, c->ip);
+    if (c->unauth_counted) ip_count_release(&c->srv->unauth, c->ip);
+    c->unauth_counted = false;
     c->state = ST_READY;
     restart_idle_timer(c); /* from the handshake deadline to the idle timeout */
     reply_ok(c, 0, 0);
@@ -1112,6 +1116,8 @@ static void on_handle_closed(uv_handle_t *h)
         }
     }
     s->n_conns--;
+    if (c->unauth_counted) ip_count_release(&s->unauth, c->ip);
+    c->unauth_counted = false;
     if (c->stmt_waiting) {
         c->free_after_stmt = true; /* its statement still points into it: statement_later frees */
     } else {
@@ -1216,6 +1222,19 @@ static void on_connection(uv_stream_t *server, int status)
                         s->cfg->cometql_max_connections);
         return;
     }
+    /* before the password, one address holds at most max_unauthenticated_per_ip slots, so it
+     * cannot fill max_connections for the backends that have the password */
+    if (!ip_count_take(&s->unauth, c->ip, s->cfg->cometql_max_unauthenticated_per_ip)) {
+        c->seq = 0;
+        reply_err(c, 1040, "08004", "Too many unauthenticated connections from this address");
+        close_later(c);
+        LOG_RATELIMITED(LOG_WARN, "cometql",
+                        "msg=\"connection refused: max_unauthenticated_per_ip\" peer=%s "
+                        "limit=%" PRId64,
+                        c->sess.peer, s->cfg->cometql_max_unauthenticated_per_ip);
+        return;
+    }
+    c->unauth_counted = true;
     if (RAND_bytes(c->scramble, sizeof c->scramble) != 1) {
         conn_close(c, "no randomness");
         return;
@@ -1264,6 +1283,7 @@ struct cometql_server *cometql_server_start(uv_loop_t *loop, const struct config
         return NULL;
     }
     auth_failures_init(&s->failures);
+    ip_count_init(&s->unauth);
     return s;
 }
 
@@ -1310,6 +1330,7 @@ void cometql_server_free(struct cometql_server *s)
     if (!s) return;
     buf_free(&s->scratch);
     auth_failures_free(&s->failures);
+    ip_count_free(&s->unauth);
     tls_server_free(s->tls);
     xfree(s);
 }

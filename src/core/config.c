@@ -57,6 +57,8 @@ static const struct config_opt ccomet_opts[] = {
      64 * GiB, true, NULL},
     {"cometql", "max_prepared_statements", CFG_INT, F(cometql_max_prepared), "1024", 1, 1000000,
      true, NULL},
+    {"cometql", "max_unauthenticated_per_ip", CFG_INT, F(cometql_max_unauthenticated_per_ip), "128",
+     1, 1000000, true, NULL},
     {"cometql", "max_auth_failures", CFG_INT, F(cometql_max_auth_failures), "30", 0, 1000000, true,
      NULL},
     {"cometql", "auth_failure_window", CFG_INT, F(cometql_auth_failure_window), "60", 1, 86400,

@@ -37,7 +37,8 @@ struct config {
     char *cometql_ip;
     int cometql_port;
     int64_t cometql_max_connections;
-    int64_t cometql_max_rows_examined;   /* rows one statement's WHERE may be tried on */
+    int64_t cometql_max_unauthenticated_per_ip; /* connections before the password, per address */
+    int64_t cometql_max_rows_examined;          /* rows one statement's WHERE may be tried on */
     int64_t cometql_max_prepared_memory; /* bytes one connection's prepared statements hold */
     int64_t cometql_max_auth_failures, ws_max_auth_failures; /* per address and window; 0: none */
     int64_t cometql_auth_failure_window, ws_auth_failure_window; /* seconds */

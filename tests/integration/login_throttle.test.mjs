@@ -2,7 +2,8 @@
 // auth_failure_window, an address is refused without its credentials being checked (CometQL:
 // MySQL's ERR 1129 "Host ... is blocked"; browsers: error 429 and a close) until its window
 // ends; other addresses are not affected, and a successful login starts the count afresh.
-// Flooding clients connect from 127.0.0.2 / 127.0.0.3 (other source addresses on loopback).
+// Flooding clients connect from 127.0.0.2 / .3 / .4 (other source addresses on loopback). Also
+// [cometql] max_unauthenticated_per_ip: connections one address holds before logging in.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './harness.mjs';
@@ -12,7 +13,7 @@ import { wsOpen, closeAll } from './wsclient.mjs';
 
 const WINDOW = 3;
 const srv = await startServer({
-    extraConf: `[cometql]\nmax_auth_failures = 5\nauth_failure_window = ${WINDOW}\n\n` +
+    extraConf: `[cometql]\nmax_auth_failures = 5\nauth_failure_window = ${WINDOW}\nmax_unauthenticated_per_ip = 4\n\n` +
         `[ws]\nmax_auth_failures = 5\nauth_failure_window = ${WINDOW}\n`,
 });
 const db = await mysql2Connect(srv);
@@ -75,4 +76,31 @@ test('browsers: 5 wrong keys from one address, then the right key gets error 429
     const ok = await wsOpen(srv, { session: 'right-key-21', userId: 21 });
     assert.equal(ok.info.authorized, true);
     await Promise.all([anon.close(), ok.close()]);
+}));
+
+test('CometQL: an address holds at most max_unauthenticated_per_ip (4) connections before logging in: the 5th gets ERR 1040; a login frees its slot; other addresses are served', srv.wrap(async () => {
+    const held = [];
+    try {
+        for (let i = 0; i < 4; i++) {
+            const c = await RawConn.connect(srv.port, '127.0.0.1', '127.0.0.4');
+            held.push(c);
+            assert.ok((await c.readHandshake()).caps, 'a handshake');
+        }
+        const fifth = await RawConn.connect(srv.port, '127.0.0.1', '127.0.0.4');
+        held.push(fifth);
+        const { payload } = await fifth.readPacket();
+        assert.equal(payload[0], 0xff, 'an ERR instead of the handshake');
+        assert.equal(payload.readUInt16LE(1), 1040);
+        assert.match(payload.subarray(9).toString(), /Too many unauthenticated connections from this address/);
+        assert.equal(await fifth.waitClosed(), true);
+        const other = await rawTry(srv.password, '127.0.0.1');
+        assert.equal(other.ok, true, 'another address is served');
+        // one of the four logs in: its slot is free for the next connection from .4
+        assert.equal((await held[0].login({ password: srv.password })).ok, true);
+        const next = await RawConn.connect(srv.port, '127.0.0.1', '127.0.0.4');
+        held.push(next);
+        assert.equal((await next.login({ password: srv.password })).ok, true, 'a slot came back');
+    } finally {
+        for (const c of held) c.destroy();
+    }
 }));
