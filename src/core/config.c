@@ -444,6 +444,18 @@ static bool loopback(const char *ip)
 
 bool config_exposure_ok(const struct config *cfg, char *err, size_t errlen)
 {
+    /* the call pipes' names are derived with [sip] pipesalt: the shipped one lets any page
+     * compute a room's pipe and watch who joins (security audit M1) */
+    bool weak_salt = !*cfg->sip_pipesalt || strcmp(cfg->sip_pipesalt, "pipesalt") == 0;
+    if (weak_salt && cfg->sip_freeswitch.n && !loopback(cfg->ws_ip) &&
+        !cfg->allow_default_password) {
+        snprintf(err, errlen,
+                 "[sip] pipesalt is %s while media nodes are set and [ws] ip = %s is reachable "
+                 "from other hosts: any page could compute a room's call pipe; set your own "
+                 "[sip] pipesalt (or [main] allow_default_password = yes on a closed network)",
+                 *cfg->sip_pipesalt ? "the shipped default" : "empty", cfg->ws_ip);
+        return false;
+    }
     bool weak = !*cfg->password || strcmp(cfg->password, "password") == 0;
     if (!weak || cfg->allow_default_password) return true;
     const char *key = !loopback(cfg->cometql_ip) ? "[cometql] ip"

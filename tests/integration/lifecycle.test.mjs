@@ -350,6 +350,14 @@ test('the shipped or an empty [main] password with a non-loopback listener stops
         assert.equal((await check(['[main]', 'password = password', 'allow_default_password = yes', '[cometql]', 'ip = 0.0.0.0'])).code, 0);
         assert.equal((await check(['[main]', 'password = mine', '[cometql]', 'ip = 0.0.0.0', '[ws]', 'ip = 0.0.0.0'])).code, 0);
         assert.equal((await check(['[main]', 'password = password'])).code, 0, 'loopback by default: the shipped password is fine there');
+        // the shipped [sip] pipesalt with media nodes and browsers on other hosts (audit M1)
+        const node = 'freeswitch = Server=127.0.0.1, Port=8021, Pwd=x, WSport=5066';
+        const salty = await check(['[main]', 'password = mine', '[ws]', 'ip = 0.0.0.0', '[sip]', node]);
+        assert.notEqual(salty.code, 0, 'the shipped pipesalt with media nodes on an open ws port must not start');
+        assert.match(salty.stderr, /\[sip\] pipesalt is the shipped default/);
+        assert.equal((await check(['[main]', 'password = mine', '[ws]', 'ip = 0.0.0.0', '[sip]', node, 'pipesalt = s3cr3t-salt'])).code, 0);
+        assert.equal((await check(['[main]', 'password = mine', '[ws]', 'ip = 127.0.0.1', '[sip]', node])).code, 0, 'loopback: fine');
+        assert.equal((await check(['[main]', 'password = mine', '[ws]', 'ip = 0.0.0.0'])).code, 0, 'no media nodes: no call pipes');
         const committed = await run(BIN, ['--check', '--conf', path.join(ROOT, 'comet.ini')], { timeoutMs: 10_000 });
         assert.notEqual(committed.code, 0, 'the committed comet.ini ([ws] ip = 0.0.0.0, shipped password) needs a password of its own');
     } finally {
