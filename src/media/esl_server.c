@@ -180,6 +180,8 @@ struct esl_server {
     const struct media_config *cfg;
     struct conf_registry *reg;
     struct recorder *recorder; /* (nullable) (transfer none) */
+    esl_revoke_fn revoke;      /* (nullable) xml_flush_cache, flush_inbound_reg, hupall */
+    void *revoke_ctx;
     char *password;
     size_t max_queue;
     GMainContext *ctx;
@@ -1457,9 +1459,52 @@ done:
     g_strfreev(words);
 }
 
+/* The user-revocation commands ccomet sends when a key is revoked (security audit L9), with
+ * FreeSWITCH's syntax: `xml_flush_cache id <user> <domain>`, `sofia profile <name>
+ * flush_inbound_reg <user>@<domain> [reboot]`, `hupall <cause> sip_auth_username <user>`.
+ * Anything else of those commands' many forms answers -ERR. */
+static bool api_revoke(struct esl_server *srv, const char *cmd, const char *args, GString *out)
+{
+    gchar **w = g_strsplit_set(args ? args : "", " \t", -1);
+    guint n = 0;
+    const char *a[6] = {NULL};
+    for (guint i = 0; w[i] && n < 6; i++)
+        if (*w[i]) a[n++] = w[i];
+    const char *user = NULL, *domain = NULL;
+    unsigned what = 0;
+    char *at = NULL;
+    if (!g_ascii_strcasecmp(cmd, "xml_flush_cache")) {
+        if (n >= 2 && !g_ascii_strcasecmp(a[0], "id")) user = a[1], domain = a[2], what = 1;
+    } else if (!g_ascii_strcasecmp(cmd, "sofia")) {
+        if (n >= 4 && !g_ascii_strcasecmp(a[0], "profile") &&
+            !g_ascii_strcasecmp(a[2], "flush_inbound_reg") && (at = strchr(a[3], '@'))) {
+            *at = '\0';
+            user = a[3], domain = at + 1, what = 2;
+        }
+    } else if (!g_ascii_strcasecmp(cmd, "hupall")) {
+        if (n >= 3 && !g_ascii_strcasecmp(a[1], "sip_auth_username")) user = a[2], what = 4;
+    }
+    if (!user || !*user) {
+        g_string_append_printf(out, "-ERR %s: only the per-user form is served here\n", cmd);
+    } else if (!srv->revoke) {
+        g_string_append(out, "-ERR no SIP server on this node\n");
+    } else {
+        unsigned ended = srv->revoke(srv->revoke_ctx, user, domain, what);
+        if (what == 1)
+            g_string_append(out, "+OK\n");
+        else
+            g_string_append_printf(out, "+OK %u\n", ended);
+    }
+    g_strfreev(w);
+    return true;
+}
+
 /* Runs an api command; false when there is no such command. */
 static bool api_run(struct esl_server *srv, const char *cmd, const char *args, GString *out)
 {
+    if (!g_ascii_strcasecmp(cmd, "xml_flush_cache") || !g_ascii_strcasecmp(cmd, "sofia") ||
+        !g_ascii_strcasecmp(cmd, "hupall"))
+        return api_revoke(srv, cmd, args, out);
     if (!g_ascii_strcasecmp(cmd, "status")) {
         api_status(srv, out);
         return true;
@@ -1984,6 +2029,12 @@ uint16_t esl_server_port(const struct esl_server *srv)
 void esl_server_set_recorder(struct esl_server *srv, struct recorder *rc)
 {
     srv->recorder = rc;
+}
+
+void esl_server_set_revoke(struct esl_server *srv, esl_revoke_fn fn, void *ctx)
+{
+    srv->revoke = fn;
+    srv->revoke_ctx = ctx;
 }
 
 void esl_server_set_version(struct esl_server *srv, const char *version)

@@ -38,6 +38,12 @@ static gboolean on_stop_signal(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
+/* The Event Socket's revocation commands, on the SIP server (security audit L9). */
+static unsigned revoke_user(void *ctx, const char *user, const char *domain, unsigned what)
+{
+    return sip_server_revoke_user(ctx, user, domain, what);
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli;
@@ -108,10 +114,12 @@ int main(int argc, char **argv)
         media_config_free(app.cfg);
         return 1;
     }
+    esl_server_set_revoke(app.esl, revoke_user, app.sip);
     g_unix_signal_add(SIGTERM, on_stop_signal, &app);
     g_unix_signal_add(SIGINT, on_stop_signal, &app);
     LOG(LOG_INFO, "main", "msg=\"ccomet-media ready\" version=%s", CCOMET_MEDIA_VERSION);
     g_main_loop_run(app.loop);
+    esl_server_set_revoke(app.esl, NULL, NULL);
     sip_server_stop(app.sip);
     recorder_free(app.recorder); /* the files finished while the rooms' media still exist */
     esl_server_set_recorder(app.esl, NULL);

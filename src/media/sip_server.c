@@ -1261,6 +1261,40 @@ static void on_kick(void *ctx, struct conf_member *m)
     }
 }
 
+/* ---- revocation ------------------------------------------------------------------------------ */
+
+unsigned sip_server_revoke_user(struct sip_server *srv, const char *user, const char *domain,
+                                unsigned what)
+{
+    if (what & SIP_REVOKE_CACHE)
+        directory_forget(srv->dir, user, domain && *domain ? domain : srv->cfg->sip_domain);
+    unsigned n = 0;
+    for (struct sip_conn *c = srv->conns; c; c = c->next) {
+        for (struct binding *b = (what & SIP_REVOKE_REGISTRATIONS) ? c->bindings : NULL, *next; b;
+             b = next) {
+            next = b->next;
+            if (strcmp(b->user, user) != 0) continue;
+            binding_remove(c, b);
+            n++;
+        }
+        for (struct call *call = (what & SIP_REVOKE_CALLS) ? c->calls : NULL, *next; call;
+             call = next) {
+            next = call->next; /* the hangup may end it (conf_leave) */
+            if (strcmp(call->user, user) != 0 || call->ending) continue;
+            if (call->member)
+                conf_kick(call->member); /* out of the room at once (kick-member), then BYE */
+            else if (call->state == CALL_ANSWERED || call->state == CALL_CONFIRMED)
+                send_bye(call);
+            n++;
+        }
+    }
+    char q[96];
+    LOG(LOG_INFO, "sip", "user=%s msg=\"revoked\" cache=%d registrations=%d calls=%d ended=%u",
+        log_quote(q, sizeof q, user, (unsigned)strlen(user)), !!(what & SIP_REVOKE_CACHE),
+        !!(what & SIP_REVOKE_REGISTRATIONS), !!(what & SIP_REVOKE_CALLS), n);
+    return n;
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------- */
 
 void sip_server_receive(struct sip_conn *c, const char *data, size_t len)

@@ -39,6 +39,14 @@ struct sip_server *sip_server_start(const struct media_config *cfg, struct conf_
  * stops listening, unsets the kick handler and frees. NULL is fine. */
 void sip_server_stop(struct sip_server *srv);
 
+/* A user's key was revoked (ccomet's DELETE FROM users_auth, a revoked token; security audit
+ * L9), as FreeSWITCH's xml_flush_cache, sofia flush_inbound_reg and hupall do it: what is a mask
+ * of SIP_REVOKE_*: its cached directory answer for domain (NULL or "": [sip] domain) forgotten,
+ * its registrations dropped, its calls hung up (BYE). Returns the registrations and calls ended. */
+enum { SIP_REVOKE_CACHE = 1, SIP_REVOKE_REGISTRATIONS = 2, SIP_REVOKE_CALLS = 4 };
+unsigned sip_server_revoke_user(struct sip_server *srv, const char *user, const char *domain,
+                                unsigned what);
+
 /* The ports actually bound; wss 0 without TLS. */
 uint16_t sip_server_ws_port(const struct sip_server *srv);
 uint16_t sip_server_wss_port(const struct sip_server *srv);

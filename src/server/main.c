@@ -148,6 +148,8 @@ static void tenants_changed(void *ctx, int64_t dev_id)
 static void kick_user(void *ctx, int64_t dev_id, int64_t user_id)
 {
     struct app *app = ctx;
+    /* the key is also the user's SIP password: the media nodes end what it opened (audit L9) */
+    video_revoke_user(app->video, dev_id, user_id);
     if (app->redis_state)
         state_redis_kick(app->redis_state, dev_id, user_id); /* every node, this one too */
     else

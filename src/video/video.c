@@ -907,6 +907,31 @@ static int room_command(struct video *v, struct room *r, const char *fmt_args, c
     return 0;
 }
 
+/* A user's key was revoked (security audit L9): every media node forgets its cached password,
+ * drops its registrations and hangs up its calls, with FreeSWITCH's own commands (so a real
+ * FreeSWITCH does the same). A node that is down cannot be told: it keeps the registrations
+ * until they expire, which is logged. */
+void video_revoke_user(struct video *v, int64_t dev_id, int64_t user_id)
+{
+    char user[32];
+    if (!v || !v->n_nodes || !xml_curl_user_name(dev_id, user_id, user, sizeof user)) return;
+    for (size_t i = 0; i < v->n_nodes; i++) {
+        struct media_link *l = v->nodes[i].link;
+        char cache[256], regs[256], calls[256];
+        snprintf(cache, sizeof cache, "xml_flush_cache id %s %s", user, v->domain);
+        snprintf(regs, sizeof regs, "sofia profile internal flush_inbound_reg %s@%s reboot", user,
+                 v->domain);
+        snprintf(calls, sizeof calls, "hupall NORMAL_CLEARING sip_auth_username %s", user);
+        if (media_link_api(l, cache, on_control_answer, v) != 0 ||
+            media_link_api(l, regs, on_control_answer, v) != 0 ||
+            media_link_api(l, calls, on_control_answer, v) != 0)
+            LOG_RATELIMITED(LOG_WARN, "video",
+                            "msg=\"media node down: a revoked user's SIP registrations stay until "
+                            "they expire\" node=%s dev_id=%" PRId64 " user_id=%" PRId64,
+                            v->nodes[i].conf.id, dev_id, user_id);
+    }
+}
+
 /* A DELETE FROM conference in flight: the user's queued invitations, then the stored rows. It
  * needs only the state once the kicks are sent, so it outlives the Video API safely. */
 struct remove_job {

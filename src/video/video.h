@@ -57,6 +57,10 @@ void video_invite(struct video *v, int64_t dev_id, const struct video_invitation
 void video_remove(struct video *v, int64_t dev_id, const char *name, size_t len, int64_t user_id,
                   const struct state_cb *cb);
 
+/* A user's key was revoked (DELETE FROM users_auth, revoked_tokens): every media node drops
+ * the user's cached SIP password, registrations and calls. NULL v is fine. */
+void video_revoke_user(struct video *v, int64_t dev_id, int64_t user_id);
+
 /* conference_members rows, in the table's column order (VIDEO_MEMBER_COLS values); name NULL
  * lists every room of the tenant. Returns non-zero from fn to stop. */
 #define VIDEO_MEMBER_COLS 12

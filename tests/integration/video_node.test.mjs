@@ -364,3 +364,23 @@ test('a wrong hash does not register', async () => {
     assert.equal(r.status, 403, r.raw);
     c.close();
 });
+
+test('revoking a key reaches SIP (audit L9): DELETE FROM users_auth ends the user\'s call (BYE) and registration on the node, and the old key no longer registers', async () => {
+    await db.query("INSERT INTO users_auth (id, hash) VALUES (8, 'hash8eight')");
+    const sip = await join(8, 'hash8eight', '208');
+    await waitUntil(async () => (await members('208')).length === 1, { what: 'user 8 in conference_members' });
+    const [d] = await db.query('DELETE FROM users_auth WHERE id = 8');
+    assert.equal(d.affectedRows, 1);
+    const bye = await sip.next(10000);
+    assert.equal(bye.method, 'BYE', bye.raw);
+    await waitUntil(() => /user="0000008" msg="revoked" cache=0 registrations=1 calls=0 ended=1/.test(media.log) &&
+        /user="0000008" msg="revoked" cache=0 registrations=0 calls=1 ended=1/.test(media.log) &&
+        /user="0000008" msg="revoked" cache=1 registrations=0 calls=0/.test(media.log),
+    { what: 'the node to flush the cache, the registration and the call of user 0000008' });
+    await waitUntil(async () => (await members('208')).length === 0, { what: 'conference_members to drop user 8' });
+    sip.close();
+    const again = await SipWs.open(`ws://127.0.0.1:${sipPort}`, {}, () => media.log);
+    const r = await registerWithAuth(again, '0000008', 'hash8eight');
+    assert.equal(r.status, 403, r.raw);
+    again.close();
+});

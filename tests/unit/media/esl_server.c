@@ -1220,3 +1220,65 @@ out:
     client_close(&c);
     fixture_stop(&f);
 }
+
+/* The user-revocation commands ccomet sends (security audit L9): each form reaches the hook with
+ * the user, the domain and what to end; other forms and a node without a SIP server get -ERR. */
+struct revoke_seen {
+    char user[32], domain[64];
+    unsigned what, calls;
+};
+
+static unsigned revoke_hook(void *ctx, const char *user, const char *domain, unsigned what)
+{
+    struct revoke_seen *s = ctx;
+    g_strlcpy(s->user, user, sizeof s->user);
+    g_strlcpy(s->domain, domain ? domain : "", sizeof s->domain);
+    s->what = what;
+    s->calls++;
+    return 2;
+}
+
+TEST(esl_server_revocation_commands)
+{
+    struct fixture f;
+    if (!fixture_start(&f, 100000)) return;
+    struct client c;
+    struct revoke_seen seen = {0};
+    char *r;
+    REQUIRE(client_login(&c, esl_server_port(f.srv)));
+    r = roundtrip(&c, "api xml_flush_cache id 0000008 example.org\n\n");
+    CHECK(strstr(r, "-ERR no SIP server on this node") != NULL);
+    xfree(r);
+    esl_server_set_revoke(f.srv, revoke_hook, &seen);
+    r = roundtrip(&c, "api xml_flush_cache id 0000008 example.org\n\n");
+    CHECK(strstr(r, "+OK\n") != NULL);
+    CHECK_STR(seen.user, "0000008");
+    CHECK_STR(seen.domain, "example.org");
+    CHECK_INT(seen.what, 1);
+    xfree(r);
+    r = roundtrip(&c,
+                  "api sofia profile internal flush_inbound_reg 0000008@example.org reboot\n\n");
+    CHECK(strstr(r, "+OK 2\n") != NULL);
+    CHECK_STR(seen.user, "0000008");
+    CHECK_STR(seen.domain, "example.org");
+    CHECK_INT(seen.what, 2);
+    xfree(r);
+    r = roundtrip(&c, "api hupall NORMAL_CLEARING sip_auth_username 0000008\n\n");
+    CHECK(strstr(r, "+OK 2\n") != NULL);
+    CHECK_INT(seen.what, 4);
+    xfree(r);
+    CHECK_INT(seen.calls, 3);
+    for (const char *bad = "api hupall NORMAL_CLEARING\n\n"; bad; bad = NULL) {
+        r = roundtrip(&c, bad);
+        CHECK(strstr(r, "-ERR hupall: only the per-user form is served here") != NULL);
+        xfree(r);
+    }
+    r = roundtrip(&c, "api sofia status\n\n");
+    CHECK(strstr(r, "-ERR sofia: only the per-user form") != NULL);
+    xfree(r);
+    CHECK_INT(seen.calls, 3);
+out:
+    esl_server_set_revoke(f.srv, NULL, NULL);
+    client_close(&c);
+    fixture_stop(&f);
+}
