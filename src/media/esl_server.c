@@ -1,5 +1,7 @@
 /* esl_server: the Event Socket of ccomet-media; see esl_server.h. Owns connections and their
- * queues, the api commands (`status`, `conference ...`) and the conference::maintenance events.
+ * queues, the api commands (`status`, `conference ...`, and the per-user revocation forms of
+ * `xml_flush_cache`, `sofia ... flush_inbound_reg` and `hupall`, handed to the SIP side through
+ * esl_server_set_revoke) and the conference::maintenance events.
  * Framing and serialisation are src/proto/esl's: this file never writes a protocol byte of its
  * own except the api bodies, which are FreeSWITCH's texts (reference/captures/esl-03, -07, -10).
  *

@@ -1,7 +1,8 @@
 /* esl_server: ccomet-media's Event Socket, FreeSWITCH's mod_event_socket in inbound mode, so that
  * ccomet or any ESL client drives this node as it would drive FreeSWITCH with mod_conference.
  * Owns the listening socket, the ESL connections (auth, api, bgapi, event subscriptions and
- * filters, bounded output queues), the `status` and `conference ...` api commands, and the
+ * filters, bounded output queues), the `status` and `conference ...` api commands (and the
+ * per-user revocation commands, through a hook), and the
  * translation of conference events (conf_listen) into FreeSWITCH's CUSTOM conference::maintenance
  * events. The protocol bytes come from src/proto/esl (sans I/O); the rooms and members from
  * src/media/conference. It runs on the thread-default GLib main context of the thread that
