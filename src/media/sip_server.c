@@ -16,6 +16,7 @@
  * (twice that is read to answer 513; a longer WebSocket message closes the socket, 1009). */
 #include "media/sip_server.h"
 #include "core/alloc.h"
+#include "core/auth_failures.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "media/directory.h"
@@ -23,6 +24,7 @@
 #include "proto/sip_msg.h"
 #include "proto/xml_curl.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <libsoup/soup.h>
 #include <openssl/rand.h>
@@ -55,8 +57,7 @@ enum call_state {
 
 struct call;
 
-#define LISTEN_BACKLOG        4096
-#define MAX_FAILING_ADDRESSES 65536 /* addresses whose failures are counted at once */
+#define LISTEN_BACKLOG 4096
 
 struct txn {
     struct txn *next;
@@ -168,18 +169,13 @@ struct sip_server {
     GHashTable *used_nonces; /* char *nonce -> struct used_nonce * */
     /* audit M6: failed digests (unknown user, wrong password) per address in the current
      * window; past [sip] max_auth_failures the address gets 503 before any directory lookup */
-    GHashTable *auth_failures; /* address text -> struct auth_failures * */
-    GSocketService *service;   /* our own accept loop in front of libsoup (deadline, caps) */
-    GTlsCertificate *tls_cert; /* wss: NULL when no [sip] ssl_cert */
-    GHashTable *accepting;     /* "ip port" -> struct sip_accept * (every live TCP connection) */
-    GHashTable *per_ip;        /* address text -> connections counted */
-    unsigned n_counted;        /* sum of per_ip */
-    uint64_t nonce_floor;      /* nonces issued at or before this second are stale */
-};
-
-struct auth_failures {
-    int64_t window_start; /* unix seconds */
-    int64_t count;
+    struct auth_failures failures; /* src/core/auth_failures, by the address's 16-byte form */
+    GSocketService *service;       /* our own accept loop in front of libsoup (deadline, caps) */
+    GTlsCertificate *tls_cert;     /* wss: NULL when no [sip] ssl_cert */
+    GHashTable *accepting; /* "ip port" -> struct sip_accept * (every live TCP connection) */
+    GHashTable *per_ip;    /* address text -> connections counted */
+    unsigned n_counted;    /* sum of per_ip */
+    uint64_t nonce_floor;  /* nonces issued at or before this second are stale */
 };
 
 struct used_nonce {
@@ -333,42 +329,39 @@ static struct txn *txn_new(struct sip_conn *c, const char *branch, const char *m
 
 /* ---- digest --------------------------------------------------------------------------------- */
 
-/* The current window of ip's failures (NULL when none), expired windows dropped. */
-static struct auth_failures *failures_of(struct sip_server *srv, const char *ip)
+/* ip (the connection's address text) in src/core/auth_failures' 16-byte form. */
+static void failure_key(const char *ip, uint8_t out[16])
 {
-    struct auth_failures *f = g_hash_table_lookup(srv->auth_failures, ip);
-    if (f && now_s() - f->window_start >= srv->cfg->sip_auth_failure_window) {
-        g_hash_table_remove(srv->auth_failures, ip);
-        f = NULL;
+    memset(out, 0, 16);
+    struct in_addr v4;
+    if (inet_pton(AF_INET, ip, &v4) == 1) {
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &v4, 4);
+    } else {
+        inet_pton(AF_INET6, ip, out); /* unparsable: all zeros, one shared bucket */
     }
-    return f;
+}
+
+/* Seconds ip stays refused (0: not refused). */
+static uint32_t failures_block(struct sip_server *srv, const char *ip)
+{
+    uint8_t key[16];
+    failure_key(ip, key);
+    return auth_failures_blocked(&srv->failures, key, (uint32_t)now_s(),
+                                 srv->cfg->sip_max_auth_failures,
+                                 srv->cfg->sip_auth_failure_window);
 }
 
 static void auth_failed(struct sip_server *srv, const char *ip)
 {
-    struct auth_failures *f = failures_of(srv, ip);
-    if (!f) {
-        if (g_hash_table_size(srv->auth_failures) >= MAX_FAILING_ADDRESSES) {
-            GHashTableIter it; /* drop the expired windows; if none, forget the oldest state */
-            gpointer k, v;
-            g_hash_table_iter_init(&it, srv->auth_failures);
-            while (g_hash_table_iter_next(&it, &k, &v))
-                if (now_s() - ((struct auth_failures *)v)->window_start >=
-                    srv->cfg->sip_auth_failure_window)
-                    g_hash_table_iter_remove(&it);
-            if (g_hash_table_size(srv->auth_failures) >= MAX_FAILING_ADDRESSES)
-                g_hash_table_remove_all(srv->auth_failures);
-        }
-        f = g_new0(struct auth_failures, 1);
-        f->window_start = now_s();
-        g_hash_table_insert(srv->auth_failures, g_strdup(ip), f);
-    }
-    if (++f->count == srv->cfg->sip_max_auth_failures)
+    uint8_t key[16];
+    failure_key(ip, key);
+    auth_failures_add(&srv->failures, key, (uint32_t)now_s(), srv->cfg->sip_auth_failure_window);
+    if (failures_block(srv, ip))
         LOG_RATELIMITED(LOG_WARN, "sip",
                         "msg=\"too many failed logins: the address is refused for the rest of "
-                        "the window\" peer=%s failures=%" G_GINT64_FORMAT
-                        " window_s=%" G_GINT64_FORMAT,
-                        ip, f->count, srv->cfg->sip_auth_failure_window);
+                        "the window\" peer=%s max=%" G_GINT64_FORMAT " window_s=%" G_GINT64_FORMAT,
+                        ip, srv->cfg->sip_max_auth_failures, srv->cfg->sip_auth_failure_window);
 }
 
 /* Checks what can be checked before the directory: the address's recent failures, the realm and
@@ -376,11 +369,10 @@ static void auth_failed(struct sip_server *srv, const char *ip)
 static bool auth_precheck(struct sip_conn *c, const struct sip_msg *m, struct txn *t, bool proxy)
 {
     const struct sip_auth *a = &m->auth;
-    struct auth_failures *f = failures_of(c->srv, c->ip);
-    if (f && f->count >= c->srv->cfg->sip_max_auth_failures) {
+    uint32_t wait = failures_block(c->srv, c->ip);
+    if (wait) {
         char after[24];
-        g_snprintf(after, sizeof after, "%" G_GINT64_FORMAT,
-                   f->window_start + c->srv->cfg->sip_auth_failure_window - now_s());
+        g_snprintf(after, sizeof after, "%u", wait);
         struct sip_header h = {"Retry-After", after};
         respond(c, m, t, 503, "Too many failed logins from this address", NULL, &h, 1, NULL, NULL);
         return false;
@@ -1648,17 +1640,21 @@ struct sip_server *sip_server_new_unbound(const struct media_config *cfg, struct
     sip_global_init();
     struct directory *dir = directory_new(cfg, error);
     if (!dir) return NULL;
+    uint8_t secret[16];
+    if (RAND_bytes(secret, sizeof secret) != 1) { /* a guessable nonce secret is no secret */
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "no random bytes for the SIP nonce secret (RAND_bytes failed)");
+        directory_free(dir);
+        return NULL;
+    }
     struct sip_server *srv = xcalloc(1, sizeof *srv);
     srv->cfg = cfg;
     srv->reg = reg;
     srv->dir = dir;
-    if (RAND_bytes(srv->secret, sizeof srv->secret) != 1) {
-        for (size_t i = 0; i < sizeof srv->secret; i++) /* GLib's RNG as a fallback */
-            srv->secret[i] = (uint8_t)g_random_int();
-    }
+    memcpy(srv->secret, secret, sizeof secret);
     srv->member_calls = g_hash_table_new(g_direct_hash, g_direct_equal);
     srv->used_nonces = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    srv->auth_failures = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    auth_failures_init(&srv->failures);
     srv->accepting = g_hash_table_new(g_str_hash, g_str_equal);
     srv->per_ip = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     srv->ws_port = (uint16_t)cfg->sip_ws_port;
@@ -1767,7 +1763,7 @@ void sip_server_stop(struct sip_server *srv)
     directory_free(srv->dir);
     g_hash_table_destroy(srv->member_calls);
     g_hash_table_destroy(srv->used_nonces);
-    g_hash_table_destroy(srv->auth_failures);
+    auth_failures_free(&srv->failures);
     xfree(srv);
 }
 
