@@ -1,10 +1,10 @@
 /* auth_failures: failed logins per peer address in a fixed window, for the listeners' login
- * throttles ([cometql] and [ws] max_auth_failures / auth_failure_window). Past the cap, an
- * address is refused without its credentials being checked until its window ends, so guessing a
- * password or a short user key costs the window per cap's worth of tries. Addresses are
- * ip_count's 16-byte form. At most AUTH_FAILURES_MAX addresses are tracked: when full, expired
- * windows go, and if none has expired everything is forgotten (an attacker with that many
- * addresses is past what a per-address cap can stop). Not thread-safe; no I/O. */
+ * throttles ([cometql], [ws] and ccomet-media's [sip] max_auth_failures / auth_failure_window).
+ * Past the cap, an address is refused without its credentials being checked until its window
+ * ends, so guessing a password or a short user key costs the window per cap's worth of tries.
+ * Addresses are ip_count's 16-byte form. At most AUTH_FAILURES_MAX addresses are tracked: when
+ * full, expired windows go, and if none has expired everything is forgotten (an attacker with
+ * that many addresses is past what a per-address cap can stop). Not thread-safe; no I/O. */
 #ifndef CC_AUTH_FAILURES_H
 #define CC_AUTH_FAILURES_H
 
