@@ -310,6 +310,13 @@ static bool tenant_of(const struct config *cfg, const char *user, size_t len, in
     return true;
 }
 
+/* c no longer counts towards [cometql] max_unauthenticated_per_ip (logged in, or gone). */
+static void unauth_release(struct conn *c)
+{
+    if (c->unauth_counted) ip_count_release(&c->srv->unauth, c->ip);
+    c->unauth_counted = false;
+}
+
 static void auth_fail(struct conn *c, const char *why)
 {
     char msg[160];
@@ -360,8 +367,7 @@ static void auth_finish(struct conn *c, const uint8_t *token, size_t token_len)
         }
     }
     auth_failures_clear(&c->srv->failures, c->ip);
-    if (c->unauth_counted) ip_count_release(&c->srv->unauth, c->ip);
-    c->unauth_counted = false;
+    unauth_release(c);
     c->state = ST_READY;
     restart_idle_timer(c); /* from the handshake deadline to the idle timeout */
     reply_ok(c, 0, 0);
@@ -1116,8 +1122,7 @@ static void on_handle_closed(uv_handle_t *h)
         }
     }
     s->n_conns--;
-    if (c->unauth_counted) ip_count_release(&s->unauth, c->ip);
-    c->unauth_counted = false;
+    unauth_release(c);
     if (c->stmt_waiting) {
         c->free_after_stmt = true; /* its statement still points into it: statement_later frees */
     } else {

@@ -3,6 +3,7 @@
 #include "core/ip_count.h"
 #include "core/alloc.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
 
@@ -40,6 +41,18 @@ void ip_count_key(const struct sockaddr *sa, uint8_t out[16])
         memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
     } else if (sa->sa_family == AF_INET6) {
         memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    }
+}
+
+void ip_count_key_text(const char *ip, uint8_t out[16])
+{
+    memset(out, 0, 16);
+    struct in_addr v4;
+    if (inet_pton(AF_INET, ip, &v4) == 1) {
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &v4, 4);
+    } else if (inet_pton(AF_INET6, ip, out) != 1) {
+        memset(out, 0, 16);
     }
 }
 

@@ -19,6 +19,9 @@ void ip_count_free(struct ip_count *t); /* frees every entry */
 
 /* The 16-byte form of sa (AF_INET or AF_INET6); all zeros for anything else. */
 void ip_count_key(const struct sockaddr *sa, uint8_t out[16]);
+/* The same from an address's text ("127.0.0.3", "::1", "::ffff:10.0.0.1"); all zeros when it
+ * is neither. */
+void ip_count_key_text(const char *ip, uint8_t out[16]);
 
 /* Counts one more connection from ip unless that would pass max (0: no cap). true when counted:
  * the caller then calls ip_count_release once for it. */

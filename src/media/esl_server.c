@@ -1476,15 +1476,17 @@ static bool api_revoke(struct esl_server *srv, const char *cmd, const char *args
     unsigned what = 0;
     char *at = NULL;
     if (!g_ascii_strcasecmp(cmd, "xml_flush_cache")) {
-        if (n >= 2 && !g_ascii_strcasecmp(a[0], "id")) user = a[1], domain = a[2], what = 1;
+        if (n >= 2 && !g_ascii_strcasecmp(a[0], "id"))
+            user = a[1], domain = a[2], what = ESL_REVOKE_CACHE;
     } else if (!g_ascii_strcasecmp(cmd, "sofia")) {
         if (n >= 4 && !g_ascii_strcasecmp(a[0], "profile") &&
             !g_ascii_strcasecmp(a[2], "flush_inbound_reg") && (at = strchr(a[3], '@'))) {
             *at = '\0';
-            user = a[3], domain = at + 1, what = 2;
+            user = a[3], domain = at + 1, what = ESL_REVOKE_REGISTRATIONS;
         }
     } else if (!g_ascii_strcasecmp(cmd, "hupall")) {
-        if (n >= 3 && !g_ascii_strcasecmp(a[1], "sip_auth_username")) user = a[2], what = 4;
+        if (n >= 3 && !g_ascii_strcasecmp(a[1], "sip_auth_username"))
+            user = a[2], what = ESL_REVOKE_CALLS;
     }
     if (!user || !*user) {
         g_string_append_printf(out, "-ERR %s: only the per-user form is served here\n", cmd);
@@ -1492,7 +1494,7 @@ static bool api_revoke(struct esl_server *srv, const char *cmd, const char *args
         g_string_append(out, "-ERR no SIP server on this node\n");
     } else {
         unsigned ended = srv->revoke(srv->revoke_ctx, user, domain, what);
-        if (what == 1)
+        if (what == ESL_REVOKE_CACHE)
             g_string_append(out, "+OK\n");
         else
             g_string_append_printf(out, "+OK %u\n", ended);

@@ -44,10 +44,11 @@ void esl_server_set_version(struct esl_server *srv, const char *version);
 struct recorder;
 void esl_server_set_recorder(struct esl_server *srv, struct recorder *rc);
 
-/* What the user-revocation api commands (xml_flush_cache id, sofia profile .. flush_inbound_reg,
- * hupall .. sip_auth_username) do: what is 1 (the cached directory answer), 2 (registrations) or
- * 4 (calls), as sip_server_revoke_user's mask; returns what it ended. Unset (NULL), those
- * commands answer -ERR. */
+/* What the user-revocation api commands do: xml_flush_cache id (ESL_REVOKE_CACHE: the cached
+ * directory answer), sofia profile .. flush_inbound_reg (ESL_REVOKE_REGISTRATIONS), hupall ..
+ * sip_auth_username (ESL_REVOKE_CALLS); returns what it ended. Unset (NULL), those commands
+ * answer -ERR. */
+enum { ESL_REVOKE_CACHE = 1, ESL_REVOKE_REGISTRATIONS = 2, ESL_REVOKE_CALLS = 4 };
 typedef unsigned (*esl_revoke_fn)(void *ctx, const char *user, const char *domain, unsigned what);
 void esl_server_set_revoke(struct esl_server *srv, esl_revoke_fn fn, void *ctx);
 

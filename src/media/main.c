@@ -39,6 +39,10 @@ static gboolean on_stop_signal(gpointer data)
 }
 
 /* The Event Socket's revocation commands, on the SIP server (security audit L9). */
+_Static_assert((int)ESL_REVOKE_CACHE == (int)SIP_REVOKE_CACHE &&
+                   (int)ESL_REVOKE_REGISTRATIONS == (int)SIP_REVOKE_REGISTRATIONS &&
+                   (int)ESL_REVOKE_CALLS == (int)SIP_REVOKE_CALLS,
+               "the Event Socket's revocation mask is the SIP server's");
 static unsigned revoke_user(void *ctx, const char *user, const char *domain, unsigned what)
 {
     return sip_server_revoke_user(ctx, user, domain, what);

@@ -18,13 +18,13 @@
 #include "core/alloc.h"
 #include "core/auth_failures.h"
 #include "core/buf.h"
+#include "core/ip_count.h"
 #include "core/log.h"
 #include "media/directory.h"
 #include "proto/call_token.h"
 #include "proto/sip_msg.h"
 #include "proto/xml_curl.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <libsoup/soup.h>
 #include <openssl/rand.h>
@@ -329,24 +329,11 @@ static struct txn *txn_new(struct sip_conn *c, const char *branch, const char *m
 
 /* ---- digest --------------------------------------------------------------------------------- */
 
-/* ip (the connection's address text) in src/core/auth_failures' 16-byte form. */
-static void failure_key(const char *ip, uint8_t out[16])
-{
-    memset(out, 0, 16);
-    struct in_addr v4;
-    if (inet_pton(AF_INET, ip, &v4) == 1) {
-        out[10] = out[11] = 0xff;
-        memcpy(out + 12, &v4, 4);
-    } else {
-        inet_pton(AF_INET6, ip, out); /* unparsable: all zeros, one shared bucket */
-    }
-}
-
 /* Seconds ip stays refused (0: not refused). */
 static uint32_t failures_block(struct sip_server *srv, const char *ip)
 {
     uint8_t key[16];
-    failure_key(ip, key);
+    ip_count_key_text(ip, key);
     return auth_failures_blocked(&srv->failures, key, (uint32_t)now_s(),
                                  srv->cfg->sip_max_auth_failures,
                                  srv->cfg->sip_auth_failure_window);
@@ -355,7 +342,7 @@ static uint32_t failures_block(struct sip_server *srv, const char *ip)
 static void auth_failed(struct sip_server *srv, const char *ip)
 {
     uint8_t key[16];
-    failure_key(ip, key);
+    ip_count_key_text(ip, key);
     auth_failures_add(&srv->failures, key, (uint32_t)now_s(), srv->cfg->sip_auth_failure_window);
     if (failures_block(srv, ip))
         LOG_RATELIMITED(LOG_WARN, "sip",
@@ -1262,22 +1249,26 @@ unsigned sip_server_revoke_user(struct sip_server *srv, const char *user, const 
         directory_forget(srv->dir, user, domain && *domain ? domain : srv->cfg->sip_domain);
     unsigned n = 0;
     for (struct sip_conn *c = srv->conns; c; c = c->next) {
-        for (struct binding *b = (what & SIP_REVOKE_REGISTRATIONS) ? c->bindings : NULL, *next; b;
-             b = next) {
-            next = b->next;
-            if (strcmp(b->user, user) != 0) continue;
-            binding_remove(c, b);
-            n++;
+        struct binding *b = what & SIP_REVOKE_REGISTRATIONS ? c->bindings : NULL;
+        while (b) {
+            struct binding *next = b->next;
+            if (strcmp(b->user, user) == 0) {
+                binding_remove(c, b);
+                n++;
+            }
+            b = next;
         }
-        for (struct call *call = (what & SIP_REVOKE_CALLS) ? c->calls : NULL, *next; call;
-             call = next) {
-            next = call->next; /* the hangup may end it (conf_leave) */
-            if (strcmp(call->user, user) != 0 || call->ending) continue;
-            if (call->member)
-                conf_kick(call->member); /* out of the room at once (kick-member), then BYE */
-            else if (call->state == CALL_ANSWERED || call->state == CALL_CONFIRMED)
-                send_bye(call);
-            n++;
+        struct call *call = what & SIP_REVOKE_CALLS ? c->calls : NULL;
+        while (call) {
+            struct call *next = call->next; /* the hangup may end it (conf_leave) */
+            if (strcmp(call->user, user) == 0 && !call->ending) {
+                if (call->member)
+                    conf_kick(call->member); /* out of the room at once (kick-member), then BYE */
+                else if (call->state == CALL_ANSWERED || call->state == CALL_CONFIRMED)
+                    send_bye(call);
+                n++;
+            }
+            call = next;
         }
     }
     char q[96];

@@ -320,9 +320,10 @@ static int store_file_private(const char *path, char *err, size_t errlen)
         LOG(LOG_WARN, "store",
             "msg=\"store was readable by others; now 0600\" path=\"%s\" was=%03o", path,
             (unsigned)(st.st_mode & 0777));
-        for (const char *ext = "-wal"; ext; ext = strcmp(ext, "-wal") == 0 ? "-shm" : NULL) {
+        static const char *const sides[] = {"-wal", "-shm"};
+        for (size_t i = 0; i < sizeof sides / sizeof *sides; i++) {
             char side[4200];
-            if ((size_t)snprintf(side, sizeof side, "%s%s", path, ext) < sizeof side)
+            if ((size_t)snprintf(side, sizeof side, "%s%s", path, sides[i]) < sizeof side)
                 chmod(side, st.st_mode & 0700); /* absent: nothing to do */
         }
     }

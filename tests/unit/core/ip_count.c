@@ -79,3 +79,21 @@ TEST(ip_count_families_share_one_key)
     CHECK_INT(ip_count_of(&t, odd), 1);
     ip_count_free(&t);
 }
+
+TEST(ip_count_key_from_text)
+{
+    uint8_t a[16], b[16];
+    ip_count_key_text("127.0.0.3", a);
+    key4("127.0.0.3", b);
+    CHECK(memcmp(a, b, 16) == 0);
+    ip_count_key_text("::ffff:127.0.0.3", a); /* the mapped spelling is the same address */
+    CHECK(memcmp(a, b, 16) == 0);
+    ip_count_key_text("::1", a);
+    key6("::1", b);
+    CHECK(memcmp(a, b, 16) == 0);
+    static const uint8_t zero[16] = {0};
+    ip_count_key_text("not an address", a);
+    CHECK(memcmp(a, zero, 16) == 0);
+    ip_count_key_text("", a);
+    CHECK(memcmp(a, zero, 16) == 0);
+}
