@@ -22,7 +22,9 @@
  *   server -> client: text frames. Each holds one JSON object per line:
  *           {"pipe","event","data","message_send_time", optional "user_id","marker","fromQueue",
  *            "history","id","authorized","server"}
- *           pipe "sys"/serverInfo  : data = the real user key, authorized = true|false; cluster =
+ *           pipe "sys"/serverInfo  : data = the real user key (a key login) or a SIP credential
+ *                                    that ends with the token (a JWT login), authorized =
+ *                                    true|false; cluster =
  *                                    the nodes' shared state (ccomet on Redis): its ids are the
  *                                    same on every node, so last ids follow a move between nodes
  *           pipe "sys"/error       : data = {error, ...}
@@ -961,7 +963,8 @@
     P.getDevId = function () {
         return this._opts.dev_id;
     };
-    /** The user's key as stored by the server (serverInfo data); the Video API's SIP password. */
+    /** serverInfo data: the user's key (key login) or the token session's SIP credential (JWT
+     *  login); the Video API's SIP password. */
     P.getRealUserKey = function () {
         return this._realUserKey;
     };

@@ -25,7 +25,8 @@
  *   backend INSERT INTO conference ──► ccomet ──► msg/sys_sipCall ──► onCall({data: {message, sys}})
  *   page acceptCall({type, video_remote, audio_remote, video_local})
  *     ─► getUserMedia and, in parallel, JsSIP REGISTER as <dev_id padded to 6><user_id> with the
- *        users_auth hash (cometApi.getRealUserKey()) over <serverProto>://<serverName>:<serverPort>
+ *        password cometApi.getRealUserKey() (the users_auth hash, or a JWT session's credential)
+ *        over <serverProto>://<serverName>:<serverPort>
  *     ─► INVITE sip:<sipNumber>@<serverName> (sipNumber = <dev_id>*<room>*<profile>)
  *     ─► media connected and another member present ─► onCallStart
  *   ccomet tells the room (callPipe) who joins and leaves ─► onIn / onOut

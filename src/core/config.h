@@ -28,6 +28,7 @@ struct config {
     int64_t tenant_grace; /* seconds replaced tenant credentials stay valid (INSERT's default) */
     bool jwt_require_exp; /* browser JWTs without exp are refused */
     bool jwt_returns_key; /* a JWT login gets the user's key in serverInfo (CppComet) */
+    int64_t jwt_credential_ttl; /* s: the longest life of a JWT session's SIP credential */
     char *node_name;
     char *base_dir; /* static files for the ws port */
     bool send_user_online_events, send_user_offline_events, save_users_last_online_time;

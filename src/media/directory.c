@@ -6,6 +6,7 @@
 #include "media/directory.h"
 #include "core/alloc.h"
 #include "core/log.h"
+#include "proto/xml_curl.h"
 
 #include <libsoup/soup.h>
 #include <libxml/parser.h>
@@ -23,6 +24,7 @@ struct answer {
     enum directory_source source;
     char *password, *a1_hash; /* g_malloc'd */
     const char *why;          /* static */
+    gint64 expires;           /* unix s: when the password ends (a token session's), 0 never */
 };
 
 struct lookup;
@@ -122,6 +124,26 @@ static bool attr_is(const xmlNode *n, const char *name, const char *value)
     return eq;
 }
 
+/* The ccomet_password_expires variable of a <user> (ccomet's answer for a token session's
+ * credential, xml_curl.h), or 0. */
+static gint64 user_password_expires(const xmlNode *user)
+{
+    gint64 expires = 0;
+    for (const xmlNode *p = user->children; p; p = p->next) {
+        if (!name_is(p, "variables")) continue;
+        for (const xmlNode *q = p->children; q; q = q->next) {
+            if (!name_is(q, "variable") || !attr_is(q, "name", XML_CURL_PASSWORD_EXPIRES)) continue;
+            char *v = attr(q, "value");
+            char *end = NULL;
+            gint64 e = v ? g_ascii_strtoll(v, &end, 10) : 0;
+            /* unreadable: the password is taken as already ended, never as forever */
+            expires = v && *v && end && !*end && e > 0 ? e : 1;
+            g_free(v);
+        }
+    }
+    return expires;
+}
+
 /* The password / a1-hash params of a <user>. */
 static void user_params(const xmlNode *user, char **password, char **a1_hash)
 {
@@ -183,6 +205,7 @@ struct find {
     bool exact_only;
     bool found;
     char *password, *a1_hash;
+    gint64 expires;
 };
 
 static void find_user_cb(const xmlNode *user, const char *id, void *ud)
@@ -191,6 +214,7 @@ static void find_user_cb(const xmlNode *user, const char *id, void *ud)
     if (f->found || strcmp(id, f->user) != 0) return;
     f->found = true;
     user_params(user, &f->password, &f->a1_hash);
+    f->expires = user_password_expires(user);
 }
 
 static void find_domain_cb(const xmlNode *dom, void *ud)
@@ -210,9 +234,10 @@ static xmlDoc *read_xml(const char *xml, size_t len)
 
 enum directory_status directory_parse_xml(const char *xml, size_t len, const char *user,
                                           const char *domain, char **password, char **a1_hash,
-                                          const char **err)
+                                          gint64 *expires, const char **err)
 {
     *password = *a1_hash = NULL;
+    if (expires) *expires = 0;
     xmlDoc *doc = read_xml(xml, len);
     xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
     if (!root || !name_is(root, "document")) {
@@ -228,7 +253,7 @@ enum directory_status directory_parse_xml(const char *xml, size_t len, const cha
         if (!attr_is(s, "name", "directory")) continue; /* "result": not found */
         /* the named domain first; a gateway that names another one (CppComet's is always
          * FSdefaultDomain) is still believed for this user */
-        struct find f = {user, domain, true, false, NULL, NULL};
+        struct find f = {user, domain, true, false, NULL, NULL, 0};
         walk_domains(s->children, find_domain_cb, &f);
         if (!f.found) {
             f.exact_only = false;
@@ -237,6 +262,7 @@ enum directory_status directory_parse_xml(const char *xml, size_t len, const cha
         if (f.found) {
             *password = f.password;
             *a1_hash = f.a1_hash;
+            if (expires) *expires = f.expires;
             st = DIRECTORY_FOUND;
             break;
         }
@@ -567,6 +593,8 @@ static void cache_put(struct directory *d, const char *key, const struct answer 
     e->key = g_strdup(key);
     answer_copy(&e->ans, a);
     gint64 ttl = a->status == DIRECTORY_FOUND ? d->ttl_s : MIN(d->ttl_s, NOT_FOUND_TTL_S);
+    if (a->expires) /* a token session's credential is never kept past its end */
+        ttl = MIN(ttl, MAX(0, a->expires - g_get_real_time() / G_USEC_PER_SEC));
     e->expires_us = g_get_monotonic_time() + ttl * G_USEC_PER_SEC;
     g_hash_table_insert(d->cache, e->key, e);
     g_queue_push_tail(&d->cache_order, e);
@@ -576,7 +604,8 @@ static bool cache_get(struct directory *d, const char *key, struct answer *out)
 {
     struct cache_entry *e = g_hash_table_lookup(d->cache, key);
     if (!e) return false;
-    if (g_get_monotonic_time() >= e->expires_us) {
+    if (g_get_monotonic_time() >= e->expires_us ||
+        (e->ans.expires && g_get_real_time() / G_USEC_PER_SEC >= e->ans.expires)) {
         cache_remove(d, key);
         return false;
     }
@@ -603,6 +632,7 @@ static bool file_get(struct directory *d, const char *user, const char *domain, 
     out->password = g_strdup(u->password);
     out->a1_hash = g_strdup(u->a1_hash);
     out->why = "static file";
+    out->expires = 0;
     return true;
 }
 
@@ -672,7 +702,7 @@ void directory_cancel(struct directory *d, struct directory_wait *w)
 
 /* The HTTP request is over (st: what it said). Completes every waiter and frees lk. */
 static void lookup_done(struct lookup *lk, enum directory_status st, char *password, char *a1,
-                        const char *why)
+                        gint64 expires, const char *why)
 {
     struct directory *d = lk->d;
     if (!d) { /* the directory is gone */
@@ -682,7 +712,7 @@ static void lookup_done(struct lookup *lk, enum directory_status st, char *passw
         return;
     }
     g_hash_table_remove(d->inflight, lk->key);
-    struct answer a = {st, DIRECTORY_FROM_URL, password, a1, why};
+    struct answer a = {st, DIRECTORY_FROM_URL, password, a1, why, expires};
     if (st != DIRECTORY_FOUND) {
         struct answer f;
         if (file_get(d, lk->user, lk->domain, &f)) {
@@ -721,7 +751,7 @@ static void http_failed(struct lookup *lk, GError *error, const char *why)
                         "error=\"%s\"",
                         lk->user_log, w, error ? error->message : "");
     if (error) g_error_free(error);
-    lookup_done(lk, DIRECTORY_TEMPFAIL, NULL, NULL, w);
+    lookup_done(lk, DIRECTORY_TEMPFAIL, NULL, NULL, 0, w);
 }
 
 static void on_read(GObject *src, GAsyncResult *res, gpointer data)
@@ -738,10 +768,12 @@ static void on_read(GObject *src, GAsyncResult *res, gpointer data)
     if (n == 0) { /* end of the body */
         g_bytes_unref(chunk);
         char *password = NULL, *a1 = NULL;
+        gint64 expires = 0;
         const char *err = "not found";
-        enum directory_status st = directory_parse_xml((const char *)lk->body->data, lk->body->len,
-                                                       lk->user, lk->domain, &password, &a1, &err);
-        lookup_done(lk, st, password, a1, st == DIRECTORY_FOUND ? "found" : err);
+        enum directory_status st =
+            directory_parse_xml((const char *)lk->body->data, lk->body->len, lk->user, lk->domain,
+                                &password, &a1, &expires, &err);
+        lookup_done(lk, st, password, a1, expires, st == DIRECTORY_FOUND ? "found" : err);
         return;
     }
     if (lk->body->len + n > RESPONSE_MAX_BYTES) {
@@ -767,7 +799,7 @@ static void on_sent(GObject *src, GAsyncResult *res, gpointer data)
     lk->stream = stream;
     guint status = soup_message_get_status(lk->msg);
     if (status == SOUP_STATUS_NOT_FOUND) { /* CppComet's gateway: unknown user */
-        lookup_done(lk, DIRECTORY_NOT_FOUND, NULL, NULL, "HTTP 404");
+        lookup_done(lk, DIRECTORY_NOT_FOUND, NULL, NULL, 0, "HTTP 404");
         return;
     }
     if (status != SOUP_STATUS_OK) {
@@ -776,7 +808,8 @@ static void on_sent(GObject *src, GAsyncResult *res, gpointer data)
         if (lk->d)
             LOG_RATELIMITED(LOG_WARN, "directory", "user=%s msg=\"directory answered %s\"",
                             lk->user_log, why);
-        lookup_done(lk, DIRECTORY_TEMPFAIL, NULL, NULL, status >= 500 ? "HTTP 5xx" : "HTTP error");
+        lookup_done(lk, DIRECTORY_TEMPFAIL, NULL, NULL, 0,
+                    status >= 500 ? "HTTP 5xx" : "HTTP error");
         return;
     }
     lk->body = g_byte_array_new();

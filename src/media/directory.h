@@ -17,7 +17,8 @@
  * file is used. The result says which source answered.
  *
  * Cache: found and not-found answers (never failures) are kept for [directory] cache_ttl seconds
- * (not-found answers at most 5 s, so a user created in ccomet can register soon), at most
+ * (not-found answers at most 5 s, so a user created in ccomet can register soon; a password
+ * with an end, a token session's credential, never past it), at most
  * [directory] cache_max entries (the oldest go first). cache_ttl 0 disables it. */
 #ifndef CC_DIRECTORY_H
 #define CC_DIRECTORY_H
@@ -87,10 +88,11 @@ void directory_forget(struct directory *d, const char *user, const char *domain)
  * DIRECTORY_NOT_FOUND for `<section name="result"><result status="not found"/>` or a document
  * without the user; DIRECTORY_TEMPFAIL with *err (static) when the XML does not parse or is not a
  * freeswitch/xml document. A domain name holding "${" (a static file's $${domain}) matches any
- * domain. */
+ * domain. *expires (nullable) gets the user's ccomet_password_expires variable (unix seconds; 1
+ * when unreadable), 0 without one. */
 enum directory_status directory_parse_xml(const char *xml, size_t len, const char *user,
                                           const char *domain, char **password, char **a1_hash,
-                                          const char **err);
+                                          gint64 *expires, const char **err);
 
 /* Appends to form the urlencoded body mod_xml_curl sends for q (reference/captures/xmlcurl-02),
  * fields in its order; absent values leave their field out, as FreeSWITCH does. core_uuid,

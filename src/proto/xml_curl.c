@@ -1,6 +1,7 @@
 /* xml_curl: mod_xml_curl directory requests and answers; see xml_curl.h. */
 #include "proto/xml_curl.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -96,7 +97,8 @@ static void put_escaped(struct buf *out, const char *s)
     }
 }
 
-void xml_curl_put_user(struct buf *out, const char *domain, const char *user, const char *password)
+static void put_user_document(struct buf *out, const char *domain, const char *user,
+                              const char *password, int64_t expires)
 {
     put(out, "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n"
              "<document type=\"freeswitch/xml\">\n"
@@ -129,8 +131,16 @@ void xml_curl_put_user(struct buf *out, const char *domain, const char *user, co
     put(out, "\"/>\n"
              "                <variable name=\"effective_caller_id_number\" value=\"");
     put_escaped(out, user);
-    put(out, "\"/>\n"
-             "              </variables>\n"
+    put(out, "\"/>\n");
+    if (expires > 0) {
+        char v[128];
+        snprintf(v, sizeof v,
+                 "                <variable name=\"" XML_CURL_PASSWORD_EXPIRES "\" value=\"%" PRId64
+                 "\"/>\n",
+                 expires);
+        put(out, v);
+    }
+    put(out, "              </variables>\n"
              "            </user>\n"
              "          </users>\n"
              "        </group>\n"
@@ -138,6 +148,17 @@ void xml_curl_put_user(struct buf *out, const char *domain, const char *user, co
              "    </domain>\n"
              "  </section>\n"
              "</document>\n");
+}
+
+void xml_curl_put_user(struct buf *out, const char *domain, const char *user, const char *password)
+{
+    put_user_document(out, domain, user, password, 0);
+}
+
+void xml_curl_put_credential(struct buf *out, const char *domain, const char *user,
+                             const char *password, int64_t expires)
+{
+    put_user_document(out, domain, user, password, expires);
 }
 
 void xml_curl_put_not_found(struct buf *out)

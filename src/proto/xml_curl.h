@@ -38,6 +38,14 @@ bool xml_curl_user_name(int64_t dev_id, int64_t user_id, char *out, size_t cap);
  * Attribute values are XML-escaped. */
 void xml_curl_put_user(struct buf *out, const char *domain, const char *user, const char *password);
 
+/* The same document for a token session's credential (sip_credential.h): the password is the
+ * credential, and the user's variables say when it ends (unix seconds), so that a media node's
+ * cache of answers never keeps it longer (FreeSWITCH sets the variable on the channel and
+ * otherwise ignores it). */
+#define XML_CURL_PASSWORD_EXPIRES "ccomet_password_expires"
+void xml_curl_put_credential(struct buf *out, const char *domain, const char *user,
+                             const char *password, int64_t expires);
+
 /* FreeSWITCH's answer for a user it does not know (capture xmlcurl-04), byte for byte. */
 void xml_curl_put_not_found(struct buf *out);
 

@@ -16,6 +16,7 @@
 #include "proto/http1.h"
 #include "proto/jwt.h"
 #include "proto/names.h"
+#include "proto/sip_credential.h"
 #include "proto/ws_frame.h"
 #include "server/listener.h"
 #include "server/tls.h"
@@ -976,10 +977,18 @@ static void auth_finish(struct auth_call *a)
     else /* a wrong key, a bad or revoked token: the connection goes on anonymous, counted */
         auth_failures_add(&s->failures, c->ip, now_s(), s->cfg->ws_auth_failure_window);
     char hash[65] = "";
-    /* [main] jwt_returns_key = no (audit H2): a token's session does not learn the permanent
-     * key, so the token's exp bounds what it opened */
-    if (c->authorized && (!a->by_jwt || c->srv->cfg->jwt_returns_key))
+    if (c->authorized && (!a->by_jwt || s->cfg->jwt_returns_key)) {
         snprintf(hash, sizeof hash, "%s", a->hash);
+    } else if (c->authorized) {
+        /* audit H2: a token's session never learns the permanent key; its SIP password is a
+         * credential that ends with the token (sip_credential.h), which the directory endpoint
+         * recognises in the media node's digest */
+        int64_t exp = 0, now = (int64_t)time(NULL);
+        bool has_exp = jwt_numeric_claim(a->session, a->session_len, "exp", &exp);
+        int64_t until = sip_credential_expiry(now, has_exp, exp, s->cfg->jwt_credential_ttl);
+        if (until)
+            sip_credential_make(a->hash, strlen(a->hash), c->dev_id, c->user_id, until, hash);
+    }
     xfree(a);
     auth_complete(c, hash);
 }

@@ -5,6 +5,7 @@
 #include "core/ip_count.h"
 #include "core/log.h"
 #include "proto/http1.h"
+#include "proto/sip_credential.h"
 #include "proto/xml_curl.h"
 #include "state/state.h"
 #include "server/listener.h"
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_REQUEST (64 * 1024) /* head + body */
 #define MAX_CONNS   256
@@ -31,7 +33,8 @@ struct directory_server {
     uv_loop_t *loop;
     char user[128], password[128], domain[128];
     int64_t dev_index_size;
-    struct state *state; /* users' keys (the SIP passwords) */
+    int64_t credential_ttl; /* [main] jwt_credential_ttl: how far ahead token credentials reach */
+    struct state *state;    /* users' keys (the SIP passwords) */
     uv_tcp_t listener;
     struct cidr allow[MAX_ALLOW];
     size_t n_allow;
@@ -52,7 +55,13 @@ struct dconn {
     bool gone;  /* conn_close was called */
     int holds;  /* state reads out: the connection outlives its close until they end */
     char user[64], domain[128]; /* of the request being answered */
+    int64_t dev, uid;           /* the user's tenant and id */
     char hash[128];
+    /* the digest being checked (mod_xml_curl's sip_auth_* fields): which password it used, the
+     * key or a token session's credential, decides the answer */
+    struct sip_auth auth;
+    char method[16], auth_user[64], realm[128], nonce[128], uri[256], response[40], qop[16], nc[16],
+        cnonce[128];
     bool ip_counted; /* ip holds one of d->per_ip's counts */
     uint8_t ip[16];
     char peer[64];
@@ -247,13 +256,53 @@ static void hash_read(void *ctx, int64_t result, const char *err)
     bool found = c->hash[0] != '\0';
     struct buf body;
     buf_init(&body);
-    if (found)
+    char password[sizeof c->hash];
+    int64_t until = -1;
+    if (found && c->auth.present)
+        until = sip_credential_match(&c->auth, c->method, c->hash, strlen(c->hash), c->dev, c->uid,
+                                     (int64_t)time(NULL), c->d->credential_ttl, password,
+                                     sizeof password);
+    if (found && until > 0) /* a token session's credential: never the key, and only until */
+        xml_curl_put_credential(&body, c->domain, c->user, password, until);
+    else if (found)
         xml_curl_put_user(&body, c->domain, c->user, c->hash);
     else
         xml_curl_put_not_found(&body);
-    LOG(LOG_DEBUG, "directory", "msg=\"lookup\" peer=%s user=%s found=%d", c->peer, c->user, found);
+    LOG(LOG_DEBUG, "directory", "msg=\"lookup\" peer=%s user=%s found=%d credential=%d", c->peer,
+        c->user, found, until > 0);
     reply(c, 200, "OK", NULL, "text/xml", &body);
     buf_free(&body);
+}
+
+/* The sip_auth_* fields of the form, as a digest to check (c->auth.present when it is one). */
+static void read_digest(struct dconn *c, const char *form, size_t form_len)
+{
+    struct sip_auth *a = &c->auth;
+    memset(a, 0, sizeof *a);
+    struct {
+        const char *name;
+        char *out;
+        size_t cap;
+        const char **field;
+    } f[] = {
+        {"sip_auth_username", c->auth_user, sizeof c->auth_user, &a->username},
+        {"sip_auth_realm", c->realm, sizeof c->realm, &a->realm},
+        {"sip_auth_nonce", c->nonce, sizeof c->nonce, &a->nonce},
+        {"sip_auth_uri", c->uri, sizeof c->uri, &a->uri},
+        {"sip_auth_response", c->response, sizeof c->response, &a->response},
+        {"sip_auth_qop", c->qop, sizeof c->qop, &a->qop},
+        {"sip_auth_nc", c->nc, sizeof c->nc, &a->nc},
+        {"sip_auth_cnonce", c->cnonce, sizeof c->cnonce, &a->cnonce},
+        {"sip_auth_method", c->method, sizeof c->method, NULL},
+    };
+    bool all = true;
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+        bool got = xml_curl_field(form, form_len, f[i].name, f[i].out, f[i].cap) && f[i].out[0];
+        if (f[i].field) *f[i].field = got ? f[i].out : NULL;
+        if (!got && i < 5) all = false; /* qop, nc and cnonce are absent from an RFC 2069 digest */
+        if (!got && !f[i].field) all = false;
+    }
+    a->present = all;
 }
 
 static void answer(struct dconn *c, const char *form, size_t form_len)
@@ -266,13 +315,13 @@ static void answer(struct dconn *c, const char *form, size_t form_len)
         xml_curl_field(form, form_len, "sip_auth_username", c->user, sizeof c->user);
     if (!xml_curl_field(form, form_len, "domain", c->domain, sizeof c->domain) || !c->domain[0])
         snprintf(c->domain, sizeof c->domain, "%s", d->domain);
-    int64_t dev = 0, uid = 0;
+    read_digest(c, form, form_len);
     c->hash[0] = '\0';
     c->holds++;
-    if (strcmp(section, "directory") == 0 && xml_curl_user_split(c->user, &dev, &uid) &&
-        dev < d->dev_index_size) {
+    if (strcmp(section, "directory") == 0 && xml_curl_user_split(c->user, &c->dev, &c->uid) &&
+        c->dev < d->dev_index_size) {
         struct state_cb cb = {take_hash, hash_read, c};
-        d->state->ops->auth_get(d->state, dev, uid, &cb); /* may answer before it returns */
+        d->state->ops->auth_get(d->state, c->dev, c->uid, &cb); /* may answer before it returns */
         return;
     }
     hash_read(c, 0, NULL); /* not a directory lookup of one of ours: "not found" */
@@ -433,6 +482,7 @@ struct directory_server *directory_server_start(uv_loop_t *loop, const struct co
     snprintf(d->password, sizeof d->password, "%s", cfg->freeswitch_password);
     snprintf(d->domain, sizeof d->domain, "%s", cfg->sip_domain);
     d->dev_index_size = cfg->dev_index_size;
+    d->credential_ttl = cfg->jwt_credential_ttl;
     d->state = state;
     char list[1024];
     snprintf(list, sizeof list, "%s", cfg->freeswitch_allow);

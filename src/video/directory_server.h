@@ -1,6 +1,8 @@
 /* directory_server: the [freeswitch] HTTP endpoint media nodes ask who may register (FreeSWITCH's
  * mod_xml_curl directory binding, or ccomet-media's [directory] url). A SIP user is
- * "<dev_id zero-padded to 6 digits><user_id>" and its password is that user's users_auth hash.
+ * "<dev_id zero-padded to 6 digits><user_id>" and its password is that user's users_auth hash, or,
+ * when the request's digest (mod_xml_curl's sip_auth_* fields) was made with a JWT session's
+ * credential that has not ended, that credential (proto/sip_credential.h).
  * Unlike CppComet's endpoint it never answers anonymously: a request must come from an allowed
  * source address ([freeswitch] allow) and carry the HTTP Basic credentials of [freeswitch] user
  * and password; without credentials configured the endpoint does not start. One request per

@@ -167,11 +167,13 @@ test('auth: a valid JWT authorizes, an expired one fails, a revoked one fails on
     assert.deepEqual(r.started, { authorized: true });
     assert.equal(r.isAuthorized, true);
     assert.deepEqual(r.count, { ok: 1, fail: 0 });
-    // The first JWT login creates the user's real key; getRealUserKey() returns it.
+    // The first JWT login creates the user's real key; getRealUserKey() returns the session's SIP
+    // credential made from it (audit H2), never the key itself.
     const [rows] = await db.query('SELECT hash FROM users_auth WHERE id = 2');
     assert.equal(rows.length, 1, 'users_auth row created by the JWT login');
-    assert.match(r.key, /^[A-Za-z0-9]{32}$/);
-    assert.equal(r.key, rows[0].hash);
+    assert.match(rows[0].hash, /^[A-Za-z0-9]{32}$/);
+    assert.match(r.key, /^[0-9a-f]{32}$/);
+    assert.notEqual(r.key, rows[0].hash);
 
     // expired: onAuthFalill (CppComet's spelling) fires, not authorized
     const expired = signJwt({ user_id: 2, exp: now() - 60 }, SECRET);

@@ -15,7 +15,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { MediaProcess, ROOT, Server, freePorts } from './harness.mjs';
 import { mysql2Connect } from './clients.mjs';
-import { closeAll, waitUntil, wsOpen } from './wsclient.mjs';
+import { closeAll, signJwt, sipCredential, waitUntil, wsOpen } from './wsclient.mjs';
 import { DOMAIN, SipWs, inviteWithAuth, registerWithAuth, sipRequest } from './sip_client.mjs';
 
 const FS_USER = 'fsuser'; // the credentials in the captured request (fsuser:fspass)
@@ -383,4 +383,37 @@ test('revoking a key reaches SIP (audit L9): DELETE FROM users_auth ends the use
     const r = await registerWithAuth(again, '0000008', 'hash8eight');
     assert.equal(r.status, 403, r.raw);
     again.close();
+});
+
+test('a JWT session registers with its SIP credential, never the key (audit H2); a credential past its expiry or for another user is refused', async () => {
+    await db.query("INSERT INTO users_auth (id, hash) VALUES (9, 'hash9nine')");
+    const now = Math.floor(Date.now() / 1000);
+    const page = await wsOpen(srv, { userId: 9, session: signJwt({ user_id: 9, exp: now + 600 }, `${srv.password}0`) });
+    assert.equal(page.info.authorized, true);
+    const cred = page.info.data;
+    assert.match(cred, /^[0-9a-f]{32}$/);
+    assert.notEqual(cred, 'hash9nine');
+    await page.close();
+    const c = await SipWs.open(`ws://127.0.0.1:${sipPort}`, {}, () => media.log);
+    let r = await registerWithAuth(c, '0000009', cred);
+    assert.equal(r.status, 200, r.raw);
+    // the key still registers (a hash login's session), after the credential was cached
+    r = await registerWithAuth(c, '0000009', 'hash9nine');
+    assert.equal(r.status, 200, r.raw);
+    c.close();
+    // the credential of the minute that has begun has ended; another user's is not this one's
+    const ended = sipCredential('hash9nine', 0, 9, now - (now % 60));
+    const other = sipCredential('hash2two', 0, 2, now - (now % 60) + 600);
+    for (const [pw, what] of [[ended, 'an ended credential'], [other, "user 2's credential"]]) {
+        const x = await SipWs.open(`ws://127.0.0.1:${sipPort}`, {}, () => media.log);
+        r = await registerWithAuth(x, '0000009', pw);
+        assert.equal(r.status, 403, `${what}: ${r.raw}`);
+        x.close();
+    }
+    // deleting the key ends every credential made from it
+    await db.query('DELETE FROM users_auth WHERE id = 9');
+    const y = await SipWs.open(`ws://127.0.0.1:${sipPort}`, {}, () => media.log);
+    r = await registerWithAuth(y, '0000009', cred);
+    assert.equal(r.status, 403, r.raw);
+    y.close();
 });

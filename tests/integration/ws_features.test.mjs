@@ -10,7 +10,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, wsUrl } from './harness.mjs';
 import { mysql2Connect } from './clients.mjs';
-import { wsOpen, closeAll, signJwt, waitUntil, httpGet } from './wsclient.mjs';
+import { wsOpen, closeAll, signJwt, sipCredential, sipCredentialExpiry, waitUntil, httpGet } from './wsclient.mjs';
 
 const srv = await startServer({ password: 'pw' });
 const rec = await startServer({ password: 'pw', extraConf: '[ws]\nrecovery_messages = 2\nmetrics = off\n' });
@@ -62,19 +62,27 @@ test('auth by hash: valid is authorized; wrong is anonymous, may subscribe to no
     await Promise.all([ok.close(), bad.close()]);
 }));
 
-test('auth by JWT: HS256 with secret password+dev_id; the stored key appears in users_auth', srv.wrap(async () => {
-    const token = signJwt({ user_id: 7, exp: now() + 3600 }, 'pw0');
+test('auth by JWT: HS256 with secret password+dev_id; the stored key appears in users_auth, the session gets a SIP credential, never the key (audit H2)', srv.wrap(async () => {
+    const exp = now() + 3600;
+    const token = signJwt({ user_id: 7, exp }, 'pw0');
     const c = await wsOpen(srv, { session: token, userId: 7 });
     assert.equal(c.info.authorized, true, JSON.stringify(c.info));
-    assert.equal(typeof c.info.data, 'string');
-    assert.equal(c.info.data.length, 32, `the user key: ${JSON.stringify(c.info.data)}`);
-    assert.deepEqual(await rows(db, 'SELECT * FROM users_auth WHERE id = 7'), [{ id: 7, hash: c.info.data }]);
-    // a second connection with the token gets the same key
+    const stored = await rows(db, 'SELECT * FROM users_auth WHERE id = 7');
+    assert.equal(stored.length, 1);
+    assert.match(stored[0].hash, /^[A-Za-z0-9]{32}$/, 'the key is created on first use');
+    assert.notEqual(c.info.data, stored[0].hash, 'a JWT session must not learn the permanent key');
+    assert.equal(c.info.data, sipCredential(stored[0].hash, 0, 7, sipCredentialExpiry(now(), exp)),
+        'serverInfo data is the credential for the token\'s exp, a whole minute');
+    // a second connection with the token gets the same credential
     const c2 = await wsOpen(srv, { session: token, userId: 7 });
     assert.equal(c2.info.data, c.info.data);
-    // the key itself works as a hash
-    const c3 = await wsOpen(srv, { session: c.info.data, userId: 7 });
+    // the credential is a SIP password, not a login; the key itself works as a hash
+    const asLogin = await wsOpen(srv, { session: c.info.data, userId: 7 });
+    assert.equal(asLogin.info.authorized, false);
+    await asLogin.close();
+    const c3 = await wsOpen(srv, { session: stored[0].hash, userId: 7 });
     assert.equal(c3.info.authorized, true);
+    assert.equal(c3.info.data, stored[0].hash);
     // wrong secret, wrong user, expired: not authorized
     const wrongSecret = await wsOpen(srv, { session: signJwt({ user_id: 7, exp: now() + 3600 }, 'pw1'), userId: 7 });
     assert.equal(wrongSecret.info.authorized, false);

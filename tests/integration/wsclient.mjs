@@ -442,6 +442,20 @@ export const httpGet = (port, path, headers = {}) => httpRaw(port,
 const b64url = (b) => Buffer.from(b).toString('base64').replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
 
 /** An HS256 JWT over payload with secret. */
+/** The SIP credential a JWT session gets in serverInfo (src/proto/sip_credential.h): made from
+ * the user's key for one expiry, a whole minute. */
+export function sipCredential(key, devId, userId, expiry) {
+    return crypto.createHmac('sha256', key).update(`ccomet-sip-credential|${devId}|${userId}|${expiry}`)
+        .digest('hex').slice(0, 32);
+}
+
+/** The expiry of the credential a session opened at `now` with a token's `exp` gets (ttl: [main]
+ * jwt_credential_ttl, 43200 by default). */
+export function sipCredentialExpiry(now, exp, ttl = 43200) {
+    const e = Math.min(exp ?? Infinity, now + ttl);
+    return e - (e % 60);
+}
+
 export function signJwt(payload, secret) {
     const head = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
     const body = b64url(JSON.stringify(payload));

@@ -13,6 +13,7 @@
 #include "core/alloc.h"
 #include "media/directory.h"
 #include "media/media_config.h"
+#include "proto/xml_curl.h"
 
 static const char found_xml[] =
     "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n"
@@ -51,17 +52,17 @@ TEST(directory_parse_found_password)
 {
     char *pw = NULL, *a1 = NULL;
     const char *err = NULL;
-    CHECK_INT(
-        directory_parse_xml(found_xml, strlen(found_xml), "1000", "127.0.0.1", &pw, &a1, &err),
-        DIRECTORY_FOUND);
+    CHECK_INT(directory_parse_xml(found_xml, strlen(found_xml), "1000", "127.0.0.1", &pw, &a1, NULL,
+                                  &err),
+              DIRECTORY_FOUND);
     CHECK_STR(pw, "pw1000");
     CHECK(a1 == NULL);
     g_free(pw);
     g_free(a1);
     /* another user of that document: not found */
-    CHECK_INT(
-        directory_parse_xml(found_xml, strlen(found_xml), "1001", "127.0.0.1", &pw, &a1, &err),
-        DIRECTORY_NOT_FOUND);
+    CHECK_INT(directory_parse_xml(found_xml, strlen(found_xml), "1001", "127.0.0.1", &pw, &a1, NULL,
+                                  &err),
+              DIRECTORY_NOT_FOUND);
     CHECK(pw == NULL);
 }
 
@@ -70,7 +71,7 @@ TEST(directory_parse_not_found_result)
     char *pw = NULL, *a1 = NULL;
     const char *err = NULL;
     CHECK_INT(directory_parse_xml(not_found_xml, strlen(not_found_xml), "9999", "127.0.0.1", &pw,
-                                  &a1, &err),
+                                  &a1, NULL, &err),
               DIRECTORY_NOT_FOUND);
     CHECK(pw == NULL && a1 == NULL);
 }
@@ -85,7 +86,7 @@ TEST(directory_parse_a1_hash_and_other_domain)
                       "</params></user></users></domain></section></document>";
     char *pw = NULL, *a1 = NULL;
     const char *err = NULL;
-    CHECK_INT(directory_parse_xml(xml, strlen(xml), "0000151", "example.com", &pw, &a1, &err),
+    CHECK_INT(directory_parse_xml(xml, strlen(xml), "0000151", "example.com", &pw, &a1, NULL, &err),
               DIRECTORY_FOUND);
     CHECK(pw == NULL);
     CHECK_STR(a1, "0123456789abcdef0123456789abcdef");
@@ -96,14 +97,15 @@ TEST(directory_parse_errors_are_temporary)
 {
     char *pw = NULL, *a1 = NULL;
     const char *err = NULL;
-    CHECK_INT(directory_parse_xml("<document", 9, "1", "d", &pw, &a1, &err), DIRECTORY_TEMPFAIL);
+    CHECK_INT(directory_parse_xml("<document", 9, "1", "d", &pw, &a1, NULL, &err),
+              DIRECTORY_TEMPFAIL);
     CHECK(err != NULL);
-    CHECK_INT(directory_parse_xml("", 0, "1", "d", &pw, &a1, &err), DIRECTORY_TEMPFAIL);
+    CHECK_INT(directory_parse_xml("", 0, "1", "d", &pw, &a1, NULL, &err), DIRECTORY_TEMPFAIL);
     const char *html = "<html><body>logo</body></html>";
-    CHECK_INT(directory_parse_xml(html, strlen(html), "1", "d", &pw, &a1, &err),
+    CHECK_INT(directory_parse_xml(html, strlen(html), "1", "d", &pw, &a1, NULL, &err),
               DIRECTORY_TEMPFAIL);
     const char *empty = "<document type=\"freeswitch/xml\"/>";
-    CHECK_INT(directory_parse_xml(empty, strlen(empty), "1", "d", &pw, &a1, &err),
+    CHECK_INT(directory_parse_xml(empty, strlen(empty), "1", "d", &pw, &a1, NULL, &err),
               DIRECTORY_TEMPFAIL);
     /* an external entity is neither fetched nor expanded */
     const char *xxe =
@@ -111,7 +113,8 @@ TEST(directory_parse_errors_are_temporary)
         "<document><section name=\"directory\"><domain name=\"d\"><user id=\"1\">"
         "<params><param name=\"password\" value=\"&x;\"/></params></user></domain>"
         "</section></document>";
-    enum directory_status st = directory_parse_xml(xxe, strlen(xxe), "1", "d", &pw, &a1, &err);
+    enum directory_status st =
+        directory_parse_xml(xxe, strlen(xxe), "1", "d", &pw, &a1, NULL, &err);
     CHECK(st != DIRECTORY_FOUND || pw == NULL || !strstr(pw, "root:"));
     g_free(pw);
     g_free(a1);
@@ -451,4 +454,44 @@ out:
     g_unlink(path);
     g_free(path);
     g_free(url);
+}
+
+TEST(directory_parse_reads_a_credentials_end)
+{
+    /* ccomet's answer for a token session's credential, read back as a media node reads it */
+    struct buf b;
+    buf_init(&b);
+    xml_curl_put_credential(&b, "FSdefaultDomain", "0000071", "0123456789abcdef0123456789abcdef",
+                            1767225600);
+    char *pw = NULL, *a1 = NULL;
+    gint64 expires = -1;
+    const char *err = NULL;
+    CHECK_INT(directory_parse_xml((const char *)buf_head(&b), buf_unread(&b), "0000071",
+                                  "FSdefaultDomain", &pw, &a1, &expires, &err),
+              DIRECTORY_FOUND);
+    CHECK_STR(pw, "0123456789abcdef0123456789abcdef");
+    CHECK_INT(expires, 1767225600);
+    g_free(pw);
+    g_free(a1);
+    buf_free(&b);
+    /* the permanent key's answer has no end */
+    buf_init(&b);
+    xml_curl_put_user(&b, "FSdefaultDomain", "0000071", "key");
+    pw = a1 = NULL;
+    CHECK_INT(directory_parse_xml((const char *)buf_head(&b), buf_unread(&b), "0000071",
+                                  "FSdefaultDomain", &pw, &a1, &expires, &err),
+              DIRECTORY_FOUND);
+    CHECK_INT(expires, 0);
+    g_free(pw);
+    buf_free(&b);
+    /* an unreadable end is taken as already past, never as no end */
+    const char *odd = "<document type=\"freeswitch/xml\"><section name=\"directory\"><domain "
+                      "name=\"d\"><user id=\"1\"><params><param name=\"password\" value=\"p\"/>"
+                      "</params><variables><variable name=\"ccomet_password_expires\" "
+                      "value=\"soon\"/></variables></user></domain></section></document>";
+    pw = a1 = NULL;
+    CHECK_INT(directory_parse_xml(odd, strlen(odd), "1", "d", &pw, &a1, &expires, &err),
+              DIRECTORY_FOUND);
+    CHECK_INT(expires, 1);
+    g_free(pw);
 }

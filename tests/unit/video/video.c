@@ -92,6 +92,14 @@ TEST(xml_curl_answers)
     CHECK(strstr(x, "<domain name=\"dom&lt;ain&gt;\">") != NULL);
     CHECK(strstr(x, "<user id=\"0000002\">") != NULL);
     CHECK(strstr(x, "<param name=\"password\" value=\"a&quot;b&amp;c\"/>") != NULL);
+    CHECK(strstr(x, XML_CURL_PASSWORD_EXPIRES) == NULL);
+    buf_free(&b);
+    buf_init(&b);
+    xml_curl_put_credential(&b, "d", "0000002", "cred", 1767225600);
+    buf_put_u8(&b, 0);
+    x = (const char *)buf_head(&b);
+    CHECK(strstr(x, "<param name=\"password\" value=\"cred\"/>") != NULL);
+    CHECK(strstr(x, "<variable name=\"ccomet_password_expires\" value=\"1767225600\"/>") != NULL);
     buf_free(&b);
 }
 
