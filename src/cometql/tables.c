@@ -1312,14 +1312,14 @@ static void write_row(struct run *run, size_t i)
         }
         return;
     case T_UMSG: {
-        struct state_message m = {dev,    NULL,       0,       c->id, c->ev, c->ev_len,
-                                  c->msg, c->msg_len, now_s(), false, NULL};
+        struct state_message m = {dev,        NULL,    0,     c->id, c->ev, c->ev_len, c->msg,
+                                  c->msg_len, now_s(), false, NULL,  NULL,  0};
         st->ops->user_message(st, &m, &cb);
         return;
     }
     case T_PMSG: {
-        struct state_message m = {dev,    c->s1,      c->l1,   0,     c->ev, c->ev_len,
-                                  c->msg, c->msg_len, now_s(), false, NULL};
+        struct state_message m = {dev,        c->s1,   c->l1, 0,    c->ev, c->ev_len, c->msg,
+                                  c->msg_len, now_s(), false, NULL, NULL,  0};
         st->ops->pipe_publish(st, &m, &cb);
         return;
     }

@@ -13,6 +13,7 @@
 #include "core/alloc.h"
 #include "core/hmap.h"
 #include "core/log.h"
+#include "core/tenant_index.h"
 #include "proto/envelope.h"
 
 #include <inttypes.h>
@@ -28,6 +29,7 @@ struct ring_entry {
 
 struct pipe {
     struct hnode node;
+    struct tenant_link by_dev; /* in ps->pipes_by_dev */
     int64_t dev;
     struct ws_conn **subs;
     uint32_t n_subs, cap_subs;
@@ -60,6 +62,7 @@ struct pubsub {
     struct state *state;
     struct hub *hub;
     struct hmap pipes, users, strings;
+    struct tenant_index pipes_by_dev; /* listings of one tenant walk only its pipes */
     uint64_t published, delivered, dropped_slow;
     uint64_t ring_bytes, ring_evicted; /* over all pipes */
     struct pipe *lru_head, *lru_tail;
@@ -132,6 +135,7 @@ static struct pipe *pipe_get(struct pubsub *ps, int64_t dev, const char *name, s
     memcpy(p->name, name, len);
     p->empty_since = now_s();
     hmap_insert(&ps->pipes, &p->node, pipe_hash(dev, name, len));
+    tenant_index_add(&ps->pipes_by_dev, dev, &p->by_dev);
     hub_watch_pipe(ps->hub, dev, name, len, true);
     return p;
 }
@@ -177,6 +181,7 @@ static void pipe_free(struct pubsub *ps, struct pipe *p)
 {
     hub_watch_pipe(ps->hub, p->dev, p->name, p->len, false);
     hmap_remove(&ps->pipes, &p->node);
+    tenant_index_remove(&ps->pipes_by_dev, p->dev, &p->by_dev);
     ring_clear(ps, p);
     xfree(p->ring);
     xfree(p->subs);
@@ -697,11 +702,8 @@ static int d_pipe_members(void *ctx, int64_t dev_id, const char *pipe, size_t le
         if (p) members_of(p, fn, fn_ctx);
         return 0;
     }
-    size_t b = 0;
-    for (struct hnode *n = hmap_iter(&ps->pipes, &b, NULL); n; n = hmap_iter(&ps->pipes, &b, n)) {
-        struct pipe *p = (struct pipe *)n;
-        if (p->dev == dev_id && members_of(p, fn, fn_ctx)) break;
-    }
+    for (struct tenant_link *l = tenant_index_first(&ps->pipes_by_dev, dev_id); l; l = l->next)
+        if (members_of(TENANT_ENTRY(l, struct pipe, by_dev), fn, fn_ctx)) break;
     return 0;
 }
 
@@ -709,10 +711,9 @@ static int d_pipes(void *ctx, int64_t dev_id, int (*fn)(void *c, const char *pip
                    void *fn_ctx)
 {
     struct pubsub *ps = ctx;
-    size_t b = 0;
-    for (struct hnode *n = hmap_iter(&ps->pipes, &b, NULL); n; n = hmap_iter(&ps->pipes, &b, n)) {
-        struct pipe *p = (struct pipe *)n;
-        if (p->dev == dev_id && p->n_subs && fn(fn_ctx, p->name, p->n_subs)) break;
+    for (struct tenant_link *l = tenant_index_first(&ps->pipes_by_dev, dev_id); l; l = l->next) {
+        struct pipe *p = TENANT_ENTRY(l, struct pipe, by_dev);
+        if (p->n_subs && fn(fn_ctx, p->name, p->n_subs)) break;
     }
     return 0;
 }
@@ -739,6 +740,7 @@ struct pubsub *pubsub_new(const struct config *cfg, struct state *state, struct 
     ps->state = state;
     ps->hub = hub;
     hmap_init(&ps->pipes);
+    tenant_index_init(&ps->pipes_by_dev);
     hmap_init(&ps->users);
     hmap_init(&ps->strings);
     buf_init(&ps->scratch);
@@ -787,6 +789,7 @@ void pubsub_free(struct pubsub *ps)
         b = 0;
     }
     hmap_free(&ps->pipes);
+    tenant_index_free(&ps->pipes_by_dev);
     hmap_free(&ps->users);
     hmap_free(&ps->strings);
     buf_free(&ps->scratch);

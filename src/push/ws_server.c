@@ -1407,7 +1407,9 @@ static void cmd_web_pipe2(struct ws_conn *c, const struct ccmd *cmd)
                               cmd->message.len,
                               (int64_t)time(NULL),
                               true,
-                              c};
+                              c,
+                              NULL,
+                              0};
     command_wait(c);
     conn_hold(c);
     struct state_cb cb = {NULL, published, pc};

@@ -259,7 +259,7 @@ static void user_message(struct state *st, const struct state_message *m, const 
     }
     finish(e,
            store_queue_add(e->db, m->dev_id, m->user_id, m->time, m->event, m->event_len, m->data,
-                           m->data_len),
+                           m->data_len, m->call_room, m->call_room_len),
            cb);
 }
 

@@ -105,15 +105,18 @@ static const char *const script_text[SC_COUNT] = {
         "if et>=old then out[#out+1]=e end end return out end "
         "local keep=tonumber(redis.call('HGET',t..'pset',p) or '0') if keep<=0 then return {} end "
         "return redis.call('XREVRANGE',h,'+','-','COUNT',math.min(keep,n))",
-    /* user_message: ARGV user, time, event, message, head, rest, queue_ttl -> 0 (delivered) or
-     * the queue id (the row expires after queue_ttl; the sets' stale ids are skipped) */
+    /* user_message: ARGV user, time, event, message, head, rest, queue_ttl, call room ('' none) ->
+     * 0 (delivered) or the queue id (the row expires after queue_ttl; the sets' stale ids are
+     * skipped) */
     [SC_USER_MESSAGE] =
         "local t=KEYS[1] local n=redis.call('SPUBLISH',t..'u:'..ARGV[1],ARGV[5]..'0 "
         "0\\n'..ARGV[6]) "
         "if n>0 then return 0 end local id=redis.call('INCR',t..'mid') "
         "redis.call('HSET',t..'q:'..id,'u',ARGV[1],'t',ARGV[2],'e',ARGV[3],'m',ARGV[4]) "
         "redis.call('EXPIRE',t..'q:'..id,ARGV[7]) "
-        "redis.call('ZADD',t..'qu:'..ARGV[1],id,id) redis.call('ZADD',t..'qall',id,id) return id",
+        "redis.call('ZADD',t..'qu:'..ARGV[1],id,id) redis.call('ZADD',t..'qall',id,id) "
+        "if ARGV[8]~='' then local c=t..'qc:'..ARGV[8] redis.call('SADD',c,id) "
+        "redis.call('EXPIRE',c,ARGV[7]) end return id",
     /* queue_list: ARGV user ('' = all), limit -> rows {user, id, time, event, message} */
     [SC_QUEUE_LIST] =
         "local t=KEYS[1] local z=ARGV[1]=='' and t..'qall' or t..'qu:'..ARGV[1] "
@@ -132,14 +135,16 @@ static const char *const script_text[SC_COUNT] = {
         "if not u or (ARGV[2]~='' and u~=ARGV[2]) then return 0 end "
         "redis.call('DEL',t..'q:'..ARGV[1]) redis.call('ZREM',t..'qall',ARGV[1]) "
         "redis.call('ZREM',t..'qu:'..u,ARGV[1]) return 1",
-    /* queue_delete_call: ARGV needle ('"conference_name":"<room>"'), user ('' = all) -> removed */
+    /* queue_delete_call: ARGV room, user ('' = all) -> removed. The room's invitations are the
+     * set qc:<room> (user_message adds them), so the tenant's queue is never read (audit M5);
+     * ids already delivered or expired leave the set as they are met */
     [SC_QUEUE_DELETE_CALL] =
-        "local t=KEYS[1] local z=ARGV[2]=='' and t..'qall' or t..'qu:'..ARGV[2] "
-        "local ids=redis.call('ZRANGE',z,0,-1) local n=0 "
-        "for _,id in ipairs(ids) do local r=redis.call('HMGET',t..'q:'..id,'u','e','m') "
-        "if r[1] and r[2]=='sys_sipCall' and string.find(r[3],ARGV[1],1,true) then "
+        "local t=KEYS[1] local c=t..'qc:'..ARGV[1] local n=0 "
+        "for _,id in ipairs(redis.call('SMEMBERS',c)) do local "
+        "u=redis.call('HGET',t..'q:'..id,'u') "
+        "if not u then redis.call('SREM',c,id) elseif ARGV[2]=='' or u==ARGV[2] then "
         "redis.call('DEL',t..'q:'..id) redis.call('ZREM',t..'qall',id) "
-        "redis.call('ZREM',t..'qu:'..r[1],id) n=n+1 end end return n",
+        "redis.call('ZREM',t..'qu:'..u,id) redis.call('SREM',c,id) n=n+1 end end return n",
     /* history_delete_pipe: ARGV pipe -> rows removed */
     [SC_HISTORY_DELETE_PIPE] =
         "local t=KEYS[1] local h=t..'h:'..ARGV[1] local n=redis.call('XLEN',h) "
@@ -779,13 +784,7 @@ static void queue_delete_call(struct state *st, int64_t dev, const char *room, s
                               int64_t user, const struct state_cb *cb)
 {
     struct req *q = script_req(R(st), cb, dev, NULL, 0);
-    struct buf needle;
-    buf_init(&needle);
-    buf_append(&needle, "\"conference_name\":\"", 19);
-    buf_append(&needle, room, len);
-    buf_append(&needle, "\"", 1);
-    resp_arg(&q->tail, buf_head(&needle), buf_unread(&needle));
-    buf_free(&needle);
+    resp_arg(&q->tail, room, len);
     if (user > 0)
         resp_arg_int(&q->tail, user);
     else
@@ -1260,7 +1259,8 @@ static void user_message(struct state *st, const struct state_message *m, const 
     resp_arg(&q->tail, buf_head(&rest), buf_unread(&rest));
     buf_free(&rest);
     resp_arg_int(&q->tail, r->queue_ttl);
-    send_script(r, q, SC_USER_MESSAGE, 9);
+    resp_arg(&q->tail, m->call_room ? m->call_room : "", m->call_room ? m->call_room_len : 0);
+    send_script(r, q, SC_USER_MESSAGE, 10);
 }
 
 /* A decimal number then one separator byte. */

@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -92,8 +93,8 @@ static const char *const sql[S_COUNT] = {
                    "ON CONFLICT(dev_id,user_id) DO UPDATE SET time=excluded.time",
     [S_TIME_GET] = "SELECT user_id,time FROM users_time WHERE dev_id=?1 AND user_id=?2",
     [S_TIME_LIST] = "SELECT user_id,time FROM users_time WHERE dev_id=?1 ORDER BY user_id LIMIT ?2",
-    [S_QUEUE_ADD] = "INSERT INTO users_messages(dev_id,user_id,time,event,message) "
-                    "VALUES(?1,?2,?3,?4,?5)",
+    [S_QUEUE_ADD] = "INSERT INTO users_messages(dev_id,user_id,time,event,message,call_room) "
+                    "VALUES(?1,?2,?3,?4,?5,?6)",
     [S_QUEUE_LIST] = "SELECT user_id,id,time,event,message FROM users_messages "
                      "WHERE dev_id=?1 AND user_id=?2 ORDER BY id LIMIT ?3",
     [S_QUEUE_LIST_ALL] = "SELECT user_id,id,time,event,message FROM users_messages "
@@ -140,10 +141,9 @@ static const char *const sql[S_COUNT] = {
     [S_CONF_DEL_ROOM] = "DELETE FROM conference WHERE dev_id=?1 AND name=?2",
     [S_CONF_NODE] = "SELECT node FROM conference WHERE dev_id=?1 AND name=?2 "
                     "ORDER BY time DESC LIMIT 1",
-    [S_QUEUE_DEL_CALL] = "DELETE FROM users_messages WHERE dev_id=?1 AND event='sys_sipCall' AND "
-                         "message LIKE ?2 ESCAPE '\\'",
-    [S_QUEUE_DEL_CALL_USER] = "DELETE FROM users_messages WHERE dev_id=?1 AND user_id=?3 AND "
-                              "event='sys_sipCall' AND message LIKE ?2 ESCAPE '\\'",
+    [S_QUEUE_DEL_CALL] = "DELETE FROM users_messages WHERE dev_id=?1 AND call_room=?2",
+    [S_QUEUE_DEL_CALL_USER] =
+        "DELETE FROM users_messages WHERE dev_id=?1 AND user_id=?3 AND call_room=?2",
     [S_TENANT_PUT] = "INSERT INTO tenants(dev_id,password,old_password,old_password_until,"
                      "jwt_secret,old_jwt_secret,old_jwt_until,created,updated) "
                      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT(dev_id) DO UPDATE SET "
@@ -187,6 +187,58 @@ static const char schema[] =
     " old_jwt_secret TEXT NOT NULL, old_jwt_until INTEGER NOT NULL, created INTEGER NOT NULL,"
     " updated INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO meta(key,value) VALUES('schema_version','1');";
+
+/* Schema changes after version 1, each run once in a transaction with the version it brings. */
+static const char *const migrations[] = {
+    /* 2: queued invitations carry their room, indexed, so that ending a room is one index range
+     * and never a LIKE over the tenant's whole queue (audit M5); rows queued before get it from
+     * their JSON */
+    "ALTER TABLE users_messages ADD COLUMN call_room TEXT;"
+    "UPDATE users_messages SET call_room=json_extract(message,'$.sys.conference_name') "
+    " WHERE event='sys_sipCall' AND json_valid(message);"
+    "CREATE INDEX users_messages_call ON users_messages(dev_id,call_room,user_id)"
+    " WHERE call_room IS NOT NULL;",
+};
+
+static int schema_version(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int v = -1;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key='schema_version'", -1, &st,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = atoi((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Brings the schema from its recorded version to the newest. A store newer than this binary is
+ * refused (its columns would be misread). */
+static int migrate(sqlite3 *db, char *err, size_t errlen)
+{
+    int newest = 1 + (int)(sizeof migrations / sizeof *migrations);
+    int v = schema_version(db);
+    if (v < 1 || v > newest) {
+        snprintf(err, errlen, "schema version %d is not one this ccomet reads (1..%d)", v, newest);
+        return -1;
+    }
+    for (; v < newest; v++) {
+        char bump[96];
+        snprintf(bump, sizeof bump, "UPDATE meta SET value='%d' WHERE key='schema_version';",
+                 v + 1);
+        char *msg = NULL;
+        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(db, migrations[v - 1], NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(db, bump, NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+            snprintf(err, errlen, "schema migration to version %d: %s", v + 1, msg ? msg : "?");
+            sqlite3_free(msg);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
 
 /* pipes_settings lengths, cached so that publishing never reads the database */
 struct pset_entry {
@@ -358,6 +410,13 @@ struct store *store_open(const char *path, bool sync_full, char *err, size_t err
         xfree(s);
         return NULL;
     }
+    char merr[300];
+    if (migrate(s->db, merr, sizeof merr) != 0) {
+        snprintf(err, errlen, "cannot initialise store %s: %s", path, merr);
+        sqlite3_close(s->db);
+        xfree(s);
+        return NULL;
+    }
     for (int i = 0; i < S_COUNT; i++) {
         if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i], NULL) !=
             SQLITE_OK) {
@@ -448,6 +507,13 @@ static sqlite3_stmt *bind(struct store *s, enum stmt_id id, const char *spec, ..
     for (int i = 1; *spec; spec++, i++) {
         if (*spec == 'i') {
             sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+        } else if (*spec == 'n') { /* text, or SQL NULL when the pointer is NULL */
+            const char *p = va_arg(ap, const char *);
+            size_t n = va_arg(ap, size_t);
+            if (p)
+                sqlite3_bind_text64(st, i, p, n, SQLITE_STATIC, SQLITE_UTF8);
+            else
+                sqlite3_bind_null(st, i);
         } else {
             const char *p = va_arg(ap, const char *);
             size_t n = va_arg(ap, size_t);
@@ -571,11 +637,12 @@ int store_time_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn
 }
 
 int64_t store_queue_add(struct store *s, int64_t dev, int64_t user, int64_t time, const char *event,
-                        size_t event_len, const char *msg, size_t msg_len)
+                        size_t event_len, const char *msg, size_t msg_len, const char *call_room,
+                        size_t call_room_len)
 {
-    int rc = exec_write(
-        s, S_QUEUE_ADD,
-        bind(s, S_QUEUE_ADD, "iiiss", dev, user, time, STR(event, event_len), STR(msg, msg_len)));
+    int rc = exec_write(s, S_QUEUE_ADD,
+                        bind(s, S_QUEUE_ADD, "iiissn", dev, user, time, STR(event, event_len),
+                             STR(msg, msg_len), STR(call_room, call_room_len)));
     return rc < 0 ? -1 : sqlite3_last_insert_rowid(s->db);
 }
 int store_queue_list(struct store *s, int64_t dev, int64_t user, int64_t limit, store_row_fn fn,
@@ -756,24 +823,12 @@ int store_tenant_list(struct store *s, store_row_fn fn, void *ctx)
     return exec_rows(s, S_TENANT_LIST, s->stmt[S_TENANT_LIST], fn, ctx);
 }
 
-/* The queued invitations to a room: sys_sipCall rows whose JSON names it (video.c writes
- * "conference_name":"<room>"; room names are [A-Za-z0-9_-], so only '_' needs escaping). */
+/* The queued invitations to a room: rows tagged with it (users_messages_call). */
 int store_queue_delete_call(struct store *s, int64_t dev, const char *room, size_t len,
                             int64_t user)
 {
-    char pattern[160];
-    size_t n = 0;
-    const char *head = "%\"conference_name\":\"";
-    for (const char *p = head; *p; p++)
-        pattern[n++] = *p;
-    for (size_t i = 0; i < len && n + 4 < sizeof pattern; i++) {
-        if (room[i] == '_' || room[i] == '%' || room[i] == '\\') pattern[n++] = '\\';
-        pattern[n++] = room[i];
-    }
-    pattern[n++] = '"';
-    pattern[n++] = '%';
     if (user > 0)
         return exec_write(s, S_QUEUE_DEL_CALL_USER,
-                          bind(s, S_QUEUE_DEL_CALL_USER, "isi", dev, STR(pattern, n), user));
-    return exec_write(s, S_QUEUE_DEL_CALL, bind(s, S_QUEUE_DEL_CALL, "is", dev, STR(pattern, n)));
+                          bind(s, S_QUEUE_DEL_CALL_USER, "isi", dev, STR(room, len), user));
+    return exec_write(s, S_QUEUE_DEL_CALL, bind(s, S_QUEUE_DEL_CALL, "is", dev, STR(room, len)));
 }

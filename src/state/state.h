@@ -58,6 +58,10 @@ struct state_message {
      * delivered its own message. */
     bool from_browser;
     const void *origin;
+    /* A private message that is a room's invitation (sys_sipCall): the room, so that ending the
+     * room finds its queued copies without reading the tenant's whole queue (audit M5). */
+    const char *call_room;
+    size_t call_room_len;
 };
 
 /* A Video API invitation (a row of `conference`). Strings (transfer none), NUL-terminated

@@ -65,8 +65,10 @@ int store_time_get(struct store *s, int64_t dev, int64_t user, store_row_fn fn, 
 int store_time_list(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx);
 
 /* users_messages (the offline queue): rows (user_id, id, time, event, message), oldest first */
+/* call_room (nullable): the room of an invitation (sys_sipCall), for store_queue_delete_call */
 int64_t store_queue_add(struct store *s, int64_t dev, int64_t user, int64_t time, const char *event,
-                        size_t event_len, const char *msg, size_t msg_len);
+                        size_t event_len, const char *msg, size_t msg_len, const char *call_room,
+                        size_t call_room_len);
 int store_queue_list(struct store *s, int64_t dev, int64_t user, int64_t limit, store_row_fn fn,
                      void *ctx);
 int store_queue_list_all(struct store *s, int64_t dev, int64_t limit, store_row_fn fn, void *ctx);
@@ -122,8 +124,8 @@ int store_conf_delete_room(struct store *s, int64_t dev, const char *name, size_
 /* The node of the room's newest invitation: one row (node), or none. */
 int store_conf_node(struct store *s, int64_t dev, const char *name, size_t len, store_row_fn fn,
                     void *ctx);
-/* Drops the queued (undelivered) sys_sipCall messages of a room: to one user, or (user 0) to
- * everyone. Returns rows removed or -1. */
+/* Drops the queued (undelivered) invitations to a room (rows queued with its call_room): to one
+ * user, or (user 0) to everyone, through an index. Returns rows removed or -1. */
 int store_queue_delete_call(struct store *s, int64_t dev, const char *room, size_t len,
                             int64_t user);
 

@@ -4,6 +4,7 @@
 #include "core/buf.h"
 #include "core/hmap.h"
 #include "core/log.h"
+#include "core/tenant_index.h"
 #include "proto/call_token.h"
 #include "proto/envelope.h"
 #include "proto/names.h"
@@ -35,6 +36,7 @@ struct member {
 
 struct room {
     struct hnode node;
+    struct tenant_link by_dev; /* in v->rooms_by_dev */
     int64_t dev_id;
     char name[ROOM_MAX + 1];
     char profile[PROFILE_MAX + 1];
@@ -62,6 +64,7 @@ struct video {
     struct node *nodes;
     size_t n_nodes;
     struct hmap rooms;
+    struct tenant_index rooms_by_dev; /* conference_members of one tenant walks its rooms */
     char domain[128];
 };
 
@@ -103,6 +106,7 @@ static struct room *room_get(struct video *v, int64_t dev, const char *name, siz
     r->node_index = node;
     snprintf(r->profile, sizeof r->profile, "video");
     hmap_insert(&v->rooms, &r->node, room_hash(dev, name, len));
+    tenant_index_add(&v->rooms_by_dev, dev, &r->by_dev);
     v->nodes[node].rooms++;
     return r;
 }
@@ -123,6 +127,7 @@ static void room_free(struct video *v, struct room *r)
     room_clear_members(v, r);
     v->nodes[r->node_index].rooms--;
     hmap_remove(&v->rooms, &r->node);
+    tenant_index_remove(&v->rooms_by_dev, r->dev_id, &r->by_dev);
     xfree(r);
 }
 
@@ -507,6 +512,7 @@ struct video *video_new(uv_loop_t *loop, const struct config *cfg, struct state 
     v->st = st;
     v->hub = hub;
     hmap_init(&v->rooms);
+    tenant_index_init(&v->rooms_by_dev);
     snprintf(v->domain, sizeof v->domain, "%s", cfg->sip_domain);
     v->n_nodes = cfg->sip_freeswitch.n;
     v->nodes = xcalloc(v->n_nodes ? v->n_nodes : 1, sizeof *v->nodes);
@@ -514,6 +520,7 @@ struct video *video_new(uv_loop_t *loop, const struct config *cfg, struct state 
         if (media_node_parse(cfg->sip_freeswitch.items[i], &v->nodes[i].conf, err, errlen) != 0) {
             xfree(v->nodes);
             hmap_free(&v->rooms);
+            tenant_index_free(&v->rooms_by_dev);
             xfree(v);
             return NULL;
         }
@@ -546,6 +553,7 @@ void video_free(struct video *v)
         n = next;
     }
     hmap_free(&v->rooms);
+    tenant_index_free(&v->rooms_by_dev);
     v->closed = true;
     video_release(v);
 }
@@ -737,9 +745,15 @@ static void invite_stored(void *ctx, int64_t result, const char *err)
     env_cstr(&b, "node", n->conf.id);
     env_end(&b);
     env_end(&b);
-    struct state_message m = {
-        j->dev,         NULL,    0,     inv->user_id, "sys_sipCall", 11, (const char *)buf_head(&b),
-        buf_unread(&b), now_s(), false, NULL};
+    struct state_message m = {.dev_id = j->dev,
+                              .user_id = inv->user_id,
+                              .event = "sys_sipCall",
+                              .event_len = 11,
+                              .data = (const char *)buf_head(&b),
+                              .data_len = buf_unread(&b),
+                              .time = now_s(),
+                              .call_room = inv->name,
+                              .call_room_len = strlen(inv->name)};
     struct state_cb cb = {NULL, invite_sent, j};
     v->st->ops->user_message(v->st, &m, &cb);
     buf_free(&b);
@@ -1088,11 +1102,7 @@ int video_members(struct video *v, int64_t dev, const char *name, size_t len, vi
         struct room *r = room_find(v, dev, name, len);
         return r ? room_rows(v, r, fn, ctx) : 0;
     }
-    size_t bucket = 0;
-    for (struct hnode *n = hmap_iter(&v->rooms, &bucket, NULL); n;
-         n = hmap_iter(&v->rooms, &bucket, n)) {
-        struct room *r = (struct room *)n;
-        if (r->dev_id == dev && room_rows(v, r, fn, ctx)) return 1;
-    }
+    for (struct tenant_link *l = tenant_index_first(&v->rooms_by_dev, dev); l; l = l->next)
+        if (room_rows(v, TENANT_ENTRY(l, struct room, by_dev), fn, ctx)) return 1;
     return 0;
 }

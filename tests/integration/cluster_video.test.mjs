@@ -67,3 +67,26 @@ test('a room INSERTed on two ccomet nodes at once lands on one media node', wrap
     const [late] = await dbs[1].query("SELECT node FROM conference WHERE name = 'race0' AND user_id = 30");
     assert.equal(late[0].node, first.node);
 }));
+
+test('ending a room takes back its queued invitations on Redis, from the room\'s own set (audit M5)', wrap(async () => {
+    for (const room of ['5_5', '505'])
+        await dbs[0].query('INSERT INTO conference (name, user_id, caller_id, message, profile) VALUES (?, 77, 2, ?, ?)', [room, 'x', 'video']);
+    await dbs[0].query("INSERT INTO conference (name, user_id, caller_id, message, profile) VALUES ('5_5', 78, 2, 'x', 'video')");
+    // a private message that mentions the room is not an invitation to it
+    await dbs[0].query('INSERT INTO users_messages (id, event, message) VALUES (77, ?, ?)', ['chat', '{"conference_name":"5_5"}']);
+    let [q] = await dbs[1].query('SELECT * FROM users_messages WHERE id = 77');
+    assert.equal(q.length, 3);
+    assert.equal((await redis.cli('SCARD', 'ccomet:{t0}:qc:5_5')).trim(), '2', 'the room\'s invitations are its set');
+    await dbs[1].query("DELETE FROM conference WHERE name = '5_5'"); // on the other node; '_' is no wildcard
+    [q] = await dbs[0].query('SELECT * FROM users_messages WHERE id = 77');
+    assert.equal(q.length, 2, JSON.stringify(q));
+    assert.ok(q.some((m) => /"conference_name":"505"/.test(m.message)));
+    assert.ok(q.some((m) => m.event === 'chat'));
+    const [q78] = await dbs[0].query('SELECT * FROM users_messages WHERE id = 78');
+    assert.deepEqual(q78, []);
+    await dbs[0].query("DELETE FROM conference WHERE name = '505' AND user_id = 77");
+    [q] = await dbs[0].query('SELECT * FROM users_messages WHERE id = 77');
+    assert.deepEqual(q.map((m) => m.event), ['chat']);
+    // the room's set is gone with its invitations
+    assert.equal((await redis.cli('EXISTS', 'ccomet:{t0}:qc:5_5')).trim(), '0');
+}));
