@@ -66,15 +66,16 @@ struct config {
     int64_t ws_max_subscriptions;        /* pipes per connection */
     int64_t ws_max_message;              /* bytes of one client message (after reassembly) */
     int64_t ws_max_output;               /* bytes queued to one connection: beyond, it is cut */
-    int64_t ws_recovery_messages;        /* messages kept per pipe for pipe_since */
-    int64_t ws_recovery_window;          /* seconds they are kept */
-    int64_t ws_recovery_memory;          /* bytes all pipes' rings hold together */
-    char *ws_metrics;                    /* who may read /metrics: loopback, any, off */
-    int64_t ws_command_rate;             /* commands per second per connection, on average */
-    int64_t ws_command_burst;            /* ... and at once */
-    int64_t ws_ping_interval;            /* seconds of silence before the server pings */
-    int64_t ws_handshake_timeout;        /* seconds to send a complete HTTP request */
-    int64_t ws_max_static_file;          /* bytes of one static file served from base_dir */
+    int64_t ws_flush_slice; /* connections written per loop turn, the rest next turn (0: all) */
+    int64_t ws_recovery_messages; /* messages kept per pipe for pipe_since */
+    int64_t ws_recovery_window;   /* seconds they are kept */
+    int64_t ws_recovery_memory;   /* bytes all pipes' rings hold together */
+    char *ws_metrics;             /* who may read /metrics: loopback, any, off */
+    int64_t ws_command_rate;      /* commands per second per connection, on average */
+    int64_t ws_command_burst;     /* ... and at once */
+    int64_t ws_ping_interval;     /* seconds of silence before the server pings */
+    int64_t ws_handshake_timeout; /* seconds to send a complete HTTP request */
+    int64_t ws_max_static_file;   /* bytes of one static file served from base_dir */
     char *ws_ssl_cert, *ws_ssl_key;
 
     /* [freeswitch] (directory endpoint, Video API issue) */

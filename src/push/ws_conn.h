@@ -92,9 +92,9 @@ struct ws_conn {
     struct ws_user *user;     /* authorized connections: the user's entry */
     struct ws_conn *user_prev, *user_next;
     struct ws_conn *all_prev, *all_next;
-    struct ws_conn *dirty_next;
-    uv_write_t *wreq;        /* allocated only while writing */
-    struct tls_session *tls; /* wss only */
+    struct ws_conn *dirty_prev, *dirty_next; /* the server's flush list, oldest first */
+    uv_write_t *wreq;                        /* allocated only while writing */
+    struct tls_session *tls;                 /* wss only */
 };
 
 /* Queues a frame (takes a reference). Returns false when the connection's queue would exceed

@@ -51,11 +51,12 @@ struct ws_server {
     const struct tenants *tenants; /* browser JWT secrets of tenants with their own */
     struct pubsub *ps;
     struct ws_conn *all;
-    struct ws_conn *dirty;
+    struct ws_conn *dirty, *dirty_tail; /* to write, oldest first */
+    uv_idle_t more; /* active while dirty connections wait for the next slice: poll won't block */
     uint64_t next_id;
     struct ws_metrics m;
     struct auth_failures failures; /* failed logins per address ([ws] max_auth_failures) */
-    bool stopping, listener_closed, sweep_closed;
+    bool stopping, listener_closed, sweep_closed, more_closed;
     void (*stopped)(void *ctx);
     void *stopped_ctx;
     void (*metrics_fn)(void *ctx, struct buf *out);
@@ -97,9 +98,31 @@ static uint32_t now_s(void)
 static void mark_dirty(struct ws_conn *c)
 {
     if (c->dirty) return;
+    struct ws_server *s = c->srv;
     c->dirty = true;
-    c->dirty_next = c->srv->dirty;
-    c->srv->dirty = c;
+    c->dirty_next = NULL;
+    c->dirty_prev = s->dirty_tail;
+    if (s->dirty_tail)
+        s->dirty_tail->dirty_next = c;
+    else
+        s->dirty = c;
+    s->dirty_tail = c;
+}
+
+static void unmark_dirty(struct ws_conn *c)
+{
+    if (!c->dirty) return;
+    struct ws_server *s = c->srv;
+    if (c->dirty_prev)
+        c->dirty_prev->dirty_next = c->dirty_next;
+    else
+        s->dirty = c->dirty_next;
+    if (c->dirty_next)
+        c->dirty_next->dirty_prev = c->dirty_prev;
+    else
+        s->dirty_tail = c->dirty_prev;
+    c->dirty_prev = c->dirty_next = NULL;
+    c->dirty = false;
 }
 
 /* ---- output queue --------------------------------------------------------------------------- */
@@ -466,37 +489,54 @@ static void flush_parallel(struct ws_server *s, size_t n)
     }
 }
 
-void ws_server_flush(struct ws_server *s)
+static void on_more(uv_idle_t *h)
 {
+    (void)h; /* the next loop turn's flush (before poll) writes the next slice */
+}
+
+/* Writes the oldest [ws] flush_slice dirty connections (all of them with 0). What is left waits
+ * one loop turn, in which the loop reads what arrived meanwhile: a message published while a
+ * large fan-out is under way joins the queues not yet written, so each of those connections
+ * takes both in one write instead of two (the more behind the server is, the fewer writes per
+ * message), and CometQL and browsers are answered between slices. */
+static void flush_slice(struct ws_server *s, size_t limit)
+{
+    size_t n = 0;
     if (s->writer) {
-        size_t n = 0;
-        for (struct ws_conn *c = s->dirty; c && n < PARALLEL_MIN; c = c->dirty_next)
+        for (struct ws_conn *c = s->dirty; c && n < PARALLEL_MIN && n < limit; c = c->dirty_next)
             n++;
         if (n >= PARALLEL_MIN) {
             n = 0;
-            for (struct ws_conn *c = s->dirty; c; c = c->dirty_next) {
+            while (s->dirty && n < limit) {
+                struct ws_conn *c = s->dirty;
                 if (n == s->batch_cap) {
                     s->batch_cap = s->batch_cap ? s->batch_cap * 2 : 1024;
                     s->batch = xrealloc(s->batch, s->batch_cap * sizeof *s->batch);
                     s->jobs = xrealloc(s->jobs, s->batch_cap * sizeof *s->jobs);
                 }
                 s->batch[n++] = c;
+                unmark_dirty(c);
             }
-            for (size_t i = 0; i < n; i++) {
-                s->batch[i]->dirty = false;
-                s->batch[i]->dirty_next = NULL;
-            }
-            s->dirty = NULL;
             flush_parallel(s, n);
+            return;
         }
     }
-    while (s->dirty) {
+    for (n = 0; s->dirty && n < limit; n++) {
         struct ws_conn *c = s->dirty;
-        s->dirty = c->dirty_next;
-        c->dirty = false;
-        c->dirty_next = NULL;
+        unmark_dirty(c);
         conn_flush(c);
     }
+}
+
+void ws_server_flush(struct ws_server *s)
+{
+    size_t slice = s->cfg->ws_flush_slice > 0 ? (size_t)s->cfg->ws_flush_slice : SIZE_MAX;
+    flush_slice(s, slice);
+    if (uv_is_closing((uv_handle_t *)&s->more)) return;
+    if (s->dirty)
+        uv_idle_start(&s->more, on_more);
+    else
+        uv_idle_stop(&s->more);
 }
 
 /* ---- messages to one client ------------------------------------------------------------------ */
@@ -2128,14 +2168,7 @@ static void conn_destroy(struct ws_conn *c, const char *why)
         s->all = c->all_next;
     if (c->all_next) c->all_next->all_prev = c->all_prev;
     c->all_prev = c->all_next = NULL;
-    /* unlink from the dirty list */
-    for (struct ws_conn **pp = &s->dirty; *pp; pp = &(*pp)->dirty_next) {
-        if (*pp == c) {
-            *pp = c->dirty_next;
-            break;
-        }
-    }
-    c->dirty = false;
+    unmark_dirty(c);
     if (!c->writing) outq_free(c); /* an in-flight write holds the queue until its callback */
     if (c->in) {
         buf_free(c->in);
@@ -2201,6 +2234,7 @@ static void on_connection(uv_stream_t *server, int status)
 }
 
 static void on_sweep_closed(uv_handle_t *h);
+static void on_more_closed(uv_handle_t *h);
 
 /* During a stop: once every connection is gone, the sweep timer goes too. */
 static void stop_progress(struct ws_server *s)
@@ -2208,6 +2242,7 @@ static void stop_progress(struct ws_server *s)
     if (s->stopping && !s->all && !uv_is_closing((uv_handle_t *)&s->sweep)) {
         uv_timer_stop(&s->sweep);
         uv_close((uv_handle_t *)&s->sweep, on_sweep_closed);
+        uv_close((uv_handle_t *)&s->more, on_more_closed);
     }
 }
 
@@ -2281,6 +2316,8 @@ struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, str
     s->writer = writer_start();
     uv_timer_init(loop, &s->sweep);
     s->sweep.data = s;
+    uv_idle_init(loop, &s->more);
+    s->more.data = s;
     uv_timer_start(&s->sweep, on_sweep, 1000, 1000);
     return s;
 }
@@ -2299,7 +2336,8 @@ void ws_server_set_metrics_source(struct ws_server *s, void (*fn)(void *ctx, str
 
 static void maybe_stopped(struct ws_server *s)
 {
-    if (s->stopping && !s->all && s->listener_closed && s->sweep_closed && s->stopped) {
+    if (s->stopping && !s->all && s->listener_closed && s->sweep_closed && s->more_closed &&
+        s->stopped) {
         void (*done)(void *) = s->stopped;
         s->stopped = NULL;
         done(s->stopped_ctx);
@@ -2317,6 +2355,13 @@ static void on_sweep_closed(uv_handle_t *h)
 {
     struct ws_server *s = h->data;
     s->sweep_closed = true;
+    maybe_stopped(s);
+}
+
+static void on_more_closed(uv_handle_t *h)
+{
+    struct ws_server *s = h->data;
+    s->more_closed = true;
     maybe_stopped(s);
 }
 

@@ -2,7 +2,9 @@
  * [main] base_dir) and CppComet's WebSocket endpoint (/ws/..., /comet-server/ws/...): the
  * handshake, authentication (users_auth hash or HS256 JWT), the browser commands, and writing
  * what pubsub queues. Writes are batched per loop iteration (ws_server_flush, after the store's
- * commit); a connection whose queue exceeds [ws] max_output is cut off alone. Loop thread only. */
+ * commit), at most [ws] flush_slice connections per iteration, oldest first (the loop does not
+ * wait for I/O while some are left); a connection whose queue exceeds [ws] max_output is cut off
+ * alone. Loop thread only. */
 #ifndef CC_WS_SERVER_H
 #define CC_WS_SERVER_H
 
@@ -30,7 +32,8 @@ struct ws_metrics {
 struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, struct state *state,
                                   const struct tenants *tenants, struct pubsub *ps, char *err,
                                   size_t errlen);
-/* Writes what the iteration queued (call after the store's commit). */
+/* Writes what the iteration queued, the oldest [ws] flush_slice dirty connections (call after
+ * the store's commit); the rest go on the next iterations. */
 void ws_server_flush(struct ws_server *s);
 void ws_server_reconfigure(struct ws_server *s, const struct config *cfg);
 /* Extra text appended to /metrics (the CometQL side's counters), refreshed by the caller. */
