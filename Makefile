@@ -10,7 +10,7 @@
 #   make format     clang-format every source file in place
 
 CC      ?= cc
-PKGS    := libuv sqlite3 openssl jansson libosip2 libxml-2.0
+PKGS    := libuv sqlite3 openssl jansson libosip2 libxml-2.0 liburing
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
                -Wno-unused-parameter -Isrc -g $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
@@ -95,11 +95,15 @@ fuzz: $(addprefix build/fuzz/,$(FUZZ_DIRS))
 deps:
 	@scripts/deps.sh
 
-run: deps build/ccomet build/ccomet-media $(JSSIP_BUNDLE)
+# The builds run in a sub-make: the pkg-config flags above are read when make starts, before
+# deps has installed the -dev packages on a fresh machine.
+run: deps
+	@$(MAKE) --no-print-directory build/ccomet build/ccomet-media $(JSSIP_BUNDLE)
 	@scripts/run.sh
 
 # Three ccomet nodes on one redis-server ([store] type = redis), all on loopback.
-run-cluster: deps build/ccomet
+run-cluster: deps
+	@$(MAKE) --no-print-directory build/ccomet
 	@scripts/run-cluster.sh
 
 test: deps
@@ -123,7 +127,8 @@ test-media: deps
 	@$(MAKE) --no-print-directory build/media-harness build/asan/ccomet-media $(JSSIP_BUNDLE)
 	@TEST_FILES="$(wildcard tests/integration/media_*.test.mjs)" tests/run.sh integration
 
-bench: deps build/ccomet
+bench: deps
+	@$(MAKE) --no-print-directory build/ccomet
 	@bench/run.sh
 
 # The media benchmark's load client (bench/media/media_load.c): GStreamer webrtcbin, libsoup, jansson.
@@ -131,7 +136,8 @@ build/bench/media_load: bench/media/media_load.c
 	@mkdir -p build/bench
 	$(CC) $(CFLAGS_BASE) $(MEDIA_CFLAGS) -O2 -o $@ $< $(shell pkg-config --cflags --libs gstreamer-video-1.0 jansson 2>/dev/null) $(MEDIA_LIBS) -lm
 
-bench-media: deps build/ccomet-media build/bench/media_load
+bench-media: deps
+	@$(MAKE) --no-print-directory build/ccomet-media build/bench/media_load
 	@bench/media/run.sh
 
 format:

@@ -12,6 +12,7 @@ APT_PKGS=(
     build-essential pkg-config
     clang libclang-rt-14-dev clang-format
     libuv1-dev libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev libmariadb-dev libosip2-dev
+    liburing-dev
     libglib2.0-dev libsoup-3.0-dev libxml2-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
     libgstreamer-plugins-bad1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gstreamer1.0-plugins-bad gstreamer1.0-nice gstreamer1.0-tools gstreamer1.0-plugins-base-apps

@@ -67,6 +67,7 @@ struct config {
     int64_t ws_max_message;              /* bytes of one client message (after reassembly) */
     int64_t ws_max_output;               /* bytes queued to one connection: beyond, it is cut */
     int64_t ws_flush_slice; /* connections written per loop turn, the rest next turn (0: all) */
+    bool ws_io_uring;       /* batched fan-out writes through io_uring where the kernel allows */
     int64_t ws_recovery_messages; /* messages kept per pipe for pipe_since */
     int64_t ws_recovery_window;   /* seconds they are kept */
     int64_t ws_recovery_memory;   /* bytes all pipes' rings hold together */

@@ -18,6 +18,7 @@
 #include "proto/names.h"
 #include "proto/sip_credential.h"
 #include "proto/ws_frame.h"
+#include "push/batch_send.h"
 #include "server/listener.h"
 #include "server/tls.h"
 #include "state/tenants.h"
@@ -37,10 +38,11 @@
 /* Appends a string literal without counting its bytes by hand. */
 #define BUF_LIT(b, lit) buf_append((b), lit, sizeof(lit) - 1)
 
-#define READ_CHUNK  (64 * 1024)
-#define MAX_HEAD    8192
-#define MAX_IOV     64
-#define SERVER_NAME "ccomet " CCOMET_VERSION
+#define READ_CHUNK    (64 * 1024)
+#define MAX_HEAD      8192
+#define MAX_IOV       64
+#define BATCH_ENTRIES 1024 /* io_uring submission queue: sends per kernel crossing */
+#define SERVER_NAME   "ccomet " CCOMET_VERSION
 
 struct ws_server {
     uv_loop_t *loop;
@@ -64,9 +66,10 @@ struct ws_server {
     uint32_t sweeps;
     struct buf scratch;
     uint32_t stop_deadline;
-    struct writer *writer;  /* helper thread for large flushes; NULL on one core */
-    struct ws_conn **batch; /* scratch for a large flush */
-    struct prewrite *jobs;
+    struct writer *writer;   /* helper thread for large flushes; NULL on one core */
+    struct batch_send *send; /* the loop thread's batched writes */
+    struct ws_conn **batch;  /* scratch for a large flush */
+    struct send_job *jobs;
     size_t batch_cap;
     struct tls_server *tls;           /* wss, when [ws] names a certificate */
     struct buf tls_plain, tls_cipher; /* scratch for one connection's TLS work at a time */
@@ -351,40 +354,26 @@ static void conn_flush(struct ws_conn *c)
         conn_destroy(c, "closed");
 }
 
-/* ---- parallel flush -----------------------------------------------------------------------
- * A fan-out's cost is almost all the kernel's work inside write(2). When many connections are
- * dirty at once, a helper thread writes half of them while the loop thread writes the other
- * half; the loop thread waits, then alone applies the results to the queues. The helper touches
- * nothing but file descriptors and iovecs, and only while the loop thread is waiting for it. */
+/* ---- batched and parallel flush -------------------------------------------------------------
+ * A fan-out's cost is almost all the kernel's work inside the socket writes. When many
+ * connections are dirty at once, their writes go out as one batch (batch_send: one io_uring
+ * submission, or a writev each), and from PARALLEL_MIN on a helper thread sends half of the batch
+ * while the loop thread sends the other half; the loop thread waits, then alone applies the
+ * results to the queues. The helper touches nothing but file descriptors and iovecs, and only
+ * while the loop thread is waiting for it. */
 
-#define PARALLEL_MIN 256 /* dirty connections below which one thread is faster */
-
-struct prewrite {
-    int fd;
-    int iovcnt;
-    ssize_t result;
-    int err;
-    struct iovec iov[16];
-};
+#define BATCH_MIN    16  /* dirty connections below which each is written on its own */
+#define PARALLEL_MIN 256 /* ... below which one thread is faster */
 
 struct writer {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct prewrite *jobs;
+    struct batch_send *send; /* the helper's own (an io_uring is one thread's) */
+    struct send_job *jobs;
     size_t n;
     bool has_job, quit;
 };
-
-static void run_jobs(struct prewrite *jobs, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        struct prewrite *j = &jobs[i];
-        if (j->fd < 0) continue;
-        j->result = writev(j->fd, j->iov, j->iovcnt);
-        j->err = j->result < 0 ? errno : 0;
-    }
-}
 
 static void *writer_main(void *arg)
 {
@@ -395,7 +384,7 @@ static void *writer_main(void *arg)
             pthread_cond_wait(&w->cv, &w->mu);
         if (w->quit) break;
         pthread_mutex_unlock(&w->mu);
-        run_jobs(w->jobs, w->n);
+        batch_send_run(w->send, w->jobs, w->n);
         pthread_mutex_lock(&w->mu);
         w->has_job = false;
         pthread_cond_broadcast(&w->cv);
@@ -404,13 +393,15 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-static struct writer *writer_start(void)
+static struct writer *writer_start(bool uring)
 {
     if (sysconf(_SC_NPROCESSORS_ONLN) < 2) return NULL;
     struct writer *w = xcalloc(1, sizeof *w);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
+    w->send = batch_send_new(BATCH_ENTRIES, uring);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        batch_send_free(w->send);
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cv);
         xfree(w);
@@ -427,13 +418,14 @@ static void writer_stop(struct writer *w)
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
+    batch_send_free(w->send);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     xfree(w);
 }
 
 /* Describes what c would write now, or fd = -1 when it has nothing or cannot be written. */
-static void prepare_job(struct ws_conn *c, struct prewrite *j)
+static void prepare_job(struct ws_conn *c, struct send_job *j)
 {
     j->fd = -1;
     j->result = 0;
@@ -444,7 +436,7 @@ static void prepare_job(struct ws_conn *c, struct prewrite *j)
         return;
     struct outq *q = c->out;
     int n = 0;
-    for (uint32_t i = 0; i < q->count && n < 16; i++) {
+    for (uint32_t i = 0; i < q->count && n < SEND_JOB_IOV; i++) {
         struct frame *f = q->frames[(q->head + i) % q->cap];
         uint32_t off = i == 0 ? q->first_off : 0;
         j->iov[n].iov_base = f->data + off;
@@ -455,26 +447,32 @@ static void prepare_job(struct ws_conn *c, struct prewrite *j)
     j->fd = fd;
 }
 
-static void flush_parallel(struct ws_server *s, size_t n)
+/* Writes the n connections of s->batch at once: the helper takes half of them from
+ * PARALLEL_MIN on. Then applies the results, and lets conn_flush deal with what is left. */
+static void flush_batch(struct ws_server *s, size_t n)
 {
-    struct writer *w = s->writer;
+    struct writer *w = n >= PARALLEL_MIN ? s->writer : NULL;
     for (size_t i = 0; i < n; i++)
         prepare_job(s->batch[i], &s->jobs[i]);
-    size_t half = n / 2;
-    pthread_mutex_lock(&w->mu);
-    w->jobs = s->jobs + half;
-    w->n = n - half;
-    w->has_job = true;
-    pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-    run_jobs(s->jobs, half);
-    pthread_mutex_lock(&w->mu);
-    while (w->has_job)
-        pthread_cond_wait(&w->cv, &w->mu);
-    pthread_mutex_unlock(&w->mu);
+    size_t half = w ? n / 2 : n;
+    if (w) {
+        pthread_mutex_lock(&w->mu);
+        w->jobs = s->jobs + half;
+        w->n = n - half;
+        w->has_job = true;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+    }
+    batch_send_run(s->send, s->jobs, half);
+    if (w) {
+        pthread_mutex_lock(&w->mu);
+        while (w->has_job)
+            pthread_cond_wait(&w->cv, &w->mu);
+        pthread_mutex_unlock(&w->mu);
+    }
     for (size_t i = 0; i < n; i++) {
         struct ws_conn *c = s->batch[i];
-        struct prewrite *j = &s->jobs[i];
+        struct send_job *j = &s->jobs[i];
         if (j->fd >= 0) {
             if (j->result > 0) {
                 s->m.bytes_out += (size_t)j->result;
@@ -502,24 +500,22 @@ static void on_more(uv_idle_t *h)
 static void flush_slice(struct ws_server *s, size_t limit)
 {
     size_t n = 0;
-    if (s->writer) {
-        for (struct ws_conn *c = s->dirty; c && n < PARALLEL_MIN && n < limit; c = c->dirty_next)
-            n++;
-        if (n >= PARALLEL_MIN) {
-            n = 0;
-            while (s->dirty && n < limit) {
-                struct ws_conn *c = s->dirty;
-                if (n == s->batch_cap) {
-                    s->batch_cap = s->batch_cap ? s->batch_cap * 2 : 1024;
-                    s->batch = xrealloc(s->batch, s->batch_cap * sizeof *s->batch);
-                    s->jobs = xrealloc(s->jobs, s->batch_cap * sizeof *s->jobs);
-                }
-                s->batch[n++] = c;
-                unmark_dirty(c);
+    for (struct ws_conn *c = s->dirty; c && n < BATCH_MIN && n < limit; c = c->dirty_next)
+        n++;
+    if (n >= BATCH_MIN) {
+        n = 0;
+        while (s->dirty && n < limit) {
+            struct ws_conn *c = s->dirty;
+            if (n == s->batch_cap) {
+                s->batch_cap = s->batch_cap ? s->batch_cap * 2 : 1024;
+                s->batch = xrealloc(s->batch, s->batch_cap * sizeof *s->batch);
+                s->jobs = xrealloc(s->jobs, s->batch_cap * sizeof *s->jobs);
             }
-            flush_parallel(s, n);
-            return;
+            s->batch[n++] = c;
+            unmark_dirty(c);
         }
+        flush_batch(s, n);
+        return;
     }
     for (n = 0; s->dirty && n < limit; n++) {
         struct ws_conn *c = s->dirty;
@@ -2313,7 +2309,10 @@ struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, str
         return NULL;
     }
     auth_failures_init(&s->failures);
-    s->writer = writer_start();
+    s->send = batch_send_new(BATCH_ENTRIES, cfg->ws_io_uring);
+    s->writer = writer_start(cfg->ws_io_uring);
+    LOG(LOG_INFO, "ws", "msg=\"fan-out writes\" io_uring=%d helper_thread=%d",
+        batch_send_uses_uring(s->send), s->writer != NULL);
     uv_timer_init(loop, &s->sweep);
     s->sweep.data = s;
     uv_idle_init(loop, &s->more);
@@ -2391,6 +2390,7 @@ void ws_server_free(struct ws_server *s)
     buf_free(&s->tls_plain);
     buf_free(&s->tls_cipher);
     writer_stop(s->writer);
+    batch_send_free(s->send);
     xfree(s->batch);
     xfree(s->jobs);
     tls_server_free(s->tls);

@@ -7,7 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './harness.mjs';
 import { mysql2Connect } from './clients.mjs';
-import { wsOpen, closeAll } from './wsclient.mjs';
+import { wsOpen, closeAll, httpGet, metric, waitUntil } from './wsclient.mjs';
 
 const SUBSCRIBERS = 320;
 const MESSAGES = 25;
@@ -53,6 +53,51 @@ for (const slice of [2048, 300, 7]) {
             // all connections are still open and usable
             const [rows] = await db.query("SELECT * FROM pipes WHERE name = 'web_fan'");
             assert.equal(rows[0].users, SUBSCRIBERS);
+        })();
+    });
+}
+
+// Batched writes (io_uring where the kernel allows, [ws] io_uring = yes) meet a full socket: the
+// send says EAGAIN at once, the rest waits for the socket, and past max_output the reader that
+// stopped is cut off alone while 39 others get everything in order.
+for (const uring of ['yes', 'no']) {
+    test(`a batch with a stopped reader among 40 (io_uring = ${uring}): it alone is cut off, the others get every message in order`, { timeout: 90000 }, async () => {
+        const srv = await startServer({ extraConf: `[ws]\nmax_output = 65536\nio_uring = ${uring}\n` });
+        const db = await mysql2Connect(srv);
+        servers.push({ srv, db });
+        await srv.wrap(async () => {
+            assert.match(srv.log, new RegExp(`msg="fan-out writes" io_uring=${uring === 'yes' ? '[01]' : '0'}`));
+            const clients = await Promise.all(Array.from({ length: 40 }, () => wsOpen(srv)));
+            await Promise.all(clients.map((c) => c.subscribe('web_batch')));
+            const slow = clients[17];
+            slow.ws._socket.pause();
+            const body = 'z'.repeat(1000);
+            const metricsNow = async () => metric((await httpGet(srv.wsPort, '/metrics')).body.toString(), 'ccomet_ws_slow_readers_total');
+            let sent = 0;
+            let cut = false;
+            while (!cut && sent < 24_000) {
+                const rows = [];
+                const params = [];
+                for (let i = 0; i < 32; i++) {
+                    rows.push('(?, ?, ?)');
+                    params.push('web_batch', 'e', `${String(sent + i).padStart(6, '0')}:${body}`);
+                }
+                await db.query(`INSERT INTO pipes_messages (name, event, message) VALUES ${rows.join(', ')}`, params);
+                sent += 32;
+                if (sent >= 1024 && sent % 256 === 0) cut = (await metricsNow()) >= 1;
+            }
+            if (!cut) cut = await waitUntil(async () => (await metricsNow()) >= 1, { what: 'the stopped reader cut off' }).catch(() => false);
+            assert.ok(cut, `no cut-off after ${sent} messages`);
+            assert.equal(await metricsNow(), 1, 'only the stopped reader');
+            slow.ws._socket.resume();
+            await slow.waitClosed(10_000);
+            await Promise.all(clients.filter((c) => c !== slow).map(async (c) => {
+                for (let i = 0; i < sent; i++) {
+                    const m = await c.nextOn('web_batch', 'e', { timeoutMs: 20000 });
+                    assert.equal(Number(m.data.slice(0, 6)), i);
+                }
+                assert.ok(c.isOpen);
+            }));
         })();
     });
 }
