@@ -11,11 +11,13 @@
 #include "core/log.h"
 #include "state/tenants.h"
 #include "proto/mysql_packet.h"
+#include "server/batch_send.h"
 #include "server/listener.h"
 #include "server/tls.h"
 #include "core/auth_failures.h"
 #include "core/ip_count.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -111,8 +113,14 @@ struct cometql_server {
     bool listener_closed;
     uv_timer_t stop_timer; /* a stop gives clients 2 s to read what is queued for them */
     bool stop_timer_closed;
-    struct buf scratch; /* joined multi-packet payloads */
+    struct buf scratch;      /* joined multi-packet payloads */
+    struct batch_send *send; /* a turn's replies in one submission */
+    struct conn **batch;     /* the turn's connections with output */
+    struct send_job *jobs;
+    size_t batch_cap;
 };
+
+#define BATCH_MIN 4 /* connections with replies in one turn from which they go as one batch */
 
 /* The largest packet before authentication: a handshake response with TLS, connection
  * attributes and a long user name fits in a few KiB (MySQL bounds it likewise). */
@@ -1003,23 +1011,31 @@ static void on_write(uv_write_t *req, int status)
     conn_flush(c);
 }
 
-/* Moves pending replies to the socket. */
-static void conn_flush(struct conn *c)
+/* Moves pending replies to the output (through TLS when it is on). false: the connection was
+ * closed. */
+static bool conn_stage(struct conn *c)
 {
-    if (c->handles_open < 2 || uv_is_closing((uv_handle_t *)&c->tcp)) return;
     if (buf_unread(&c->pending)) {
         if (c->tls && c->state != ST_HANDSHAKE) {
             if (tls_session_write(c->tls, buf_head(&c->pending), buf_unread(&c->pending),
                                   &c->out) != 0) {
                 buf_free(&c->pending);
                 conn_close(c, "TLS write error");
-                return;
+                return false;
             }
         } else {
             buf_append(&c->out, buf_head(&c->pending), buf_unread(&c->pending));
         }
         buf_free(&c->pending);
     }
+    return true;
+}
+
+/* Moves pending replies to the socket. */
+static void conn_flush(struct conn *c)
+{
+    if (c->handles_open < 2 || uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    if (!conn_stage(c)) return;
     if (!c->writing && buf_unread(&c->out)) {
         uv_buf_t b = uv_buf_init((char *)buf_head(&c->out), (unsigned)buf_unread(&c->out));
         int n = c->reading_paused ? 0 : uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
@@ -1049,10 +1065,47 @@ static void conn_flush(struct conn *c)
         conn_close(c, "closed by server");
 }
 
+/* The replies of one loop turn: from BATCH_MIN connections on, their first writes go to the
+ * kernel as one batch (server/batch_send: one io_uring submission), then conn_flush deals with
+ * what is left (a full socket: uv_write; a close after the reply). */
+static void flush_batch(struct cometql_server *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct conn *c = s->batch[i];
+        struct send_job *j = &s->jobs[i];
+        j->fd = -1;
+        uv_os_fd_t fd;
+        if (c->handles_open < 2 || uv_is_closing((uv_handle_t *)&c->tcp) || c->writing ||
+            c->reading_paused || !conn_stage(c) || !buf_unread(&c->out) ||
+            uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+            continue;
+        j->fd = fd;
+        j->iovcnt = 1;
+        j->iov[0].iov_base = buf_head(&c->out);
+        j->iov[0].iov_len = buf_unread(&c->out);
+        k++;
+    }
+    if (k) batch_send_run(s->send, s->jobs, n);
+    for (size_t i = 0; i < n; i++) {
+        struct conn *c = s->batch[i];
+        struct send_job *j = &s->jobs[i];
+        if (j->fd >= 0 && j->result > 0) {
+            buf_consume(&c->out, (size_t)j->result);
+        } else if (j->fd >= 0 && j->result < 0 && j->err != EAGAIN && j->err != EWOULDBLOCK &&
+                   j->err != EINTR) {
+            conn_close(c, strerror(j->err));
+            continue;
+        }
+        conn_flush(c);
+    }
+}
+
 void cometql_server_after_commit(struct cometql_server *s, bool ok, const char *why)
 {
     struct conn *c = s->dirty;
     s->dirty = NULL;
+    size_t n = 0;
     while (c) {
         struct conn *next = c->dirty_next;
         c->dirty = false;
@@ -1077,9 +1130,20 @@ void cometql_server_after_commit(struct cometql_server *s, bool ok, const char *
                     c->id, why && *why ? why : "?");
             }
         }
-        conn_flush(c);
+        if (n == s->batch_cap) {
+            s->batch_cap = s->batch_cap ? s->batch_cap * 2 : 64;
+            s->batch = xrealloc(s->batch, s->batch_cap * sizeof *s->batch);
+            s->jobs = xrealloc(s->jobs, s->batch_cap * sizeof *s->jobs);
+        }
+        s->batch[n++] = c;
         c = next;
     }
+    if (n >= BATCH_MIN) {
+        flush_batch(s, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        conn_flush(s->batch[i]);
 }
 
 /* ---- lifecycle --------------------------------------------------------------------------------
@@ -1289,6 +1353,7 @@ struct cometql_server *cometql_server_start(uv_loop_t *loop, const struct config
     }
     auth_failures_init(&s->failures);
     ip_count_init(&s->unauth);
+    s->send = batch_send_new(256, cfg->io_uring);
     return s;
 }
 
@@ -1337,6 +1402,9 @@ void cometql_server_free(struct cometql_server *s)
     auth_failures_free(&s->failures);
     ip_count_free(&s->unauth);
     tls_server_free(s->tls);
+    batch_send_free(s->send);
+    xfree(s->batch);
+    xfree(s->jobs);
     xfree(s);
 }
 

@@ -28,6 +28,7 @@ struct config {
     int64_t tenant_grace; /* seconds replaced tenant credentials stay valid (INSERT's default) */
     bool jwt_require_exp; /* browser JWTs without exp are refused */
     bool jwt_returns_key; /* a JWT login gets the user's key in serverInfo (CppComet) */
+    bool io_uring; /* batched socket writes (fan-out, replies) through io_uring where allowed */
     int64_t jwt_credential_ttl; /* s: the longest life of a JWT session's SIP credential */
     char *node_name;
     char *base_dir; /* static files for the ws port */
@@ -67,7 +68,6 @@ struct config {
     int64_t ws_max_message;              /* bytes of one client message (after reassembly) */
     int64_t ws_max_output;               /* bytes queued to one connection: beyond, it is cut */
     int64_t ws_flush_slice; /* connections written per loop turn, the rest next turn (0: all) */
-    bool ws_io_uring;       /* batched fan-out writes through io_uring where the kernel allows */
     int64_t ws_recovery_messages; /* messages kept per pipe for pipe_since */
     int64_t ws_recovery_window;   /* seconds they are kept */
     int64_t ws_recovery_memory;   /* bytes all pipes' rings hold together */

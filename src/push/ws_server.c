@@ -18,7 +18,7 @@
 #include "proto/names.h"
 #include "proto/sip_credential.h"
 #include "proto/ws_frame.h"
-#include "push/batch_send.h"
+#include "server/batch_send.h"
 #include "server/listener.h"
 #include "server/tls.h"
 #include "state/tenants.h"
@@ -2309,8 +2309,8 @@ struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, str
         return NULL;
     }
     auth_failures_init(&s->failures);
-    s->send = batch_send_new(BATCH_ENTRIES, cfg->ws_io_uring);
-    s->writer = writer_start(cfg->ws_io_uring);
+    s->send = batch_send_new(BATCH_ENTRIES, cfg->io_uring);
+    s->writer = writer_start(cfg->io_uring);
     LOG(LOG_INFO, "ws", "msg=\"fan-out writes\" io_uring=%d helper_thread=%d",
         batch_send_uses_uring(s->send), s->writer != NULL);
     uv_timer_init(loop, &s->sweep);

@@ -57,12 +57,12 @@ for (const slice of [2048, 300, 7]) {
     });
 }
 
-// Batched writes (io_uring where the kernel allows, [ws] io_uring = yes) meet a full socket: the
+// Batched writes (io_uring where the kernel allows, [main] io_uring = yes) meet a full socket: the
 // send says EAGAIN at once, the rest waits for the socket, and past max_output the reader that
 // stopped is cut off alone while 39 others get everything in order.
 for (const uring of ['yes', 'no']) {
     test(`a batch with a stopped reader among 40 (io_uring = ${uring}): it alone is cut off, the others get every message in order`, { timeout: 90000 }, async () => {
-        const srv = await startServer({ extraConf: `[ws]\nmax_output = 65536\nio_uring = ${uring}\n` });
+        const srv = await startServer({ extraConf: `[main]\nio_uring = ${uring}\n[ws]\nmax_output = 65536\n` });
         const db = await mysql2Connect(srv);
         servers.push({ srv, db });
         await srv.wrap(async () => {

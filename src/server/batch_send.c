@@ -1,6 +1,6 @@
 /* batch_send: a fan-out's socket writes, batched through io_uring or one writev each; see
  * batch_send.h. */
-#include "push/batch_send.h"
+#include "server/batch_send.h"
 #include "core/alloc.h"
 
 #include <errno.h>

@@ -4,7 +4,7 @@
  * up to `entries` sockets instead of one per socket, which on this project's machines halves the
  * CPU of a delivery (bench/README.md); sends carry MSG_DONTWAIT, so a full socket answers EAGAIN
  * at once instead of waiting. Without io_uring (kernel too old, io_uring_disabled, a seccomp
- * filter, or [ws] io_uring = no) each job is a writev(2). One batch_send per thread. */
+ * filter, or [main] io_uring = no) each job is a writev(2). One batch_send per thread. */
 #ifndef CC_BATCH_SEND_H
 #define CC_BATCH_SEND_H
 
