@@ -11,8 +11,10 @@
 #   BENCH_ROUNDS=3                 rounds (systems interleaved, order rotated every round)
 #   WS_MEM_CONNS=19500             idle connections for the memory part (one server process)
 #   WS_FANOUT_SUBS="1000 10000"    subscriber counts for the fan-out part
-#   WS_RATES_1000="50,100,200,500,1000,2000"   publish rates (msg/s) per subscriber count;
-#   WS_RATES_10000="5,10,20,50,100,200"        WS_RATES_<n> for any other n (default: 1000's)
+#   WS_RATES_1000="20,50,100,200,500,1000,2000" the coarse ladder (msg/s) per subscriber count;
+#   WS_RATES_10000="5,10,20,30,50,100,200"      WS_RATES_<n> for any other n (default: 1000's)
+#   WS_SEARCH_STEPS=3              rates tried between the ladder's best rate with p99 < 100 ms
+#                                  and the next one (the rate search; 0: the ladder only)
 #   WS_STEP_SECONDS=2              publish window per rate
 #   WS_DRAIN_MAX=3                 max seconds to wait for late deliveries after a window
 #   WS_PUBLISHERS=4                publisher connections (threads) of the load client
@@ -30,8 +32,9 @@ PARTS=${*:-"memory fanout"}
 BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 WS_MEM_CONNS=${WS_MEM_CONNS:-19500}
 WS_FANOUT_SUBS=${WS_FANOUT_SUBS:-"1000 10000"}
-WS_RATES_1000=${WS_RATES_1000:-"50,100,200,500,1000,2000"}
-WS_RATES_10000=${WS_RATES_10000:-"5,10,20,50,100,200"}
+WS_RATES_1000=${WS_RATES_1000:-"20,50,100,200,500,1000,2000"}
+WS_RATES_10000=${WS_RATES_10000:-"5,10,20,30,50,100,200"}
+WS_SEARCH_STEPS=${WS_SEARCH_STEPS:-3}
 WS_STEP_SECONDS=${WS_STEP_SECONDS:-2}
 WS_DRAIN_MAX=${WS_DRAIN_MAX:-3}
 WS_PUBLISHERS=${WS_PUBLISHERS:-4}
@@ -311,6 +314,26 @@ run_memory() {
 }
 
 # ------------------------------------------------------------------------ fanout ----
+# search_rates STEP_OUT LADDER N -> comma list of N rates strictly between the highest ladder rate
+# that kept up with p99 < 100 ms and the ladder's next rate ("" when there is no such bracket:
+# none passed, or the last passed)
+search_rates() {
+    awk -v ladder="$2" -v steps="$3" "$AWK_LIB"'
+    { if (jf($0, "keeps_up") == "true" && jf($0, "p99_ms") + 0 < 100 && jf($0, "rate") + 0 > lo) lo = jf($0, "rate") + 0 }
+    END {
+        if (!lo || steps + 0 <= 0) exit
+        n = split(ladder, L, ","); hi = 0
+        for (i = 1; i <= n; i++) if (L[i] + 0 > lo && (!hi || L[i] + 0 < hi)) hi = L[i] + 0
+        if (!hi) exit
+        out = ""; last = lo
+        for (k = 1; k <= steps; k++) {
+            r = int(lo + (hi - lo) * k / (steps + 1) + 0.5)
+            if (r > last && r < hi) { out = out (out == "" ? "" : ",") r; last = r }
+        }
+        print out
+    }' "$1"
+}
+
 run_fanout() {
     local raw=$TMP/fanout.jsonl r s n rates line
     : >"$raw"
@@ -329,6 +352,18 @@ run_fanout() {
                 while IFS= read -r line; do
                     printf '{"round":%d,%s\n' "$r" "${line#\{}" >>"$raw"
                 done <"$TMP/step.out"
+                # the rate search: between the ladder's best rate with p99 < 100 ms (that kept
+                # up) and the ladder's next rate, WS_SEARCH_STEPS evenly spaced rates
+                local fine
+                fine=$(search_rates "$TMP/step.out" "$rates" "$WS_SEARCH_STEPS")
+                if [[ -n $fine ]]; then
+                    client "$s" --mode fanout --conns "$n" --rates "$fine" \
+                        --step-seconds "$WS_STEP_SECONDS" --drain-max "$WS_DRAIN_MAX" \
+                        --publishers "$WS_PUBLISHERS" >"$TMP/step.out" || exit 1
+                    while IFS= read -r line; do
+                        printf '{"round":%d,"search":true,%s\n' "$r" "${line#\{}" >>"$raw"
+                    done <"$TMP/step.out"
+                fi
             done
         done
     done
@@ -338,9 +373,9 @@ run_fanout() {
     {
         printf '{\n  "benchmark": "ws_fanout",\n'
         header
-        printf '  "config": {"rounds": %d, "subscribers": "%s", "step_seconds": %s, "drain_max_seconds": %s, "publishers": %d, "nginx_worker_processes": "%s",\n' \
-            "$BENCH_ROUNDS" "$WS_FANOUT_SUBS" "$WS_STEP_SECONDS" "$WS_DRAIN_MAX" "$WS_PUBLISHERS" "$BENCH_NGINX_WORKERS"
-        printf '    "method": "one pipe, open-loop publisher at each rate for step_seconds; deliveries/s = messages received inside the window / window; latency = receive - scheduled send (CLOCK_MONOTONIC); server CPU = utime+stime of the server tree over window + drain / deliveries; a ladder stops at the first rate that does not keep up",\n'
+        printf '  "config": {"rounds": %d, "subscribers": "%s", "step_seconds": %s, "drain_max_seconds": %s, "publishers": %d, "nginx_worker_processes": "%s", "search_steps": %d,\n' \
+            "$BENCH_ROUNDS" "$WS_FANOUT_SUBS" "$WS_STEP_SECONDS" "$WS_DRAIN_MAX" "$WS_PUBLISHERS" "$BENCH_NGINX_WORKERS" "$WS_SEARCH_STEPS"
+        printf '    "method": "one pipe, open-loop publisher at each rate for step_seconds; deliveries/s = messages received inside the window / window; latency = receive - scheduled send (CLOCK_MONOTONIC); server CPU = utime+stime of the server tree over window + drain / deliveries; a ladder stops at the first rate that does not keep up; then search_steps rates between its best rate with p99 < 100 ms and its next rate (steps marked search)",\n'
         printf '    "aggregation": "per (subscribers, rate, system): median over the rounds that reached that rate (n); ratios: median of per-round ccomet/nchan; max_* : per round the best step that kept up (and with p99 < 100 ms), median over rounds"},\n'
         awk "$AWK_LIB"'
         {
