@@ -83,6 +83,7 @@ static const struct config_opt ccomet_opts[] = {
     {"ws", "max_message", CFG_SIZE, F(ws_max_message), "64K", 126, 64 * MiB, true, NULL},
     {"ws", "max_output", CFG_SIZE, F(ws_max_output), "1M", 4 * KiB, 1024 * MiB, true, NULL},
     {"ws", "flush_slice", CFG_INT, F(ws_flush_slice), "2048", 0, 10000000, true, NULL},
+    {"ws", "writer_threads", CFG_INT, F(ws_writer_threads), "-1", -1, 8, false, NULL},
     {"ws", "recovery_messages", CFG_INT, F(ws_recovery_messages), "64", 0, 100000, true, NULL},
     {"ws", "recovery_window", CFG_INT, F(ws_recovery_window), "120", 1, 86400, true, NULL},
     {"ws", "recovery_memory", CFG_SIZE, F(ws_recovery_memory), "256M", 64 * KiB, 64 * GiB, true,

@@ -67,7 +67,8 @@ struct config {
     int64_t ws_max_subscriptions;        /* pipes per connection */
     int64_t ws_max_message;              /* bytes of one client message (after reassembly) */
     int64_t ws_max_output;               /* bytes queued to one connection: beyond, it is cut */
-    int64_t ws_flush_slice; /* connections written per loop turn, the rest next turn (0: all) */
+    int64_t ws_flush_slice;    /* connections written per loop turn, the rest next turn (0: all) */
+    int64_t ws_writer_threads; /* helpers sharing a large flush; -1: one with 2+ cores, else 0 */
     int64_t ws_recovery_messages; /* messages kept per pipe for pipe_since */
     int64_t ws_recovery_window;   /* seconds they are kept */
     int64_t ws_recovery_memory;   /* bytes all pipes' rings hold together */

@@ -42,6 +42,7 @@
 #define MAX_HEAD      8192
 #define MAX_IOV       64
 #define BATCH_ENTRIES 1024 /* io_uring submission queue: sends per kernel crossing */
+#define MAX_WRITERS   8    /* [ws] writer_threads at most */
 #define SERVER_NAME   "ccomet " CCOMET_VERSION
 
 struct ws_server {
@@ -66,7 +67,8 @@ struct ws_server {
     uint32_t sweeps;
     struct buf scratch;
     uint32_t stop_deadline;
-    struct writer *writer;   /* helper thread for large flushes; NULL on one core */
+    struct writer *writers[MAX_WRITERS]; /* helpers for large flushes ([ws] writer_threads) */
+    size_t n_writers;
     struct batch_send *send; /* the loop thread's batched writes */
     struct ws_conn **batch;  /* scratch for a large flush */
     struct send_job *jobs;
@@ -395,7 +397,6 @@ static void *writer_main(void *arg)
 
 static struct writer *writer_start(bool uring)
 {
-    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) return NULL;
     struct writer *w = xcalloc(1, sizeof *w);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
@@ -447,24 +448,28 @@ static void prepare_job(struct ws_conn *c, struct send_job *j)
     j->fd = fd;
 }
 
-/* Writes the n connections of s->batch at once: the helper takes half of them from
- * PARALLEL_MIN on. Then applies the results, and lets conn_flush deal with what is left. */
+/* Writes the n connections of s->batch at once: from PARALLEL_MIN on, the helpers and the loop
+ * thread take equal shares. Then applies the results, and lets conn_flush deal with what is
+ * left. */
 static void flush_batch(struct ws_server *s, size_t n)
 {
-    struct writer *w = n >= PARALLEL_MIN ? s->writer : NULL;
+    size_t helpers = n >= PARALLEL_MIN ? s->n_writers : 0;
     for (size_t i = 0; i < n; i++)
         prepare_job(s->batch[i], &s->jobs[i]);
-    size_t half = w ? n / 2 : n;
-    if (w) {
+    size_t share = n / (helpers + 1), from = share;
+    for (size_t h = 0; h < helpers; h++) {
+        struct writer *w = s->writers[h];
         pthread_mutex_lock(&w->mu);
-        w->jobs = s->jobs + half;
-        w->n = n - half;
+        w->jobs = s->jobs + from;
+        w->n = h + 1 == helpers ? n - from : share;
         w->has_job = true;
         pthread_cond_broadcast(&w->cv);
         pthread_mutex_unlock(&w->mu);
+        from += share;
     }
-    batch_send_run(s->send, s->jobs, half);
-    if (w) {
+    batch_send_run(s->send, s->jobs, helpers ? share : n);
+    for (size_t h = 0; h < helpers; h++) {
+        struct writer *w = s->writers[h];
         pthread_mutex_lock(&w->mu);
         while (w->has_job)
             pthread_cond_wait(&w->cv, &w->mu);
@@ -2310,9 +2315,15 @@ struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, str
     }
     auth_failures_init(&s->failures);
     s->send = batch_send_new(BATCH_ENTRIES, cfg->io_uring);
-    s->writer = writer_start(cfg->io_uring);
-    LOG(LOG_INFO, "ws", "msg=\"fan-out writes\" io_uring=%d helper_thread=%d",
-        batch_send_uses_uring(s->send), s->writer != NULL);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int64_t want = cfg->ws_writer_threads >= 0 ? cfg->ws_writer_threads : cpus > 1 ? 1 : 0;
+    while (s->n_writers < (size_t)want && s->n_writers < MAX_WRITERS) {
+        struct writer *w = writer_start(cfg->io_uring);
+        if (!w) break;
+        s->writers[s->n_writers++] = w;
+    }
+    LOG(LOG_INFO, "ws", "msg=\"fan-out writes\" io_uring=%d writer_threads=%zu",
+        batch_send_uses_uring(s->send), s->n_writers);
     uv_timer_init(loop, &s->sweep);
     s->sweep.data = s;
     uv_idle_init(loop, &s->more);
@@ -2389,7 +2400,8 @@ void ws_server_free(struct ws_server *s)
     buf_free(&s->scratch);
     buf_free(&s->tls_plain);
     buf_free(&s->tls_cipher);
-    writer_stop(s->writer);
+    for (size_t h = 0; h < s->n_writers; h++)
+        writer_stop(s->writers[h]);
     batch_send_free(s->send);
     xfree(s->batch);
     xfree(s->jobs);

@@ -1,4 +1,4 @@
-/* batch_send: a fan-out's socket writes, batched through io_uring or one writev each; see
+/* batch_send: many sockets' writes, batched through io_uring or one writev each; see
  * batch_send.h. */
 #include "server/batch_send.h"
 #include "core/alloc.h"

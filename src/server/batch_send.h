@@ -1,10 +1,11 @@
-/* batch_send: writes many sockets at once without blocking, for a fan-out (security of the loop:
- * never waits on a socket). Each job is one socket's iovecs; the result is what write(2) would
- * have said. With io_uring (liburing) the whole batch is one submission: one kernel crossing for
- * up to `entries` sockets instead of one per socket, which on this project's machines halves the
- * CPU of a delivery (bench/README.md); sends carry MSG_DONTWAIT, so a full socket answers EAGAIN
- * at once instead of waiting. Without io_uring (kernel too old, io_uring_disabled, a seccomp
- * filter, or [main] io_uring = no) each job is a writev(2). One batch_send per thread. */
+/* batch_send: writes many sockets at once without blocking (a browser fan-out, the CometQL
+ * replies of one loop turn); the loop never waits on a socket. Each job is one socket's iovecs;
+ * the result is what write(2) would have said. With io_uring (liburing) the whole batch is one
+ * submission: one kernel crossing for up to `entries` sockets instead of one per socket, which on
+ * this project's machines halves the CPU of a delivery (bench/README.md); sends carry MSG_DONTWAIT,
+ * so a full socket answers EAGAIN at once instead of waiting. Without io_uring (kernel too old,
+ * io_uring_disabled, a seccomp filter, or [main] io_uring = no) each job is a writev(2). One
+ * batch_send per thread. */
 #ifndef CC_BATCH_SEND_H
 #define CC_BATCH_SEND_H
 
