@@ -61,6 +61,8 @@ struct ws_conn {
     uint8_t state;   /* enum ws_conn_state */
     bool authorized;
     bool dirty;   /* on the server's flush list */
+    bool linger;  /* after a fatal error: half-close and wait for the peer, never reset it */
+    bool shut;    /* the write side is shut down (linger) */
     bool writing; /* a uv_write is in flight */
     bool close_after_flush;
     uint8_t api_major;  /* the client's v=major.minor */

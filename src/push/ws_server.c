@@ -300,6 +300,12 @@ static void on_write(uv_write_t *req, int status)
     conn_flush(c);
 }
 
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status; /* the read side ends the connection (EOF, error, or the close timeout) */
+    xfree(req);
+}
+
 static void conn_flush(struct ws_conn *c)
 {
     if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
@@ -352,8 +358,22 @@ static void conn_flush(struct ws_conn *c)
         }
         return;
     }
-    if (c->close_after_flush && !c->writing && (!c->out || !c->out->count))
-        conn_destroy(c, "closed");
+    if (c->close_after_flush && !c->writing && (!c->out || !c->out->count)) {
+        if (!c->linger) {
+            conn_destroy(c, "closed");
+            return;
+        }
+        /* a fatal error's last words: closing now, with the peer's unread commands still in our
+         * receive buffer, would send an RST that can destroy them before the page reads them;
+         * so half-close and wait for its end (or the sweep's close timeout) */
+        if (c->shut) return;
+        c->shut = true;
+        uv_shutdown_t *req = xmalloc(sizeof *req);
+        if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+            xfree(req);
+            conn_destroy(c, "closed");
+        }
+    }
 }
 
 /* ---- batched and parallel flush -------------------------------------------------------------
@@ -583,6 +603,7 @@ static void send_fatal(struct ws_conn *c, int code, const char *text)
     env_end(b);
     send_json(c, b);
     ws_conn_close(c, 1008, text);
+    c->linger = true;
 }
 
 /* ---- HTTP -------------------------------------------------------------------------------------
