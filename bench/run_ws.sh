@@ -334,6 +334,18 @@ search_rates() {
     }' "$1"
 }
 
+# fanout_steps SYSTEM SUBS RATES ROUND MARK: one client run over RATES; its lines go to
+# $TMP/step.out and, tagged with the round (and MARK), to $raw
+fanout_steps() {
+    local line
+    client "$1" --mode fanout --conns "$2" --rates "$3" \
+        --step-seconds "$WS_STEP_SECONDS" --drain-max "$WS_DRAIN_MAX" \
+        --publishers "$WS_PUBLISHERS" >"$TMP/step.out" || exit 1
+    while IFS= read -r line; do
+        printf '{"round":%d,%s%s\n' "$4" "$5" "${line#\{}" >>"$raw"
+    done <"$TMP/step.out"
+}
+
 run_fanout() {
     local raw=$TMP/fanout.jsonl r s n rates line
     : >"$raw"
@@ -346,24 +358,12 @@ run_fanout() {
             local var=WS_RATES_$n
             rates=${!var:-$WS_RATES_1000}
             for s in $(rotated "$r"); do
-                client "$s" --mode fanout --conns "$n" --rates "$rates" \
-                    --step-seconds "$WS_STEP_SECONDS" --drain-max "$WS_DRAIN_MAX" \
-                    --publishers "$WS_PUBLISHERS" >"$TMP/step.out" || exit 1
-                while IFS= read -r line; do
-                    printf '{"round":%d,%s\n' "$r" "${line#\{}" >>"$raw"
-                done <"$TMP/step.out"
+                fanout_steps "$s" "$n" "$rates" "$r" ""
                 # the rate search: between the ladder's best rate with p99 < 100 ms (that kept
                 # up) and the ladder's next rate, WS_SEARCH_STEPS evenly spaced rates
                 local fine
                 fine=$(search_rates "$TMP/step.out" "$rates" "$WS_SEARCH_STEPS")
-                if [[ -n $fine ]]; then
-                    client "$s" --mode fanout --conns "$n" --rates "$fine" \
-                        --step-seconds "$WS_STEP_SECONDS" --drain-max "$WS_DRAIN_MAX" \
-                        --publishers "$WS_PUBLISHERS" >"$TMP/step.out" || exit 1
-                    while IFS= read -r line; do
-                        printf '{"round":%d,"search":true,%s\n' "$r" "${line#\{}" >>"$raw"
-                    done <"$TMP/step.out"
-                fi
+                [[ -n $fine ]] && fanout_steps "$s" "$n" "$fine" "$r" '"search":true,'
             done
         done
     done
