@@ -86,6 +86,10 @@ struct ws_conn {
     uint32_t cmd_at_ms; /* the loop's clock in ms, truncated (differences wrap correctly) */
     char uuid[33];
     uint8_t ip[16]; /* peer address (v4-mapped for IPv4) */
+    /* (in the padding after ip) a writer thread is sending this connection's queue: writing is
+     * set too, so nothing else writes it or frees its frames until the loop takes the result */
+    bool lent;
+    bool close_pending; /* destroyed while lent: the handle closes when the result comes back */
     struct interned *user_agent, *origin, *language;
     struct ws_sub *subs;
     struct outq *out;         /* NULL while nothing is queued */

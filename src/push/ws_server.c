@@ -69,6 +69,9 @@ struct ws_server {
     uint32_t stop_deadline;
     struct writer *writers[MAX_WRITERS]; /* helpers for large flushes ([ws] writer_threads) */
     size_t n_writers;
+    size_t writers_busy;    /* writers holding a lent share */
+    uv_async_t writer_done; /* a writer's share is back */
+    bool writer_done_closed;
     struct batch_send *send; /* the loop thread's batched writes */
     struct ws_conn **batch;  /* scratch for a large flush */
     struct send_job *jobs;
@@ -308,7 +311,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 static void conn_flush(struct ws_conn *c)
 {
-    if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    if (uv_is_closing((uv_handle_t *)&c->tcp) || c->close_pending) return;
     if (c->state == WS_CLOSING && !c->close_after_flush) {
         conn_destroy(c, "cut off");
         return;
@@ -379,22 +382,30 @@ static void conn_flush(struct ws_conn *c)
 /* ---- batched and parallel flush -------------------------------------------------------------
  * A fan-out's cost is almost all the kernel's work inside the socket writes. When many
  * connections are dirty at once, their writes go out as one batch (batch_send: one io_uring
- * submission, or a writev each), and from PARALLEL_MIN on a helper thread sends half of the batch
- * while the loop thread sends the other half; the loop thread waits, then alone applies the
- * results to the queues. The helper touches nothing but file descriptors and iovecs, and only
- * while the loop thread is waiting for it. */
+ * submission, or a writev each), and from PARALLEL_MIN on an idle writer thread takes a share of
+ * the batch while the loop thread sends the rest. The loop never waits for a writer: it goes back
+ * to reading as soon as its own share is sent, and applies a writer's results to the queues when
+ * the writer says it is done (uv_async). Until then the share's connections are lent: marked
+ * writing, so nothing else writes them, frees their frames or closes their descriptors (a close
+ * meanwhile is carried out when the share comes back). A writer touches nothing but descriptors
+ * and iovecs. A flush that finds every writer busy sends the whole batch on the loop thread. */
 
 #define BATCH_MIN    16  /* dirty connections below which each is written on its own */
 #define PARALLEL_MIN 256 /* ... below which one thread is faster */
+
+enum writer_phase { WRITER_IDLE, WRITER_BUSY, WRITER_DONE };
 
 struct writer {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct batch_send *send; /* the helper's own (an io_uring is one thread's) */
+    uv_async_t *done;        /* the loop's wake-up: a share is back */
+    struct batch_send *send; /* the writer's own (an io_uring is one thread's) */
+    struct ws_conn **conns;  /* the lent share (the loop's; read by the writer only via jobs) */
     struct send_job *jobs;
-    size_t n;
-    bool has_job, quit;
+    size_t n, cap;
+    int phase; /* enum writer_phase, under mu */
+    bool quit;
 };
 
 static void *writer_main(void *arg)
@@ -402,24 +413,25 @@ static void *writer_main(void *arg)
     struct writer *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->has_job && !w->quit)
+        while (w->phase != WRITER_BUSY && !w->quit)
             pthread_cond_wait(&w->cv, &w->mu);
         if (w->quit) break;
         pthread_mutex_unlock(&w->mu);
         batch_send_run(w->send, w->jobs, w->n);
         pthread_mutex_lock(&w->mu);
-        w->has_job = false;
-        pthread_cond_broadcast(&w->cv);
+        w->phase = WRITER_DONE;
+        uv_async_send(w->done);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
 }
 
-static struct writer *writer_start(bool uring)
+static struct writer *writer_start(bool uring, uv_async_t *done)
 {
     struct writer *w = xcalloc(1, sizeof *w);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
+    w->done = done;
     w->send = batch_send_new(BATCH_ENTRIES, uring);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
         batch_send_free(w->send);
@@ -442,7 +454,17 @@ static void writer_stop(struct writer *w)
     batch_send_free(w->send);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
+    xfree(w->conns);
+    xfree(w->jobs);
     xfree(w);
+}
+
+static int writer_phase(struct writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int phase = w->phase;
+    pthread_mutex_unlock(&w->mu);
+    return phase;
 }
 
 /* Describes what c would write now, or fd = -1 when it has nothing or cannot be written. */
@@ -451,8 +473,8 @@ static void prepare_job(struct ws_conn *c, struct send_job *j)
     j->fd = -1;
     j->result = 0;
     uv_os_fd_t fd;
-    if (uv_is_closing((uv_handle_t *)&c->tcp) || c->writing || !c->out || !c->out->count ||
-        (c->state == WS_CLOSING && !c->close_after_flush) ||
+    if (uv_is_closing((uv_handle_t *)&c->tcp) || c->close_pending || c->writing || !c->out ||
+        !c->out->count || (c->state == WS_CLOSING && !c->close_after_flush) ||
         uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
         return;
     struct outq *q = c->out;
@@ -468,48 +490,112 @@ static void prepare_job(struct ws_conn *c, struct send_job *j)
     j->fd = fd;
 }
 
-/* Writes the n connections of s->batch at once: from PARALLEL_MIN on, the helpers and the loop
- * thread take equal shares. Then applies the results, and lets conn_flush deal with what is
- * left. */
+/* What a batch's write did to c: the queue gives up what was sent, a failed socket closes.
+ * Then conn_flush deals with what is left (uv_write, the close, or nothing); but with
+ * requeue, a connection whose socket took all it was given and that has more queued (frames
+ * that came while it was lent) goes back on the dirty list, to ride the next batch. */
+static void apply_job(struct ws_server *s, struct ws_conn *c, const struct send_job *j,
+                      bool requeue)
+{
+    if (j->fd >= 0) {
+        if (j->result > 0) {
+            s->m.bytes_out += (size_t)j->result;
+            outq_consume(c, (size_t)j->result);
+        } else if (j->result < 0 && j->err != EAGAIN && j->err != EWOULDBLOCK && j->err != EINTR) {
+            conn_destroy(c, strerror(j->err));
+            return;
+        }
+        size_t given = 0;
+        for (int i = 0; i < j->iovcnt; i++)
+            given += j->iov[i].iov_len;
+        if (requeue && j->result == (ssize_t)given && c->out && c->out->count &&
+            c->state == WS_OPEN) {
+            mark_dirty(c);
+            return;
+        }
+    }
+    conn_flush(c);
+}
+
+static void conn_close_handle(struct ws_conn *c);
+
+/* Takes back writer w's share: its connections are the loop's again. */
+static void writer_collect(struct ws_server *s, struct writer *w)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        struct ws_conn *c = w->conns[i];
+        c->lent = false;
+        c->writing = false;
+        if (c->close_pending)
+            conn_close_handle(c);
+        else
+            apply_job(s, c, &w->jobs[i], true);
+    }
+    w->n = 0;
+    pthread_mutex_lock(&w->mu);
+    w->phase = WRITER_IDLE;
+    pthread_mutex_unlock(&w->mu);
+    s->writers_busy--;
+}
+
+static void on_writer_done(uv_async_t *h)
+{
+    struct ws_server *s = h->data;
+    for (size_t i = 0; i < s->n_writers; i++)
+        if (writer_phase(s->writers[i]) == WRITER_DONE) writer_collect(s, s->writers[i]);
+    stop_progress(s);
+}
+
+/* Lends the last `count` connections of s->batch[0..n) to idle writer w. */
+static void writer_lend(struct ws_server *s, struct writer *w, size_t from, size_t count)
+{
+    if (count > w->cap) {
+        w->cap = count;
+        w->conns = xrealloc(w->conns, count * sizeof *w->conns);
+        w->jobs = xrealloc(w->jobs, count * sizeof *w->jobs);
+    }
+    size_t k = 0;
+    for (size_t i = from; i < from + count; i++) {
+        struct ws_conn *c = s->batch[i];
+        prepare_job(c, &w->jobs[k]);
+        if (w->jobs[k].fd < 0) {
+            conn_flush(c); /* nothing to send (a close to carry out, or a uv_write in flight) */
+            continue;
+        }
+        c->lent = c->writing = true;
+        w->conns[k++] = c;
+    }
+    if (!k) return;
+    w->n = k;
+    s->writers_busy++;
+    pthread_mutex_lock(&w->mu);
+    w->phase = WRITER_BUSY;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Writes the n connections of s->batch at once: from PARALLEL_MIN on, each idle writer takes an
+ * equal share and the loop thread sends the first; the loop applies its own results at once. */
 static void flush_batch(struct ws_server *s, size_t n)
 {
-    size_t helpers = n >= PARALLEL_MIN ? s->n_writers : 0;
-    for (size_t i = 0; i < n; i++)
+    struct writer *idle[MAX_WRITERS];
+    size_t helpers = 0;
+    if (n >= PARALLEL_MIN)
+        for (size_t i = 0; i < s->n_writers; i++)
+            if (writer_phase(s->writers[i]) == WRITER_IDLE) idle[helpers++] = s->writers[i];
+    size_t share = n / (helpers + 1);
+    size_t from = share;
+    for (size_t h = 0; h < helpers; h++) {
+        size_t count = h + 1 == helpers ? n - from : share;
+        writer_lend(s, idle[h], from, count);
+        from += count;
+    }
+    size_t own = helpers ? share : n;
+    for (size_t i = 0; i < own; i++)
         prepare_job(s->batch[i], &s->jobs[i]);
-    size_t share = n / (helpers + 1), from = share;
-    for (size_t h = 0; h < helpers; h++) {
-        struct writer *w = s->writers[h];
-        pthread_mutex_lock(&w->mu);
-        w->jobs = s->jobs + from;
-        w->n = h + 1 == helpers ? n - from : share;
-        w->has_job = true;
-        pthread_cond_broadcast(&w->cv);
-        pthread_mutex_unlock(&w->mu);
-        from += share;
-    }
-    batch_send_run(s->send, s->jobs, helpers ? share : n);
-    for (size_t h = 0; h < helpers; h++) {
-        struct writer *w = s->writers[h];
-        pthread_mutex_lock(&w->mu);
-        while (w->has_job)
-            pthread_cond_wait(&w->cv, &w->mu);
-        pthread_mutex_unlock(&w->mu);
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct ws_conn *c = s->batch[i];
-        struct send_job *j = &s->jobs[i];
-        if (j->fd >= 0) {
-            if (j->result > 0) {
-                s->m.bytes_out += (size_t)j->result;
-                outq_consume(c, (size_t)j->result);
-            } else if (j->result < 0 && j->err != EAGAIN && j->err != EWOULDBLOCK &&
-                       j->err != EINTR) {
-                conn_destroy(c, strerror(j->err));
-                continue;
-            }
-        }
-        conn_flush(c); /* what is left: uv_write, the close, or nothing */
-    }
+    batch_send_run(s->send, s->jobs, own);
+    for (size_t i = 0; i < own; i++)
+        apply_job(s, s->batch[i], &s->jobs[i], false);
 }
 
 static void on_more(uv_idle_t *h)
@@ -521,12 +607,15 @@ static void on_more(uv_idle_t *h)
  * one loop turn, in which the loop reads what arrived meanwhile: a message published while a
  * large fan-out is under way joins the queues not yet written, so each of those connections
  * takes both in one write instead of two (the more behind the server is, the fewer writes per
- * message), and CometQL and browsers are answered between slices. */
-static void flush_slice(struct ws_server *s, size_t limit)
+ * message), and CometQL and browsers are answered between slices. A slice large enough for the
+ * writers waits while every writer is still sending its last share (so the loop thread takes no
+ * more than its part of a fan-out): true then, and the writer's wake-up brings the next turn. */
+static bool flush_slice(struct ws_server *s, size_t limit)
 {
     size_t n = 0;
-    for (struct ws_conn *c = s->dirty; c && n < BATCH_MIN && n < limit; c = c->dirty_next)
+    for (struct ws_conn *c = s->dirty; c && n < PARALLEL_MIN && n < limit; c = c->dirty_next)
         n++;
+    if (n >= PARALLEL_MIN && s->n_writers && s->writers_busy == s->n_writers) return true;
     if (n >= BATCH_MIN) {
         n = 0;
         while (s->dirty && n < limit) {
@@ -540,21 +629,24 @@ static void flush_slice(struct ws_server *s, size_t limit)
             unmark_dirty(c);
         }
         flush_batch(s, n);
-        return;
+        return false;
     }
     for (n = 0; s->dirty && n < limit; n++) {
         struct ws_conn *c = s->dirty;
         unmark_dirty(c);
         conn_flush(c);
     }
+    return false;
 }
 
 void ws_server_flush(struct ws_server *s)
 {
     size_t slice = s->cfg->ws_flush_slice > 0 ? (size_t)s->cfg->ws_flush_slice : SIZE_MAX;
-    flush_slice(s, slice);
+    for (size_t i = 0; i < s->n_writers && s->writers_busy; i++)
+        if (writer_phase(s->writers[i]) == WRITER_DONE) writer_collect(s, s->writers[i]);
+    bool waiting = flush_slice(s, slice);
     if (uv_is_closing((uv_handle_t *)&s->more)) return;
-    if (s->dirty)
+    if (s->dirty && !waiting)
         uv_idle_start(&s->more, on_more);
     else
         uv_idle_stop(&s->more);
@@ -2175,7 +2267,7 @@ static void on_closed(uv_handle_t *h)
 
 static void conn_destroy(struct ws_conn *c, const char *why)
 {
-    if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    if (uv_is_closing((uv_handle_t *)&c->tcp) || c->close_pending) return;
     struct ws_server *s = c->srv;
     LOG(LOG_DEBUG, "ws", "conn=%" PRIu64 " msg=\"connection closed\" reason=\"%s\"", c->id, why);
     pubsub_unsubscribe_all(s->ps, c);
@@ -2206,6 +2298,18 @@ static void conn_destroy(struct ws_conn *c, const char *why)
     c->close_after_flush = false;
     s->m.connections--;
     s->m.closed++;
+    if (c->lent) {
+        /* a writer is sending on its descriptor: closing it now could send its bytes to a
+         * connection accepted meanwhile on the same number */
+        c->close_pending = true;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        return;
+    }
+    conn_close_handle(c);
+}
+
+static void conn_close_handle(struct ws_conn *c)
+{
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
@@ -2257,14 +2361,16 @@ static void on_connection(uv_stream_t *server, int status)
 
 static void on_sweep_closed(uv_handle_t *h);
 static void on_more_closed(uv_handle_t *h);
+static void on_writer_done_closed(uv_handle_t *h);
 
 /* During a stop: once every connection is gone, the sweep timer goes too. */
 static void stop_progress(struct ws_server *s)
 {
-    if (s->stopping && !s->all && !uv_is_closing((uv_handle_t *)&s->sweep)) {
+    if (s->stopping && !s->all && !s->writers_busy && !uv_is_closing((uv_handle_t *)&s->sweep)) {
         uv_timer_stop(&s->sweep);
         uv_close((uv_handle_t *)&s->sweep, on_sweep_closed);
         uv_close((uv_handle_t *)&s->more, on_more_closed);
+        uv_close((uv_handle_t *)&s->writer_done, on_writer_done_closed);
     }
 }
 
@@ -2336,10 +2442,12 @@ struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, str
     }
     auth_failures_init(&s->failures);
     s->send = batch_send_new(BATCH_ENTRIES, cfg->io_uring);
+    uv_async_init(loop, &s->writer_done, on_writer_done);
+    s->writer_done.data = s;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int64_t want = cfg->ws_writer_threads >= 0 ? cfg->ws_writer_threads : cpus > 1 ? 1 : 0;
     while (s->n_writers < (size_t)want && s->n_writers < MAX_WRITERS) {
-        struct writer *w = writer_start(cfg->io_uring);
+        struct writer *w = writer_start(cfg->io_uring, &s->writer_done);
         if (!w) break;
         s->writers[s->n_writers++] = w;
     }
@@ -2368,7 +2476,7 @@ void ws_server_set_metrics_source(struct ws_server *s, void (*fn)(void *ctx, str
 static void maybe_stopped(struct ws_server *s)
 {
     if (s->stopping && !s->all && s->listener_closed && s->sweep_closed && s->more_closed &&
-        s->stopped) {
+        s->writer_done_closed && s->stopped) {
         void (*done)(void *) = s->stopped;
         s->stopped = NULL;
         done(s->stopped_ctx);
@@ -2393,6 +2501,13 @@ static void on_more_closed(uv_handle_t *h)
 {
     struct ws_server *s = h->data;
     s->more_closed = true;
+    maybe_stopped(s);
+}
+
+static void on_writer_done_closed(uv_handle_t *h)
+{
+    struct ws_server *s = h->data;
+    s->writer_done_closed = true;
     maybe_stopped(s);
 }
 
