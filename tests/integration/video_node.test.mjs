@@ -314,6 +314,65 @@ test('members come from the node: join, mute, kick by DELETE (BYE), onIn/onOut o
     await watcher.close();
 });
 
+// The calls' part of the tenant-isolation matrix (tenant_matrix.test.mjs has the other tables):
+// tenant 8 uses tenant 0's room name and user ids and runs every operation of conference and
+// conference_members; tenant 0's invitation, member, mute and call stay as they were.
+test('tenant matrix: another tenant can neither see, change, kick nor invite into tenant 0\'s room', async () => {
+    const watcher = await wsOpen(srv, { session: 'hash4four', userId: 4, name: 'watcher4' });
+    await db.query("INSERT INTO conference (name, user_id, caller_id, message, profile) VALUES ('303', 4, 4, '', 'video')");
+    await db.query("INSERT INTO conference (name, user_id, caller_id, message, profile) VALUES ('303', 3, 4, 'queued', 'video')");
+    const call = await watcher.nextOn('msg', 'sys_sipCall');
+    const sys = (typeof call.data === 'string' ? JSON.parse(call.data) : call.data).sys;
+    await watcher.subscribe(sys.callPipe);
+    const sip = await join(2, 'hash2two', '303');
+    const inEv = await watcher.nextOn(sys.callPipe, 'in');
+    const memberId = (typeof inEv.data === 'string' ? JSON.parse(inEv.data) : inEv.data).member_id;
+    const invitations = async () => (await db.query("SELECT name, user_id, caller_id FROM conference WHERE name = '303'"))[0]
+        .sort((p, q) => p.user_id - q.user_id);
+    const before = { inv: await invitations(), members: (await members('303')).map((r) => [r.user_id, r.member_id, r.mute, r.vmute, r.deaf]) };
+    assert.deepEqual(before.inv.map((r) => r.user_id), [3, 4]);
+    assert.deepEqual(before.members, [[2, memberId, 0, 0, 0]]);
+
+    const t8 = await mysql2Connect(srv, { user: '8' });
+    try {
+        for (const sql of ['SELECT * FROM conference', "SELECT * FROM conference WHERE name = '303'",
+            'SELECT * FROM conference_members', "SELECT * FROM conference_members WHERE name = '303'"])
+            assert.deepEqual((await t8.query(sql))[0], [], `tenant 8: ${sql}`);
+        const tryAffected = (sql) => t8.query(sql).then(([r]) => r.affectedRows, (e) => `ERR ${e.errno}`);
+        for (const sql of ["UPDATE conference_members SET mute = 1 WHERE name = '303'",
+            "UPDATE conference_members SET vmute = 1, deaf = 1 WHERE name = '303' AND user_id = 2",
+            "DELETE FROM conference_members WHERE name = '303'",
+            "DELETE FROM conference WHERE name = '303' AND user_id = 2",
+            "DELETE FROM conference WHERE name = '303'"]) {
+            const n = await tryAffected(sql);
+            assert.ok(n === 0 || String(n).startsWith('ERR'), `tenant 8: ${sql} affected ${n}`);
+        }
+        // tenant 8 invites its own user 2 into its own room '303': tenant 0's user 2 gets nothing
+        const page2 = await wsOpen(srv, { session: 'hash2two', userId: 2, name: 'user2-tenant0' });
+        await t8.query("INSERT INTO conference (name, user_id, caller_id, message, profile) VALUES ('303', 2, 9, 'tenant 8', 'video')");
+        assert.deepEqual((await t8.query("SELECT name, user_id FROM conference WHERE name = '303'"))[0], [{ name: '303', user_id: 2 }]);
+        await Promise.all([page2.sync(), watcher.sync()]);
+        assert.deepEqual(page2.pending((m) => m.pipe === 'msg'), [], "tenant 8's invitation reached tenant 0's user 2");
+        assert.deepEqual(watcher.pending((m) => m.pipe === sys.callPipe), [], "tenant 0's call pipe saw tenant 8's operations");
+        assert.deepEqual(await invitations(), before.inv, "tenant 0's invitations");
+        assert.deepEqual((await members('303')).map((r) => [r.user_id, r.member_id, r.mute, r.vmute, r.deaf]), before.members, "tenant 0's member");
+        const list = await eslApi('conference 0*303-FSdefaultDomain list');
+        const line = list.split('\n').find((l) => l.startsWith(`${memberId};`));
+        assert.ok(line, `tenant 0's member is still in the node's room: ${list}`);
+        assert.match(line.split(';')[5], /speak/, `the node has tenant 0's member unmuted: ${line}`);
+        assert.equal((await t8.query("DELETE FROM conference WHERE name = '303'"))[0].affectedRows, 1, "tenant 8's own invitation");
+        await page2.close();
+    } finally {
+        await t8.end().catch(() => t8.destroy());
+    }
+    await db.query("DELETE FROM conference WHERE name = '303'");
+    const bye = await sip.next(10000);
+    assert.equal(bye.method, 'BYE', bye.raw);
+    sip.close();
+    await waitUntil(async () => (await members('303')).length === 0, { what: "tenant 0's room to end" });
+    await watcher.close();
+});
+
 test('ccomet restarting finds the members again from the node (conference xml_list)', async () => {
     await db.query("INSERT INTO conference (name, user_id, caller_id, message, profile) VALUES ('303', 3, 3, '', 'video')");
     const sip = await join(3, 'hash3three', '303');
