@@ -279,28 +279,29 @@ static void read_digest(struct dconn *c, const char *form, size_t form_len)
 {
     struct sip_auth *a = &c->auth;
     memset(a, 0, sizeof *a);
+    /* qop, nc and cnonce are absent from an RFC 2069 digest; the method is always needed */
     struct {
         const char *name;
         char *out;
         size_t cap;
         const char **field;
+        bool required;
     } f[] = {
-        {"sip_auth_username", c->auth_user, sizeof c->auth_user, &a->username},
-        {"sip_auth_realm", c->realm, sizeof c->realm, &a->realm},
-        {"sip_auth_nonce", c->nonce, sizeof c->nonce, &a->nonce},
-        {"sip_auth_uri", c->uri, sizeof c->uri, &a->uri},
-        {"sip_auth_response", c->response, sizeof c->response, &a->response},
-        {"sip_auth_qop", c->qop, sizeof c->qop, &a->qop},
-        {"sip_auth_nc", c->nc, sizeof c->nc, &a->nc},
-        {"sip_auth_cnonce", c->cnonce, sizeof c->cnonce, &a->cnonce},
-        {"sip_auth_method", c->method, sizeof c->method, NULL},
+        {"sip_auth_username", c->auth_user, sizeof c->auth_user, &a->username, true},
+        {"sip_auth_realm", c->realm, sizeof c->realm, &a->realm, true},
+        {"sip_auth_nonce", c->nonce, sizeof c->nonce, &a->nonce, true},
+        {"sip_auth_uri", c->uri, sizeof c->uri, &a->uri, true},
+        {"sip_auth_response", c->response, sizeof c->response, &a->response, true},
+        {"sip_auth_qop", c->qop, sizeof c->qop, &a->qop, false},
+        {"sip_auth_nc", c->nc, sizeof c->nc, &a->nc, false},
+        {"sip_auth_cnonce", c->cnonce, sizeof c->cnonce, &a->cnonce, false},
+        {"sip_auth_method", c->method, sizeof c->method, NULL, true},
     };
     bool all = true;
     for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
         bool got = xml_curl_field(form, form_len, f[i].name, f[i].out, f[i].cap) && f[i].out[0];
         if (f[i].field) *f[i].field = got ? f[i].out : NULL;
-        if (!got && i < 5) all = false; /* qop, nc and cnonce are absent from an RFC 2069 digest */
-        if (!got && !f[i].field) all = false;
+        if (!got && f[i].required) all = false;
     }
     a->present = all;
 }
