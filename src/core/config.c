@@ -79,6 +79,8 @@ static const struct config_opt ccomet_opts[] = {
     {"ws", "max_connections", CFG_INT, F(ws_max_connections), "1000000", 1, 100000000, true, NULL},
     {"ws", "max_connections_per_user", CFG_INT, F(ws_max_connections_per_user), "16", 1, 100000,
      true, NULL},
+    {"ws", "max_connections_per_ip", CFG_INT, F(ws_max_connections_per_ip), "0", 0, 100000000, true,
+     NULL},
     {"ws", "max_subscriptions", CFG_INT, F(ws_max_subscriptions), "64", 1, 100000, true, NULL},
     {"ws", "max_message", CFG_SIZE, F(ws_max_message), "64K", 126, 64 * MiB, true, NULL},
     {"ws", "max_output", CFG_SIZE, F(ws_max_output), "1M", 4 * KiB, 1024 * MiB, true, NULL},

@@ -64,6 +64,7 @@ struct config {
     int ws_port;
     int64_t ws_max_connections;
     int64_t ws_max_connections_per_user; /* CppComet: 16 */
+    int64_t ws_max_connections_per_ip;   /* 0: no cap (browsers behind one NAT share an address) */
     int64_t ws_max_subscriptions;        /* pipes per connection */
     int64_t ws_max_message;              /* bytes of one client message (after reassembly) */
     int64_t ws_max_output;               /* bytes queued to one connection: beyond, it is cut */

@@ -90,6 +90,7 @@ struct ws_conn {
      * set too, so nothing else writes it or frees its frames until the loop takes the result */
     bool lent;
     bool close_pending; /* destroyed while lent: the handle closes when the result comes back */
+    bool ip_counted;    /* ip holds one of the server's per_ip counts */
     struct interned *user_agent, *origin, *language;
     struct ws_sub *subs;
     struct outq *out;         /* NULL while nothing is queued */

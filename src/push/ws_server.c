@@ -9,6 +9,7 @@
 #include "push/ws_server.h"
 #include "core/alloc.h"
 #include "core/auth_failures.h"
+#include "core/ip_count.h"
 #include "core/log.h"
 #include "core/version.h"
 #include "proto/comet_cmd.h"
@@ -59,6 +60,7 @@ struct ws_server {
     uint64_t next_id;
     struct ws_metrics m;
     struct auth_failures failures; /* failed logins per address ([ws] max_auth_failures) */
+    struct ip_count per_ip;        /* connections per address ([ws] max_connections_per_ip) */
     bool stopping, listener_closed, sweep_closed, more_closed;
     void (*stopped)(void *ctx);
     void *stopped_ctx;
@@ -886,6 +888,8 @@ static void serve_metrics(struct ws_conn *c)
            "Ring entries dropped early to stay under [ws] recovery_memory.", ps.ring_evicted);
     METRIC("ccomet_ws_rate_limited_total", "counter",
            "Connections closed for sending commands past [ws] command_rate.", s->m.rate_limited);
+    METRIC("ccomet_ws_per_ip_refused_total", "counter",
+           "Connections refused past [ws] max_connections_per_ip.", s->m.per_ip_refused);
 #undef METRIC
     if (s->metrics_fn) s->metrics_fn(s->metrics_ctx, &b);
     http_reply_cors(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, buf_head(&b),
@@ -2298,6 +2302,10 @@ static void conn_destroy(struct ws_conn *c, const char *why)
     c->close_after_flush = false;
     s->m.connections--;
     s->m.closed++;
+    if (c->ip_counted) {
+        ip_count_release(&s->per_ip, c->ip);
+        c->ip_counted = false;
+    }
     if (c->lent) {
         /* a writer is sending on its descriptor: closing it now could send its bytes to a
          * connection accepted meanwhile on the same number */
@@ -2354,6 +2362,20 @@ static void on_connection(uv_stream_t *server, int status)
         http_error(c, 503);
         return;
     }
+    if (!ip_count_take(&s->per_ip, c->ip, s->cfg->ws_max_connections_per_ip)) {
+        char peer[48] = "?";
+        if (ss.ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)&ss, peer, sizeof peer);
+        else if (ss.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&ss, peer, sizeof peer);
+        s->m.per_ip_refused++;
+        LOG_RATELIMITED(LOG_WARN, "ws",
+                        "msg=\"connection refused: max_connections_per_ip\" peer=%s limit=%" PRId64,
+                        peer, s->cfg->ws_max_connections_per_ip);
+        http_error(c, 503);
+        return;
+    }
+    c->ip_counted = true;
     uv_tcp_nodelay(&c->tcp, 1);
     if (s->tls) c->tls = tls_session_new(s->tls);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -2441,6 +2463,7 @@ struct ws_server *ws_server_start(uv_loop_t *loop, const struct config *cfg, str
         return NULL;
     }
     auth_failures_init(&s->failures);
+    ip_count_init(&s->per_ip);
     s->send = batch_send_new(BATCH_ENTRIES, cfg->io_uring);
     uv_async_init(loop, &s->writer_done, on_writer_done);
     s->writer_done.data = s;
@@ -2533,6 +2556,7 @@ void ws_server_free(struct ws_server *s)
 {
     if (!s) return;
     auth_failures_free(&s->failures);
+    ip_count_free(&s->per_ip);
     buf_free(&s->scratch);
     buf_free(&s->tls_plain);
     buf_free(&s->tls_cipher);

@@ -23,8 +23,9 @@ struct tenants;
 /* Counters other modules show (/metrics, SHOW STATUS). */
 struct ws_metrics {
     uint64_t connections, accepted, closed, frames_in, bytes_out, slow_closed, protocol_errors;
-    uint64_t queued_bytes; /* across all connections' output queues */
-    uint64_t rate_limited; /* connections closed for commands past [ws] command_rate */
+    uint64_t queued_bytes;   /* across all connections' output queues */
+    uint64_t rate_limited;   /* connections closed for commands past [ws] command_rate */
+    uint64_t per_ip_refused; /* connections refused past [ws] max_connections_per_ip */
 };
 
 /* state (transfer none): users' keys, tokens, queues, history and publishing; tenants (transfer

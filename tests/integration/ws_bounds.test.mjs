@@ -10,7 +10,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './harness.mjs';
 import { mysql2Connect } from './clients.mjs';
-import { wsOpen, closeAll, RawWs, httpGet, metric, uniq } from './wsclient.mjs';
+import { wsOpen, closeAll, RawWs, httpGet, metric, uniq, waitUntil } from './wsclient.mjs';
 
 const srv = await startServer();
 const small = await startServer({ extraConf: '[main]\ndev_index_size = 100\n\n[ws]\nrecovery_memory = 64K\n' });
@@ -115,3 +115,31 @@ test('recovery rings stay under [ws] recovery_memory (64K): the oldest go first,
     assert.equal((await again.next((m) => m.pipe === 'ring_0' && m.data === live)).data, live);
     await again.close();
 }));
+
+// [ws] max_connections_per_ip: past it an address gets HTTP 503 instead of the upgrade; other
+// addresses are served, and a connection that closes gives its address a slot back.
+test('max_connections_per_ip = 3: the 4th from 127.0.0.5 gets 503, 127.0.0.6 is served, a close frees a slot', { timeout: 30000 }, async () => {
+    const capped = await startServer({ extraConf: '[ws]\nmax_connections_per_ip = 3\n' });
+    try {
+        await capped.wrap(async () => {
+            const five = await Promise.all([1, 2, 3].map((i) => wsOpen(capped, { localAddress: '127.0.0.5', name: `five${i}` })));
+            await assert.rejects(wsOpen(capped, { localAddress: '127.0.0.5', name: 'five4' }), /unexpected HTTP 503/);
+            const six = await wsOpen(capped, { localAddress: '127.0.0.6', name: 'six' });
+            await six.subscribe('web_cap');
+            const refused = metric((await httpGet(capped.wsPort, '/metrics')).body.toString(), 'ccomet_ws_per_ip_refused_total');
+            assert.equal(refused, 1);
+            await five[0].close();
+            // the server sees the close on its own loop turn: the slot comes back then
+            let again = null;
+            await waitUntil(async () => {
+                again = await wsOpen(capped, { localAddress: '127.0.0.5', name: 'five-again' }).catch(() => null);
+                return again !== null;
+            }, { what: 'a slot back for 127.0.0.5 after a close' });
+            await assert.rejects(wsOpen(capped, { localAddress: '127.0.0.5', name: 'five5' }), /unexpected HTTP 503/);
+            assert.match(capped.log, /connection refused: max_connections_per_ip" peer=127\.0\.0\.5 limit=3/);
+        })();
+    } finally {
+        await closeAll(capped);
+        await capped.stop();
+    }
+});
