@@ -1288,42 +1288,58 @@ static bool lower_hex32(const char *in, char out[33])
     return true;
 }
 
-enum sip_digest_status sip_digest_verify(const struct sip_auth *a, const char *method,
-                                         const char *password, const char *a1_hex)
+enum sip_digest_status sip_digest_prepare(const struct sip_auth *a, const char *method,
+                                          struct sip_digest_check *out)
 {
+    memset(out, 0, sizeof *out);
     if (!a || !a->present || !method || !*method) return SIP_DIGEST_MALFORMED;
     if (a->algorithm && strcasecmp(a->algorithm, "MD5") != 0) return SIP_DIGEST_UNSUPPORTED;
     if (!a->username || !a->realm || !a->nonce || !a->uri || !a->response)
         return SIP_DIGEST_MALFORMED;
-    bool qop = a->qop != NULL;
-    if (qop) {
+    out->qop = a->qop != NULL;
+    if (out->qop) {
         if (strcasecmp(a->qop, "auth") != 0) return SIP_DIGEST_UNSUPPORTED;
         if (!a->cnonce || !*a->cnonce || !a->nc || strlen(a->nc) != 8) return SIP_DIGEST_MALFORMED;
         for (size_t i = 0; i < 8; i++)
             if (hex_value((unsigned char)a->nc[i]) < 0) return SIP_DIGEST_MALFORMED;
     }
-    char got[33];
-    if (!lower_hex32(a->response, got)) return SIP_DIGEST_MALFORMED;
+    if (!lower_hex32(a->response, out->got)) return SIP_DIGEST_MALFORMED;
+    const char *p2[] = {method, a->uri};
+    if (!md5_hex(p2, 2, out->ha2)) return SIP_DIGEST_UNSUPPORTED;
+    out->a = a;
+    return SIP_DIGEST_VALID;
+}
 
-    char ha1[33], ha2[33], want[33];
+enum sip_digest_status sip_digest_check(const struct sip_digest_check *c, const char *password,
+                                        const char *a1_hex)
+{
+    const struct sip_auth *a = c->a;
+    if (!a) return SIP_DIGEST_MALFORMED;
+    char ha1[33], want[33];
     if (password) {
         const char *p1[] = {a->username, a->realm, password};
         if (!md5_hex(p1, 3, ha1)) return SIP_DIGEST_UNSUPPORTED;
     } else if (!lower_hex32(a1_hex, ha1)) {
         return SIP_DIGEST_UNSUPPORTED; /* no usable credential */
     }
-    const char *p2[] = {method, a->uri};
-    if (!md5_hex(p2, 2, ha2)) return SIP_DIGEST_UNSUPPORTED;
     bool ok;
-    if (qop) {
-        const char *p3[] = {ha1, a->nonce, a->nc, a->cnonce, "auth", ha2};
+    if (c->qop) {
+        const char *p3[] = {ha1, a->nonce, a->nc, a->cnonce, "auth", c->ha2};
         ok = md5_hex(p3, 6, want);
     } else {
-        const char *p3[] = {ha1, a->nonce, ha2};
+        const char *p3[] = {ha1, a->nonce, c->ha2};
         ok = md5_hex(p3, 3, want);
     }
     if (!ok) return SIP_DIGEST_UNSUPPORTED;
-    return CRYPTO_memcmp(want, got, 32) == 0 ? SIP_DIGEST_VALID : SIP_DIGEST_WRONG;
+    return CRYPTO_memcmp(want, c->got, 32) == 0 ? SIP_DIGEST_VALID : SIP_DIGEST_WRONG;
+}
+
+enum sip_digest_status sip_digest_verify(const struct sip_auth *a, const char *method,
+                                         const char *password, const char *a1_hex)
+{
+    struct sip_digest_check c;
+    enum sip_digest_status st = sip_digest_prepare(a, method, &c);
+    return st == SIP_DIGEST_VALID ? sip_digest_check(&c, password, a1_hex) : st;
 }
 
 /* ---- nonces --------------------------------------------------------------------------------- */

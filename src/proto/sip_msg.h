@@ -269,6 +269,19 @@ enum sip_digest_status {
 enum sip_digest_status sip_digest_verify(const struct sip_auth *a, const char *method,
                                          const char *password, const char *a1_hex);
 
+/* The same in two steps, for trying several passwords against one digest: sip_digest_prepare
+ * checks the digest's form and computes HA2 once (SIP_DIGEST_VALID: c is ready; a must outlive
+ * it), sip_digest_check tries one password (or a1_hex) as sip_digest_verify does. */
+struct sip_digest_check {
+    const struct sip_auth *a;
+    char ha2[33], got[33];
+    bool qop;
+};
+enum sip_digest_status sip_digest_prepare(const struct sip_auth *a, const char *method,
+                                          struct sip_digest_check *c);
+enum sip_digest_status sip_digest_check(const struct sip_digest_check *c, const char *password,
+                                        const char *a1_hex);
+
 /* HA1 = hex(MD5(user:realm:password)), the a1-hash a directory may store. */
 void sip_digest_a1(char out[33], const char *user, const char *realm, const char *password);
 
