@@ -203,7 +203,8 @@ tier_integration() { # [tier name, default integration]
 DEFERRED_FILES=(tests/integration/ws_protocol.test.mjs tests/integration/ws_features.test.mjs
     tests/integration/browser_client.test.mjs tests/integration/tenant_credentials.test.mjs
     tests/integration/jwt_policy.test.mjs tests/integration/ws_fanout.test.mjs
-    tests/integration/video_node.test.mjs tests/integration/video_freeswitch.test.mjs)
+    tests/integration/video_node.test.mjs tests/integration/video_freeswitch.test.mjs
+    tests/integration/tenant_matrix.test.mjs)
 
 tier_integration_deferred() {
     CCOMET_TEST_DEFERRED_STATE=1 tier_integration integration-deferred
